@@ -1,0 +1,168 @@
+"""The REST API's first slice (`/api/v1`): enough to inspect what happened.
+
+Every query is scoped by the token's space: another space's ids answer 404.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from aiohttp import web
+
+from bot.auth import PRINCIPAL
+from bot.errors import InvalidPayload, NotFound
+from bot.keys import DB
+from bot.openapi import spec
+from bot.storage.tables import contacts, conversations, identities, messages
+
+MAX_LIMIT = 200
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+def _int_query(request: web.Request, name: str, default: int | None = None) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidPayload(f"query parameter {name!r} must be an integer") from None
+
+
+def _limit(request: web.Request) -> int:
+    limit = _int_query(request, "limit", 50) or 50
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidPayload(f"limit must be between 1 and {MAX_LIMIT}")
+    return limit
+
+
+async def list_conversations(request: web.Request) -> web.Response:
+    """Newest first; `?status=open|closed`, keyset pagination with `?before=<id>`."""
+    space_id = request[PRINCIPAL].space_id
+    query = (
+        sa.select(conversations, contacts.c.name.label("contact_name"))
+        .join(contacts, contacts.c.id == conversations.c.contact_id)
+        .where(conversations.c.space_id == space_id)
+        .order_by(conversations.c.id.desc())
+        .limit(_limit(request))
+    )
+    if status := request.query.get("status"):
+        if status not in ("open", "closed"):
+            raise InvalidPayload("status must be 'open' or 'closed'")
+        query = query.where(conversations.c.status == status)
+    if (before := _int_query(request, "before")) is not None:
+        query = query.where(conversations.c.id < before)
+    async with request.app[DB].read() as conn:
+        rows = (await conn.execute(query)).all()
+    items = [
+        {
+            "id": r.id,
+            "contact": {"id": r.contact_id, "name": r.contact_name},
+            "channel_id": r.channel_id,
+            "handler": r.handler,
+            "status": r.status,
+            "created_at": _iso(r.created_at),
+            "last_message_at": _iso(r.last_message_at),
+        }
+        for r in rows
+    ]
+    return web.json_response({"items": items, "next_before": items[-1]["id"] if items else None})
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    """Oldest first; keyset pagination with `?after=<id>`."""
+    space_id = request[PRINCIPAL].space_id
+    conversation_id = _path_id(request, "conversation_id")
+    async with request.app[DB].read() as conn:
+        found = (
+            await conn.execute(
+                sa.select(conversations.c.id)
+                .where(conversations.c.id == conversation_id)
+                .where(conversations.c.space_id == space_id)
+            )
+        ).scalar()
+        if found is None:
+            raise NotFound(f"no conversation {conversation_id} in this space")
+        query = (
+            sa.select(messages)
+            .where(messages.c.conversation_id == conversation_id)
+            .where(messages.c.space_id == space_id)
+            .order_by(messages.c.id)
+            .limit(_limit(request))
+        )
+        if (after := _int_query(request, "after")) is not None:
+            query = query.where(messages.c.id > after)
+        rows = (await conn.execute(query)).all()
+    items = [message_json(r) for r in rows]
+    return web.json_response({"items": items, "next_after": items[-1]["id"] if items else None})
+
+
+def message_json(r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "direction": r.direction,
+        "parts": r.parts,
+        "status": r.status,
+        "error": r.error,
+        "reply_to_id": r.reply_to_id,
+        "created_at": _iso(r.created_at),
+    }
+
+
+async def get_contact(request: web.Request) -> web.Response:
+    space_id = request[PRINCIPAL].space_id
+    contact_id = _path_id(request, "contact_id")
+    async with request.app[DB].read() as conn:
+        row = (
+            await conn.execute(
+                sa.select(contacts)
+                .where(contacts.c.id == contact_id)
+                .where(contacts.c.space_id == space_id)
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"no contact {contact_id} in this space")
+        ids = (
+            await conn.execute(
+                sa.select(identities.c.channel_id, identities.c.external_id).where(
+                    identities.c.contact_id == contact_id
+                )
+            )
+        ).all()
+    return web.json_response(
+        {
+            "id": row.id,
+            "name": row.name,
+            "language": row.language,
+            "phone": row.phone,
+            "email": row.email,
+            "created_at": _iso(row.created_at),
+            "last_message_at": _iso(row.last_message_at),
+            "identities": [{"channel_id": i.channel_id, "external_id": i.external_id} for i in ids],
+        }
+    )
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(spec(str(request.url.origin())))
+
+
+def _path_id(request: web.Request, name: str) -> int:
+    try:
+        return int(request.match_info[name])
+    except ValueError:
+        raise NotFound(f"{name} must be an integer id") from None
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/v1/openapi.json", openapi)
+    app.router.add_get("/api/v1/conversations", list_conversations)
+    app.router.add_get("/api/v1/conversations/{conversation_id}/messages", list_messages)
+    app.router.add_get("/api/v1/contacts/{contact_id}", get_contact)

@@ -1,0 +1,124 @@
+"""`create_app(settings)`: the composition root. Everything is built here and closed here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bot import api, ops, webhooks
+from bot.auth import auth_middleware
+from bot.bootstrap import ensure_default_space
+from bot.bots import SingleBot
+from bot.channels import ChannelRegistry
+from bot.errors import ConfigError
+from bot.http import error_middleware
+from bot.keys import (
+    BOTS,
+    CHANNELS,
+    DB,
+    DEFAULT_SPACE,
+    HTTP,
+    METRICS,
+    PLUGINS,
+    QUEUE,
+    SENDER,
+    SETTINGS,
+)
+from bot.metrics import Metrics
+from bot.plugins import Plugins
+from bot.queue import LocalWorkQueue
+from bot.sender import Sender
+from bot.settings import Settings
+from bot.storage.db import Database
+from bot.storage.migrate import upgrade
+from bot.worker import Worker
+from channels.base import ChannelContext
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, plugins: Plugins | None = None) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[error_middleware, auth_middleware],
+    )
+    app[SETTINGS] = settings
+    app[PLUGINS] = plugins or Plugins.discover()
+    app[METRICS] = Metrics()
+    app.cleanup_ctx.extend([_database, _http, _components, _background])
+    webhooks.setup(app)
+    api.setup(app)
+    ops.setup(app)
+    for extension in app[PLUGINS].extensions:
+        extension(app)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if settings.is_sqlite:
+        # the embedded default keeps its own schema current; PostgreSQL uses `db upgrade`
+        await asyncio.to_thread(upgrade, settings.database_url)
+    db = Database(settings.database_url)
+    app[DB] = db
+    try:
+        kinds = app[PLUGINS].channels
+        app[DEFAULT_SPACE] = await ensure_default_space(db, webchat="webchat" in kinds)
+        yield
+    finally:
+        await db.close()
+
+
+async def _http(app: web.Application) -> AsyncIterator[None]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        app[HTTP] = session
+        yield
+
+
+async def _components(app: web.Application) -> AsyncIterator[None]:
+    settings, plugins, db, metrics = app[SETTINGS], app[PLUGINS], app[DB], app[METRICS]
+    ctx = ChannelContext(settings=settings, http=app[HTTP], app=app)
+    app[CHANNELS] = ChannelRegistry(db, plugins.channels, ctx)
+    bot_kind = "dialogflow" if settings.dialogflow_project else "builtin"
+    factory = plugins.bots.get(bot_kind)
+    if factory is None:
+        installed = ", ".join(sorted(plugins.bots)) or "none"
+        raise ConfigError(f"no {bot_kind!r} bot is installed (installed: {installed})")
+    app[BOTS] = SingleBot(factory(settings))
+    sender = Sender(db, app[CHANNELS], metrics)
+    worker = Worker(db, plugins.handlers, app[BOTS], metrics)
+    app[SENDER] = sender
+    app[QUEUE] = LocalWorkQueue(
+        db, worker.process, metrics, settings.worker_concurrency, on_done=sender.notify
+    )
+    yield
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    """The in-process consumers: the work queue and the sender (unless told not to work)."""
+    tasks: list[asyncio.Task[None]] = []
+    if app[SETTINGS].work:
+        tasks = [_spawn(app[QUEUE].run), _spawn(app[SENDER].run)]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _spawn(run: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
+    task = asyncio.create_task(run())
+    task.add_done_callback(_report_crash)
+    return task
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task crashed", exc_info=task.exception())

@@ -1,0 +1,76 @@
+"""API tokens: random, shown once, stored as a SHA-256 hash, each scoped to one space."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.http import error_response
+from bot.keys import DB
+from bot.storage.tables import api_tokens
+
+TOKEN_PREFIX = "cc_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    token_id: int
+    space_id: int
+    user_id: int | None
+    role: str
+
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+
+def hash_token(token: str) -> str:
+    # Tokens carry 256 random bits, so a fast hash is enough (no password stretching).
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def create_token(
+    conn: AsyncConnection, space_id: int, user_id: int | None, name: str, role: str
+) -> str:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    await conn.execute(
+        api_tokens.insert().values(
+            space_id=space_id, user_id=user_id, name=name, role=role, token_hash=hash_token(token)
+        )
+    )
+    return token
+
+
+@web.middleware
+async def auth_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every `/api/v1/` route but the spec needs `Authorization: Bearer <token>`."""
+    if not request.path.startswith("/api/v1/") or request.path == "/api/v1/openapi.json":
+        return await handler(request)
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return _unauthorized("send 'Authorization: Bearer <token>'; `chancenter init` prints one")
+    async with request.app[DB].read() as conn:
+        row = (
+            await conn.execute(
+                sa.select(api_tokens)
+                .where(api_tokens.c.token_hash == hash_token(token.strip()))
+                .where(api_tokens.c.revoked_at.is_(None))
+            )
+        ).first()
+    if row is None:
+        return _unauthorized("unknown or revoked token")
+    request[PRINCIPAL] = Principal(row.id, row.space_id, row.user_id, row.role)
+    return await handler(request)
+
+
+def _unauthorized(detail: str) -> web.Response:
+    response = error_response(401, detail)
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response

@@ -1,0 +1,67 @@
+"""One error tree; the HTTP layer maps these classes to status codes in one table."""
+
+from __future__ import annotations
+
+
+class ChanCenterError(Exception):
+    """Base of every error ChanCenter raises on purpose."""
+
+
+class WebhookRejected(ChanCenterError, PermissionError):
+    """The request is not really from the platform (bad or missing signature)."""
+
+
+class InvalidPayload(ChanCenterError, ValueError):
+    """The body cannot be understood (not JSON, wrong shape)."""
+
+
+class PayloadTooLarge(InvalidPayload):
+    """The body is larger than we accept."""
+
+
+class NotFound(ChanCenterError, LookupError):
+    """The thing named in the request does not exist (or is not visible to the caller)."""
+
+
+class DeliveryError(ChanCenterError):
+    """Sending to a platform failed."""
+
+
+class RetryLater(DeliveryError):
+    """A transient failure: try again after `after` seconds."""
+
+    def __init__(self, after: float, reason: str = "") -> None:
+        super().__init__(reason or f"retry after {after}s")
+        self.after = after
+        self.reason = reason
+
+
+class PermanentFailure(DeliveryError):
+    """The platform refused the message for good; `reason` is shown to people."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class IntegrationError(ChanCenterError):
+    """A third-party product (bot, Slack) failed or is misconfigured."""
+
+
+class ConfigError(ChanCenterError):
+    """The settings or the stored configuration are wrong; the message says what to fix."""
+
+
+HTTP_STATUS: dict[type[ChanCenterError], int] = {
+    WebhookRejected: 401,
+    PayloadTooLarge: 413,
+    InvalidPayload: 400,
+    NotFound: 404,
+}
+
+
+def http_status(exc: ChanCenterError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return 500

@@ -1,0 +1,34 @@
+"""HTTP plumbing shared by every route: errors become JSON with the right status."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+
+from aiohttp import web
+
+from bot.errors import ChanCenterError, http_status
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status: int, detail: str) -> web.Response:
+    return web.json_response({"error": HTTPStatus(status).phrase, "detail": detail}, status=status)
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ChanCenterError as exc:
+        status = http_status(exc)
+        log.info(
+            "request refused",
+            extra={"path": request.path, "status": status, "error": type(exc).__name__},
+        )
+        return error_response(status, str(exc))
+    except web.HTTPRequestEntityTooLarge as exc:
+        return error_response(413, f"body larger than {exc.max_size} bytes; send less")

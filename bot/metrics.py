@@ -1,0 +1,49 @@
+"""Prometheus metrics, one registry per app (no global collectors)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.webhooks = Counter(
+            "chancenter_webhooks_received",
+            "Webhook requests by channel kind and outcome (stored, duplicate, rejected, invalid)",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.messages = Counter(
+            "chancenter_messages",
+            "Messages stored, by direction (in, out)",
+            ["direction"],
+            registry=r,
+        )
+        self.send_failures = Counter(
+            "chancenter_send_failures",
+            "Outbound sends that failed, by kind (retry, permanent)",
+            ["kind"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "chancenter_work_dead_letters",
+            "Work items set aside after repeated failures",
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "chancenter_queue_depth",
+            "Rows waiting, by queue (work, outbox)",
+            ["queue"],
+            registry=r,
+        )
+        self.ingest_seconds = Histogram(
+            "chancenter_ingest_seconds",
+            "Time from request to durable commit",
+            registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,125 @@
+"""The in-process work queue: database rows are the durable copy, asyncio does the work.
+
+Each conversation is drained by one task at a time, in id order, so per-conversation
+order is kept while different conversations run in parallel. Pending rows left
+by a crash are picked up on start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import sqlalchemy as sa
+
+from bot.metrics import Metrics
+from bot.storage.db import Database
+from bot.storage.tables import work_items
+from bot.worker import WorkItem
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+
+
+class LocalWorkQueue:
+    def __init__(
+        self,
+        db: Database,
+        process: Callable[[WorkItem], Awaitable[object]],
+        metrics: Metrics,
+        concurrency: int = 16,
+        on_done: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._db = db
+        self._process = process
+        self._metrics = metrics
+        self._slots = asyncio.Semaphore(concurrency)
+        self._wake = asyncio.Event()
+        self._busy: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._on_done = on_done
+
+    def notify(self) -> None:
+        """New rows were committed: look for work."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        self.notify()  # resume what a previous process left
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                for conversation_id in await self._pending_conversations():
+                    if conversation_id not in self._busy:
+                        self._busy.add(conversation_id)
+                        task = asyncio.create_task(self._drain(conversation_id))
+                        self._tasks.add(task)
+                        task.add_done_callback(self._tasks.discard)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _pending_conversations(self) -> list[int]:
+        async with self._db.read() as conn:
+            rows = await conn.execute(
+                sa.select(work_items.c.conversation_id)
+                .where(work_items.c.status == "pending")
+                .group_by(work_items.c.conversation_id)
+                .order_by(sa.func.min(work_items.c.id))
+                .limit(1000)
+            )
+            return list(rows.scalars())
+
+    async def _drain(self, conversation_id: int) -> None:
+        try:
+            async with self._slots:
+                while (item := await self._next(conversation_id)) is not None:
+                    await self._handle(item)
+        finally:
+            self._busy.discard(conversation_id)
+            self.notify()  # a row may have arrived while this conversation was busy
+
+    async def _next(self, conversation_id: int) -> WorkItem | None:
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(work_items.c.id, work_items.c.conversation_id, work_items.c.payload)
+                    .where(work_items.c.conversation_id == conversation_id)
+                    .where(work_items.c.status == "pending")
+                    .order_by(work_items.c.id)
+                    .limit(1)
+                )
+            ).first()
+        return None if row is None else WorkItem(row.id, row.conversation_id, row.payload)
+
+    async def _handle(self, item: WorkItem) -> None:
+        """Process one item, retrying with backoff; after MAX_ATTEMPTS it is set aside."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                await self._process(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("work item failed", extra={"work_item": item.id, "attempt": attempt})
+                await self._record_failure(item, exc, dead=attempt == MAX_ATTEMPTS)
+                if attempt < MAX_ATTEMPTS:
+                    await asyncio.sleep(min(0.2 * 2**attempt, 30))
+            else:
+                self._on_done()
+                return
+        self._metrics.dead_letters.inc()
+
+    async def _record_failure(self, item: WorkItem, exc: Exception, *, dead: bool) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(
+                work_items.update()
+                .where(work_items.c.id == item.id)
+                .values(
+                    attempts=work_items.c.attempts + 1,
+                    last_error=f"{type(exc).__name__}: {exc}"[:1000],
+                    status="dead" if dead else "pending",
+                )
+            )

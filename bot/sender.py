@@ -1,0 +1,140 @@
+"""The sender: delivers outbox rows through their channel, in order per conversation.
+
+A row leaves the outbox when the platform accepted the message (status `sent`)
+or refused it for good (status `failed`, with the platform's reason). Transient
+failures are retried with backoff, honouring the platform's `retry_after`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from bot.channels import ChannelRegistry
+from bot.errors import ChanCenterError, PermanentFailure, RetryLater
+from bot.ingest import now
+from bot.metrics import Metrics
+from bot.model import Outbound, parts_adapter
+from bot.storage.db import Database
+from bot.storage.tables import conversations, identities, messages, outbox
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+IDLE_POLL = 5.0  # seconds; catches rows whose retry time has come
+
+
+class Sender:
+    def __init__(self, db: Database, channels: ChannelRegistry, metrics: Metrics) -> None:
+        self._db = db
+        self._channels = channels
+        self._metrics = metrics
+        self._wake = asyncio.Event()
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            sent = await self.send_due()
+            if sent < BATCH:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
+                self._wake.clear()
+
+    async def send_due(self) -> int:
+        """Send one batch of due rows; returns how many were tried."""
+        async with self._db.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(
+                        outbox.c.id,
+                        outbox.c.attempts,
+                        outbox.c.channel_id,
+                        messages.c.id.label("message_id"),
+                        messages.c.conversation_id,
+                        messages.c.parts,
+                        identities.c.external_id.label("recipient"),
+                    )
+                    .join(messages, messages.c.id == outbox.c.message_id)
+                    .join(conversations, conversations.c.id == messages.c.conversation_id)
+                    .join(identities, identities.c.id == conversations.c.identity_id)
+                    .where(outbox.c.next_attempt_at <= now())
+                    .order_by(outbox.c.id)
+                    .limit(BATCH)
+                )
+            ).all()
+        by_conversation: dict[int, list[sa.Row]] = defaultdict(list)
+        for row in rows:
+            by_conversation[row.conversation_id].append(row)
+        await asyncio.gather(*(self._send_in_order(group) for group in by_conversation.values()))
+        return len(rows)
+
+    async def _send_in_order(self, rows: list[sa.Row]) -> None:
+        for row in rows:
+            if not await self._send_one(row):
+                return  # keep order: later messages wait for this one
+
+    async def _send_one(self, row: sa.Row) -> bool:
+        outbound = Outbound(
+            message_id=row.message_id,
+            conversation_id=row.conversation_id,
+            recipient=row.recipient,
+            parts=tuple(parts_adapter.validate_python(row.parts)),
+        )
+        try:
+            channel = await self._channels.get(row.channel_id)
+            receipt = await channel.send(outbound)
+        except PermanentFailure as exc:
+            await self._finish(row, status="failed", error=exc.reason)
+            self._metrics.send_failures.labels(kind="permanent").inc()
+            log.warning(
+                "send failed for good", extra={"message": row.message_id, "reason": exc.reason}
+            )
+            return True
+        except (RetryLater, ChanCenterError, OSError, TimeoutError) as exc:
+            after = exc.after if isinstance(exc, RetryLater) else min(2.0**row.attempts, 300.0)
+            await self._retry(row, after, str(exc))
+            self._metrics.send_failures.labels(kind="retry").inc()
+            log.warning(
+                "send failed, will retry",
+                extra={"message": row.message_id, "after": after, "error": str(exc)},
+            )
+            return False
+        await self._finish(row, status="sent", external_id=receipt.external_id)
+        return True
+
+    async def _finish(
+        self, row: sa.Row, *, status: str, external_id: str | None = None, error: str | None = None
+    ) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(
+                messages.update()
+                .where(messages.c.id == row.message_id)
+                .values(
+                    # a receipt may already have moved it past "sent"
+                    status=sa.case(
+                        (messages.c.status == "pending", status), else_=messages.c.status
+                    ),
+                    external_id=external_id,
+                    error=error,
+                )
+            )
+            await conn.execute(outbox.delete().where(outbox.c.id == row.id))
+
+    async def _retry(self, row: sa.Row, after: float, error: str) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(
+                outbox.update()
+                .where(outbox.c.id == row.id)
+                .values(
+                    attempts=outbox.c.attempts + 1,
+                    next_attempt_at=now() + timedelta(seconds=after),
+                    last_error=error[:1000],
+                )
+            )

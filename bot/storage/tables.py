@@ -1,0 +1,197 @@
+"""The schema, as SQLAlchemy Core tables (the Alembic migrations create the same)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+metadata = MetaData()
+
+NOW = text("CURRENT_TIMESTAMP")
+
+
+def _created() -> Column[object]:
+    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW)
+
+
+organizations = Table(
+    "organizations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    _created(),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("availability", String(16), nullable=False, server_default="offline"),
+    Column("slack_user_id", String(64)),
+    _created(),
+)
+
+organization_members = Table(
+    "organization_members",
+    metadata,
+    Column("organization_id", ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(16), nullable=False),  # admin | billing_admin | member
+)
+
+spaces = Table(
+    "spaces",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("organization_id", ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("timezone", String(64), nullable=False, server_default="UTC"),
+    Column("is_default", Integer, nullable=False, server_default="0"),
+    _created(),
+)
+
+space_members = Table(
+    "space_members",
+    metadata,
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(16), nullable=False),  # manager | agent
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", ForeignKey("users.id", ondelete="SET NULL")),
+    Column("name", String(200), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 hex of the token
+    Column("role", String(16), nullable=False),
+    _created(),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+channels = Table(
+    "channels",
+    metadata,
+    Column("id", String(32), primary_key=True),  # appears in webhook URLs
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("credentials", Text),  # encrypted JSON, never returned by the API
+    Column("settings", JSON, nullable=False, default=dict),
+    _created(),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200)),
+    Column("language", String(16)),
+    Column("phone", String(32)),
+    Column("email", String(320)),
+    Column("avatar_url", Text),
+    _created(),
+    Column("last_message_at", DateTime(timezone=True)),
+    Index("ix_contacts_space_last_message", "space_id", "last_message_at"),
+)
+
+identities = Table(
+    "identities",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("contact_id", ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("channel_id", ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("external_id", String(128), nullable=False),
+    UniqueConstraint("channel_id", "external_id", name="uq_identities_channel_external"),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
+    Column("contact_id", ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("channel_id", ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("identity_id", ForeignKey("identities.id", ondelete="CASCADE"), nullable=False),
+    Column("handler", String(8), nullable=False, server_default="bot"),  # bot | flow | agent
+    Column("status", String(8), nullable=False, server_default="open"),  # open | closed
+    _created(),
+    Column("last_message_at", DateTime(timezone=True)),
+    Column("closed_at", DateTime(timezone=True)),
+    Index("ix_conversations_space_last_message", "space_id", "last_message_at"),
+    # at most one open conversation per identity: get-or-open relies on it
+    Index(
+        "uq_conversations_open_identity",
+        "identity_id",
+        unique=True,
+        sqlite_where=text("status = 'open'"),
+        postgresql_where=text("status = 'open'"),
+    ),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
+    Column("conversation_id", ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("channel_id", ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("direction", String(3), nullable=False),  # in | out
+    # the platform's message id: a redelivered webhook hits the unique constraint
+    Column("external_id", String(128)),
+    # outbound only: "<inbound message id>:<n>" so a re-run handler writes nothing twice
+    Column("dedupe_key", String(64), unique=True),
+    Column("reply_to_id", ForeignKey("messages.id", ondelete="SET NULL")),
+    Column("parts", JSON, nullable=False),
+    # in: received | out: pending, sent, delivered, read, failed
+    Column("status", String(12), nullable=False),
+    Column("error", Text),
+    Column("sender_user_id", ForeignKey("users.id", ondelete="SET NULL")),
+    _created(),
+    UniqueConstraint("channel_id", "external_id", name="uq_messages_channel_external"),
+    Index("ix_messages_conversation", "conversation_id", "id"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "message_id", ForeignKey("messages.id", ondelete="CASCADE"), nullable=False, unique=True
+    ),
+    Column("channel_id", ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    Column("last_error", Text),
+)
+
+# The work queue's durable copy: a row per event waiting for the handlers.
+work_items = Table(
+    "work_items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("conversation_id", ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(8), nullable=False, server_default="pending"),  # pending | dead
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),
+    _created(),
+    Index("ix_work_items_status_conversation", "status", "conversation_id", "id"),
+)

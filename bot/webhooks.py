@@ -1,0 +1,64 @@
+"""`POST /webhooks/{channel_id}`: the one route every platform's webhooks arrive on.
+
+verify (raw bytes) -> parse -> one commit -> 200. The 200 is only sent once what
+the request carried is durable; a platform that gets no answer redelivers, and
+the redelivery is a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from aiohttp import web
+
+from bot.errors import InvalidPayload, WebhookRejected
+from bot.ingest import Stored, store_events
+from bot.keys import CHANNELS, DB, METRICS, QUEUE
+from bot.model import Event
+from channels.base import Channel
+
+log = logging.getLogger(__name__)
+
+
+async def receive(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    app = request.app
+    channel = await app[CHANNELS].get(request.match_info["channel_id"])
+    metrics = app[METRICS]
+    raw = await request.read()
+    try:
+        channel.verify(request.headers, raw)
+    except WebhookRejected:
+        metrics.webhooks.labels(kind=channel.kind, outcome="rejected").inc()
+        raise
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        metrics.webhooks.labels(kind=channel.kind, outcome="invalid").inc()
+        raise InvalidPayload("body is not JSON") from None
+    events = channel.parse(payload)
+    stored = await accept(app, channel, events)
+    metrics.webhooks.labels(kind=channel.kind, outcome="stored").inc()
+    metrics.ingest_seconds.observe(time.perf_counter() - started)
+    return web.json_response(
+        {"events": len(events), "stored": stored.queued, "duplicates": stored.duplicates}
+    )
+
+
+async def accept(app: web.Application, channel: Channel, events: list[Event]) -> Stored:
+    """Commit parsed events and wake the worker: the ingest step shared by every transport."""
+    stored = await store_events(app[DB], channel.id, channel.config.space_id, events)
+    if stored.queued:
+        app[QUEUE].notify()
+        app[METRICS].messages.labels(direction="in").inc(stored.queued)
+    log.debug(
+        "events stored",
+        extra={"channel": channel.id, "events": len(events), "duplicates": stored.duplicates},
+    )
+    return stored
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/webhooks/{channel_id}", receive)

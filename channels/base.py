@@ -1,0 +1,97 @@
+"""The channel adapter contract every messaging platform implements.
+
+A channel knows nothing of routing, bots, flows or Slack: it turns a platform's
+requests into unified `Event`s and unified `Outbound` messages into requests.
+
+Example, a minimal channel::
+
+    class EchoChannel(Channel):
+        kind = "echo"
+        credentials_model = NoCredentials
+
+        def parse(self, payload):
+            return [MessageReceived(external_id=payload["id"], sender=Sender(external_id="u"),
+                                    parts=(TextPart(text=payload["text"]),))]
+
+        async def send(self, outbound):
+            return SentReceipt(external_id=f"echo-{outbound.message_id}")
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import aiohttp
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict
+
+from bot.errors import WebhookRejected
+from bot.model import Event, Outbound, SentReceipt
+from bot.settings import Settings
+
+
+class NoCredentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    """One connected account, as stored: the hub builds a channel object from it."""
+
+    id: str
+    space_id: int
+    kind: str
+    name: str
+    credentials: BaseModel
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChannelContext:
+    """What a channel may use for I/O: settings, the shared HTTP session, the app."""
+
+    settings: Settings
+    http: aiohttp.ClientSession
+    app: web.Application
+
+
+class Channel(abc.ABC):
+    kind: ClassVar[str]
+    credentials_model: ClassVar[type[BaseModel]] = NoCredentials
+
+    def __init__(self, config: ChannelConfig, ctx: ChannelContext) -> None:
+        self.config = config
+        self.ctx = ctx
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+    def verify(self, headers: Mapping[str, str], raw_body: bytes) -> None:
+        """Raise `WebhookRejected` unless the request really comes from the platform.
+
+        Works on the raw bytes, before any JSON, in constant time. Fails closed:
+        a channel that takes no webhooks keeps this default.
+        """
+        raise WebhookRejected(f"{self.kind} channels take no webhooks")
+
+    @abc.abstractmethod
+    def parse(self, payload: Any) -> list[Event]:
+        """Pure and total: every event in the payload; unknown kinds yield none."""
+
+    def render(self, outbound: Outbound) -> Any:
+        """Pure: the platform request(s) for one unified message."""
+        return outbound.model_dump(mode="json")
+
+    @abc.abstractmethod
+    async def send(self, outbound: Outbound) -> SentReceipt:
+        """The I/O only; raise `RetryLater` or `PermanentFailure` on errors."""
+
+    async def connect(self, public_url: str) -> None:  # noqa: B027 - optional hook
+        """Register our webhook at the platform (channels without webhooks have nothing to do)."""
+
+    async def disconnect(self) -> None:  # noqa: B027 - optional hook
+        """Remove our webhook from the platform."""

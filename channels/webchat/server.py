@@ -1,0 +1,291 @@
+"""The web-chat transport: demo page, widget script, websocket, uploads.
+
+Entry point `chancenter.extensions:webchat`. Frames become unified events and go
+through the same ingest commit as any webhook; replies come back through
+`WebchatChannel.send`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import sqlalchemy as sa
+from aiohttp import WSMsgType, web
+from pydantic import ValidationError
+
+from bot.api import message_json
+from bot.errors import InvalidPayload, NotFound
+from bot.keys import CHANNELS, DB, DEFAULT_SPACE, SETTINGS
+from bot.model import (
+    MediaPart,
+    MessageReceived,
+    Part,
+    Postback,
+    Sender,
+    StatusChanged,
+    TextPart,
+)
+from bot.storage.tables import channels, conversations, identities, messages
+from bot.webhooks import accept
+from channels.base import Channel
+from channels.webchat.channel import outbound_external_id
+from channels.webchat.frames import Hello, Receipt, SendMessage, SendPostback, client_frame
+from channels.webchat.hub import WEBCHAT_HUB, WebchatHub
+from channels.webchat.session import new_session, visitor_of
+from channels.webchat.uploads import UploadStore, serve_file
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).resolve().parent / "static"
+UPLOADS = web.AppKey("webchat_uploads", UploadStore)
+HISTORY = 200
+MAX_FRAME = 64 * 1024
+
+
+@dataclass
+class Visitor:
+    id: str
+    language: str | None
+
+
+async def _webchat_channel(request: web.Request, channel_id: str | None) -> Channel:
+    if not channel_id:
+        raise InvalidPayload("say which web-chat channel: ?channel=<channel id>")
+    channel = await request.app[CHANNELS].get(channel_id)
+    if channel.kind != "webchat":
+        raise NotFound(f"no web-chat channel {channel_id!r}")
+    return channel
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    channel = await _webchat_channel(request, request.query.get("channel"))
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_FRAME)
+    await ws.prepare(request)
+    hub = request.app[WEBCHAT_HUB]
+    visitor: Visitor | None = None
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                await _error(ws, "invalid_frame", "send JSON text frames")
+                continue
+            try:
+                frame = client_frame.validate_json(msg.data)
+            except ValidationError as exc:
+                await _error(ws, "invalid_frame", _explain(exc))
+                continue
+            if isinstance(frame, Hello):
+                if visitor is not None:
+                    hub.remove((channel.id, visitor.id), ws)
+                visitor = await _hello(request, ws, channel, frame)
+                hub.add((channel.id, visitor.id), ws)
+            elif visitor is None:
+                await _error(ws, "no_session", "send a hello frame first")
+            else:
+                await _handle(request, ws, channel, visitor, frame)
+    finally:
+        if visitor is not None:
+            hub.remove((channel.id, visitor.id), ws)
+    return ws
+
+
+async def _hello(
+    request: web.Request, ws: web.WebSocketResponse, channel: Channel, frame: Hello
+) -> Visitor:
+    key = request.app[SETTINGS].signing_key()
+    visitor_id = visitor_of(key, channel.id, frame.token)
+    token = frame.token
+    if visitor_id is None:
+        visitor_id, token = new_session(key, channel.id)
+    await ws.send_json({"type": "session", "token": token, "visitor": visitor_id})
+    await ws.send_json(
+        {"type": "history", "messages": await _history(request, channel, visitor_id)}
+    )
+    return Visitor(visitor_id, frame.language)
+
+
+async def _history(request: web.Request, channel: Channel, visitor_id: str) -> list[dict[str, Any]]:
+    """The visitor's own messages only: found through their identity on this channel."""
+    async with request.app[DB].read() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(messages)
+                .join(conversations, conversations.c.id == messages.c.conversation_id)
+                .join(identities, identities.c.id == conversations.c.identity_id)
+                .where(identities.c.channel_id == channel.id)
+                .where(identities.c.external_id == visitor_id)
+                .order_by(messages.c.id.desc())
+                .limit(HISTORY)
+            )
+        ).all()
+    history = []
+    for row in reversed(rows):
+        item = message_json(row)
+        if row.direction == "in" and row.external_id:
+            item["client_id"] = row.external_id.split(":", 1)[-1]
+        history.append(item)
+    return history
+
+
+async def _handle(
+    request: web.Request,
+    ws: web.WebSocketResponse,
+    channel: Channel,
+    visitor: Visitor,
+    frame: Any,
+) -> None:
+    sender = Sender(external_id=visitor.id, language=visitor.language)
+    if isinstance(frame, SendMessage):
+        try:
+            parts = _parts(request, channel, visitor, frame)
+        except (InvalidPayload, NotFound) as exc:
+            await _error(ws, "invalid_message", str(exc), id=frame.id)
+            return
+        event: Any = MessageReceived(
+            external_id=f"{visitor.id}:{frame.id}", sender=sender, parts=tuple(parts)
+        )
+    elif isinstance(frame, SendPostback):
+        event = Postback(
+            external_id=f"{visitor.id}:{frame.id}",
+            sender=sender,
+            payload=frame.payload,
+            title=frame.title,
+        )
+    elif isinstance(frame, Receipt):
+        external_id = outbound_external_id(visitor.id, frame.message_id)
+        await accept(
+            request.app, channel, [StatusChanged(external_id=external_id, status=frame.status)]
+        )
+        return
+    else:  # typing: reaches the agent desk once it exists
+        return
+    stored = await accept(request.app, channel, [event])
+    await ws.send_json(
+        {
+            "type": "ack",
+            "id": frame.id,
+            "message_id": stored.message_ids[0] if stored.message_ids else None,
+            "duplicate": stored.duplicates > 0,
+        }
+    )
+
+
+def _parts(
+    request: web.Request, channel: Channel, visitor: Visitor, frame: SendMessage
+) -> list[Part]:
+    parts: list[Part] = []
+    store = request.app[UPLOADS]
+    for attachment in frame.attachments:
+        stored, _ = store.get(attachment.file_id)
+        if stored.visitor_id != visitor.id or stored.channel_id != channel.id:
+            raise NotFound("no such file")  # another visitor's file is not theirs to send
+        parts.append(
+            MediaPart(
+                type=stored.kind,
+                url=stored.url,
+                mime_type=stored.mime_type,
+                name=stored.name,
+                size=stored.size,
+            )
+        )
+    if frame.text.strip():
+        parts.insert(0, TextPart(text=frame.text))
+    if not parts:
+        raise InvalidPayload("a message needs text or an attachment")
+    return parts
+
+
+async def _error(ws: web.WebSocketResponse, code: str, detail: str, **extra: Any) -> None:
+    log.info("web-chat frame refused", extra={"code": code})
+    await ws.send_json({"type": "error", "code": code, "detail": detail, **extra})
+
+
+def _explain(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "frame"
+    return f"{where}: {err['msg']}"
+
+
+async def upload(request: web.Request) -> web.Response:
+    """`POST /webchat/upload?channel=ID`, `Authorization: Bearer <session token>`, field `file`."""
+    channel = await _webchat_channel(request, request.query.get("channel"))
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    visitor_id = visitor_of(request.app[SETTINGS].signing_key(), channel.id, token.strip())
+    if scheme.lower() != "bearer" or visitor_id is None:
+        return web.json_response(
+            {
+                "error": "Unauthorized",
+                "detail": "send the web-chat session token as a bearer token",
+            },
+            status=401,
+        )
+    if not request.content_type.startswith("multipart/"):
+        raise InvalidPayload("send the file as multipart/form-data in a field named 'file'")
+    reader = await request.multipart()
+    part = await reader.next()
+    if part is None or getattr(part, "name", None) != "file":
+        raise InvalidPayload("send the file in a multipart field named 'file'")
+    stored = await request.app[UPLOADS].save(part, channel.id, visitor_id)  # type: ignore[arg-type]
+    log.info(
+        "web-chat upload stored",
+        extra={"channel": channel.id, "size": stored.size, "mime": stored.mime_type},
+    )
+    return web.json_response(
+        {
+            "file_id": stored.file_id,
+            "url": stored.url,
+            "name": stored.name,
+            "mime_type": stored.mime_type,
+            "size": stored.size,
+        }
+    )
+
+
+async def file(request: web.Request) -> web.FileResponse:
+    return await serve_file(request.app[UPLOADS], request.match_info["file_id"])
+
+
+async def widget_js(_request: web.Request) -> web.FileResponse:
+    return web.FileResponse(
+        STATIC / "widget.js", headers={"Content-Type": "application/javascript; charset=utf-8"}
+    )
+
+
+async def demo(request: web.Request) -> web.Response:
+    """The demo site: a page with the default space's widget on it."""
+    async with request.app[DB].read() as conn:
+        channel_id = (
+            await conn.execute(
+                sa.select(channels.c.id)
+                .where(channels.c.space_id == request.app[DEFAULT_SPACE])
+                .where(channels.c.kind == "webchat")
+                .order_by(channels.c.created_at)
+                .limit(1)
+            )
+        ).scalar()
+    if channel_id is None:
+        raise NotFound("the default space has no web-chat channel; add one with the CLI")
+    html = Template((STATIC / "demo.html").read_text()).substitute(channel_id=channel_id)
+    return web.Response(text=html, content_type="text/html")
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[WEBCHAT_HUB] = hub = WebchatHub()
+    app[UPLOADS] = UploadStore(settings.data_dir / "uploads", settings.max_upload_bytes)
+    yield
+    await hub.close_all()
+
+
+def setup(app: web.Application) -> None:
+    """Entry point `chancenter.extensions:webchat`."""
+    app.cleanup_ctx.append(_lifecycle)
+    app.router.add_get("/", demo)
+    app.router.add_get("/webchat/widget.js", widget_js)
+    app.router.add_get("/webchat/ws", websocket)
+    app.router.add_post("/webchat/upload", upload)
+    app.router.add_get("/webchat/files/{file_id}", file)

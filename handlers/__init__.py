@@ -1,0 +1,1 @@
+"""What happens to a message: routing to a flow, an agent or the bot."""

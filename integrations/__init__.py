@@ -1,0 +1,1 @@
+"""Third-party products (Dialogflow, Slack, outgoing webhooks) and the built-in bot."""
