@@ -9,6 +9,7 @@ from http import HTTPStatus
 from aiohttp import web
 
 from bot.errors import ChanCenterError, http_status
+from bot.keys import SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -30,5 +31,6 @@ async def error_middleware(
             extra={"path": request.path, "status": status, "error": type(exc).__name__},
         )
         return error_response(status, str(exc))
-    except web.HTTPRequestEntityTooLarge as exc:
-        return error_response(413, f"body larger than {exc.max_size} bytes; send less")
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[SETTINGS].max_body_bytes
+        return error_response(413, f"body larger than {limit} bytes; send less")

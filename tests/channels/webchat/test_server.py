@@ -1,0 +1,259 @@
+"""The web-chat transport over a real websocket: sessions, history, isolation, bad frames."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any
+
+import pytest
+from aiohttp import FormData, web
+from aiohttp.test_utils import TestClient
+
+from bot.keys import SETTINGS
+from bot.storage.tables import messages
+from channels.webchat.server import UPLOADS
+from tests.conftest import add_channel, count, eventually
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+class Visitor:
+    """A scripted widget: one websocket, frames in order."""
+
+    def __init__(self, client: TestClient, channel: str) -> None:
+        self.client, self.channel = client, channel
+        self.ws: Any = None
+        self.token: str | None = None
+        self.visitor: str | None = None
+
+    async def connect(self, token: str | None = None) -> list[dict[str, Any]]:
+        self.ws = await self.client.ws_connect(f"/webchat/ws?channel={self.channel}")
+        await self.ws.send_json({"type": "hello", "token": token, "language": "en-GB"})
+        session = await self.recv("session")
+        self.token, self.visitor = session["token"], session["visitor"]
+        return (await self.recv("history"))["messages"]
+
+    async def recv(self, kind: str | None = None, timeout: float = 5) -> dict[str, Any]:
+        frame = await self.ws.receive_json(timeout=timeout)
+        if kind is not None:
+            assert frame["type"] == kind, frame
+        return frame
+
+    async def say(self, text: str, id: str) -> dict[str, Any]:
+        await self.ws.send_json({"type": "message", "id": id, "text": text})
+        return await self.recv("ack")
+
+    async def replies(self, n: int) -> list[dict[str, Any]]:
+        return [(await self.recv("message"))["message"] for _ in range(n)]
+
+
+@pytest.fixture
+async def visitor(client: TestClient, webchat_channel: str) -> Visitor:
+    v = Visitor(client, webchat_channel)
+    await v.connect()
+    return v
+
+
+def texts(message: dict[str, Any]) -> list[str]:
+    return [p["text"] for p in message["parts"] if p["type"] == "text"]
+
+
+async def test_hi_gets_the_welcome_with_quick_replies(visitor: Visitor) -> None:
+    ack = await visitor.say("hi", "c1")
+    assert ack["message_id"] and ack["duplicate"] is False
+    (reply,) = await visitor.replies(1)
+    assert texts(reply)[0].startswith("Hi! I'm the ChanCenter assistant")
+    buttons = [
+        r["title"] for p in reply["parts"] if p["type"] == "quick_replies" for r in p["replies"]
+    ]
+    assert buttons == ["Opening hours", "Pricing", "Talk to a human"]
+
+    await visitor.ws.send_json(
+        {"type": "postback", "id": "c2", "payload": "Opening hours", "title": "Opening hours"}
+    )
+    await visitor.recv("ack")
+    (hours,) = await visitor.replies(1)
+    assert texts(hours)[0].startswith("We're open Monday to Friday")
+
+
+async def test_reconnect_with_token_restores_history(client: TestClient, visitor: Visitor) -> None:
+    await visitor.say("hi", "c1")
+    await visitor.replies(1)
+    await visitor.ws.close()
+
+    again = Visitor(client, visitor.channel)
+    history = await again.connect(visitor.token)
+    assert again.visitor == visitor.visitor
+    assert [m["direction"] for m in history] == ["in", "out"]
+    assert history[0]["client_id"] == "c1"
+    assert texts(history[1])[0].startswith("Hi! I'm")
+
+
+async def test_resent_message_after_reconnect_is_not_duplicated(
+    client: TestClient, app: web.Application, visitor: Visitor
+) -> None:
+    first = await visitor.say("hi", "same-id")
+    await visitor.replies(1)
+    again = Visitor(client, visitor.channel)
+    await again.connect(visitor.token)
+    second = await again.say("hi", "same-id")
+    assert second["duplicate"] is True
+    assert await count(app, messages, messages.c.direction == "in") == 1
+    assert first["message_id"]
+
+
+async def test_a_visitor_never_sees_another_visitors_conversation(
+    client: TestClient, visitor: Visitor
+) -> None:
+    await visitor.say("my secret order 1234", "c1")
+    await visitor.replies(1)
+
+    stranger = Visitor(client, visitor.channel)
+    assert await stranger.connect() == []
+    assert stranger.visitor != visitor.visitor
+    # a forged token (someone else's visitor id, wrong signature) gets a fresh session
+    forged = Visitor(client, visitor.channel)
+    assert await forged.connect(f"{visitor.visitor}.AAAA") == []
+    assert forged.visitor != visitor.visitor
+    # and replies to the first visitor never reach the stranger's socket
+    await visitor.say("pricing", "c2")
+    await visitor.replies(1)
+    with pytest.raises(asyncio.TimeoutError):
+        await stranger.ws.receive_json(timeout=0.3)
+
+
+async def test_token_of_another_channel_is_refused(
+    client: TestClient, app: web.Application, visitor: Visitor
+) -> None:
+    other = await add_channel(app, "webchat")
+    elsewhere = Visitor(client, other)
+    await elsewhere.connect(visitor.token)
+    assert elsewhere.visitor != visitor.visitor
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("not json", "invalid_frame"),
+        ('{"type": "message"}', "invalid_frame"),
+        ('{"type": "message", "id": "x", "text": "hi", "admin": true}', "invalid_frame"),
+        ('{"type": "message", "id": "../../etc", "text": "hi"}', "invalid_frame"),
+        ('{"type": "message", "id": "x", "text": "   "}', "invalid_message"),
+        ('{"type": "message", "id": "x", "attachments": [{"file_id": "nope"}]}', "invalid_message"),
+        ('{"type": "explode"}', "invalid_frame"),
+    ],
+)
+async def test_malformed_frames_get_an_error_frame_and_store_nothing(
+    app: web.Application, visitor: Visitor, frame: str, code: str
+) -> None:
+    await visitor.ws.send_str(frame)
+    error = await visitor.recv("error")
+    assert error["code"] == code and error["detail"]
+    assert await count(app, messages) == 0
+    # the connection is still good
+    assert (await visitor.say("hi", "ok"))["message_id"]
+
+
+async def test_binary_frame_and_missing_hello(client: TestClient, webchat_channel: str) -> None:
+    ws = await client.ws_connect(f"/webchat/ws?channel={webchat_channel}")
+    await ws.send_json({"type": "message", "id": "x", "text": "hi"})
+    assert (await ws.receive_json(timeout=5))["code"] == "no_session"
+    await ws.send_bytes(b"\x00\x01")
+    assert (await ws.receive_json(timeout=5))["code"] == "invalid_frame"
+
+
+async def test_unknown_channel_websocket_is_404(client: TestClient) -> None:
+    resp = await client.get("/webchat/ws?channel=missing")
+    assert resp.status == 404
+
+
+async def test_html_is_stored_and_sent_back_as_plain_text(visitor: Visitor) -> None:
+    payload = "<img src=x onerror=alert(1)>"
+    await visitor.say(payload, "xss")
+    await visitor.replies(1)
+    again = Visitor(visitor.client, visitor.channel)
+    history = await again.connect(visitor.token)
+    assert history[0]["parts"] == [{"type": "text", "text": payload}]
+
+
+async def test_read_receipt_updates_status_only_for_own_messages(
+    client: TestClient, app: web.Application, visitor: Visitor
+) -> None:
+    await visitor.say("hi", "c1")
+    (reply,) = await visitor.replies(1)
+
+    stranger = Visitor(client, visitor.channel)
+    await stranger.connect()
+    await stranger.ws.send_json({"type": "receipt", "message_id": reply["id"], "status": "read"})
+    await asyncio.sleep(0.2)
+    assert (
+        await count(app, messages, messages.c.id == reply["id"], messages.c.status == "read") == 0
+    )
+
+    await visitor.ws.send_json({"type": "receipt", "message_id": reply["id"], "status": "read"})
+
+    async def is_read() -> bool:
+        return (
+            await count(app, messages, messages.c.id == reply["id"], messages.c.status == "read")
+            == 1
+        )
+
+    await eventually(is_read)
+
+
+async def upload(
+    client: TestClient, channel: str, token: str | None, data: bytes, mime: str, name: str = "f"
+) -> Any:
+    form = FormData()
+    form.add_field("file", io.BytesIO(data), content_type=mime, filename=name)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return await client.post(f"/webchat/upload?channel={channel}", data=form, headers=headers)
+
+
+async def test_image_upload_is_sent_as_an_image_part(client: TestClient, visitor: Visitor) -> None:
+    resp = await upload(client, visitor.channel, visitor.token, PNG, "image/png", "cat.png")
+    assert resp.status == 200, await resp.text()
+    meta = await resp.json()
+    assert meta["mime_type"] == "image/png" and meta["size"] == len(PNG)
+
+    served = await client.get(meta["url"])
+    assert served.status == 200 and await served.read() == PNG
+    assert served.headers["Content-Type"] == "image/png"
+    assert served.headers["X-Content-Type-Options"] == "nosniff"
+
+    await visitor.ws.send_json(
+        {"type": "message", "id": "img", "attachments": [{"file_id": meta["file_id"]}]}
+    )
+    assert (await visitor.recv("ack"))["message_id"]
+    again = Visitor(client, visitor.channel)
+    history = await again.connect(visitor.token)
+    assert history[0]["parts"][0]["type"] == "image"
+    assert history[0]["parts"][0]["url"] == meta["url"]
+
+
+async def test_upload_rules(client: TestClient, app: web.Application, visitor: Visitor) -> None:
+    no_token = await upload(client, visitor.channel, None, PNG, "image/png")
+    assert no_token.status == 401
+    exe = await upload(client, visitor.channel, visitor.token, b"MZ..", "application/x-msdownload")
+    assert exe.status == 400 and "not accepted" in (await exe.json())["detail"]
+    disguised = await upload(client, visitor.channel, visitor.token, b"<script>", "image/png")
+    assert disguised.status == 400 and "not image/png" in (await disguised.json())["detail"]
+    limit = app[SETTINGS].max_upload_bytes
+    too_big = await upload(client, visitor.channel, visitor.token, b"a" * (limit + 1), "text/plain")
+    assert too_big.status == 413
+    # nothing refused is left on disk
+    root = app[UPLOADS].root
+    assert not root.exists() or list(root.iterdir()) == []
+
+
+async def test_another_visitors_file_cannot_be_attached(
+    client: TestClient, visitor: Visitor
+) -> None:
+    meta = await (await upload(client, visitor.channel, visitor.token, PNG, "image/png")).json()
+    thief = Visitor(client, visitor.channel)
+    await thief.connect()
+    await thief.ws.send_json(
+        {"type": "message", "id": "x", "attachments": [{"file_id": meta["file_id"]}]}
+    )
+    assert (await thief.recv("error"))["code"] == "invalid_message"

@@ -1,0 +1,101 @@
+"""Shared fixtures: settings on a temporary SQLite file, the app, and small helpers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from bot.app import create_app
+from bot.keys import CHANNELS, DB, DEFAULT_SPACE
+from bot.plugins import Plugins
+from bot.settings import Settings
+from bot.storage.tables import channels
+from tests.fakes.echo_channel import EchoChannel
+
+AppClient = Callable[..., Awaitable[TestClient]]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}",
+        data_dir=tmp_path / "data",
+        secret_key="test-secret",
+    )
+
+
+@pytest.fixture
+def plugins() -> Plugins:
+    """The installed plugins plus the echo test channel."""
+    found = Plugins.discover()
+    found.channels["echo"] = EchoChannel
+    return found
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: Any, settings: Settings, plugins: Plugins
+) -> AsyncIterator[TestClient]:
+    app = create_app(settings, plugins)
+    yield await aiohttp_client(app)
+
+
+@pytest.fixture
+def app(client: TestClient) -> web.Application:
+    return client.server.app
+
+
+async def add_channel(app: web.Application, kind: str, space_id: int | None = None) -> str:
+    channel_id = f"{kind}-test-{space_id or 0}"
+    async with app[DB].write() as conn:
+        await conn.execute(
+            channels.insert().values(
+                id=channel_id,
+                space_id=space_id or app[DEFAULT_SPACE],
+                kind=kind,
+                name=kind,
+                settings={},
+            )
+        )
+    return channel_id
+
+
+@pytest.fixture
+async def echo(app: web.Application) -> EchoChannel:
+    channel = await app[CHANNELS].get(await add_channel(app, "echo"))
+    assert isinstance(channel, EchoChannel)
+    return channel
+
+
+@pytest.fixture
+async def webchat_channel(app: web.Application) -> str:
+    async with app[DB].read() as conn:
+        return (
+            await conn.execute(sa.select(channels.c.id).where(channels.c.kind == "webchat"))
+        ).scalar_one()
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 5.0) -> Any:
+    """Poll `check` until it returns something truthy (background work is asynchronous)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
+        await asyncio.sleep(0.02)
+
+
+async def count(app: web.Application, table: sa.Table, *where: Any) -> int:
+    async with app[DB].read() as conn:
+        return (
+            await conn.execute(sa.select(sa.func.count()).select_from(table).where(*where))
+        ).scalar_one()
