@@ -37,8 +37,8 @@ def _int_query(request: web.Request, name: str, default: int | None = None) -> i
 
 
 def _limit(request: web.Request) -> int:
-    limit = _int_query(request, "limit", 50) or 50
-    if not 1 <= limit <= MAX_LIMIT:
+    limit = _int_query(request, "limit", 50)
+    if limit is None or not 1 <= limit <= MAX_LIMIT:
         raise InvalidPayload(f"limit must be between 1 and {MAX_LIMIT}")
     return limit
 

@@ -51,7 +51,14 @@ class LocalWorkQueue:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
-                for conversation_id in await self._pending_conversations():
+                try:
+                    pending = await self._pending_conversations()
+                except Exception:
+                    log.exception("cannot read the work queue; trying again shortly")
+                    await asyncio.sleep(1)
+                    self.notify()
+                    continue
+                for conversation_id in pending:
                     if conversation_id not in self._busy:
                         self._busy.add(conversation_id)
                         task = asyncio.create_task(self._drain(conversation_id))

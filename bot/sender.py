@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -41,11 +41,29 @@ class Sender:
 
     async def run(self) -> None:
         while True:
-            sent = await self.send_due()
+            try:
+                sent = await self.send_due()
+            except Exception:
+                # e.g. the database is briefly unreachable: nothing is lost, rows stay due
+                log.exception("sender round failed; trying again shortly")
+                sent = 0
             if sent < BATCH:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
+                    await asyncio.wait_for(self._wake.wait(), await self._idle_time())
                 self._wake.clear()
+
+    async def _idle_time(self) -> float:
+        """Seconds until the earliest retry is due (at most IDLE_POLL)."""
+        try:
+            async with self._db.read() as conn:
+                due = (await conn.execute(sa.select(sa.func.min(outbox.c.next_attempt_at)))).scalar()
+        except Exception:
+            return IDLE_POLL
+        if due is None:
+            return IDLE_POLL
+        if isinstance(due, str):  # SQLite hands back the text of an aggregate
+            due = datetime.fromisoformat(due)
+        return min(max((due.replace(tzinfo=None) - now()).total_seconds(), 0.01), IDLE_POLL)
 
     async def send_due(self) -> int:
         """Send one batch of due rows; returns how many were tried."""
@@ -94,7 +112,7 @@ class Sender:
             await self._finish(row, status="failed", error=exc.reason)
             self._metrics.send_failures.labels(kind="permanent").inc()
             log.warning(
-                "send failed for good", extra={"message": row.message_id, "reason": exc.reason}
+                "send failed for good", extra={"message_id": row.message_id, "reason": exc.reason}
             )
             return True
         except (RetryLater, ChanCenterError, OSError, TimeoutError) as exc:
@@ -103,7 +121,7 @@ class Sender:
             self._metrics.send_failures.labels(kind="retry").inc()
             log.warning(
                 "send failed, will retry",
-                extra={"message": row.message_id, "after": after, "error": str(exc)},
+                extra={"message_id": row.message_id, "after": after, "error": str(exc)},
             )
             return False
         await self._finish(row, status="sent", external_id=receipt.external_id)

@@ -1,0 +1,92 @@
+"""Failures on the way out and in the worker: retried, never silently dropped."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from aiohttp.test_utils import TestClient
+from aiohttp.web import Application
+
+from bot.errors import PermanentFailure, RetryLater
+from bot.keys import DB, PLUGINS, QUEUE
+from bot.storage.tables import messages, outbox, work_items
+from tests.bot.test_webhooks import body, post
+from tests.conftest import count, eventually
+from tests.fakes.echo_channel import EchoChannel
+
+
+async def test_retry_later_is_honoured_and_the_message_is_sent_afterwards(
+    client: TestClient, app: Application, echo: EchoChannel
+) -> None:
+    echo.failures.append(RetryLater(0.3, "429 too many requests"))
+    await post(client, echo.id, body({"id": "1", "from": "u", "text": "hi"}))
+
+    async def retried() -> sa.Row | None:
+        async with app[DB].read() as conn:
+            return (await conn.execute(sa.select(outbox).where(outbox.c.attempts == 1))).first()
+
+    row = await eventually(retried)
+    assert row.last_error == "429 too many requests"
+    wait = (row.next_attempt_at - datetime.now(UTC).replace(tzinfo=None)).total_seconds()
+    assert 0 < wait <= 0.3
+    assert echo.sent == []
+    await eventually(lambda: _true(len(echo.sent) == 1), timeout=3)
+
+    async def sent() -> bool:
+        return await count(app, messages, messages.c.status == "sent") == 1
+
+    await eventually(sent)
+    assert await count(app, outbox) == 0
+
+
+async def test_permanent_failure_marks_the_message_failed_with_the_reason(
+    client: TestClient, app: Application, echo: EchoChannel
+) -> None:
+    echo.failures.append(PermanentFailure("the contact blocked the bot"))
+    await post(client, echo.id, body({"id": "1", "from": "u", "text": "hi"}))
+
+    async def failed() -> sa.Row | None:
+        async with app[DB].read() as conn:
+            return (
+                await conn.execute(sa.select(messages).where(messages.c.status == "failed"))
+            ).first()
+
+    row = await eventually(failed)
+    assert row.error == "the contact blocked the bot"
+    assert await count(app, outbox) == 0
+
+
+async def test_a_failing_handler_is_retried_then_set_aside(
+    client: TestClient, app: Application, echo: EchoChannel, monkeypatch
+) -> None:
+    import bot.queue
+
+    monkeypatch.setattr(bot.queue, "MAX_ATTEMPTS", 2)
+    calls = []
+
+    async def broken(event, ctx) -> bool:
+        calls.append(event.external_id)
+        raise RuntimeError("handler bug")
+
+    app[PLUGINS].handlers.insert(0, broken)
+    await post(client, echo.id, body({"id": "1", "from": "u", "text": "hi"}))
+
+    async def dead() -> sa.Row | None:
+        async with app[DB].read() as conn:
+            return (
+                await conn.execute(sa.select(work_items).where(work_items.c.status == "dead"))
+            ).first()
+
+    row = await eventually(dead)
+    assert row.attempts == 2 and "handler bug" in row.last_error
+    assert calls == ["1", "1"]
+    # the message itself is kept, and the dead letter is visible in /metrics
+    assert await count(app, messages, messages.c.direction == "in") == 1
+    metrics = await (await client.get("/metrics")).text()
+    assert "chancenter_work_dead_letters_total 1.0" in metrics
+    app[QUEUE].notify()
+
+
+async def _true(value: bool) -> bool:
+    return value
