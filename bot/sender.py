@@ -56,7 +56,9 @@ class Sender:
         """Seconds until the earliest retry is due (at most IDLE_POLL)."""
         try:
             async with self._db.read() as conn:
-                due = (await conn.execute(sa.select(sa.func.min(outbox.c.next_attempt_at)))).scalar()
+                due = (
+                    await conn.execute(sa.select(sa.func.min(outbox.c.next_attempt_at)))
+                ).scalar()
         except Exception:
             return IDLE_POLL
         if due is None:

@@ -96,8 +96,10 @@ async def test_another_spaces_token_sees_nothing(
     assert listed["items"] == []
     mine = await (await client.get("/api/v1/conversations", headers=auth(token))).json()
     conv = mine["items"][0]
-    for path in (f"/api/v1/conversations/{conv['id']}/messages",
-                 f"/api/v1/contacts/{conv['contact']['id']}"):
+    for path in (
+        f"/api/v1/conversations/{conv['id']}/messages",
+        f"/api/v1/contacts/{conv['contact']['id']}",
+    ):
         resp = await client.get(path, headers=auth(other_token))
         assert resp.status == 404, path
 

@@ -69,8 +69,9 @@ async def test_init_prints_a_token_that_opens_the_api(tmp_path: Path, aiohttp_cl
     token = next(
         line.split()[-1] for line in result.stdout.splitlines() if line.startswith("API token")
     )
-    second = run("init", "--org", "Acme", "--space", "Support", "--admin-email",
-                 "ana@example.com", env=env)
+    second = run(
+        "init", "--org", "Acme", "--space", "Support", "--admin-email", "ana@example.com", env=env
+    )
     assert second.returncode == 0, second.stderr
     assert "space:        2" in second.stdout
 

@@ -43,9 +43,7 @@ def test_unknown_fields_and_bad_values_are_refused() -> None:
 
 
 def test_events_are_discriminated_by_type() -> None:
-    event = event_adapter.validate_python(
-        {"type": "status", "external_id": "m1", "status": "read"}
-    )
+    event = event_adapter.validate_python({"type": "status", "external_id": "m1", "status": "read"})
     assert event.status == "read"
 
 

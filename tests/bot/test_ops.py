@@ -32,9 +32,7 @@ async def test_readyz_fails_when_the_database_is_gone(client: TestClient, app: A
     assert "unreachable" in (await resp.json())["database"]
 
 
-async def test_metrics_count_webhooks_and_messages(
-    client: TestClient, echo: EchoChannel
-) -> None:
+async def test_metrics_count_webhooks_and_messages(client: TestClient, echo: EchoChannel) -> None:
     await post(client, echo.id, body({"id": "1", "from": "u", "text": "hi"}))
     await post(client, echo.id, b"{}", "sha256=bad")
     text = await (await client.get("/metrics")).text()

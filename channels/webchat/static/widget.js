@@ -16,7 +16,7 @@
 
   var CSS = [
     ":host{all:initial;font-family:system-ui,-apple-system,Segoe UI,sans-serif;font-size:14px}",
-    ".launcher{position:fixed;right:20px;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;background:#2f5bea;color:#fff;font-size:24px;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25);z-index:2147483646}",
+    ".launcher{position:fixed;right:20px;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;background:#2f5bea;color:#fff;display:flex;align-items:center;justify-content:center;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25);z-index:2147483646}",
     ".panel{position:fixed;right:20px;bottom:88px;width:340px;max-width:calc(100vw - 40px);height:480px;max-height:calc(100vh - 110px);background:#fff;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.25);display:none;flex-direction:column;overflow:hidden;z-index:2147483647}",
     ".panel.open{display:flex}",
     ".head{background:#2f5bea;color:#fff;padding:12px 14px;font-weight:600;display:flex;justify-content:space-between;align-items:center}",
@@ -35,19 +35,19 @@
     ".error{padding:4px 14px;color:#b3261e;font-size:12px}",
     "form{display:flex;border-top:1px solid #e3e6ef}",
     "input[type=text]{flex:1;border:0;padding:12px;font:inherit;outline:none}",
-    "form button,.attach{border:0;background:none;padding:0 12px;cursor:pointer;color:#2f5bea;font:inherit;font-weight:600}"
+    "form button,.attach{border:0;background:none;padding:0 12px;cursor:pointer;color:#2f5bea;font:inherit;font-weight:600;display:flex;align-items:center}"
   ].join("\n");
 
   var host = document.createElement("div");
   host.id = "chancenter-widget";
   var root = host.attachShadow({ mode: "open" });
   root.innerHTML = "<style>" + CSS + "</style>" +
-    '<button class="launcher" aria-label="Open chat">&#128172;</button>' +
+    '<button class="launcher" aria-label="Open chat"><svg viewBox="0 0 24 24" width="26" height="26" fill="currentColor" aria-hidden="true"><path d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H8l-4 4V6a2 2 0 0 1 2-2z"/></svg></button>' +
     '<div class="panel" role="dialog" aria-label="Chat">' +
     '<div class="head"><span class="title"></span><span class="state">connecting…</span></div>' +
     '<div class="log" aria-live="polite"></div><div class="typing"></div><div class="replies"></div>' +
     '<div class="error" hidden></div>' +
-    '<form><label class="attach" title="Attach a file">&#128206;<input type="file" hidden accept="image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain"></label>' +
+    '<form><label class="attach" title="Attach a file"><svg viewBox="0 0 24 24" width="18" height="18" fill="none" stroke="currentColor" stroke-width="2" aria-hidden="true"><path d="M21 11l-9 9a5 5 0 0 1-7-7l9-9a3.5 3.5 0 0 1 5 5l-9 9a2 2 0 0 1-3-3l8-8"/></svg><input type="file" hidden accept="image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain"></label>' +
     '<input type="text" name="text" placeholder="Type a message…" autocomplete="off" maxlength="4096" aria-label="Message">' +
     '<button type="submit">Send</button></form></div>';
   var $ = function (sel) { return root.querySelector(sel); };
@@ -119,6 +119,7 @@
       b.addEventListener("click", function () { choose(r); });
       replies.appendChild(b);
     });
+    scroll();  // the buttons took room from the log: keep the newest message in view
   }
 
   function render(message) {

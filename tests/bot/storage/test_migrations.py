@@ -42,15 +42,22 @@ async def test_one_open_conversation_per_identity(db: Database) -> None:
     async with db.write() as conn:
         await conn.execute(sa.text("INSERT INTO organizations (name) VALUES ('o')"))
         await conn.execute(sa.text("INSERT INTO spaces (organization_id, name) VALUES (1, 's')"))
-        await conn.execute(sa.text(
-            "INSERT INTO channels (id, space_id, kind, name, settings) "
-            "VALUES ('c', 1, 'webchat', 'c', '{}')"))
+        await conn.execute(
+            sa.text(
+                "INSERT INTO channels (id, space_id, kind, name, settings) "
+                "VALUES ('c', 1, 'webchat', 'c', '{}')"
+            )
+        )
         await conn.execute(sa.text("INSERT INTO contacts (space_id) VALUES (1)"))
-        await conn.execute(sa.text(
-            "INSERT INTO identities (contact_id, channel_id, external_id) VALUES (1, 'c', 'u')"))
+        await conn.execute(
+            sa.text(
+                "INSERT INTO identities (contact_id, channel_id, external_id) VALUES (1, 'c', 'u')"
+            )
+        )
         insert = sa.text(
             "INSERT INTO conversations (space_id, contact_id, channel_id, identity_id, status) "
-            "VALUES (1, 1, 'c', 1, :status)")
+            "VALUES (1, 1, 'c', 1, :status)"
+        )
         await conn.execute(insert, {"status": "closed"})
         await conn.execute(insert, {"status": "closed"})
         await conn.execute(insert, {"status": "open"})

@@ -95,12 +95,20 @@ async def test_payload_handover_and_dialogflow_message_types(tmp_path: Path) -> 
         tmp_path,
         {
             "refund": {
-                "responses": [{"messages": [
-                    {"type": 0, "lang": "en", "speech": "Let me get someone."},
-                    {"type": 4, "lang": "en", "payload": {"handover": True, "team": "billing"}},
-                    {"type": 2, "lang": "en", "title": "Or pick", "replies": ["Status"]},
-                    {"type": 3, "lang": "en", "imageUrl": "https://example.com/r.png"},
-                ]}]
+                "responses": [
+                    {
+                        "messages": [
+                            {"type": 0, "lang": "en", "speech": "Let me get someone."},
+                            {
+                                "type": 4,
+                                "lang": "en",
+                                "payload": {"handover": True, "team": "billing"},
+                            },
+                            {"type": 2, "lang": "en", "title": "Or pick", "replies": ["Status"]},
+                            {"type": 3, "lang": "en", "imageUrl": "https://example.com/r.png"},
+                        ]
+                    }
+                ]
             }
         },
         {"refund": ["I want a refund", "give me my money back"]},
