@@ -48,8 +48,9 @@ class Sender:
                 log.exception("sender round failed; trying again shortly")
                 sent = 0
             if sent < BATCH:
+                idle = await self._idle_time()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), await self._idle_time())
+                    await asyncio.wait_for(self._wake.wait(), idle)
                 self._wake.clear()
 
     async def _idle_time(self) -> float:

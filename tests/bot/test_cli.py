@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -13,6 +14,15 @@ from aiohttp.test_utils import TestClient
 from bot.app import create_app
 from bot.cli import main
 from bot.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def _keep_logging():
+    """`main()` configures the root logger; give pytest's capture its handlers back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:], root.level = handlers, level
 
 
 def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):

@@ -123,7 +123,7 @@ async def test_payload_handover_and_dialogflow_message_types(tmp_path: Path) -> 
 
 
 def test_a_folder_that_is_not_an_export_says_so(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="agent.json is missing"):
+    with pytest.raises(ConfigError, match=r"agent\.json is missing"):
         load_agent(tmp_path)
     (tmp_path / "agent.json").write_text("{")
     with pytest.raises(ConfigError, match="cannot read"):
