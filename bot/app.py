@@ -18,12 +18,14 @@ from bot.bots import SingleBot
 from bot.channels import ChannelRegistry
 from bot.errors import ConfigError
 from bot.http import error_middleware
+from bot.ingest import Ingestor
 from bot.keys import (
     BOTS,
     CHANNELS,
     DB,
     DEFAULT_SPACE,
     HTTP,
+    INGESTOR,
     METRICS,
     PLUGINS,
     QUEUE,
@@ -85,6 +87,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     settings, plugins, db, metrics = app[SETTINGS], app[PLUGINS], app[DB], app[METRICS]
     ctx = ChannelContext(settings=settings, http=app[HTTP], app=app)
     app[CHANNELS] = ChannelRegistry(db, plugins.channels, ctx)
+    app[INGESTOR] = Ingestor(db)
     bot_kind = "dialogflow" if settings.dialogflow_project else "builtin"
     factory = plugins.bots.get(bot_kind)
     if factory is None:

@@ -1,14 +1,18 @@
-"""The hot path: store what a platform sent, and queue it for the handlers, in one commit.
+"""The hot path: store what platforms sent, and queue it for the handlers, in one commit.
 
-Per inbound message: find or create the contact and identity, get or open the
-conversation, insert the message (a redelivery hits the unique
-`(channel_id, external_id)` and stops there), insert the work item. Nothing
-else happens before the acknowledgement.
+Group commit: requests that arrive while a commit is running wait for it, then
+the next one commits all of them together, so the statements per commit stay
+constant (identities, messages, work items: one statement each) however many
+messages it carries. A redelivered message hits the unique
+`(channel_id, external_id)` and is counted as a duplicate. Nothing else happens
+before the acknowledgement: `last_message_at` and the like are the worker's job.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -36,161 +40,230 @@ STATUS_BEFORE: dict[str, tuple[str, ...]] = {
     "read": ("pending", "sent", "delivered"),
     "failed": ("pending", "sent"),
 }
-
-
-@dataclass
-class Stored:
-    """What one commit did: new message ids and how many work items it queued."""
-
-    message_ids: list[int] = field(default_factory=list)
-    duplicates: int = 0
-    queued: int = 0
-    updated: int = 0
-
-
-@dataclass(frozen=True)
-class Conversation:
-    id: int
-    contact_id: int
-    opened: bool
+MAX_BATCH = 1000  # events per commit
 
 
 def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-async def store_events(db: Database, channel_id: str, space_id: int, events: list[Event]) -> Stored:
-    """Commit every event of one request in a single transaction; return when durable."""
-    stored = Stored()
-    async with db.write() as conn:
-        for event in events:
+@dataclass
+class Stored:
+    """What one request's events did: new message ids, duplicates, status/edit updates."""
+
+    message_ids: list[int] = field(default_factory=list)
+    duplicates: int = 0
+    updated: int = 0
+
+    @property
+    def queued(self) -> int:
+        return len(self.message_ids)
+
+
+@dataclass
+class _Request:
+    channel_id: str
+    space_id: int
+    events: Sequence[Event]
+    done: asyncio.Future[Stored]
+
+
+class Ingestor:
+    """Commits requests' events, batching the requests that arrive during a commit."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._queue: list[_Request] = []
+        self._lock = asyncio.Lock()
+
+    async def store(self, channel_id: str, space_id: int, events: Sequence[Event]) -> Stored:
+        """Return once `events` are committed (durable), or raise if they could not be."""
+        request = _Request(channel_id, space_id, events, asyncio.get_running_loop().create_future())
+        self._queue.append(request)
+        async with self._lock:
+            if not request.done.done():  # nobody committed it while we waited: lead a batch
+                batch = self._take()
+                # shielded: a client that hangs up must not abort the others' commit
+                await asyncio.shield(self._commit(batch))
+        return await request.done
+
+    def _take(self) -> list[_Request]:
+        batch, size = [], 0
+        while self._queue and (not batch or size + len(self._queue[0].events) <= MAX_BATCH):
+            request = self._queue.pop(0)
+            batch.append(request)
+            size += len(request.events)
+        return batch
+
+    async def _commit(self, batch: list[_Request]) -> None:
+        try:
+            async with self._db.write() as conn:
+                results = await _write(self._db, conn, batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].done.set_exception(exc)
+                return
+            # one bad request must not fail its neighbours: commit each on its own
+            log.warning("batch commit failed; committing requests one by one", exc_info=True)
+            for request in batch:
+                await self._commit([request])
+            return
+        for request, stored in zip(batch, results, strict=True):
+            request.done.set_result(stored)
+
+
+async def _write(db: Database, conn: AsyncConnection, batch: list[_Request]) -> list[Stored]:
+    results = [Stored() for _ in batch]
+    inbound = [
+        (n, request, event)
+        for n, request in enumerate(batch)
+        for event in request.events
+        if not isinstance(event, StatusChanged | MessageEdited)
+    ]
+    if inbound:
+        await _inbound(db, conn, inbound, results)
+    # after the inserts, so an edit finds a message that arrived in the same batch
+    for n, request in enumerate(batch):
+        for event in request.events:
             if isinstance(event, StatusChanged):
-                stored.updated += await _status(conn, channel_id, event)
+                results[n].updated += await _status(conn, request.channel_id, event)
             elif isinstance(event, MessageEdited):
-                stored.updated += await _edit(conn, channel_id, event)
-            else:
-                await _inbound(db, conn, channel_id, space_id, event, stored)
-    return stored
+                results[n].updated += await _edit(conn, request.channel_id, event)
+    return results
 
 
 async def _inbound(
     db: Database,
     conn: AsyncConnection,
-    channel_id: str,
-    space_id: int,
-    event: Inbound,
-    stored: Stored,
+    inbound: list[tuple[int, _Request, Inbound]],
+    results: list[Stored],
 ) -> None:
     at = now()
-    conversation = await _conversation(db, conn, channel_id, space_id, event.sender, at)
-    message_id = (
-        await conn.execute(
+    senders = {(r.channel_id, e.sender.external_id): (r.space_id, e.sender) for _, r, e in inbound}
+    conversation = await _conversations(conn, senders, at)
+    rows = [
+        {
+            "space_id": request.space_id,
+            "conversation_id": conversation[request.channel_id, event.sender.external_id][0],
+            "channel_id": request.channel_id,
+            "direction": "in",
+            "external_id": event.external_id,
+            "parts": parts_adapter.dump_python(list(inbound_parts(event)), mode="json"),
+            "status": "received",
+            "created_at": at,
+        }
+        for _, request, event in inbound
+    ]
+    inserted = {
+        (row.channel_id, row.external_id): row.id
+        for row in await conn.execute(
             db.insert(messages)
-            .values(
-                space_id=space_id,
-                conversation_id=conversation.id,
-                channel_id=channel_id,
-                direction="in",
-                external_id=event.external_id,
-                parts=parts_adapter.dump_python(list(inbound_parts(event)), mode="json"),
-                status="received",
-                created_at=at,
-            )
             .on_conflict_do_nothing()
-            .returning(messages.c.id)
+            .returning(messages.c.id, messages.c.channel_id, messages.c.external_id),
+            rows,
         )
-    ).scalar()
-    if message_id is None:
-        stored.duplicates += 1
-        return
-    await conn.execute(
-        work_items.insert().values(
-            conversation_id=conversation.id,
-            payload={
-                "event": event.model_dump(mode="json"),
-                "message_id": message_id,
-                "opened": conversation.opened,
-            },
-            created_at=at,
+    }
+    queue = []
+    for n, request, event in inbound:
+        message_id = inserted.pop((request.channel_id, event.external_id), None)
+        if message_id is None:  # already stored, or twice in this batch
+            results[n].duplicates += 1
+            continue
+        conversation_id, opened = conversation[request.channel_id, event.sender.external_id]
+        results[n].message_ids.append(message_id)
+        queue.append(
+            {
+                "conversation_id": conversation_id,
+                "payload": {
+                    "event": event.model_dump(mode="json"),
+                    "message_id": message_id,
+                    "opened": opened,
+                },
+                "created_at": at,
+            }
         )
-    )
-    await conn.execute(
-        conversations.update()
-        .where(conversations.c.id == conversation.id)
-        .values(last_message_at=at)
-    )
-    await conn.execute(
-        contacts.update().where(contacts.c.id == conversation.contact_id).values(last_message_at=at)
-    )
-    stored.message_ids.append(message_id)
-    stored.queued += 1
+        # only the first message of a new conversation counts as opening it
+        conversation[request.channel_id, event.sender.external_id] = (conversation_id, False)
+    if queue:
+        await conn.execute(work_items.insert(), queue)
 
 
-async def _conversation(
-    db: Database,
-    conn: AsyncConnection,
-    channel_id: str,
-    space_id: int,
-    sender: Sender,
-    at: datetime,
-) -> Conversation:
-    """The identity's open conversation; contact, identity and conversation made as needed."""
-    row = (
-        await conn.execute(
-            sa.select(identities.c.id, identities.c.contact_id, conversations.c.id.label("conv"))
-            .outerjoin(
-                conversations,
-                sa.and_(
-                    conversations.c.identity_id == identities.c.id,
-                    conversations.c.status == "open",
-                ),
-            )
-            .where(identities.c.channel_id == channel_id)
-            .where(identities.c.external_id == sender.external_id)
+async def _conversations(
+    conn: AsyncConnection, senders: dict[tuple[str, str], tuple[int, Sender]], at: datetime
+) -> dict[tuple[str, str], tuple[int, bool]]:
+    """`(channel, sender) -> (open conversation id, just opened)`, creating what is missing."""
+    found = await conn.execute(
+        sa.select(
+            identities.c.id,
+            identities.c.channel_id,
+            identities.c.external_id,
+            identities.c.contact_id,
+            conversations.c.id.label("conversation_id"),
         )
-    ).first()
-    if row is not None and row.conv is not None:
-        return Conversation(id=row.conv, contact_id=row.contact_id, opened=False)
-    if row is None:
-        contact_id = (
+        .outerjoin(
+            conversations,
+            sa.and_(
+                conversations.c.identity_id == identities.c.id, conversations.c.status == "open"
+            ),
+        )
+        .where(sa.tuple_(identities.c.channel_id, identities.c.external_id).in_(list(senders)))
+    )
+    result: dict[tuple[str, str], tuple[int, bool]] = {}
+    known: dict[tuple[str, str], tuple[int, int]] = {}
+    for row in found:
+        key = (row.channel_id, row.external_id)
+        known[key] = (row.id, row.contact_id)
+        if row.conversation_id is not None:
+            result[key] = (row.conversation_id, False)
+    for key, (space_id, sender) in senders.items():
+        if key in result:
+            continue
+        if key in known:
+            identity_id, contact_id = known[key]
+        else:
+            identity_id, contact_id = await _new_contact(conn, key[0], space_id, sender, at)
+        conversation_id = (
             await conn.execute(
-                contacts.insert()
+                conversations.insert()
                 .values(
                     space_id=space_id,
-                    name=sender.name,
-                    language=sender.language,
-                    phone=sender.phone,
-                    avatar_url=sender.avatar_url,
+                    contact_id=contact_id,
+                    channel_id=key[0],
+                    identity_id=identity_id,
                     created_at=at,
                 )
-                .returning(contacts.c.id)
+                .returning(conversations.c.id)
             )
         ).scalar_one()
-        identity_id = (
-            await conn.execute(
-                identities.insert()
-                .values(
-                    contact_id=contact_id, channel_id=channel_id, external_id=sender.external_id
-                )
-                .returning(identities.c.id)
-            )
-        ).scalar_one()
-    else:
-        contact_id, identity_id = row.contact_id, row.id
-    conversation_id = (
+        result[key] = (conversation_id, True)
+    return result
+
+
+async def _new_contact(
+    conn: AsyncConnection, channel_id: str, space_id: int, sender: Sender, at: datetime
+) -> tuple[int, int]:
+    contact_id = (
         await conn.execute(
-            conversations.insert()
+            contacts.insert()
             .values(
                 space_id=space_id,
-                contact_id=contact_id,
-                channel_id=channel_id,
-                identity_id=identity_id,
+                name=sender.name,
+                language=sender.language,
+                phone=sender.phone,
+                avatar_url=sender.avatar_url,
                 created_at=at,
             )
-            .returning(conversations.c.id)
+            .returning(contacts.c.id)
         )
     ).scalar_one()
-    return Conversation(id=conversation_id, contact_id=contact_id, opened=True)
+    identity_id = (
+        await conn.execute(
+            identities.insert()
+            .values(contact_id=contact_id, channel_id=channel_id, external_id=sender.external_id)
+            .returning(identities.c.id)
+        )
+    ).scalar_one()
+    return identity_id, contact_id
 
 
 async def _status(conn: AsyncConnection, channel_id: str, event: StatusChanged) -> int:

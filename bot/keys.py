@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import aiohttp
 from aiohttp import web
 
-if TYPE_CHECKING:
-    pass
+from bot.bots import BotProvider
+from bot.channels import ChannelRegistry
+from bot.ingest import Ingestor
+from bot.metrics import Metrics
+from bot.plugins import Plugins
+from bot.queue import LocalWorkQueue
+from bot.sender import Sender
+from bot.settings import Settings
+from bot.storage.db import Database
 
-SETTINGS = web.AppKey("settings", "Settings")
-PLUGINS = web.AppKey("plugins", "Plugins")
-DB = web.AppKey("db", "Database")
+SETTINGS = web.AppKey("settings", Settings)
+PLUGINS = web.AppKey("plugins", Plugins)
+DB = web.AppKey("db", Database)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
-METRICS = web.AppKey("metrics", "Metrics")
-CHANNELS = web.AppKey("channels", "ChannelRegistry")
-BOTS = web.AppKey("bots", "BotProvider")
-QUEUE = web.AppKey("queue", "LocalWorkQueue")
-SENDER = web.AppKey("sender", "Sender")
+METRICS = web.AppKey("metrics", Metrics)
+CHANNELS = web.AppKey("channels", ChannelRegistry)
+BOTS = web.AppKey("bots", BotProvider)
+INGESTOR = web.AppKey("ingestor", Ingestor)
+QUEUE = web.AppKey("queue", LocalWorkQueue)
+SENDER = web.AppKey("sender", Sender)
 DEFAULT_SPACE = web.AppKey("default_space", int)

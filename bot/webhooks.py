@@ -14,8 +14,8 @@ import time
 from aiohttp import web
 
 from bot.errors import InvalidPayload, WebhookRejected
-from bot.ingest import Stored, store_events
-from bot.keys import CHANNELS, DB, METRICS, QUEUE
+from bot.ingest import Stored
+from bot.keys import CHANNELS, INGESTOR, METRICS, QUEUE
 from bot.model import Event
 from channels.base import Channel
 
@@ -49,7 +49,7 @@ async def receive(request: web.Request) -> web.Response:
 
 async def accept(app: web.Application, channel: Channel, events: list[Event]) -> Stored:
     """Commit parsed events and wake the worker: the ingest step shared by every transport."""
-    stored = await store_events(app[DB], channel.id, channel.config.space_id, events)
+    stored = await app[INGESTOR].store(channel.id, channel.config.space_id, events)
     if stored.queued:
         app[QUEUE].notify()
         app[METRICS].messages.labels(direction="in").inc(stored.queued)

@@ -128,12 +128,17 @@ class Worker:
                     .where(conversations.c.id == state.id)
                     .values(handler=ctx.new_handler)
                 )
-            if queued:
-                await conn.execute(
-                    conversations.update()
-                    .where(conversations.c.id == state.id)
-                    .values(last_message_at=at)
-                )
+            # kept off the ingest hot path: the conversation and contact were active now
+            await conn.execute(
+                conversations.update()
+                .where(conversations.c.id == state.id)
+                .values(last_message_at=at)
+            )
+            await conn.execute(
+                contacts.update()
+                .where(contacts.c.id == state.contact_id)
+                .values(last_message_at=at)
+            )
             await conn.execute(work_items.delete().where(work_items.c.id == item.id))
         self._metrics.messages.labels(direction="out").inc(queued)
         return queued

@@ -1,0 +1,203 @@
+"""Ingest benchmark: web-chat messages acknowledged per second, and ack latency.
+
+The hub (`chancenter serve`, SQLite, the worker and bot running) is measured
+side by side with a bare aiohttp websocket server that validates the same
+frames and acks them without storing anything. Rounds are interleaved and each
+figure is the median of the rounds (min-max in brackets).
+
+    .venv/bin/python bench/ingest.py [--clients 50] [--messages 40] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- the baseline: same frame validation, an ack, nothing stored ---------------------
+
+
+def bare_app() -> web.Application:
+    from channels.webchat.frames import Hello, client_frame
+
+    async def ws_handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        n = 0
+        async for msg in ws:
+            frame = client_frame.validate_json(msg.data)
+            if isinstance(frame, Hello):
+                await ws.send_json({"type": "session", "token": "t", "visitor": "v"})
+                await ws.send_json({"type": "history", "messages": []})
+            else:
+                n += 1
+                await ws.send_json(
+                    {"type": "ack", "id": frame.id, "message_id": n, "duplicate": False}
+                )
+        return ws
+
+    async def index(_: web.Request) -> web.Response:
+        return web.Response(text='<script data-channel="bare"></script>')
+
+    app = web.Application()
+    app.router.add_get("/webchat/ws", ws_handler)
+    app.router.add_get("/", index)
+    app.router.add_get("/readyz", lambda _: web.json_response({"status": "ok"}))
+    return app
+
+
+# --- servers as subprocesses, so the load generator has its own core -----------------
+
+
+class Server:
+    def __init__(self, kind: str, workdir: Path) -> None:
+        self.kind, self.port = kind, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "CHANCENTER_PORT": str(self.port),
+            "CHANCENTER_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
+            "CHANCENTER_DATA_DIR": str(workdir / "data"),
+            "CHANCENTER_LOG_LEVEL": "WARNING",
+        }
+        if kind == "bare":
+            cmd = [sys.executable, __file__, "--bare-server", str(self.port)]
+        else:
+            cmd = [sys.executable, "-m", "bot", "serve"]
+            if kind == "hub (ingest only)":
+                cmd.append("--no-work")
+        self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+
+    async def ready(self) -> str:
+        async with aiohttp.ClientSession() as s:
+            for _ in range(300):
+                try:
+                    async with s.get(self.url + "/readyz") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.1)
+            async with s.get(self.url + "/") as r:
+                return re.search(r'data-channel="([^"]+)"', await r.text()).group(1)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(20)
+
+
+@dataclass
+class Result:
+    rate: float
+    p50: float
+    p99: float
+
+
+async def load(url: str, clients: int, messages: int) -> Result:
+    latencies: list[float] = []
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        async with session.ws_connect(url) as ws:
+            await ws.send_json({"type": "hello", "token": None})
+            await ws.receive_json()
+            await ws.receive_json()
+            for n in range(messages):
+                started = time.perf_counter()
+                await ws.send_json(
+                    {
+                        "type": "message",
+                        "id": f"m{n}",
+                        "text": "pricing" if n % 2 else "opening hours",
+                    }
+                )
+                while (await ws.receive_json(timeout=30))["type"] != "ack":
+                    pass  # bot replies arrive on the same socket
+                latencies.append(time.perf_counter() - started)
+
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(session) for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return Result(
+        len(latencies) / elapsed,
+        latencies[len(latencies) // 2] * 1000,
+        latencies[int(len(latencies) * 0.99)] * 1000,
+    )
+
+
+async def round_of(kind: str, clients: int, messages: int) -> Result:
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(kind, Path(tmp))
+        try:
+            channel = await server.ready()
+            url = f"{server.url}/webchat/ws?channel={channel}"
+            return await load(url, clients, messages)
+        finally:
+            server.stop()
+
+
+def spread(values: list[float], fmt: str = "{:.0f}") -> str:
+    median, low, high = (
+        fmt.format(v) for v in (statistics.median(values), min(values), max(values))
+    )
+    return f"{median} [{low}-{high}]"
+
+
+async def main(args: argparse.Namespace) -> None:
+    kinds = ["bare", "hub", "hub (ingest only)"]
+    results: dict[str, list[Result]] = {k: [] for k in kinds}
+    for n in range(args.rounds):
+        for kind in kinds:  # interleaved: drift on the machine hits every kind alike
+            results[kind].append(await round_of(kind, args.clients, args.messages))
+            print(f"round {n + 1} {kind}: {results[kind][-1].rate:.0f} msg/s", file=sys.stderr)
+    bare_rate = statistics.median(r.rate for r in results["bare"])
+    print(
+        f"\nweb-chat ingest, {args.clients} clients x {args.messages} messages, "
+        f"{args.rounds} interleaved rounds (median [min-max])"
+    )
+    print(f"{'server':<20} {'acks/s':>18} {'p50 ms':>16} {'p99 ms':>18} {'ratio':>6}")
+    for kind in kinds:
+        rs = results[kind]
+        rate = statistics.median(r.rate for r in rs)
+        print(
+            f"{kind:<20} {spread([r.rate for r in rs]):>18} "
+            f"{spread([r.p50 for r in rs], '{:.1f}'):>16} "
+            f"{spread([r.p99 for r in rs], '{:.1f}'):>18} {rate / bare_rate:>6.2f}"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=50, help="concurrent visitors")
+    parser.add_argument("--messages", type=int, default=40, help="messages per visitor")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions")
+    parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare_server:
+        sys.path.insert(0, str(ROOT))
+        web.run_app(bare_app(), host="127.0.0.1", port=args.bare_server, print=None)
+    else:
+        asyncio.run(main(args))
