@@ -98,9 +98,12 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     worker = Worker(db, plugins.handlers, app[BOTS], metrics)
     app[SENDER] = sender
     app[QUEUE] = LocalWorkQueue(
-        db, worker.process, metrics, settings.worker_concurrency, on_done=sender.notify
+        db, worker, metrics, settings.worker_concurrency, on_done=sender.notify
     )
     yield
+    await app[INGESTOR].close()
+    await worker.close()
+    await sender.close()
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:

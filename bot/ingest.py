@@ -10,7 +10,6 @@ before the acknowledgement: `last_message_at` and the like are the worker's job.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from bot.model import (
     parts_adapter,
 )
 from bot.storage.db import Database
+from bot.storage.group import GroupCommitter
 from bot.storage.tables import contacts, conversations, identities, messages, work_items
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,6 @@ STATUS_BEFORE: dict[str, tuple[str, ...]] = {
     "read": ("pending", "sent", "delivered"),
     "failed": ("pending", "sent"),
 }
-MAX_BATCH = 1000  # events per commit
 
 
 def now() -> datetime:
@@ -60,56 +59,29 @@ class Stored:
         return len(self.message_ids)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Request:
     channel_id: str
     space_id: int
     events: Sequence[Event]
-    done: asyncio.Future[Stored]
 
 
 class Ingestor:
-    """Commits requests' events, batching the requests that arrive during a commit."""
+    """Commits requests' events; requests arriving during a commit share the next one."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._queue: list[_Request] = []
-        self._lock = asyncio.Lock()
+        self._group: GroupCommitter[_Request, Stored] = GroupCommitter(db, self._write)
 
     async def store(self, channel_id: str, space_id: int, events: Sequence[Event]) -> Stored:
         """Return once `events` are committed (durable), or raise if they could not be."""
-        request = _Request(channel_id, space_id, events, asyncio.get_running_loop().create_future())
-        self._queue.append(request)
-        async with self._lock:
-            if not request.done.done():  # nobody committed it while we waited: lead a batch
-                batch = self._take()
-                # shielded: a client that hangs up must not abort the others' commit
-                await asyncio.shield(self._commit(batch))
-        return await request.done
+        return await self._group.submit(_Request(channel_id, space_id, events))
 
-    def _take(self) -> list[_Request]:
-        batch, size = [], 0
-        while self._queue and (not batch or size + len(self._queue[0].events) <= MAX_BATCH):
-            request = self._queue.pop(0)
-            batch.append(request)
-            size += len(request.events)
-        return batch
+    async def close(self) -> None:
+        await self._group.close()
 
-    async def _commit(self, batch: list[_Request]) -> None:
-        try:
-            async with self._db.write() as conn:
-                results = await _write(self._db, conn, batch)
-        except Exception as exc:
-            if len(batch) == 1:
-                batch[0].done.set_exception(exc)
-                return
-            # one bad request must not fail its neighbours: commit each on its own
-            log.warning("batch commit failed; committing requests one by one", exc_info=True)
-            for request in batch:
-                await self._commit([request])
-            return
-        for request, stored in zip(batch, results, strict=True):
-            request.done.set_result(stored)
+    async def _write(self, conn: AsyncConnection, batch: list[_Request]) -> list[Stored]:
+        return await _write(self._db, conn, batch)
 
 
 async def _write(db: Database, conn: AsyncConnection, batch: list[_Request]) -> list[Stored]:

@@ -9,31 +9,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import sqlalchemy as sa
 
+from bot.handling import ConversationState
 from bot.metrics import Metrics
 from bot.storage.db import Database
 from bot.storage.tables import work_items
-from bot.worker import WorkItem
+from bot.worker import Worker, WorkItem
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+FETCH = 50  # a conversation's pending items read at once
 
 
 class LocalWorkQueue:
     def __init__(
         self,
         db: Database,
-        process: Callable[[WorkItem], Awaitable[object]],
+        worker: Worker,
         metrics: Metrics,
         concurrency: int = 16,
         on_done: Callable[[], None] = lambda: None,
     ) -> None:
         self._db = db
-        self._process = process
+        self._worker = worker
         self._metrics = metrics
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
@@ -83,41 +85,48 @@ class LocalWorkQueue:
     async def _drain(self, conversation_id: int) -> None:
         try:
             async with self._slots:
-                while (item := await self._next(conversation_id)) is not None:
-                    await self._handle(item)
+                state: ConversationState | None = None
+                while items := await self._pending(conversation_id):
+                    for item in items:
+                        state = await self._handle(item, state)
         finally:
             self._busy.discard(conversation_id)
             self.notify()  # a row may have arrived while this conversation was busy
 
-    async def _next(self, conversation_id: int) -> WorkItem | None:
+    async def _pending(self, conversation_id: int) -> list[WorkItem]:
         async with self._db.read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(work_items.c.id, work_items.c.conversation_id, work_items.c.payload)
-                    .where(work_items.c.conversation_id == conversation_id)
-                    .where(work_items.c.status == "pending")
-                    .order_by(work_items.c.id)
-                    .limit(1)
-                )
-            ).first()
-        return None if row is None else WorkItem(row.id, row.conversation_id, row.payload)
+            rows = await conn.execute(
+                sa.select(work_items.c.id, work_items.c.conversation_id, work_items.c.payload)
+                .where(work_items.c.conversation_id == conversation_id)
+                .where(work_items.c.status == "pending")
+                .order_by(work_items.c.id)
+                .limit(FETCH)
+            )
+            return [WorkItem(r.id, r.conversation_id, r.payload) for r in rows]
 
-    async def _handle(self, item: WorkItem) -> None:
-        """Process one item, retrying with backoff; after MAX_ATTEMPTS it is set aside."""
+    async def _handle(
+        self, item: WorkItem, state: ConversationState | None
+    ) -> ConversationState | None:
+        """Process one item, retrying with backoff; after MAX_ATTEMPTS it is set aside.
+
+        The conversation waits meanwhile: its later messages must not overtake this one.
+        """
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                await self._process(item)
+                state = await self._worker.process(item, state)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.exception("work item failed", extra={"work_item": item.id, "attempt": attempt})
                 await self._record_failure(item, exc, dead=attempt == MAX_ATTEMPTS)
+                state = None
                 if attempt < MAX_ATTEMPTS:
                     await asyncio.sleep(min(0.2 * 2**attempt, 30))
             else:
                 self._on_done()
-                return
+                return state
         self._metrics.dead_letters.inc()
+        return None
 
     async def _record_failure(self, item: WorkItem, exc: Exception, *, dead: bool) -> None:
         async with self._db.write() as conn:

@@ -11,9 +11,11 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.channels import ChannelRegistry
 from bot.errors import ChanCenterError, PermanentFailure, RetryLater
@@ -21,6 +23,7 @@ from bot.ingest import now
 from bot.metrics import Metrics
 from bot.model import Outbound, parts_adapter
 from bot.storage.db import Database
+from bot.storage.group import GroupCommitter
 from bot.storage.tables import conversations, identities, messages, outbox
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,7 @@ class Sender:
         self._channels = channels
         self._metrics = metrics
         self._wake = asyncio.Event()
+        self._group: GroupCommitter[_Outcome, None] = GroupCommitter(db, self._write)
 
     def notify(self) -> None:
         self._wake.set()
@@ -47,7 +51,7 @@ class Sender:
                 # e.g. the database is briefly unreachable: nothing is lost, rows stay due
                 log.exception("sender round failed; trying again shortly")
                 sent = 0
-            if sent < BATCH:
+            if sent == 0:
                 idle = await self._idle_time()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), idle)
@@ -102,6 +106,7 @@ class Sender:
                 return  # keep order: later messages wait for this one
 
     async def _send_one(self, row: sa.Row) -> bool:
+        """Send one row; False when it must be retried (and later rows wait for it)."""
         outbound = Outbound(
             message_id=row.message_id,
             conversation_id=row.conversation_id,
@@ -112,7 +117,7 @@ class Sender:
             channel = await self._channels.get(row.channel_id)
             receipt = await channel.send(outbound)
         except PermanentFailure as exc:
-            await self._finish(row, status="failed", error=exc.reason)
+            await self._group.submit(_Outcome(row.id, row.message_id, "failed", error=exc.reason))
             self._metrics.send_failures.labels(kind="permanent").inc()
             log.warning(
                 "send failed for good", extra={"message_id": row.message_id, "reason": exc.reason}
@@ -120,42 +125,72 @@ class Sender:
             return True
         except (RetryLater, ChanCenterError, OSError, TimeoutError) as exc:
             after = exc.after if isinstance(exc, RetryLater) else min(2.0**row.attempts, 300.0)
-            await self._retry(row, after, str(exc))
+            await self._group.submit(
+                _Outcome(row.id, row.message_id, "retry", error=str(exc)[:1000], after=after)
+            )
             self._metrics.send_failures.labels(kind="retry").inc()
             log.warning(
                 "send failed, will retry",
                 extra={"message_id": row.message_id, "after": after, "error": str(exc)},
             )
             return False
-        await self._finish(row, status="sent", external_id=receipt.external_id)
+        await self._group.submit(
+            _Outcome(row.id, row.message_id, "sent", external_id=receipt.external_id)
+        )
         return True
 
-    async def _finish(
-        self, row: sa.Row, *, status: str, external_id: str | None = None, error: str | None = None
-    ) -> None:
-        async with self._db.write() as conn:
+    async def _write(self, conn: AsyncConnection, outcomes: list[_Outcome]) -> list[None]:
+        """Record many sends' outcomes in one transaction."""
+        finished = [o for o in outcomes if o.status != "retry"]
+        if finished:
             await conn.execute(
                 messages.update()
-                .where(messages.c.id == row.message_id)
+                .where(messages.c.id == sa.bindparam("m_id"))
                 .values(
                     # a receipt may already have moved it past "sent"
                     status=sa.case(
-                        (messages.c.status == "pending", status), else_=messages.c.status
+                        (messages.c.status == "pending", sa.bindparam("m_status")),
+                        else_=messages.c.status,
                     ),
-                    external_id=external_id,
-                    error=error,
-                )
+                    external_id=sa.bindparam("m_external_id"),
+                    error=sa.bindparam("m_error"),
+                ),
+                [
+                    {
+                        "m_id": o.message_id,
+                        "m_status": o.status,
+                        "m_external_id": o.external_id,
+                        "m_error": o.error,
+                    }
+                    for o in finished
+                ],
             )
-            await conn.execute(outbox.delete().where(outbox.c.id == row.id))
-
-    async def _retry(self, row: sa.Row, after: float, error: str) -> None:
-        async with self._db.write() as conn:
             await conn.execute(
-                outbox.update()
-                .where(outbox.c.id == row.id)
-                .values(
-                    attempts=outbox.c.attempts + 1,
-                    next_attempt_at=now() + timedelta(seconds=after),
-                    last_error=error[:1000],
-                )
+                outbox.delete().where(outbox.c.id.in_([o.outbox_id for o in finished]))
             )
+        at = now()
+        for o in outcomes:
+            if o.status == "retry":
+                await conn.execute(
+                    outbox.update()
+                    .where(outbox.c.id == o.outbox_id)
+                    .values(
+                        attempts=outbox.c.attempts + 1,
+                        next_attempt_at=at + timedelta(seconds=o.after),
+                        last_error=o.error,
+                    )
+                )
+        return [None] * len(outcomes)
+
+    async def close(self) -> None:
+        await self._group.close()
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    outbox_id: int
+    message_id: int
+    status: str  # sent | failed | retry
+    external_id: str | None = None
+    error: str | None = None
+    after: float = 0.0

@@ -2,17 +2,22 @@
 
 At-least-once: if the process dies before the commit, the item is still there and
 is handled again on restart; outbound rows carry a dedupe key derived from the
-inbound message, so a second run writes nothing twice.
+inbound message, so a second run writes nothing twice. Handlers run outside any
+transaction (a bot may take seconds); their effects are group-committed with
+other conversations' and only if nobody changed the conversation's handler
+meanwhile.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.bots import BotProvider
 from bot.handling import ConversationState, HandlerContext
@@ -21,6 +26,7 @@ from bot.metrics import Metrics
 from bot.model import event_adapter, parts_adapter
 from bot.plugins import Handler
 from bot.storage.db import Database
+from bot.storage.group import GroupCommitter
 from bot.storage.tables import contacts, conversations, messages, outbox, work_items
 
 log = logging.getLogger(__name__)
@@ -33,6 +39,12 @@ class WorkItem:
     payload: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class _Effects:
+    item: WorkItem
+    ctx: HandlerContext
+
+
 class Worker:
     def __init__(
         self, db: Database, handlers: Sequence[Handler], bots: BotProvider, metrics: Metrics
@@ -41,11 +53,19 @@ class Worker:
         self._handlers = handlers
         self._bots = bots
         self._metrics = metrics
+        self._group: GroupCommitter[_Effects, bool] = GroupCommitter(db, self._write)
 
-    async def process(self, item: WorkItem) -> int:
-        """Handle `item` to completion; returns how many outbound messages it queued."""
+    async def process(
+        self, item: WorkItem, state: ConversationState | None = None
+    ) -> ConversationState:
+        """Handle `item` to completion; returns the conversation's state afterwards.
+
+        `state` is what the previous item of the same conversation left; a stale
+        one costs a second run, never a wrong write.
+        """
         while True:
-            state = await self._load(item.conversation_id)
+            if state is None:
+                state = await self.load(item.conversation_id)
             ctx = HandlerContext(
                 event=event_adapter.validate_python(item.payload["event"]),  # type: ignore[arg-type]
                 message_id=item.payload["message_id"],
@@ -56,15 +76,19 @@ class Worker:
             for handler in self._handlers:
                 if await handler(ctx.event, ctx):
                     break
-            committed = await self._commit(item, ctx)
-            if committed is not None:
-                return committed
+            if await self._group.submit(_Effects(item, ctx)):
+                self._metrics.messages.labels(direction="out").inc(len(ctx.replies))
+                return dataclasses.replace(state, handler=ctx.new_handler or state.handler)
             log.info(
                 "conversation changed hands while handling; handling again",
                 extra={"conversation": state.id, "work_item": item.id},
             )
+            state = None
 
-    async def _load(self, conversation_id: int) -> ConversationState:
+    async def close(self) -> None:
+        await self._group.close()
+
+    async def load(self, conversation_id: int) -> ConversationState:
         async with self._db.read() as conn:
             row = (
                 await conn.execute(
@@ -83,62 +107,70 @@ class Worker:
             ).one()
         return ConversationState(**row._mapping)
 
-    async def _commit(self, item: WorkItem, ctx: HandlerContext) -> int | None:
-        """Write the effects unless the handler changed meanwhile; None means 'run again'."""
-        state = ctx.conversation
-        async with self._db.write() as conn:
-            handler = (
+    async def _write(self, conn: AsyncConnection, batch: list[_Effects]) -> list[bool]:
+        """One transaction for many conversations' effects; False: the handler changed."""
+        ids = [e.ctx.conversation.id for e in batch]
+        handlers = dict(
+            (
                 await conn.execute(
-                    sa.select(conversations.c.handler).where(conversations.c.id == state.id)
+                    sa.select(conversations.c.id, conversations.c.handler).where(
+                        conversations.c.id.in_(ids)
+                    )
                 )
-            ).scalar_one()
-            if handler != state.handler:
-                return None
-            at = now()
-            queued = 0
-            for n, parts in enumerate(ctx.replies):
-                message_id = (
-                    await conn.execute(
-                        self._db.insert(messages)
-                        .values(
-                            space_id=state.space_id,
-                            conversation_id=state.id,
-                            channel_id=state.channel_id,
-                            direction="out",
-                            dedupe_key=f"{ctx.message_id}:{n}",
-                            reply_to_id=ctx.message_id,
-                            parts=parts_adapter.dump_python(list(parts), mode="json"),
-                            status="pending",
-                            created_at=at,
-                        )
-                        .on_conflict_do_nothing()
-                        .returning(messages.c.id)
-                    )
-                ).scalar()
-                if message_id is not None:
-                    await conn.execute(
-                        outbox.insert().values(
-                            message_id=message_id, channel_id=state.channel_id, next_attempt_at=at
-                        )
-                    )
-                    queued += 1
-            if ctx.new_handler and ctx.new_handler != state.handler:
+            ).all()
+        )
+        ok = [handlers.get(e.ctx.conversation.id) == e.ctx.conversation.handler for e in batch]
+        done = [e for e, fine in zip(batch, ok, strict=True) if fine]
+        if not done:
+            return ok
+        at = now()
+        replies = [
+            {
+                "space_id": e.ctx.conversation.space_id,
+                "conversation_id": e.ctx.conversation.id,
+                "channel_id": e.ctx.conversation.channel_id,
+                "direction": "out",
+                "dedupe_key": f"{e.ctx.message_id}:{n}",
+                "reply_to_id": e.ctx.message_id,
+                "parts": parts_adapter.dump_python(list(parts), mode="json"),
+                "status": "pending",
+                "created_at": at,
+            }
+            for e in done
+            for n, parts in enumerate(e.ctx.replies)
+        ]
+        if replies:
+            inserted = await conn.execute(
+                self._db.insert(messages)
+                .on_conflict_do_nothing()
+                .returning(messages.c.id, messages.c.channel_id),
+                replies,
+            )
+            rows = [
+                {"message_id": r.id, "channel_id": r.channel_id, "next_attempt_at": at}
+                for r in inserted
+            ]
+            if rows:
+                await conn.execute(outbox.insert(), rows)
+        for e in done:
+            if e.ctx.new_handler and e.ctx.new_handler != e.ctx.conversation.handler:
                 await conn.execute(
                     conversations.update()
-                    .where(conversations.c.id == state.id)
-                    .values(handler=ctx.new_handler)
+                    .where(conversations.c.id == e.ctx.conversation.id)
+                    .values(handler=e.ctx.new_handler)
                 )
-            # kept off the ingest hot path: the conversation and contact were active now
-            await conn.execute(
-                conversations.update()
-                .where(conversations.c.id == state.id)
-                .values(last_message_at=at)
-            )
-            await conn.execute(
-                contacts.update()
-                .where(contacts.c.id == state.contact_id)
-                .values(last_message_at=at)
-            )
-            await conn.execute(work_items.delete().where(work_items.c.id == item.id))
-        self._metrics.messages.labels(direction="out").inc(queued)
-        return queued
+        # kept off the ingest hot path: these conversations and contacts were active now
+        await conn.execute(
+            conversations.update()
+            .where(conversations.c.id.in_([e.ctx.conversation.id for e in done]))
+            .values(last_message_at=at)
+        )
+        await conn.execute(
+            contacts.update()
+            .where(contacts.c.id.in_([e.ctx.conversation.contact_id for e in done]))
+            .values(last_message_at=at)
+        )
+        await conn.execute(
+            work_items.delete().where(work_items.c.id.in_([e.item.id for e in done]))
+        )
+        return ok

@@ -1,0 +1,120 @@
+"""Group commit: concurrent requests share commits, and one bad request fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+
+import sqlalchemy as sa
+from aiohttp.web import Application
+
+from bot.ingest import Ingestor
+from bot.keys import DB, DEFAULT_SPACE
+from bot.model import MessageEdited, MessageReceived, Sender, StatusChanged, TextPart
+from bot.storage.tables import contacts, conversations, messages, work_items
+from tests.conftest import add_channel, count
+
+
+def msg(external_id: str, sender: str = "u1", text: str = "hi") -> MessageReceived:
+    return MessageReceived(
+        external_id=external_id, sender=Sender(external_id=sender), parts=(TextPart(text=text),)
+    )
+
+
+async def test_concurrent_requests_are_committed_together_and_answered_separately(
+    app: Application,
+) -> None:
+    channel = await add_channel(app, "echo")
+    ingestor = Ingestor(app[DB])
+    commits = 0
+    write = app[DB].write
+
+    def counting_write():
+        nonlocal commits
+        commits += 1
+        return write()
+
+    app[DB].write = counting_write  # type: ignore[method-assign]
+    try:
+        results = await asyncio.gather(
+            *(
+                ingestor.store(channel, app[DEFAULT_SPACE], [msg(f"m{n}", f"u{n % 5}")])
+                for n in range(40)
+            )
+        )
+    finally:
+        app[DB].write = write  # type: ignore[method-assign]
+    assert [r.queued for r in results] == [1] * 40
+    assert len({r.message_ids[0] for r in results}) == 40
+    assert commits < 10, f"{commits} commits for 40 concurrent requests"
+    assert await count(app, contacts) == 5
+    assert await count(app, conversations) == 5
+    assert await count(app, work_items) == 40
+    # one conversation per sender, and only its first message opened it
+    async with app[DB].read() as conn:
+        opened = [
+            r.payload["opened"]
+            for r in (await conn.execute(sa.select(work_items).order_by(work_items.c.id))).all()
+        ]
+    assert opened.count(True) == 5
+
+
+async def test_duplicates_in_one_batch_and_across_batches(app: Application) -> None:
+    channel = await add_channel(app, "echo")
+    ingestor = Ingestor(app[DB])
+    first = await ingestor.store(channel, app[DEFAULT_SPACE], [msg("a"), msg("a"), msg("b")])
+    assert first.queued == 2 and first.duplicates == 1
+    again = await ingestor.store(channel, app[DEFAULT_SPACE], [msg("b")])
+    assert again.queued == 0 and again.duplicates == 1
+
+
+async def test_a_failing_request_does_not_fail_its_neighbours(app: Application) -> None:
+    channel = await add_channel(app, "echo")
+    ingestor = Ingestor(app[DB])
+    good = [ingestor.store(channel, app[DEFAULT_SPACE], [msg(f"ok{n}")]) for n in range(3)]
+    # a channel id that does not exist violates the foreign key: this request must fail alone
+    bad = ingestor.store("no-such-channel", app[DEFAULT_SPACE], [msg("bad")])
+    results = await asyncio.gather(*good, bad, return_exceptions=True)
+    assert [r.queued for r in results[:3]] == [1, 1, 1]
+    assert isinstance(results[3], Exception)
+    assert await count(app, messages) == 3
+
+
+async def test_edits_and_statuses(app: Application) -> None:
+    channel = await add_channel(app, "echo")
+    ingestor = Ingestor(app[DB])
+    await ingestor.store(
+        channel,
+        app[DEFAULT_SPACE],
+        [
+            msg("m1", text="helo"),
+            MessageEdited(
+                external_id="m1", sender=Sender(external_id="u1"), parts=(TextPart(text="hello"),)
+            ),
+        ],
+    )
+    async with app[DB].write() as conn:
+        conv = (await conn.execute(sa.select(conversations.c.id))).scalar_one()
+        await conn.execute(
+            messages.insert().values(
+                space_id=app[DEFAULT_SPACE],
+                conversation_id=conv,
+                channel_id=channel,
+                direction="out",
+                external_id="o1",
+                parts=[],
+                status="sent",
+            )
+        )
+    for status in ("read", "delivered"):  # a late "delivered" must not undo "read"
+        await ingestor.store(
+            channel, app[DEFAULT_SPACE], [StatusChanged(external_id="o1", status=status)]
+        )
+    async with app[DB].read() as conn:
+        rows = dict(
+            (await conn.execute(sa.select(messages.c.external_id, messages.c.status))).all()
+        )
+        parts = (
+            await conn.execute(sa.select(messages.c.parts).where(messages.c.external_id == "m1"))
+        ).scalar_one()
+    assert rows == {"m1": "received", "o1": "read"}
+    assert parts == [{"type": "text", "text": "hello"}]
