@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import sqlalchemy as sa
 
+from bot.crypto import Vault
 from bot.errors import ConfigError, NotFound
 from bot.storage.db import Database
 from bot.storage.tables import channels
@@ -23,6 +23,7 @@ class ChannelRegistry:
         self._kinds = kinds
         self._ctx = ctx
         self._cache: dict[str, Channel] = {}
+        self._vault = Vault(ctx.settings.signing_key())
 
     @property
     def kinds(self) -> dict[str, type[Channel]]:
@@ -51,7 +52,7 @@ class ChannelRegistry:
                 f"channel {channel_id} is of kind {row.kind!r}, which no installed package "
                 f"provides (known: {', '.join(sorted(self._kinds))})"
             )
-        credentials = cls.credentials_model.model_validate(json.loads(row.credentials or "{}"))
+        credentials = cls.credentials_model.model_validate(self._vault.open(row.credentials))
         config = ChannelConfig(
             id=row.id,
             space_id=row.space_id,

@@ -19,9 +19,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.model import (
+    ContactBlocked,
     Event,
     Inbound,
     MessageEdited,
+    ReadUpTo,
     Sender,
     StatusChanged,
     inbound_parts,
@@ -90,7 +92,7 @@ async def _write(db: Database, conn: AsyncConnection, batch: list[_Request]) -> 
         (n, request, event)
         for n, request in enumerate(batch)
         for event in request.events
-        if not isinstance(event, StatusChanged | MessageEdited)
+        if isinstance(event, Inbound)
     ]
     if inbound:
         await _inbound(db, conn, inbound, results)
@@ -101,6 +103,10 @@ async def _write(db: Database, conn: AsyncConnection, batch: list[_Request]) -> 
                 results[n].updated += await _status(conn, request.channel_id, event)
             elif isinstance(event, MessageEdited):
                 results[n].updated += await _edit(conn, request.channel_id, event)
+            elif isinstance(event, ReadUpTo):
+                results[n].updated += await _read_up_to(conn, request.channel_id, event)
+            elif isinstance(event, ContactBlocked):
+                results[n].updated += await _blocked(conn, request.channel_id, event)
     return results
 
 
@@ -257,5 +263,38 @@ async def _edit(conn: AsyncConnection, channel_id: str, event: MessageEdited) ->
         .where(messages.c.external_id == event.external_id)
         .where(messages.c.direction == "in")
         .values(parts=parts_adapter.dump_python(list(event.parts), mode="json"))
+    )
+    return result.rowcount
+
+
+async def _read_up_to(conn: AsyncConnection, channel_id: str, event: ReadUpTo) -> int:
+    identity = (
+        sa.select(identities.c.id)
+        .where(identities.c.channel_id == channel_id)
+        .where(identities.c.external_id == event.sender.external_id)
+        .scalar_subquery()
+    )
+    result = await conn.execute(
+        messages.update()
+        .where(messages.c.channel_id == channel_id)
+        .where(messages.c.direction == "out")
+        .where(messages.c.status.in_(STATUS_BEFORE["read"]))
+        .where(messages.c.created_at <= event.watermark.astimezone(UTC).replace(tzinfo=None))
+        .where(
+            messages.c.conversation_id.in_(
+                sa.select(conversations.c.id).where(conversations.c.identity_id == identity)
+            )
+        )
+        .values(status="read")
+    )
+    return result.rowcount
+
+
+async def _blocked(conn: AsyncConnection, channel_id: str, event: ContactBlocked) -> int:
+    result = await conn.execute(
+        identities.update()
+        .where(identities.c.channel_id == channel_id)
+        .where(identities.c.external_id == event.sender.external_id)
+        .values(blocked=int(event.blocked))
     )
     return result.rowcount

@@ -149,6 +149,9 @@ class Postback(Frozen):
     sender: Sender
     payload: str
     title: str | None = None
+    referral: str | None = Field(
+        None, description="where the contact came from: a deep link, an ad"
+    )
     sent_at: datetime = Field(default_factory=utcnow)
 
 
@@ -182,8 +185,30 @@ class StatusChanged(Frozen):
     error: str | None = None
 
 
+class ReadUpTo(Frozen):
+    """The contact has read everything we sent before `watermark` (Messenger's read receipts)."""
+
+    type: Literal["read_up_to"] = "read_up_to"
+    sender: Sender
+    watermark: datetime
+
+
+class ContactBlocked(Frozen):
+    """The contact blocked (or unblocked) us: sends to them will fail until they unblock."""
+
+    type: Literal["blocked"] = "blocked"
+    sender: Sender
+    blocked: bool
+
+
 Event = Annotated[
-    MessageReceived | Postback | Reaction | MessageEdited | StatusChanged,
+    MessageReceived
+    | Postback
+    | Reaction
+    | MessageEdited
+    | StatusChanged
+    | ReadUpTo
+    | ContactBlocked,
     Field(discriminator="type"),
 ]
 event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
@@ -209,7 +234,12 @@ class Outbound(Frozen):
     conversation_id: int
     recipient: str
     parts: tuple[Part, ...] = Field(min_length=1)
-    sender_name: str | None = None
+    sender_name: str | None = Field(
+        None, description="the agent's name, where the platform shows it"
+    )
+    last_inbound_at: datetime | None = Field(
+        None, description="when the contact last wrote: platforms' 24-hour windows count from it"
+    )
 
 
 class SentReceipt(Frozen):

@@ -14,6 +14,7 @@ import time
 from aiohttp import web
 
 from bot.errors import InvalidPayload, WebhookRejected
+from bot.http import error_response
 from bot.ingest import Stored
 from bot.keys import CHANNELS, INGESTOR, METRICS, QUEUE
 from bot.model import Event
@@ -42,9 +43,22 @@ async def receive(request: web.Request) -> web.Response:
     stored = await accept(app, channel, events)
     metrics.webhooks.labels(kind=channel.kind, outcome="stored").inc()
     metrics.ingest_seconds.observe(time.perf_counter() - started)
+    reply = channel.webhook_response(payload)
+    if reply is not None:
+        return web.json_response(reply)
     return web.json_response(
         {"events": len(events), "stored": stored.queued, "duplicates": stored.duplicates}
     )
+
+
+async def handshake(request: web.Request) -> web.Response:
+    """`GET /webhooks/{channel_id}`: the platform checks the URL before sending to it."""
+    channel = await request.app[CHANNELS].get(request.match_info["channel_id"])
+    try:
+        return web.Response(text=channel.handshake(request.query))
+    except WebhookRejected as exc:
+        log.info("webhook handshake refused", extra={"channel": channel.id})
+        return error_response(403, str(exc))
 
 
 async def accept(app: web.Application, channel: Channel, events: list[Event]) -> Stored:
@@ -62,3 +76,4 @@ async def accept(app: web.Application, channel: Channel, events: list[Event]) ->
 
 def setup(app: web.Application) -> None:
     app.router.add_post("/webhooks/{channel_id}", receive)
+    app.router.add_get("/webhooks/{channel_id}", handshake)

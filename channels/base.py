@@ -26,11 +26,12 @@ from typing import Any, ClassVar
 
 import aiohttp
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bot.errors import WebhookRejected
+from bot.errors import ConfigError, NotFound, WebhookRejected
 from bot.model import Event, Outbound, SentReceipt
 from bot.settings import Settings
+from channels.render import Capabilities
 
 
 class NoCredentials(BaseModel):
@@ -50,6 +51,15 @@ class ChannelConfig:
 
 
 @dataclass(frozen=True)
+class Media:
+    """A file fetched from the platform, for the hub's `/media/` proxy."""
+
+    content: bytes
+    content_type: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
 class ChannelContext:
     """What a channel may use for I/O: settings, the shared HTTP session, the app."""
 
@@ -61,6 +71,7 @@ class ChannelContext:
 class Channel(abc.ABC):
     kind: ClassVar[str]
     credentials_model: ClassVar[type[BaseModel]] = NoCredentials
+    capabilities: ClassVar[Capabilities | None] = None
 
     def __init__(self, config: ChannelConfig, ctx: ChannelContext) -> None:
         self.config = config
@@ -70,6 +81,18 @@ class Channel(abc.ABC):
     def id(self) -> str:
         return self.config.id
 
+    @classmethod
+    async def prepare(cls, given: Mapping[str, str], ctx: ChannelContext) -> tuple[BaseModel, str]:
+        """Check what an admin typed (at the platform where possible) before anything is stored.
+
+        Returns the credentials to store (with any secrets we generate) and a display name.
+        Raise `ConfigError` with what to do when they are wrong.
+        """
+        try:
+            return cls.credentials_model.model_validate(dict(given)), cls.kind
+        except ValidationError as exc:
+            raise ConfigError(_explain(cls.kind, exc)) from None
+
     def verify(self, headers: Mapping[str, str], raw_body: bytes) -> None:
         """Raise `WebhookRejected` unless the request really comes from the platform.
 
@@ -77,6 +100,14 @@ class Channel(abc.ABC):
         a channel that takes no webhooks keeps this default.
         """
         raise WebhookRejected(f"{self.kind} channels take no webhooks")
+
+    def handshake(self, query: Mapping[str, str]) -> str:
+        """Answer the platform's `GET` verification of our webhook URL (Meta's `hub.challenge`)."""
+        raise WebhookRejected(f"{self.kind} channels have no verification handshake")
+
+    def webhook_response(self, payload: Any) -> dict[str, Any] | None:
+        """A body for the webhook's 200, when the platform acts on it (Telegram methods)."""
+        return None
 
     @abc.abstractmethod
     def parse(self, payload: Any) -> list[Event]:
@@ -90,8 +121,21 @@ class Channel(abc.ABC):
     async def send(self, outbound: Outbound) -> SentReceipt:
         """The I/O only; raise `RetryLater` or `PermanentFailure` on errors."""
 
+    async def fetch_media(self, media_id: str) -> Media:
+        """Download a contact's file from the platform with this channel's credentials."""
+        raise NotFound(f"{self.kind} channels keep no media at the platform")
+
     async def connect(self, public_url: str) -> None:  # noqa: B027 - optional hook
         """Register our webhook at the platform (channels without webhooks have nothing to do)."""
 
     async def disconnect(self) -> None:  # noqa: B027 - optional hook
         """Remove our webhook from the platform."""
+
+
+def _explain(kind: str, exc: ValidationError) -> str:
+    missing = [str(e["loc"][0]) for e in exc.errors() if e["type"] == "missing"]
+    if missing:
+        flags = ", ".join("--" + name.replace("_", "-") for name in missing)
+        return f"a {kind} channel needs {flags}"
+    err = exc.errors()[0]
+    return f"{kind} channel: {'.'.join(map(str, err['loc']))}: {err['msg']}"

@@ -44,7 +44,22 @@ async def client(
     aiohttp_client: Any, settings: Settings, plugins: Plugins
 ) -> AsyncIterator[TestClient]:
     app = create_app(settings, plugins)
-    yield await aiohttp_client(app)
+    test_client = await aiohttp_client(app)
+    yield test_client
+    await closed_within(test_client, 15)
+
+
+async def closed_within(test_client: TestClient, seconds: float) -> None:
+    """Close the app, and if its shutdown hangs, say which tasks are stuck where."""
+    try:
+        await asyncio.wait_for(asyncio.shield(test_client.close()), seconds)
+    except TimeoutError:
+        stuck = []
+        for task in asyncio.all_tasks():
+            frames = task.get_stack()
+            where = " <- ".join(f"{f.f_code.co_filename}:{f.f_lineno}" for f in frames)
+            stuck.append(f"{task.get_name()}: {where}")
+        pytest.fail("app shutdown hung:\n" + "\n".join(stuck))
 
 
 @pytest.fixture

@@ -119,6 +119,7 @@ identities = Table(
     Column("contact_id", ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("channel_id", ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
     Column("external_id", String(128), nullable=False),
+    Column("blocked", Integer, nullable=False, server_default="0"),  # the contact blocked us
     UniqueConstraint("channel_id", "external_id", name="uq_identities_channel_external"),
 )
 

@@ -1,0 +1,441 @@
+"""Telegram, through aiogram: its `Update` types to parse, its `Bot` to send.
+
+Webhooks carry `X-Telegram-Bot-Api-Secret-Token`, set by us at `setWebhook`.
+A callback query is answered in the webhook's own response (the Bot API runs a
+method returned there), so the button stops spinning without another request.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import logging
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+from aiogram.methods import (
+    SendAudio,
+    SendDocument,
+    SendLocation,
+    SendMessage,
+    SendPhoto,
+    SendSticker,
+    SendVideo,
+    TelegramMethod,
+)
+from aiogram.types import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+    User,
+)
+from aiohttp import web
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from bot.errors import ConfigError, PermanentFailure, RetryLater, WebhookRejected
+from bot.keys import SETTINGS
+from bot.model import (
+    ContactBlocked,
+    ContactCardPart,
+    Event,
+    LocationPart,
+    MediaPart,
+    MessageEdited,
+    MessageReceived,
+    Outbound,
+    Part,
+    Postback,
+    QuickRepliesPart,
+    Sender,
+    SentReceipt,
+    TextPart,
+)
+from bot.ratelimit import KeyedBuckets, TokenBucket
+from channels.base import Channel, ChannelContext, Media
+from channels.render import Capabilities, fits, numbered, split_text
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+CAPABILITIES = Capabilities(
+    text_limit=4096,
+    quick_replies=100,  # an inline keyboard, one button a row up to here
+    button_title=64,
+    payload_bytes=64,  # callback_data
+    per_second=30,
+    per_chat_per_second=1,
+)
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+SESSION = web.AppKey("telegram_session", AiohttpSession)
+
+
+class TelegramCredentials(BaseModel):
+    token: SecretStr
+    secret_token: SecretStr  # what Telegram echoes in SECRET_HEADER
+
+
+def api_session(base: str) -> AiohttpSession:
+    """One HTTP session for every Telegram bot of the process, aimed at the Bot API server."""
+    return AiohttpSession(api=TelegramAPIServer.from_base(base.rstrip("/")))
+
+
+class TelegramChannel(Channel):
+    kind = "telegram"
+    credentials_model = TelegramCredentials
+    capabilities = CAPABILITIES
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._bot: Bot | None = None
+        self._account = TokenBucket(CAPABILITIES.per_second, burst=CAPABILITIES.per_second)
+        self._chats = KeyedBuckets(1.0, burst=3)
+
+    @classmethod
+    async def prepare(cls, given: Mapping[str, str], ctx: ChannelContext) -> tuple[BaseModel, str]:
+        token = given.get("token")
+        if not token:
+            raise ConfigError("a telegram channel needs --token (from @BotFather)")
+        me = await check_token(ctx.app[SESSION], token)
+        credentials = TelegramCredentials(
+            token=SecretStr(token), secret_token=SecretStr(secrets.token_urlsafe(32))
+        )
+        return credentials, f"@{me.username}"
+
+    @property
+    def bot(self) -> Bot:
+        if self._bot is None:
+            token = self.config.credentials.token.get_secret_value()  # type: ignore[attr-defined]
+            self._bot = Bot(token, session=self.ctx.app[SESSION])
+        return self._bot
+
+    # --- in ---------------------------------------------------------------------
+
+    def verify(self, headers: Mapping[str, str], raw_body: bytes) -> None:
+        expected = self.config.credentials.secret_token.get_secret_value()  # type: ignore[attr-defined]
+        given = headers.get(SECRET_HEADER, "")
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise WebhookRejected(f"bad or missing {SECRET_HEADER}")
+
+    def parse(self, payload: Any) -> list[Event]:
+        # Telegram sends one update per request; a list is accepted for replays and tests.
+        items = payload if isinstance(payload, list) else [payload]
+        events: list[Event] = []
+        for item in items:
+            try:
+                update = Update.model_validate(item)
+                events.extend(self._events(update))
+            except (ValidationError, TypeError, ValueError) as exc:
+                log.warning(
+                    "telegram: malformed update skipped",
+                    extra={"channel": self.id, "error": type(exc).__name__},
+                )
+        return events
+
+    def _events(self, update: Update) -> list[Event]:
+        if update.message is not None:
+            return self._message(update.message)
+        if update.edited_message is not None:
+            message = update.edited_message
+            parts = _parts(message)
+            if not self._accepts(message) or not parts:
+                return []
+            return [
+                MessageEdited(
+                    external_id=_message_id(message),
+                    sender=_sender(message.from_user, message.chat.id),
+                    parts=tuple(parts),
+                )
+            ]
+        if update.callback_query is not None:
+            query = update.callback_query
+            chat_id = query.message.chat.id if query.message else query.from_user.id
+            return [
+                Postback(
+                    external_id=f"cb:{query.id}",
+                    sender=_sender(query.from_user, chat_id),
+                    payload=query.data or "",
+                    title=_button_title(query),
+                )
+            ]
+        if update.my_chat_member is not None:
+            member = update.my_chat_member
+            if member.chat.type != "private":
+                return []
+            status = member.new_chat_member.status
+            return [
+                ContactBlocked(
+                    sender=_sender(member.from_user, member.chat.id),
+                    blocked=status in ("kicked", "left"),
+                )
+            ]
+        log.debug("telegram: update kind ignored", extra={"update": update.update_id})
+        return []
+
+    def _accepts(self, message: Message) -> bool:
+        if message.chat.type == "private" or self.config.settings.get("groups"):
+            return True
+        log.info(
+            "telegram: group message ignored (enable groups on the channel to take them)",
+            extra={"channel": self.id, "chat_type": message.chat.type},
+        )
+        return False
+
+    def _message(self, message: Message) -> list[Event]:
+        if not self._accepts(message):
+            return []
+        sender = _sender(message.from_user, message.chat.id)
+        text = message.text or ""
+        if text == "/start" or text.startswith("/start "):
+            referral = text[len("/start") :].strip() or None
+            return [
+                Postback(
+                    external_id=_message_id(message),
+                    sender=sender,
+                    payload="event:WELCOME",
+                    title="/start",
+                    referral=referral,
+                )
+            ]
+        parts = _parts(message)
+        if not parts:
+            log.debug("telegram: message kind ignored", extra={"channel": self.id})
+            return []
+        return [
+            MessageReceived(
+                external_id=_message_id(message),
+                sender=sender,
+                parts=tuple(parts),
+                sent_at=message.date,
+            )
+        ]
+
+    def webhook_response(self, payload: Any) -> dict[str, Any] | None:
+        query = payload.get("callback_query") if isinstance(payload, dict) else None
+        if isinstance(query, dict) and "id" in query:
+            return {"method": "answerCallbackQuery", "callback_query_id": query["id"]}
+        return None
+
+    # --- out --------------------------------------------------------------------
+
+    def render(self, outbound: Outbound) -> list[TelegramMethod[Any]]:
+        chat_id = int(outbound.recipient)
+        methods: list[TelegramMethod[Any]] = []
+        texts: list[str] = []
+        markup = None
+        for part in outbound.parts:
+            if isinstance(part, TextPart):
+                texts.append(part.text)
+            elif isinstance(part, QuickRepliesPart):
+                if fits(part.replies, CAPABILITIES, CAPABILITIES.quick_replies):
+                    markup = InlineKeyboardMarkup(
+                        inline_keyboard=[
+                            [InlineKeyboardButton(text=r.title, callback_data=r.payload)]
+                            for r in part.replies
+                        ]
+                    )
+                else:
+                    texts.append(numbered(part.replies))
+            elif isinstance(part, MediaPart) and part.url:
+                methods.append(_media_method(chat_id, part))
+            elif isinstance(part, LocationPart):
+                methods.append(
+                    SendLocation(chat_id=chat_id, latitude=part.latitude, longitude=part.longitude)
+                )
+            elif isinstance(part, ContactCardPart):
+                texts.append(f"{part.name} {' '.join(part.phones)}".strip())
+        if outbound.sender_name and texts:
+            texts[0] = f"{outbound.sender_name}: {texts[0]}"
+        chunks = split_text("\n\n".join(texts), CAPABILITIES.text_limit) if texts else []
+        for n, chunk in enumerate(chunks):
+            last = n == len(chunks) - 1
+            methods.append(
+                SendMessage(chat_id=chat_id, text=chunk, reply_markup=markup if last else None)
+            )
+        if markup is not None and not chunks:
+            methods.append(SendMessage(chat_id=chat_id, text="…", reply_markup=markup))
+        return methods
+
+    async def send(self, outbound: Outbound) -> SentReceipt:
+        last = None
+        for method in self.render(outbound):
+            await self._account.acquire()
+            await self._chats.acquire(outbound.recipient)
+            try:
+                last = await self.bot(method)
+            except TelegramAPIError as exc:
+                raise _delivery_error(exc) from None
+        return SentReceipt(external_id=_message_id(last) if isinstance(last, Message) else None)
+
+    async def fetch_media(self, media_id: str) -> Media:
+        try:
+            file = await self.bot.get_file(media_id)
+            buffer = io.BytesIO()
+            await self.bot.download_file(file.file_path or "", destination=buffer)
+        except TelegramAPIError as exc:
+            raise _delivery_error(exc) from None
+        return Media(
+            buffer.getvalue(),
+            "application/octet-stream",
+            (file.file_path or "").rsplit("/", 1)[-1] or None,
+        )
+
+    async def connect(self, public_url: str) -> None:
+        secret = self.config.credentials.secret_token.get_secret_value()  # type: ignore[attr-defined]
+        try:
+            await self.bot.set_webhook(
+                url=f"{public_url.rstrip('/')}/webhooks/{self.id}",
+                secret_token=secret,
+                allowed_updates=ALLOWED_UPDATES,
+            )
+        except TelegramAPIError as exc:
+            raise ConfigError(f"Telegram refused the webhook: {exc.message}") from None
+
+    async def disconnect(self) -> None:
+        try:
+            await self.bot.delete_webhook()
+        except TelegramAPIError as exc:
+            log.warning("telegram: deleteWebhook failed", extra={"error": exc.message})
+
+
+async def check_token(session: AiohttpSession, token: str) -> User:
+    """`getMe`: the bot the token belongs to, or a ConfigError saying what to do."""
+    try:
+        return await Bot(token, session=session).get_me()
+    except TelegramUnauthorizedError:
+        raise ConfigError(
+            "Telegram says the token is not valid: copy it again from @BotFather"
+        ) from None
+    except TelegramAPIError as exc:
+        raise ConfigError(f"Telegram did not accept the token: {exc.message}") from None
+    except ValueError as exc:  # aiogram's own format check
+        raise ConfigError(
+            f"that is not a Telegram bot token ({exc}): it looks like 123456:ABC-DEF"
+        ) from None
+
+
+def _delivery_error(exc: TelegramAPIError) -> Exception:
+    """The one place Telegram's errors become retry-or-give-up decisions."""
+    if isinstance(exc, TelegramRetryAfter):
+        return RetryLater(float(exc.retry_after), "Telegram rate limit")
+    if isinstance(exc, TelegramServerError | TelegramNetworkError):
+        return RetryLater(5.0, f"Telegram unavailable: {exc.message}")
+    if isinstance(exc, TelegramForbiddenError):
+        return PermanentFailure(f"the contact blocked the bot or never started it ({exc.message})")
+    if isinstance(exc, TelegramUnauthorizedError):
+        return PermanentFailure("the bot token was revoked: add the channel again with a new one")
+    if isinstance(exc, TelegramBadRequest):
+        return PermanentFailure(f"Telegram refused the message: {exc.message}")
+    return RetryLater(10.0, exc.message)
+
+
+def _sender(user: User | None, chat_id: int) -> Sender:
+    if user is None:
+        return Sender(external_id=str(chat_id))
+    name = " ".join(n for n in (user.first_name, user.last_name) if n) or user.username
+    return Sender(external_id=str(chat_id), name=name, language=user.language_code)
+
+
+def _message_id(message: Message) -> str:
+    return f"{message.chat.id}:{message.message_id}"
+
+
+def _button_title(query: Any) -> str | None:
+    markup = getattr(query.message, "reply_markup", None)
+    for row in getattr(markup, "inline_keyboard", None) or []:
+        for button in row:
+            if button.callback_data == query.data:
+                return button.text
+    return None
+
+
+def _parts(message: Message) -> list[Part]:
+    caption = message.caption
+    parts: list[Part] = []
+    if message.text:
+        parts.append(TextPart(text=message.text))
+    if message.photo:
+        largest = max(message.photo, key=lambda p: p.width * p.height)
+        parts.append(
+            MediaPart(
+                type="image", media_id=largest.file_id, size=largest.file_size, caption=caption
+            )
+        )
+    for kind, media in (
+        ("file", message.document),
+        ("audio", message.audio),
+        ("audio", message.voice),
+        ("video", message.video),
+        ("video", message.video_note),
+        ("sticker", message.sticker),
+    ):
+        if media is not None:
+            parts.append(
+                MediaPart(
+                    type=kind,
+                    media_id=media.file_id,
+                    mime_type=getattr(media, "mime_type", None),
+                    name=getattr(media, "file_name", None),
+                    size=getattr(media, "file_size", None),
+                    caption=caption if kind != "sticker" else None,
+                )
+            )
+    if message.venue is not None:
+        venue = message.venue
+        parts.append(
+            LocationPart(
+                latitude=venue.location.latitude,
+                longitude=venue.location.longitude,
+                name=venue.title,
+                address=venue.address,
+            )
+        )
+    elif message.location is not None:
+        parts.append(
+            LocationPart(latitude=message.location.latitude, longitude=message.location.longitude)
+        )
+    if message.contact is not None:
+        contact = message.contact
+        name = " ".join(n for n in (contact.first_name, contact.last_name) if n)
+        parts.append(
+            ContactCardPart(name=name or contact.phone_number, phones=(contact.phone_number,))
+        )
+    return parts
+
+
+def _media_method(chat_id: int, part: MediaPart) -> TelegramMethod[Any]:
+    url, caption = part.url, part.caption
+    if part.type == "image":
+        return SendPhoto(chat_id=chat_id, photo=url, caption=caption)
+    if part.type == "video":
+        return SendVideo(chat_id=chat_id, video=url, caption=caption)
+    if part.type == "audio":
+        return SendAudio(chat_id=chat_id, audio=url, caption=caption)
+    if part.type == "sticker":
+        return SendSticker(chat_id=chat_id, sticker=url)
+    return SendDocument(chat_id=chat_id, document=url, caption=caption)
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    session = api_session(str(app[SETTINGS].telegram_api_base))
+    app[SESSION] = session
+    yield
+    await session.close()
+
+
+def setup(app: web.Application) -> None:
+    """Entry point `chancenter.extensions:telegram`: the shared Bot API session."""
+    app.cleanup_ctx.append(_lifecycle)
