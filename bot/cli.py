@@ -6,8 +6,11 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
+
+from aiohttp import web
 
 from bot.errors import ChanCenterError, ConfigError
 from bot.logs import setup_logging
@@ -72,7 +75,45 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--space", default="Main", help="name of the new space (with --org)")
     init.add_argument("--admin-email", default="admin@localhost", help="the admin's email")
     init.add_argument("--admin-name", default="Admin", help="the admin's name")
+    _channel_commands(commands)
     return parser
+
+
+CHANNEL_FLAGS = {
+    "--token": "telegram: the bot token from @BotFather",
+    "--page-id": "messenger: the Facebook page id",
+    "--page-token": "messenger: the page access token",
+    "--phone-number-id": "whatsapp: the phone number id",
+    "--access-token": "whatsapp: a system-user access token",
+    "--app-secret": "messenger/whatsapp: the Meta app secret (signs webhooks)",
+    "--verify-token": "messenger/whatsapp: any string; Meta echoes it when checking the URL",
+}
+
+
+def _channel_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    channels = commands.add_parser(
+        "channels",
+        help="connect, list and remove messaging channels",
+        description="Connect, list and remove messaging channels.",
+    )
+    sub = channels.add_subparsers(dest="channels_command", required=True, metavar="COMMAND")
+    add = sub.add_parser(
+        "add",
+        help="connect a channel",
+        description="Check the credentials at the platform, store them encrypted and register "
+        "the hub's webhook (CHANCENTER_PUBLIC_URL/webhooks/<id>). Example: "
+        "chancenter channels add telegram --token 123456:ABC-DEF",
+    )
+    add.add_argument("kind", help="telegram, messenger, whatsapp, ...")
+    for flag, text in CHANNEL_FLAGS.items():
+        add.add_argument(flag, help=text)
+    for name, text in (("list", "list the space's channels"), ("remove", "remove a channel")):
+        command = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        if name == "remove":
+            command.add_argument("channel_id", help="the id `channels list` shows")
+    for command in (add, *sub.choices.values()):
+        if not any(a.dest == "space" for a in command._actions):
+            command.add_argument("--space", type=int, help="space id (default: the default space)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "init":
             return asyncio.run(_init(settings, args))
+        if args.command == "channels":
+            return asyncio.run(_channels(settings, args))
     except ChanCenterError as exc:
         print(f"chancenter: {exc}", file=sys.stderr)
         return 2
@@ -111,8 +154,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(settings: Settings) -> int:
-    from aiohttp import web
-
     from bot.app import create_app
 
     if settings.agent_path is not None and not settings.agent_path.is_dir():
@@ -168,4 +209,41 @@ async def _init(settings: Settings, args: argparse.Namespace) -> int:
     print(f"admin user:   {user_id} <{args.admin_email}>")
     print(f"API token:    {token}")
     print("Keep the token: it is shown once. Use it as 'Authorization: Bearer <token>'.")
+    return 0
+
+
+@asynccontextmanager
+async def _hub(settings: Settings) -> AsyncIterator[web.Application]:
+    """The hub's components, started without listening or working (for admin commands)."""
+    from bot.app import create_app
+
+    runner = web.AppRunner(create_app(settings.model_copy(update={"work": False})))
+    await runner.setup()
+    try:
+        yield runner.app
+    finally:
+        await runner.cleanup()
+
+
+async def _channels(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import channel_admin
+    from bot.keys import DEFAULT_SPACE
+
+    async with _hub(settings) as app:
+        space_id = args.space or app[DEFAULT_SPACE]
+        if args.channels_command == "add":
+            given = {
+                flag[2:].replace("-", "_"): value
+                for flag in CHANNEL_FLAGS
+                if (value := getattr(args, flag[2:].replace("-", "_"))) is not None
+            }
+            info = await channel_admin.add_channel(app, space_id, args.kind, given)
+            print(f"connected {info.kind} channel {info.name}: {info.id}")
+            print(f"webhook: {info.webhook_url}")
+        elif args.channels_command == "list":
+            for info in await channel_admin.list_channels(app, space_id):
+                print(f"{info.id}\t{info.kind}\t{info.name}")
+        else:
+            await channel_admin.remove_channel(app, space_id, args.channel_id)
+            print(f"removed channel {args.channel_id}")
     return 0

@@ -43,6 +43,7 @@ from aiogram.types import (
     Update,
     User,
 )
+from aiogram.utils.token import TokenValidationError
 from aiohttp import web
 from pydantic import BaseModel, SecretStr, ValidationError
 
@@ -314,17 +315,19 @@ class TelegramChannel(Channel):
 async def check_token(session: AiohttpSession, token: str) -> User:
     """`getMe`: the bot the token belongs to, or a ConfigError saying what to do."""
     try:
-        return await Bot(token, session=session).get_me()
+        bot = Bot(token, session=session)
+    except TokenValidationError as exc:
+        raise ConfigError(
+            f"that is not a Telegram bot token ({exc}): it looks like 123456:ABC-DEF"
+        ) from None
+    try:
+        return await bot.get_me()
     except TelegramUnauthorizedError:
         raise ConfigError(
             "Telegram says the token is not valid: copy it again from @BotFather"
         ) from None
     except TelegramAPIError as exc:
         raise ConfigError(f"Telegram did not accept the token: {exc.message}") from None
-    except ValueError as exc:  # aiogram's own format check
-        raise ConfigError(
-            f"that is not a Telegram bot token ({exc}): it looks like 123456:ABC-DEF"
-        ) from None
 
 
 def _delivery_error(exc: TelegramAPIError) -> Exception:
