@@ -68,12 +68,17 @@ class Sender:
             return IDLE_POLL
         if due is None:
             return IDLE_POLL
-        if isinstance(due, str):  # SQLite hands back the text of an aggregate
-            due = datetime.fromisoformat(due)
-        return min(max((due.replace(tzinfo=None) - now()).total_seconds(), 0.01), IDLE_POLL)
+        return min(max((_datetime(due) - now()).total_seconds(), 0.01), IDLE_POLL)
 
     async def send_due(self) -> int:
         """Send one batch of due rows; returns how many were tried."""
+        inbound = messages.alias("inbound")
+        last_inbound = (
+            sa.select(sa.func.max(inbound.c.created_at))
+            .where(inbound.c.conversation_id == messages.c.conversation_id)
+            .where(inbound.c.direction == "in")
+            .scalar_subquery()
+        )
         async with self._db.read() as conn:
             rows = (
                 await conn.execute(
@@ -85,6 +90,7 @@ class Sender:
                         messages.c.conversation_id,
                         messages.c.parts,
                         identities.c.external_id.label("recipient"),
+                        last_inbound.label("last_inbound_at"),
                     )
                     .join(messages, messages.c.id == outbox.c.message_id)
                     .join(conversations, conversations.c.id == messages.c.conversation_id)
@@ -112,6 +118,7 @@ class Sender:
             conversation_id=row.conversation_id,
             recipient=row.recipient,
             parts=tuple(parts_adapter.validate_python(row.parts)),
+            last_inbound_at=_datetime(row.last_inbound_at),
         )
         try:
             channel = await self._channels.get(row.channel_id)
@@ -194,3 +201,10 @@ class _Outcome:
     external_id: str | None = None
     error: str | None = None
     after: float = 0.0
+
+
+def _datetime(value: datetime | str | None) -> datetime | None:
+    """SQLite hands back an aggregate's datetime as text; PostgreSQL as a datetime."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=None) if value is not None else None

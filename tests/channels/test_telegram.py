@@ -34,8 +34,13 @@ from tests.fakes.telegram import FakeTelegram
 
 TOKEN = "123456:TEST-token"
 CHAT = 4242
-USER = {"id": CHAT, "is_bot": False, "first_name": "Ana", "last_name": "Lima",
-        "language_code": "pt-BR"}
+USER = {
+    "id": CHAT,
+    "is_bot": False,
+    "first_name": "Ana",
+    "last_name": "Lima",
+    "language_code": "pt-BR",
+}
 PRIVATE = {"id": CHAT, "type": "private", "first_name": "Ana"}
 
 
@@ -59,8 +64,11 @@ async def fake() -> Any:
 
 @pytest.fixture
 async def hub(aiohttp_client: Any, settings: Any, fake: FakeTelegram) -> Any:
-    app = create_app(settings.model_copy(update={"telegram_api_base": fake.url,
-                                                 "public_url": "https://hub.example.com"}))
+    app = create_app(
+        settings.model_copy(
+            update={"telegram_api_base": fake.url, "public_url": "https://hub.example.com"}
+        )
+    )
     client = await aiohttp_client(app)
     yield client
     await closed_within(client, 15)
@@ -96,8 +104,9 @@ async def test_adding_a_bot_checks_the_token_registers_the_webhook_and_encrypts_
     assert hook["secret_token"] == secret(channel)
     assert channel.config.name == "@acme_bot"
     async with hub.server.app[DB].read() as conn:
-        stored = (await conn.execute(sa.select(channels.c.credentials)
-                                     .where(channels.c.id == channel.id))).scalar_one()
+        stored = (
+            await conn.execute(sa.select(channels.c.credentials).where(channels.c.id == channel.id))
+        ).scalar_one()
     assert TOKEN not in stored and secret(channel) not in stored
 
 
@@ -112,8 +121,9 @@ async def test_a_bad_token_is_refused_with_what_to_do(hub: TestClient) -> None:
     assert [c.kind for c in await list_channels(app, app[DEFAULT_SPACE])] == ["webchat"]
 
 
-async def test_removing_deletes_the_webhook(hub: TestClient, fake: FakeTelegram,
-                                            channel: TelegramChannel) -> None:
+async def test_removing_deletes_the_webhook(
+    hub: TestClient, fake: FakeTelegram, channel: TelegramChannel
+) -> None:
     app = hub.server.app
     await remove_channel(app, app[DEFAULT_SPACE], channel.id)
     assert TOKEN not in fake.webhooks
@@ -142,8 +152,11 @@ async def test_hi_gets_the_welcome_with_an_inline_keyboard(
     assert sent.params["chat_id"] == str(CHAT)
     assert sent.params["text"].startswith("Hi! I'm the ChanCenter assistant")
     keyboard = sent.params["reply_markup"]["inline_keyboard"]
-    assert [row[0]["callback_data"] for row in keyboard] == ["Opening hours", "Pricing",
-                                                             "Talk to a human"]
+    assert [row[0]["callback_data"] for row in keyboard] == [
+        "Opening hours",
+        "Pricing",
+        "Talk to a human",
+    ]
     # redelivery of the same update is a no-op
     await post(hub, channel, update(1, message=message(1, text="hi")))
     await eventually(lambda: _drained(hub.server.app))
@@ -153,9 +166,17 @@ async def test_hi_gets_the_welcome_with_an_inline_keyboard(
 async def test_callback_query_is_answered_in_the_webhook_response_and_routed(
     hub: TestClient, fake: FakeTelegram, channel: TelegramChannel
 ) -> None:
-    query = {"id": "cbq-1", "from": USER, "chat_instance": "x", "data": "Pricing",
-             "message": message(7, text="Hi!", reply_markup={"inline_keyboard": [[
-                 {"text": "Pricing", "callback_data": "Pricing"}]]})}
+    query = {
+        "id": "cbq-1",
+        "from": USER,
+        "chat_instance": "x",
+        "data": "Pricing",
+        "message": message(
+            7,
+            text="Hi!",
+            reply_markup={"inline_keyboard": [[{"text": "Pricing", "callback_data": "Pricing"}]]},
+        ),
+    }
     resp = await post(hub, channel, update(2, callback_query=query))
     assert await resp.json() == {"method": "answerCallbackQuery", "callback_query_id": "cbq-1"}
     await eventually(lambda: _true(len(fake.sent("sendMessage")) == 2))  # welcome + pricing
@@ -170,8 +191,9 @@ async def test_retry_after_is_honoured(
     await eventually(lambda: _true(len(fake.sent("sendMessage")) == 2), timeout=6)
     app = hub.server.app
     async with app[DB].read() as conn:
-        status = (await conn.execute(sa.select(messages.c.status)
-                                     .where(messages.c.direction == "out"))).scalar_one()
+        status = (
+            await conn.execute(sa.select(messages.c.status).where(messages.c.direction == "out"))
+        ).scalar_one()
     assert status in ("sent", "pending")  # the second attempt went through
 
 
@@ -184,8 +206,9 @@ async def test_blocked_bot_marks_the_reply_failed_with_the_reason(
 
     async def failed() -> Any:
         async with app[DB].read() as conn:
-            return (await conn.execute(sa.select(messages.c.error)
-                                       .where(messages.c.status == "failed"))).scalar()
+            return (
+                await conn.execute(sa.select(messages.c.error).where(messages.c.status == "failed"))
+            ).scalar()
 
     assert "blocked the bot" in await eventually(failed)
 
@@ -206,34 +229,84 @@ def parse(channel: TelegramChannel, body: dict[str, Any]) -> list[Any]:
 
 
 def test_parse_covers_every_message_kind(channel: TelegramChannel) -> None:
-    photo = [{"file_id": "small", "file_unique_id": "s", "width": 90, "height": 90},
-             {"file_id": "big", "file_unique_id": "b", "width": 1280, "height": 960,
-              "file_size": 1000}]
+    photo = [
+        {"file_id": "small", "file_unique_id": "s", "width": 90, "height": 90},
+        {"file_id": "big", "file_unique_id": "b", "width": 1280, "height": 960, "file_size": 1000},
+    ]
     cases: list[tuple[dict[str, Any], Any]] = [
         ({"text": "hello"}, TextPart(text="hello")),
-        ({"photo": photo, "caption": "look"},
-         MediaPart(type="image", media_id="big", size=1000, caption="look")),
-        ({"document": {"file_id": "d", "file_unique_id": "d", "file_name": "a.pdf",
-                       "mime_type": "application/pdf"}},
-         MediaPart(type="file", media_id="d", name="a.pdf", mime_type="application/pdf")),
-        ({"voice": {"file_id": "v", "file_unique_id": "v", "duration": 2}},
-         MediaPart(type="audio", media_id="v")),
-        ({"audio": {"file_id": "a", "file_unique_id": "a", "duration": 2}},
-         MediaPart(type="audio", media_id="a")),
-        ({"video": {"file_id": "m", "file_unique_id": "m", "width": 1, "height": 1,
-                    "duration": 1}}, MediaPart(type="video", media_id="m")),
-        ({"video_note": {"file_id": "n", "file_unique_id": "n", "length": 1, "duration": 1}},
-         MediaPart(type="video", media_id="n")),
-        ({"sticker": {"file_id": "st", "file_unique_id": "st", "type": "regular", "width": 1,
-                      "height": 1, "is_animated": False, "is_video": False}},
-         MediaPart(type="sticker", media_id="st")),
-        ({"location": {"latitude": 38.7, "longitude": -9.1}},
-         LocationPart(latitude=38.7, longitude=-9.1)),
-        ({"venue": {"location": {"latitude": 38.7, "longitude": -9.1}, "title": "Cafe",
-                    "address": "Rua 1"}, "location": {"latitude": 38.7, "longitude": -9.1}},
-         LocationPart(latitude=38.7, longitude=-9.1, name="Cafe", address="Rua 1")),
-        ({"contact": {"phone_number": "+351900000000", "first_name": "Rui"}},
-         ContactCardPart(name="Rui", phones=("+351900000000",))),
+        (
+            {"photo": photo, "caption": "look"},
+            MediaPart(type="image", media_id="big", size=1000, caption="look"),
+        ),
+        (
+            {
+                "document": {
+                    "file_id": "d",
+                    "file_unique_id": "d",
+                    "file_name": "a.pdf",
+                    "mime_type": "application/pdf",
+                }
+            },
+            MediaPart(type="file", media_id="d", name="a.pdf", mime_type="application/pdf"),
+        ),
+        (
+            {"voice": {"file_id": "v", "file_unique_id": "v", "duration": 2}},
+            MediaPart(type="audio", media_id="v"),
+        ),
+        (
+            {"audio": {"file_id": "a", "file_unique_id": "a", "duration": 2}},
+            MediaPart(type="audio", media_id="a"),
+        ),
+        (
+            {
+                "video": {
+                    "file_id": "m",
+                    "file_unique_id": "m",
+                    "width": 1,
+                    "height": 1,
+                    "duration": 1,
+                }
+            },
+            MediaPart(type="video", media_id="m"),
+        ),
+        (
+            {"video_note": {"file_id": "n", "file_unique_id": "n", "length": 1, "duration": 1}},
+            MediaPart(type="video", media_id="n"),
+        ),
+        (
+            {
+                "sticker": {
+                    "file_id": "st",
+                    "file_unique_id": "st",
+                    "type": "regular",
+                    "width": 1,
+                    "height": 1,
+                    "is_animated": False,
+                    "is_video": False,
+                }
+            },
+            MediaPart(type="sticker", media_id="st"),
+        ),
+        (
+            {"location": {"latitude": 38.7, "longitude": -9.1}},
+            LocationPart(latitude=38.7, longitude=-9.1),
+        ),
+        (
+            {
+                "venue": {
+                    "location": {"latitude": 38.7, "longitude": -9.1},
+                    "title": "Cafe",
+                    "address": "Rua 1",
+                },
+                "location": {"latitude": 38.7, "longitude": -9.1},
+            },
+            LocationPart(latitude=38.7, longitude=-9.1, name="Cafe", address="Rua 1"),
+        ),
+        (
+            {"contact": {"phone_number": "+351900000000", "first_name": "Rui"}},
+            ContactCardPart(name="Rui", phones=("+351900000000",)),
+        ),
     ]
     for content, expected in cases:
         (event,) = parse(channel, {"message": message(5, **content)})
@@ -251,9 +324,13 @@ def test_parse_start_edits_member_changes_and_groups(channel: TelegramChannel) -
     (edited,) = parse(channel, {"edited_message": message(1, text="fixed", edit_date=1)})
     assert isinstance(edited, MessageEdited) and edited.parts == (TextPart(text="fixed"),)
 
-    member = {"chat": PRIVATE, "from": USER, "date": 1,
-              "old_chat_member": {"status": "member", "user": USER},
-              "new_chat_member": {"status": "kicked", "user": USER, "until_date": 0}}
+    member = {
+        "chat": PRIVATE,
+        "from": USER,
+        "date": 1,
+        "old_chat_member": {"status": "member", "user": USER},
+        "new_chat_member": {"status": "kicked", "user": USER, "until_date": 0},
+    }
     (blocked,) = parse(channel, {"my_chat_member": member})
     assert isinstance(blocked, ContactBlocked) and blocked.blocked
 
@@ -276,8 +353,9 @@ def test_a_malformed_update_in_a_batch_does_not_drop_its_neighbours(
 
 
 def outbound(*parts: Any, name: str | None = None) -> Outbound:
-    return Outbound(message_id=1, conversation_id=1, recipient=str(CHAT), parts=parts,
-                    sender_name=name)
+    return Outbound(
+        message_id=1, conversation_id=1, recipient=str(CHAT), parts=parts, sender_name=name
+    )
 
 
 def test_render_splits_long_text_and_keeps_buttons_on_the_last_chunk(
@@ -293,15 +371,19 @@ def test_render_splits_long_text_and_keeps_buttons_on_the_last_chunk(
 
 def test_render_degrades_buttons_whose_payload_is_too_long(channel: TelegramChannel) -> None:
     long = QuickReply(title="Plan", payload="x" * 65)
-    (method,) = channel.render(outbound(TextPart(text="Pick:"),
-                                        QuickRepliesPart(replies=(long,))))
+    (method,) = channel.render(outbound(TextPart(text="Pick:"), QuickRepliesPart(replies=(long,))))
     assert method.text == "Pick:\n\n1. Plan" and method.reply_markup is None
 
 
 def test_render_media_location_and_agent_name(channel: TelegramChannel) -> None:
-    methods = channel.render(outbound(
-        TextPart(text="Here"), MediaPart(type="image", url="https://x/p.png", caption="map"),
-        LocationPart(latitude=1, longitude=2), name="Bea"))
+    methods = channel.render(
+        outbound(
+            TextPart(text="Here"),
+            MediaPart(type="image", url="https://x/p.png", caption="map"),
+            LocationPart(latitude=1, longitude=2),
+            name="Bea",
+        )
+    )
     assert [type(m).__name__ for m in methods] == ["SendPhoto", "SendLocation", "SendMessage"]
     assert methods[-1].text == "Bea: Here"
 

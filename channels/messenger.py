@@ -1,0 +1,212 @@
+"""Facebook Messenger (Send API, webhooks of `object: page`)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import SecretStr
+
+from bot.errors import PermanentFailure
+from bot.model import (
+    Event,
+    LocationPart,
+    MediaPart,
+    MessageReceived,
+    Outbound,
+    Part,
+    Postback,
+    QuickRepliesPart,
+    Reaction,
+    ReadUpTo,
+    Sender,
+    SentReceipt,
+    StatusChanged,
+    TextPart,
+)
+from channels.meta import MetaChannel, MetaCredentials, within
+from channels.render import Capabilities, fits, numbered, split_text
+
+log = logging.getLogger(__name__)
+
+CAPABILITIES = Capabilities(
+    text_limit=2000,
+    quick_replies=13,
+    button_title=20,
+    payload_bytes=1000,
+    window_hours=24,
+    per_second=40,
+)
+HUMAN_AGENT_HOURS = 24 * 7  # the HUMAN_AGENT tag lets a person answer for 7 days
+ATTACHMENT_TYPES = {"image": "image", "audio": "audio", "video": "video", "file": "file"}
+
+
+class MessengerCredentials(MetaCredentials):
+    page_id: str
+    page_token: SecretStr
+
+
+class MessengerChannel(MetaChannel):
+    kind = "messenger"
+    credentials_model = MessengerCredentials
+    capabilities = CAPABILITIES
+    rate = CAPABILITIES.per_second
+
+    @property
+    def access_token(self) -> str:
+        return self.config.credentials.page_token.get_secret_value()  # type: ignore[attr-defined]
+
+    # --- in ---------------------------------------------------------------------
+
+    def parse(self, payload: Any) -> list[Event]:
+        events: list[Event] = []
+        for entry in payload.get("entry", []) if isinstance(payload, dict) else []:
+            for item in entry.get("messaging", []) if isinstance(entry, dict) else []:
+                try:
+                    events.extend(_event(item))
+                except (KeyError, TypeError, ValueError) as exc:
+                    log.warning(
+                        "messenger: malformed item skipped",
+                        extra={"channel": self.id, "error": type(exc).__name__},
+                    )
+        return events
+
+    # --- out --------------------------------------------------------------------
+
+    def render(self, outbound: Outbound) -> list[dict[str, Any]]:
+        """Send API bodies, in order; the caller adds messaging_type/tag for the window."""
+        bodies: list[dict[str, Any]] = []
+        texts: list[str] = []
+        quick: list[dict[str, Any]] | None = None
+        for part in outbound.parts:
+            if isinstance(part, TextPart):
+                texts.append(part.text)
+            elif isinstance(part, QuickRepliesPart):
+                if fits(part.replies, CAPABILITIES, CAPABILITIES.quick_replies):
+                    quick = [
+                        {"content_type": "text", "title": r.title, "payload": r.payload}
+                        for r in part.replies
+                    ]
+                else:
+                    texts.append(numbered(part.replies))
+            elif isinstance(part, MediaPart) and part.url:
+                kind = "image" if part.type == "sticker" else ATTACHMENT_TYPES[part.type]
+                bodies.append(
+                    {
+                        "attachment": {
+                            "type": kind,
+                            "payload": {"url": part.url, "is_reusable": True},
+                        }
+                    }
+                )
+            elif isinstance(part, LocationPart):
+                texts.append(f"https://maps.google.com/?q={part.latitude},{part.longitude}")
+        if outbound.sender_name and texts:
+            texts[0] = f"{outbound.sender_name}: {texts[0]}"
+        chunks = split_text("\n\n".join(texts), CAPABILITIES.text_limit) if texts else []
+        bodies += [{"text": chunk} for chunk in chunks]
+        if quick:
+            if not chunks:
+                bodies.append({"text": "…"})
+            bodies[-1]["quick_replies"] = quick
+        return [{"recipient": {"id": outbound.recipient}, "message": b} for b in bodies]
+
+    async def send(self, outbound: Outbound) -> SentReceipt:
+        if within(outbound, 24):
+            extra = {"messaging_type": "RESPONSE"}
+        elif outbound.sender_name and within(outbound, HUMAN_AGENT_HOURS):
+            extra = {"messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"}
+        else:
+            raise PermanentFailure(
+                "outside Messenger's window: the contact last wrote more than 24 hours ago "
+                "(7 days for a person's reply)"
+            )
+        receipt = SentReceipt()
+        page = self.config.credentials.page_id  # type: ignore[attr-defined]
+        for body in self.render(outbound):
+            answer = await self.graph("POST", f"{page}/messages", {**body, **extra})
+            receipt = SentReceipt(external_id=answer.get("message_id"))
+        return receipt
+
+
+def _event(item: dict[str, Any]) -> list[Event]:
+    sender = Sender(external_id=str(item["sender"]["id"]))
+    if "message" in item:
+        message = item["message"]
+        if message.get("is_echo"):
+            return []  # our own page's message coming back
+        if "quick_reply" in message:
+            return [
+                Postback(
+                    external_id=message["mid"],
+                    sender=sender,
+                    payload=message["quick_reply"]["payload"],
+                    title=message.get("text"),
+                )
+            ]
+        parts = _parts(message)
+        if not parts:
+            return []
+        return [
+            MessageReceived(
+                external_id=message["mid"],
+                sender=sender,
+                parts=tuple(parts),
+                sent_at=_time(item.get("timestamp")),
+            )
+        ]
+    if "postback" in item:
+        postback = item["postback"]
+        referral = (postback.get("referral") or {}).get("ref")
+        return [
+            Postback(
+                external_id=postback.get("mid") or f"pb:{item['timestamp']}",
+                sender=sender,
+                payload=postback["payload"],
+                title=postback.get("title"),
+                referral=referral,
+            )
+        ]
+    if "delivery" in item:
+        return [
+            StatusChanged(external_id=mid, status="delivered")
+            for mid in item["delivery"].get("mids", [])
+        ]
+    if "read" in item:
+        return [ReadUpTo(sender=sender, watermark=_time(item["read"]["watermark"]))]
+    if "reaction" in item:
+        reaction = item["reaction"]
+        emoji = reaction.get("emoji", "") if reaction.get("action") == "react" else ""
+        return [
+            Reaction(
+                external_id=f"re:{reaction['mid']}:{item['timestamp']}",
+                sender=sender,
+                emoji=emoji,
+                to_external_id=reaction["mid"],
+            )
+        ]
+    log.debug("messenger: event kind ignored", extra={"keys": sorted(item)})
+    return []
+
+
+def _parts(message: dict[str, Any]) -> list[Part]:
+    parts: list[Part] = []
+    if message.get("text"):
+        parts.append(TextPart(text=message["text"]))
+    for attachment in message.get("attachments", []):
+        kind, payload = attachment.get("type"), attachment.get("payload") or {}
+        if kind in ATTACHMENT_TYPES:
+            parts.append(MediaPart(type=ATTACHMENT_TYPES[kind], url=payload.get("url")))
+        elif kind == "location":
+            point = payload["coordinates"]
+            parts.append(
+                LocationPart(
+                    latitude=point["lat"], longitude=point["long"], name=attachment.get("title")
+                )
+            )
+    return parts
+
+
+def _time(ms: Any) -> datetime:
+    return datetime.fromtimestamp(int(ms) / 1000, UTC) if ms is not None else datetime.now(UTC)

@@ -1,0 +1,285 @@
+"""WhatsApp Cloud API (webhooks of `object: whatsapp_business_account`)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import SecretStr
+
+from bot.errors import PermanentFailure
+from bot.model import (
+    ContactCardPart,
+    Event,
+    LocationPart,
+    MediaPart,
+    MessageReceived,
+    Outbound,
+    Part,
+    Postback,
+    QuickRepliesPart,
+    Reaction,
+    Sender,
+    SentReceipt,
+    StatusChanged,
+    TextPart,
+)
+from channels.meta import MetaChannel, MetaCredentials, explain, within
+from channels.render import Capabilities, fits, numbered, split_text
+
+log = logging.getLogger(__name__)
+
+CAPABILITIES = Capabilities(
+    text_limit=4096,
+    quick_replies=3,  # reply buttons
+    list_rows=10,  # a list message beyond that
+    button_title=20,
+    payload_bytes=256,
+    window_hours=24,
+    per_second=80,
+)
+MEDIA = {
+    "image": "image",
+    "audio": "audio",
+    "video": "video",
+    "document": "file",
+    "sticker": "sticker",
+}
+SEND_MEDIA = {
+    "image": "image",
+    "audio": "audio",
+    "video": "video",
+    "file": "document",
+    "sticker": "sticker",
+}
+
+
+class WhatsAppCredentials(MetaCredentials):
+    phone_number_id: str
+    access_token: SecretStr
+
+
+class WhatsAppChannel(MetaChannel):
+    kind = "whatsapp"
+    credentials_model = WhatsAppCredentials
+    capabilities = CAPABILITIES
+    rate = CAPABILITIES.per_second
+
+    @property
+    def access_token(self) -> str:
+        return self.config.credentials.access_token.get_secret_value()  # type: ignore[attr-defined]
+
+    # --- in ---------------------------------------------------------------------
+
+    def parse(self, payload: Any) -> list[Event]:
+        events: list[Event] = []
+        for entry in payload.get("entry", []) if isinstance(payload, dict) else []:
+            for change in entry.get("changes", []) if isinstance(entry, dict) else []:
+                value = change.get("value") or {}
+                names = {
+                    c.get("wa_id"): (c.get("profile") or {}).get("name")
+                    for c in value.get("contacts", [])
+                }
+                for message in value.get("messages", []):
+                    try:
+                        events.extend(_message(message, names))
+                    except (KeyError, TypeError, ValueError) as exc:
+                        log.warning(
+                            "whatsapp: malformed message skipped",
+                            extra={"channel": self.id, "error": type(exc).__name__},
+                        )
+                for status in value.get("statuses", []):
+                    try:
+                        events.append(_status(status))
+                    except (KeyError, TypeError, ValueError) as exc:
+                        log.warning(
+                            "whatsapp: malformed status skipped",
+                            extra={"channel": self.id, "error": type(exc).__name__},
+                        )
+        return events
+
+    # --- out --------------------------------------------------------------------
+
+    def render(self, outbound: Outbound) -> list[dict[str, Any]]:
+        bodies: list[dict[str, Any]] = []
+        texts: list[str] = []
+        interactive: dict[str, Any] | None = None
+        for part in outbound.parts:
+            if isinstance(part, TextPart):
+                texts.append(part.text)
+            elif isinstance(part, QuickRepliesPart):
+                interactive = _interactive(part)
+                if interactive is None:
+                    texts.append(numbered(part.replies))
+            elif isinstance(part, MediaPart) and part.url:
+                kind = SEND_MEDIA[part.type]
+                media: dict[str, Any] = {"link": part.url}
+                if part.caption and kind in ("image", "video", "document"):
+                    media["caption"] = part.caption
+                bodies.append({"type": kind, kind: media})
+            elif isinstance(part, LocationPart):
+                bodies.append(
+                    {
+                        "type": "location",
+                        "location": {
+                            "latitude": part.latitude,
+                            "longitude": part.longitude,
+                            "name": part.name,
+                            "address": part.address,
+                        },
+                    }
+                )
+        if outbound.sender_name and texts:
+            texts[0] = f"*{outbound.sender_name}*: {texts[0]}"
+        chunks = split_text("\n\n".join(texts), CAPABILITIES.text_limit) if texts else []
+        if interactive is not None:
+            # the buttons carry the last chunk as their body text (max 1024)
+            body = chunks.pop() if chunks and len(chunks[-1]) <= 1024 else "…"
+            interactive["body"] = {"text": body}
+        bodies += [{"type": "text", "text": {"body": c, "preview_url": False}} for c in chunks]
+        if interactive is not None:
+            bodies.append({"type": "interactive", "interactive": interactive})
+        return [
+            {
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": outbound.recipient,
+                **b,
+            }
+            for b in bodies
+        ]
+
+    async def send(self, outbound: Outbound) -> SentReceipt:
+        if not within(outbound, 24):
+            raise PermanentFailure(explain({"code": 131047, "message": "checked before sending"}))
+        receipt = SentReceipt()
+        number = self.config.credentials.phone_number_id  # type: ignore[attr-defined]
+        for body in self.render(outbound):
+            answer = await self.graph("POST", f"{number}/messages", body)
+            receipt = SentReceipt(external_id=(answer.get("messages") or [{}])[0].get("id"))
+        return receipt
+
+
+def _interactive(part: QuickRepliesPart) -> dict[str, Any] | None:
+    """Reply buttons up to 3, a list up to 10 rows; None: degrade to a numbered list."""
+    replies = part.replies
+    if fits(replies, CAPABILITIES, CAPABILITIES.quick_replies):
+        return {
+            "type": "button",
+            "action": {
+                "buttons": [
+                    {"type": "reply", "reply": {"id": r.payload, "title": r.title}} for r in replies
+                ]
+            },
+        }
+    if len(replies) <= CAPABILITIES.list_rows and all(
+        len(r.title) <= 24 and len(r.payload) <= 200 for r in replies
+    ):
+        return {
+            "type": "list",
+            "action": {
+                "button": "Choose",
+                "sections": [
+                    {
+                        "title": "Options",
+                        "rows": [{"id": r.payload, "title": r.title} for r in replies],
+                    }
+                ],
+            },
+        }
+    return None
+
+
+def _message(message: dict[str, Any], names: dict[str, str | None]) -> list[Event]:
+    wa_id = message["from"]
+    sender = Sender(external_id=wa_id, name=names.get(wa_id), phone=f"+{wa_id}")
+    external_id, kind = message["id"], message["type"]
+    sent_at = datetime.fromtimestamp(int(message["timestamp"]), UTC)
+    if kind == "interactive":
+        interactive = message["interactive"]
+        reply = interactive.get("button_reply") or interactive.get("list_reply")
+        return [
+            Postback(
+                external_id=external_id,
+                sender=sender,
+                payload=reply["id"],
+                title=reply.get("title"),
+                sent_at=sent_at,
+            )
+        ]
+    if kind == "button":  # a template's quick-reply button
+        button = message["button"]
+        return [
+            Postback(
+                external_id=external_id,
+                sender=sender,
+                payload=button["payload"],
+                title=button.get("text"),
+                sent_at=sent_at,
+            )
+        ]
+    if kind == "reaction":
+        reaction = message["reaction"]
+        return [
+            Reaction(
+                external_id=external_id,
+                sender=sender,
+                emoji=reaction.get("emoji", ""),
+                to_external_id=reaction["message_id"],
+                sent_at=sent_at,
+            )
+        ]
+    parts = _parts(message)
+    if not parts:
+        log.info("whatsapp: message kind not supported", extra={"type": kind})
+        return []
+    return [
+        MessageReceived(external_id=external_id, sender=sender, parts=tuple(parts), sent_at=sent_at)
+    ]
+
+
+def _parts(message: dict[str, Any]) -> list[Part]:
+    kind = message["type"]
+    if kind == "text":
+        return [TextPart(text=message["text"]["body"])]
+    if kind in MEDIA:
+        media = message[kind]
+        return [
+            MediaPart(
+                type=MEDIA[kind],
+                media_id=media["id"],
+                mime_type=media.get("mime_type"),
+                name=media.get("filename"),
+                caption=media.get("caption"),
+            )
+        ]
+    if kind == "location":
+        loc = message["location"]
+        return [
+            LocationPart(
+                latitude=loc["latitude"],
+                longitude=loc["longitude"],
+                name=loc.get("name"),
+                address=loc.get("address"),
+            )
+        ]
+    if kind == "contacts":
+        return [
+            ContactCardPart(
+                name=c["name"]["formatted_name"],
+                phones=tuple(p["phone"] for p in c.get("phones", [])),
+                emails=tuple(e["email"] for e in c.get("emails", [])),
+            )
+            for c in message["contacts"]
+        ]
+    return []
+
+
+def _status(status: dict[str, Any]) -> StatusChanged:
+    errors = status.get("errors") or []
+    return StatusChanged(
+        external_id=status["id"],
+        status=status["status"],
+        error=explain(errors[0]) if errors else None,
+    )
