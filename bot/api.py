@@ -13,7 +13,8 @@ from aiohttp import web
 
 from bot.auth import PRINCIPAL
 from bot.errors import InvalidPayload, NotFound
-from bot.keys import DB
+from bot.keys import DB, SETTINGS
+from bot.media import with_media_urls
 from bot.openapi import spec
 from bot.storage.tables import contacts, conversations, identities, messages
 
@@ -100,15 +101,17 @@ async def list_messages(request: web.Request) -> web.Response:
         if (after := _int_query(request, "after")) is not None:
             query = query.where(messages.c.id > after)
         rows = (await conn.execute(query)).all()
-    items = [message_json(r) for r in rows]
+    key = request.app[SETTINGS].signing_key()
+    items = [message_json(r, key) for r in rows]
     return web.json_response({"items": items, "next_after": items[-1]["id"] if items else None})
 
 
-def message_json(r: Any) -> dict[str, Any]:
+def message_json(r: Any, key: bytes | None = None) -> dict[str, Any]:
+    """A stored message; with `key`, platform media get a signed `/media/` URL."""
     return {
         "id": r.id,
         "direction": r.direction,
-        "parts": r.parts,
+        "parts": with_media_urls(key, r.channel_id, r.parts) if key else r.parts,
         "status": r.status,
         "error": r.error,
         "reply_to_id": r.reply_to_id,

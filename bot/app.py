@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot import api, ops, webhooks
+from bot import api, media, ops, webhooks
 from bot.auth import auth_middleware
 from bot.bootstrap import ensure_default_space
 from bot.bots import SingleBot
@@ -57,6 +57,7 @@ def create_app(settings: Settings, plugins: Plugins | None = None) -> web.Applic
     webhooks.setup(app)
     api.setup(app)
     ops.setup(app)
+    media.setup(app)
     for extension in app[PLUGINS].extensions:
         extension(app)
     return app

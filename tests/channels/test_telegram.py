@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.web import Application
 
 from bot.app import create_app
+from bot.auth import create_token
 from bot.channel_admin import add_channel, list_channels, remove_channel
 from bot.errors import ConfigError
 from bot.keys import CHANNELS, DB, DEFAULT_SPACE
@@ -219,6 +220,28 @@ async def test_media_is_fetched_with_the_bots_credentials(
     fake.files["files/AgAD.bin"] = b"\x89PNG..."
     media = await channel.fetch_media("AgAD")
     assert media.content == b"\x89PNG..."
+
+
+async def test_media_reaches_agents_through_the_signed_proxy_without_the_token(
+    hub: TestClient, fake: FakeTelegram, channel: TelegramChannel
+) -> None:
+    fake.files["files/PHOTO1.bin"] = b"\x89PNG-photo"
+    photo = [{"file_id": "PHOTO1", "file_unique_id": "p", "width": 10, "height": 10}]
+    await post(hub, channel, update(1, message=message(1, photo=photo)))
+    app = hub.server.app
+    async with app[DB].write() as conn:
+        token = await create_token(conn, app[DEFAULT_SPACE], None, "t", "admin")
+    auth = {"Authorization": f"Bearer {token}"}
+    (conv,) = (await (await hub.get("/api/v1/conversations", headers=auth)).json())["items"]
+    listed = await (
+        await hub.get(f"/api/v1/conversations/{conv['id']}/messages", headers=auth)
+    ).json()
+    url = listed["items"][0]["parts"][0]["url"]
+    assert url.startswith(f"/media/{channel.id}/PHOTO1?sig=") and TOKEN not in url
+    resp = await hub.get(url)
+    assert resp.status == 200 and await resp.read() == b"\x89PNG-photo"
+    assert (await hub.get(url[:-3] + "xyz")).status == 403
+    assert (await hub.get(f"/media/{channel.id}/OTHER?sig=" + url.split("sig=")[1])).status == 403
 
 
 # --- parse (pure) ----------------------------------------------------------------------
