@@ -96,7 +96,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         raise ConfigError(f"no {bot_kind!r} bot is installed (installed: {installed})")
     app[BOTS] = SingleBot(factory(settings))
     sender = Sender(db, app[CHANNELS], metrics)
-    worker = Worker(db, plugins.handlers, app[BOTS], metrics)
+    worker = Worker(db, plugins.handlers, app[BOTS], metrics, app)
     app[SENDER] = sender
     app[QUEUE] = LocalWorkQueue(
         db, worker, metrics, settings.worker_concurrency, on_done=sender.notify

@@ -76,6 +76,16 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--admin-email", default="admin@localhost", help="the admin's email")
     init.add_argument("--admin-name", default="Admin", help="the admin's name")
     _channel_commands(commands)
+    users = commands.add_parser("users", help="users of the hub", description="Users of the hub.")
+    users_sub = users.add_subparsers(dest="users_command", required=True, metavar="COMMAND")
+    link = users_sub.add_parser(
+        "link",
+        help="print a one-time code that links a user's own chat account",
+        description="Print a one-time code (valid 15 minutes). The user sends `/link CODE` to "
+        "any connected channel from their own Telegram, Messenger or WhatsApp; from then on "
+        "`/channel ...` admin commands sent from there are obeyed.",
+    )
+    link.add_argument("--user", required=True, help="the user's email or id")
     return parser
 
 
@@ -147,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_init(settings, args))
         if args.command == "channels":
             return asyncio.run(_channels(settings, args))
+        if args.command == "users":
+            return asyncio.run(_link(settings, args.user))
     except ChanCenterError as exc:
         print(f"chancenter: {exc}", file=sys.stderr)
         return 2
@@ -246,4 +258,24 @@ async def _channels(settings: Settings, args: argparse.Namespace) -> int:
         else:
             await channel_admin.remove_channel(app, space_id, args.channel_id)
             print(f"removed channel {args.channel_id}")
+    return 0
+
+
+async def _link(settings: Settings, who: str) -> int:
+    import sqlalchemy as sa
+
+    from bot.keys import DB
+    from bot.links import new_code
+    from bot.storage.tables import users
+
+    async with _hub(settings) as app, app[DB].write() as conn:
+        match = users.c.id == int(who) if who.isdigit() else users.c.email == who
+        user_id = (await conn.execute(sa.select(users.c.id).where(match))).scalar()
+        if user_id is None:
+            raise ConfigError(f"no user {who!r}: `chancenter init --admin-email ...` creates one")
+        code = await new_code(conn, user_id)
+    print(
+        f"Send this from your own Telegram, Messenger or WhatsApp chat with the bot "
+        f"(valid 15 minutes):\n\n    /link {code}"
+    )
     return 0

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from aiohttp import web
+
 from bot.bots import BotProvider
 from bot.model import Inbound, Part
 
@@ -31,6 +33,7 @@ class HandlerContext:
     opened: bool  # this message opened the conversation
     conversation: ConversationState
     bots: BotProvider
+    app: web.Application  # the hub's services, for handlers that administer it
     replies: list[tuple[Part, ...]] = field(default_factory=list)
     new_handler: str | None = None
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.bots import BotProvider
@@ -47,8 +48,14 @@ class _Effects:
 
 class Worker:
     def __init__(
-        self, db: Database, handlers: Sequence[Handler], bots: BotProvider, metrics: Metrics
+        self,
+        db: Database,
+        handlers: Sequence[Handler],
+        bots: BotProvider,
+        metrics: Metrics,
+        app: web.Application,
     ) -> None:
+        self._app = app
         self._db = db
         self._handlers = handlers
         self._bots = bots
@@ -72,6 +79,7 @@ class Worker:
                 opened=item.payload.get("opened", False),
                 conversation=state,
                 bots=self._bots,
+                app=self._app,
             )
             for handler in self._handlers:
                 if await handler(ctx.event, ctx):

@@ -196,3 +196,23 @@ work_items = Table(
     _created(),
     Index("ix_work_items_status_conversation", "status", "conversation_id", "id"),
 )
+
+# A person's own chat account linked to their user: admin commands are accepted from it.
+user_identities = Table(
+    "user_identities",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("channel_id", ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("external_id", String(128), nullable=False),
+    UniqueConstraint("channel_id", "external_id", name="uq_user_identities_channel_external"),
+)
+
+# One-time codes printed by `chancenter users link`, sent back as `/link CODE`.
+link_codes = Table(
+    "link_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)

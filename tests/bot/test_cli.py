@@ -37,7 +37,21 @@ def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["serve"], ["worker"], ["db"], ["db", "upgrade"], ["init"]]
+    "command",
+    [
+        [],
+        ["serve"],
+        ["worker"],
+        ["db"],
+        ["db", "upgrade"],
+        ["init"],
+        ["channels"],
+        ["channels", "add"],
+        ["channels", "list"],
+        ["channels", "remove"],
+        ["users"],
+        ["users", "link"],
+    ],
 )
 def test_every_command_has_help(command: list[str]) -> None:
     result = run(*command, "--help")

@@ -44,6 +44,14 @@ def upgrade() -> None:
         sa.UniqueConstraint("email"),
     )
     op.create_table(
+        "link_codes",
+        sa.Column("code_hash", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("code_hash"),
+    )
+    op.create_table(
         "organization_members",
         sa.Column("organization_id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
@@ -156,6 +164,19 @@ def upgrade() -> None:
     with op.batch_alter_table("identities", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_identities_contact_id"), ["contact_id"], unique=False)
 
+    op.create_table(
+        "user_identities",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("channel_id", sa.String(length=32), nullable=False),
+        sa.Column("external_id", sa.String(length=128), nullable=False),
+        sa.ForeignKeyConstraint(["channel_id"], ["channels.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint(
+            "channel_id", "external_id", name="uq_user_identities_channel_external"
+        ),
+    )
     op.create_table(
         "conversations",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -284,6 +305,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_conversations_space_last_message")
 
     op.drop_table("conversations")
+    op.drop_table("user_identities")
     with op.batch_alter_table("identities", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_identities_contact_id"))
 
@@ -300,5 +322,6 @@ def downgrade() -> None:
     op.drop_table("api_tokens")
     op.drop_table("spaces")
     op.drop_table("organization_members")
+    op.drop_table("link_codes")
     op.drop_table("users")
     op.drop_table("organizations")
