@@ -26,6 +26,7 @@ test: $(VENV)/.test-deps
 
 bench: $(VENV)/.test-deps
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/webhooks.py
 
 clean:
 	rm -rf $(VENV) chancenter.db chancenter.db-wal chancenter.db-shm data
