@@ -34,9 +34,11 @@ def split_text(text: str, limit: int) -> list[str]:
     chunks: list[str] = []
     while len(text) > limit:
         window = text[:limit]
-        cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
-        if cut < limit // 2:
-            cut = limit
+        # the strongest break in the second half of the window, else a hard cut
+        cut = next(
+            (at for sep in ("\n\n", "\n", " ") if (at := window.rfind(sep)) >= limit // 2),
+            limit,
+        )
         chunks.append(text[:cut].rstrip())
         text = text[cut:].lstrip()
     if text or not chunks:
