@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import aiohttp
+import sqlalchemy as sa
 from aiohttp import web
 
 from bot import api, media, ops, webhooks
@@ -39,6 +40,7 @@ from bot.sender import Sender
 from bot.settings import Settings
 from bot.storage.db import Database
 from bot.storage.migrate import upgrade
+from bot.storage.tables import channels
 from bot.worker import Worker
 from channels.base import ChannelContext
 
@@ -88,6 +90,10 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     settings, plugins, db, metrics = app[SETTINGS], app[PLUGINS], app[DB], app[METRICS]
     ctx = ChannelContext(settings=settings, http=app[HTTP], app=app)
     app[CHANNELS] = ChannelRegistry(db, plugins.channels, ctx)
+    # import the SDKs of the channels in use now, off the event loop, not on a first webhook
+    async with db.read() as conn:
+        in_use = (await conn.execute(sa.select(channels.c.kind).distinct())).scalars().all()
+    await asyncio.to_thread(lambda: [plugins.channels.get(kind) for kind in in_use])
     app[INGESTOR] = Ingestor(db)
     bot_kind = "dialogflow" if settings.dialogflow_project else "builtin"
     factory = plugins.bots.get(bot_kind)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import sqlalchemy as sa
 
@@ -18,7 +19,9 @@ log = logging.getLogger(__name__)
 class ChannelRegistry:
     """`channel_id -> Channel`, loaded lazily from the database."""
 
-    def __init__(self, db: Database, kinds: dict[str, type[Channel]], ctx: ChannelContext) -> None:
+    def __init__(
+        self, db: Database, kinds: Mapping[str, type[Channel]], ctx: ChannelContext
+    ) -> None:
         self._db = db
         self._kinds = kinds
         self._ctx = ctx
@@ -26,7 +29,7 @@ class ChannelRegistry:
         self._vault = Vault(ctx.settings.signing_key())
 
     @property
-    def kinds(self) -> dict[str, type[Channel]]:
+    def kinds(self) -> Mapping[str, type[Channel]]:
         return self._kinds
 
     async def get(self, channel_id: str) -> Channel:

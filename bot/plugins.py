@@ -1,15 +1,17 @@
 """Discovery of channels, bots, handlers and web extensions through entry points.
 
 `bot/` never imports a channel, integration or handler by name; a separate
-package adds its own by declaring the same entry point groups.
+package adds its own by declaring the same entry point groups. Channel classes
+load on first use: a platform SDK (aiogram builds hundreds of models) costs its
+import time only in processes that serve that platform.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -27,9 +29,34 @@ BotFactory = Callable[["Settings"], "Bot"]
 Extension = Callable[[web.Application], None]
 
 
+class ChannelKinds(MutableMapping[str, "type[Channel]"]):
+    """`kind -> Channel class`, importing each class the first time it is asked for."""
+
+    def __init__(self, found: dict[str, EntryPoint | type[Channel]] | None = None) -> None:
+        self._found: dict[str, EntryPoint | type[Channel]] = dict(found or {})
+
+    def __getitem__(self, kind: str) -> type[Channel]:
+        value = self._found[kind]
+        if isinstance(value, EntryPoint):
+            value = self._found[kind] = value.load()
+        return value
+
+    def __setitem__(self, kind: str, cls: type[Channel]) -> None:
+        self._found[kind] = cls
+
+    def __delitem__(self, kind: str) -> None:
+        del self._found[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._found))
+
+    def __len__(self) -> int:
+        return len(self._found)
+
+
 @dataclass
 class Plugins:
-    channels: dict[str, type[Channel]] = field(default_factory=dict)
+    channels: ChannelKinds = field(default_factory=ChannelKinds)
     bots: dict[str, BotFactory] = field(default_factory=dict)
     handlers: list[Handler] = field(default_factory=list)
     extensions: list[Extension] = field(default_factory=list)
@@ -42,7 +69,9 @@ class Plugins:
             return found
 
         return cls(
-            channels=load("chancenter.channels"),
+            channels=ChannelKinds(
+                {ep.name: ep for ep in entry_points(group="chancenter.channels")}
+            ),
             bots=load("chancenter.bots"),
             handlers=[h for _, h in sorted(load("chancenter.handlers").items())],
             extensions=list(load("chancenter.extensions").values()),

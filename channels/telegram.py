@@ -11,12 +11,11 @@ import hmac
 import io
 import logging
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
@@ -44,11 +43,9 @@ from aiogram.types import (
     User,
 )
 from aiogram.utils.token import TokenValidationError
-from aiohttp import web
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from bot.errors import ConfigError, PermanentFailure, RetryLater, WebhookRejected
-from bot.keys import SETTINGS
 from bot.model import (
     ContactBlocked,
     ContactCardPart,
@@ -68,6 +65,7 @@ from bot.model import (
 from bot.ratelimit import KeyedBuckets, TokenBucket
 from channels.base import Channel, ChannelContext, Media
 from channels.render import Capabilities, fits, numbered, split_text
+from channels.telegram_session import SESSION
 
 log = logging.getLogger(__name__)
 
@@ -81,17 +79,11 @@ CAPABILITIES = Capabilities(
     per_chat_per_second=1,
 )
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
-SESSION = web.AppKey("telegram_session", AiohttpSession)
 
 
 class TelegramCredentials(BaseModel):
     token: SecretStr
     secret_token: SecretStr  # what Telegram echoes in SECRET_HEADER
-
-
-def api_session(base: str) -> AiohttpSession:
-    """One HTTP session for every Telegram bot of the process, aimed at the Bot API server."""
-    return AiohttpSession(api=TelegramAPIServer.from_base(base.rstrip("/")))
 
 
 class TelegramChannel(Channel):
@@ -110,7 +102,7 @@ class TelegramChannel(Channel):
         token = given.get("token")
         if not token:
             raise ConfigError("a telegram channel needs --token (from @BotFather)")
-        me = await check_token(ctx.app[SESSION], token)
+        me = await check_token(ctx.app[SESSION].get(), token)
         credentials = TelegramCredentials(
             token=SecretStr(token), secret_token=SecretStr(secrets.token_urlsafe(32))
         )
@@ -120,7 +112,7 @@ class TelegramChannel(Channel):
     def bot(self) -> Bot:
         if self._bot is None:
             token = self.config.credentials.token.get_secret_value()  # type: ignore[attr-defined]
-            self._bot = Bot(token, session=self.ctx.app[SESSION])
+            self._bot = Bot(token, session=self.ctx.app[SESSION].get())
         return self._bot
 
     # --- in ---------------------------------------------------------------------
@@ -430,15 +422,3 @@ def _media_method(chat_id: int, part: MediaPart) -> TelegramMethod[Any]:
     if part.type == "sticker":
         return SendSticker(chat_id=chat_id, sticker=url)
     return SendDocument(chat_id=chat_id, document=url, caption=caption)
-
-
-async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    session = api_session(str(app[SETTINGS].telegram_api_base))
-    app[SESSION] = session
-    yield
-    await session.close()
-
-
-def setup(app: web.Application) -> None:
-    """Entry point `chancenter.extensions:telegram`: the shared Bot API session."""
-    app.cleanup_ctx.append(_lifecycle)

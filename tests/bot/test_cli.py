@@ -107,13 +107,28 @@ async def test_init_prints_a_token_that_opens_the_api(tmp_path: Path, aiohttp_cl
 
 
 def test_channels_add_list_remove(tmp_path: Path) -> None:
-    env = {"CHANCENTER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}",
-           "CHANCENTER_DATA_DIR": str(tmp_path), "CHANCENTER_PUBLIC_URL": "https://hub.example"}
+    env = {
+        "CHANCENTER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}",
+        "CHANCENTER_DATA_DIR": str(tmp_path),
+        "CHANCENTER_PUBLIC_URL": "https://hub.example",
+    }
     missing = run("channels", "add", "whatsapp", "--app-secret", "s", env=env)
     assert missing.returncode == 2
     assert "needs --verify-token, --phone-number-id, --access-token" in missing.stderr
-    added = run("channels", "add", "whatsapp", "--app-secret", "s", "--verify-token", "v",
-                "--phone-number-id", "3003", "--access-token", "WA-SECRET", env=env)
+    added = run(
+        "channels",
+        "add",
+        "whatsapp",
+        "--app-secret",
+        "s",
+        "--verify-token",
+        "v",
+        "--phone-number-id",
+        "3003",
+        "--access-token",
+        "WA-SECRET",
+        env=env,
+    )
     assert added.returncode == 0, added.stderr
     channel_id = added.stdout.split()[4]
     assert f"webhook: https://hub.example/webhooks/{channel_id}" in added.stdout
