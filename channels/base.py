@@ -20,9 +20,10 @@ Example, a minimal channel::
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -32,6 +33,9 @@ from bot.errors import ConfigError, NotFound, WebhookRejected
 from bot.model import Event, Outbound, SentReceipt
 from bot.settings import Settings
 from channels.render import Capabilities
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class NoCredentials(BaseModel):
@@ -130,6 +134,22 @@ class Channel(abc.ABC):
 
     async def disconnect(self) -> None:  # noqa: B027 - optional hook
         """Remove our webhook from the platform."""
+
+
+def parse_each(
+    channel: Channel, items: Iterable[T], parse_one: Callable[[T], list[Event]]
+) -> list[Event]:
+    """Parse a batch item by item: a malformed item is logged and skipped, never its neighbours."""
+    events: list[Event] = []
+    for item in items:
+        try:
+            events.extend(parse_one(item))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # ValidationError too
+            log.warning(
+                "malformed item skipped",
+                extra={"channel": channel.id, "kind": channel.kind, "error": type(exc).__name__},
+            )
+    return events
 
 
 def _explain(kind: str, exc: ValidationError) -> str:

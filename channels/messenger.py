@@ -25,6 +25,7 @@ from bot.model import (
     StatusChanged,
     TextPart,
 )
+from channels.base import parse_each
 from channels.meta import MetaChannel, MetaCredentials, within
 from channels.render import Capabilities, fits, numbered, split_text
 
@@ -51,7 +52,6 @@ class MessengerChannel(MetaChannel):
     kind = "messenger"
     credentials_model = MessengerCredentials
     capabilities = CAPABILITIES
-    rate = CAPABILITIES.per_second
 
     @property
     def access_token(self) -> str:
@@ -62,14 +62,8 @@ class MessengerChannel(MetaChannel):
     def parse(self, payload: Any) -> list[Event]:
         events: list[Event] = []
         for entry in payload.get("entry", []) if isinstance(payload, dict) else []:
-            for item in entry.get("messaging", []) if isinstance(entry, dict) else []:
-                try:
-                    events.extend(_event(item))
-                except (KeyError, TypeError, ValueError) as exc:
-                    log.warning(
-                        "messenger: malformed item skipped",
-                        extra={"channel": self.id, "error": type(exc).__name__},
-                    )
+            if isinstance(entry, dict):
+                events += parse_each(self, entry.get("messaging", []), _event)
         return events
 
     # --- out --------------------------------------------------------------------

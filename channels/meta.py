@@ -76,11 +76,10 @@ def within(outbound: Outbound, hours: int) -> bool:
 class MetaChannel(Channel):
     """Shared by Messenger and WhatsApp; subclasses name the token and the sending object."""
 
-    rate: float = 40.0
-
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self._bucket = TokenBucket(self.rate, burst=self.rate)
+        rate = self.capabilities.per_second if self.capabilities else 40.0
+        self._bucket = TokenBucket(rate, burst=rate)
 
     @property
     def access_token(self) -> str:

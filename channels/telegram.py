@@ -43,7 +43,7 @@ from aiogram.types import (
     User,
 )
 from aiogram.utils.token import TokenValidationError
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr
 
 from bot.errors import ConfigError, PermanentFailure, RetryLater, WebhookRejected
 from bot.model import (
@@ -63,7 +63,7 @@ from bot.model import (
     TextPart,
 )
 from bot.ratelimit import KeyedBuckets, TokenBucket
-from channels.base import Channel, ChannelContext, Media
+from channels.base import Channel, ChannelContext, Media, parse_each
 from channels.render import Capabilities, fits, numbered, split_text
 from channels.telegram_session import SESSION
 
@@ -126,17 +126,7 @@ class TelegramChannel(Channel):
     def parse(self, payload: Any) -> list[Event]:
         # Telegram sends one update per request; a list is accepted for replays and tests.
         items = payload if isinstance(payload, list) else [payload]
-        events: list[Event] = []
-        for item in items:
-            try:
-                update = Update.model_validate(item)
-                events.extend(self._events(update))
-            except (ValidationError, TypeError, ValueError) as exc:
-                log.warning(
-                    "telegram: malformed update skipped",
-                    extra={"channel": self.id, "error": type(exc).__name__},
-                )
-        return events
+        return parse_each(self, items, lambda item: self._events(Update.model_validate(item)))
 
     def _events(self, update: Update) -> list[Event]:
         if update.message is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from pydantic import SecretStr
@@ -25,6 +26,7 @@ from bot.model import (
     StatusChanged,
     TextPart,
 )
+from channels.base import parse_each
 from channels.meta import MetaChannel, MetaCredentials, explain, within
 from channels.render import Capabilities, fits, numbered, split_text
 
@@ -64,7 +66,6 @@ class WhatsAppChannel(MetaChannel):
     kind = "whatsapp"
     credentials_model = WhatsAppCredentials
     capabilities = CAPABILITIES
-    rate = CAPABILITIES.per_second
 
     @property
     def access_token(self) -> str:
@@ -81,22 +82,10 @@ class WhatsAppChannel(MetaChannel):
                     c.get("wa_id"): (c.get("profile") or {}).get("name")
                     for c in value.get("contacts", [])
                 }
-                for message in value.get("messages", []):
-                    try:
-                        events.extend(_message(message, names))
-                    except (KeyError, TypeError, ValueError) as exc:
-                        log.warning(
-                            "whatsapp: malformed message skipped",
-                            extra={"channel": self.id, "error": type(exc).__name__},
-                        )
-                for status in value.get("statuses", []):
-                    try:
-                        events.append(_status(status))
-                    except (KeyError, TypeError, ValueError) as exc:
-                        log.warning(
-                            "whatsapp: malformed status skipped",
-                            extra={"channel": self.id, "error": type(exc).__name__},
-                        )
+                events += parse_each(
+                    self, value.get("messages", []), partial(_message, names=names)
+                )
+                events += parse_each(self, value.get("statuses", []), lambda s: [_status(s)])
         return events
 
     # --- out --------------------------------------------------------------------
