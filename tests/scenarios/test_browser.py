@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -27,14 +26,6 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[HubProcess]:
-    process = HubProcess(tmp_path)
-    await process.start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture

@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from tests.scenarios.hub import HubProcess
 
 VISITORS = 30
 MESSAGES = 8  # per visitor: "hi", then questions
-
-
-@pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[HubProcess]:
-    process = HubProcess(tmp_path)
-    await process.start()
-    yield process
-    process.stop()
 
 
 def question(n: int) -> str:
