@@ -12,7 +12,7 @@ import aiohttp
 import sqlalchemy as sa
 from aiohttp import web
 
-from bot import api, media, ops, webhooks
+from bot import api, api_contacts, media, ops, webhooks
 from bot.auth import auth_middleware
 from bot.bootstrap import ensure_default_space
 from bot.bots import SingleBot
@@ -58,6 +58,7 @@ def create_app(settings: Settings, plugins: Plugins | None = None) -> web.Applic
     app.cleanup_ctx.extend([_database, _http, _components, _background])
     webhooks.setup(app)
     api.setup(app)
+    api_contacts.setup(app)
     ops.setup(app)
     media.setup(app)
     for extension in app[PLUGINS].extensions:

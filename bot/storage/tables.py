@@ -6,6 +6,7 @@ from sqlalchemy import (
     JSON,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -107,9 +108,18 @@ contacts = Table(
     Column("phone", String(32)),
     Column("email", String(320)),
     Column("avatar_url", Text),
+    Column("status", String(16), nullable=False, server_default="open"),  # open | closed
+    Column("assignee_id", ForeignKey("users.id", ondelete="SET NULL")),
+    Column("team_id", Integer),
     _created(),
     Column("last_message_at", DateTime(timezone=True)),
+    # views sort newest first and filter on these within a space
+    Index("ix_contacts_space_id", "space_id", "id"),
     Index("ix_contacts_space_last_message", "space_id", "last_message_at"),
+    Index("ix_contacts_space_created", "space_id", "created_at"),
+    Index("ix_contacts_space_name", "space_id", "name"),
+    Index("ix_contacts_space_phone", "space_id", "phone"),
+    Index("ix_contacts_space_email", "space_id", "email"),
 )
 
 identities = Table(
@@ -215,4 +225,60 @@ link_codes = Table(
     Column("code_hash", String(64), primary_key=True),
     Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# Custom fields: a typed definition per space, one row per contact and field whose value sits
+# in the column of its type, so comparisons use an index instead of parsing text.
+field_definitions = Table(
+    "field_definitions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
+    Column("key", String(64), nullable=False),
+    Column("label", String(200), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("options", JSON, nullable=False, default=list),  # choices, for type "choice"
+    UniqueConstraint("space_id", "key", name="uq_field_definitions_space_key"),
+)
+
+field_values = Table(
+    "field_values",
+    metadata,
+    Column("contact_id", ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True),
+    Column("field_id", ForeignKey("field_definitions.id", ondelete="CASCADE"), primary_key=True),
+    Column("value_text", String(500)),
+    Column("value_number", Float),
+    Column("value_date", DateTime(timezone=True)),
+    Index("ix_field_values_text", "field_id", "value_text", "contact_id"),
+    Index("ix_field_values_number", "field_id", "value_number", "contact_id"),
+    Index("ix_field_values_date", "field_id", "value_date", "contact_id"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    UniqueConstraint("space_id", "name", name="uq_tags_space_name"),
+)
+
+contact_tags = Table(
+    "contact_tags",
+    metadata,
+    Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
+    Column("contact_id", ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_contact_tags_contact", "contact_id"),
+)
+
+# Saved filters over contacts; user_id set: personal, else shared with the space.
+views = Table(
+    "views",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE")),
+    Column("name", String(200), nullable=False),
+    Column("filter", JSON, nullable=False),
+    _created(),
 )

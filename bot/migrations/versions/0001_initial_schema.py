@@ -125,6 +125,9 @@ def upgrade() -> None:
         sa.Column("phone", sa.String(length=32), nullable=True),
         sa.Column("email", sa.String(length=320), nullable=True),
         sa.Column("avatar_url", sa.Text(), nullable=True),
+        sa.Column("status", sa.String(length=16), server_default="open", nullable=False),
+        sa.Column("assignee_id", sa.Integer(), nullable=True),
+        sa.Column("team_id", sa.Integer(), nullable=True),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
@@ -132,14 +135,32 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("last_message_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["assignee_id"], ["users.id"], ondelete="SET NULL"),
         sa.ForeignKeyConstraint(["space_id"], ["spaces.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("contacts", schema=None) as batch_op:
+        batch_op.create_index("ix_contacts_space_created", ["space_id", "created_at"], unique=False)
+        batch_op.create_index("ix_contacts_space_email", ["space_id", "email"], unique=False)
+        batch_op.create_index("ix_contacts_space_id", ["space_id", "id"], unique=False)
         batch_op.create_index(
             "ix_contacts_space_last_message", ["space_id", "last_message_at"], unique=False
         )
+        batch_op.create_index("ix_contacts_space_name", ["space_id", "name"], unique=False)
+        batch_op.create_index("ix_contacts_space_phone", ["space_id", "phone"], unique=False)
 
+    op.create_table(
+        "field_definitions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("space_id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("label", sa.String(length=200), nullable=False),
+        sa.Column("type", sa.String(length=16), nullable=False),
+        sa.Column("options", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(["space_id"], ["spaces.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("space_id", "key", name="uq_field_definitions_space_key"),
+    )
     op.create_table(
         "space_members",
         sa.Column("space_id", sa.Integer(), nullable=False),
@@ -149,6 +170,65 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("space_id", "user_id"),
     )
+    op.create_table(
+        "tags",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("space_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.ForeignKeyConstraint(["space_id"], ["spaces.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("space_id", "name", name="uq_tags_space_name"),
+    )
+    op.create_table(
+        "views",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("space_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=True),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("filter", sa.JSON(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("(CURRENT_TIMESTAMP)"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(["space_id"], ["spaces.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "contact_tags",
+        sa.Column("tag_id", sa.Integer(), nullable=False),
+        sa.Column("contact_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["contact_id"], ["contacts.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["tag_id"], ["tags.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("tag_id", "contact_id"),
+    )
+    with op.batch_alter_table("contact_tags", schema=None) as batch_op:
+        batch_op.create_index("ix_contact_tags_contact", ["contact_id"], unique=False)
+
+    op.create_table(
+        "field_values",
+        sa.Column("contact_id", sa.Integer(), nullable=False),
+        sa.Column("field_id", sa.Integer(), nullable=False),
+        sa.Column("value_text", sa.String(length=500), nullable=True),
+        sa.Column("value_number", sa.Float(), nullable=True),
+        sa.Column("value_date", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["contact_id"], ["contacts.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["field_id"], ["field_definitions.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("contact_id", "field_id"),
+    )
+    with op.batch_alter_table("field_values", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_field_values_date", ["field_id", "value_date", "contact_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_field_values_number", ["field_id", "value_number", "contact_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_field_values_text", ["field_id", "value_text", "contact_id"], unique=False
+        )
+
     op.create_table(
         "identities",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -310,9 +390,27 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_identities_contact_id"))
 
     op.drop_table("identities")
+    with op.batch_alter_table("field_values", schema=None) as batch_op:
+        batch_op.drop_index("ix_field_values_text")
+        batch_op.drop_index("ix_field_values_number")
+        batch_op.drop_index("ix_field_values_date")
+
+    op.drop_table("field_values")
+    with op.batch_alter_table("contact_tags", schema=None) as batch_op:
+        batch_op.drop_index("ix_contact_tags_contact")
+
+    op.drop_table("contact_tags")
+    op.drop_table("views")
+    op.drop_table("tags")
     op.drop_table("space_members")
+    op.drop_table("field_definitions")
     with op.batch_alter_table("contacts", schema=None) as batch_op:
+        batch_op.drop_index("ix_contacts_space_phone")
+        batch_op.drop_index("ix_contacts_space_name")
         batch_op.drop_index("ix_contacts_space_last_message")
+        batch_op.drop_index("ix_contacts_space_id")
+        batch_op.drop_index("ix_contacts_space_email")
+        batch_op.drop_index("ix_contacts_space_created")
 
     op.drop_table("contacts")
     with op.batch_alter_table("channels", schema=None) as batch_op:

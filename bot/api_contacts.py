@@ -1,0 +1,217 @@
+"""`/api/v1` for contacts: search and filter, custom fields, tags, saved views."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal, TypeVar
+
+import sqlalchemy as sa
+from aiohttp import web
+from pydantic import BaseModel, Field, ValidationError
+
+from bot import contacts as contact_ops
+from bot.api import _int_query, _iso, _limit, _path_id
+from bot.auth import PRINCIPAL
+from bot.errors import InvalidPayload, NotFound
+from bot.filters import Group, compile_filter
+from bot.keys import DB
+from bot.storage.tables import field_definitions, views
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class NewField(BaseModel):
+    key: str
+    label: str = ""
+    type: Literal["text", "number", "date", "boolean", "choice", "email", "phone", "url"]
+    options: list[str] = Field(default_factory=list)
+
+
+class FieldValue(BaseModel):
+    value: Any = None
+
+
+class Tags(BaseModel):
+    tags: list[str] = Field(min_length=1, max_length=50)
+
+
+class NewView(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    filter: Group
+    shared: bool = True
+
+
+async def _body(request: web.Request, model: type[M]) -> M:
+    try:
+        return model.model_validate_json(await request.read())
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        raise InvalidPayload(f"{where}: {err['msg']}") from None
+
+
+def _contact_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "phone": row.phone,
+        "email": row.email,
+        "language": row.language,
+        "status": row.status,
+        "assignee_id": row.assignee_id,
+        "created_at": _iso(row.created_at),
+        "last_message_at": _iso(row.last_message_at),
+    }
+
+
+async def _page(request: web.Request, group: Group | None) -> web.Response:
+    space_id = request[PRINCIPAL].space_id
+    async with request.app[DB].read() as conn:
+        rows, total = await contact_ops.find(
+            conn,
+            space_id,
+            group,
+            request.query.get("q"),
+            _limit(request),
+            _int_query(request, "before"),
+            request.query.get("count") in ("1", "true"),
+        )
+    items = [_contact_json(r) for r in rows]
+    body: dict[str, Any] = {"items": items, "next_before": items[-1]["id"] if items else None}
+    if total is not None:
+        body["count"] = total
+    return web.json_response(body)
+
+
+async def list_contacts(request: web.Request) -> web.Response:
+    """`?q=` searches name/phone/email; `?filter=<JSON group>` filters; `?count=1` counts."""
+    group = None
+    if raw := request.query.get("filter"):
+        try:
+            group = Group.model_validate(json.loads(raw))
+        except (ValueError, ValidationError) as exc:
+            raise InvalidPayload(f"filter: {exc}") from None
+    return await _page(request, group)
+
+
+async def list_fields(request: web.Request) -> web.Response:
+    async with request.app[DB].read() as conn:
+        rows = await conn.execute(
+            sa.select(field_definitions).where(
+                field_definitions.c.space_id == request[PRINCIPAL].space_id
+            )
+        )
+        items = [
+            {"id": r.id, "key": r.key, "label": r.label, "type": r.type, "options": r.options}
+            for r in rows
+        ]
+    return web.json_response({"items": items})
+
+
+async def create_field(request: web.Request) -> web.Response:
+    new = await _body(request, NewField)
+    async with request.app[DB].write() as conn:
+        field_id = await contact_ops.create_field(
+            conn, request[PRINCIPAL].space_id, new.key, new.label, new.type, new.options
+        )
+    return web.json_response({"id": field_id, **new.model_dump()}, status=201)
+
+
+async def set_field(request: web.Request) -> web.Response:
+    body = await _body(request, FieldValue)
+    async with request.app[DB].write() as conn:
+        await contact_ops.set_field(
+            conn,
+            request[PRINCIPAL].space_id,
+            _path_id(request, "contact_id"),
+            request.match_info["key"],
+            body.value,
+        )
+    return web.json_response({"key": request.match_info["key"], "value": body.value})
+
+
+async def add_tags(request: web.Request) -> web.Response:
+    body = await _body(request, Tags)
+    async with request.app[DB].write() as conn:
+        await contact_ops.tag(
+            conn, request[PRINCIPAL].space_id, _path_id(request, "contact_id"), body.tags
+        )
+    return web.json_response({"tags": body.tags})
+
+
+async def remove_tag(request: web.Request) -> web.Response:
+    async with request.app[DB].write() as conn:
+        await contact_ops.untag(
+            conn,
+            request[PRINCIPAL].space_id,
+            _path_id(request, "contact_id"),
+            request.match_info["name"],
+        )
+    return web.Response(status=204)
+
+
+async def list_views(request: web.Request) -> web.Response:
+    principal = request[PRINCIPAL]
+    async with request.app[DB].read() as conn:
+        rows = await conn.execute(
+            sa.select(views)
+            .where(views.c.space_id == principal.space_id)
+            .where(sa.or_(views.c.user_id.is_(None), views.c.user_id == principal.user_id))
+        )
+        items = [
+            {"id": r.id, "name": r.name, "filter": r.filter, "shared": r.user_id is None}
+            for r in rows
+        ]
+    return web.json_response({"items": items})
+
+
+async def create_view(request: web.Request) -> web.Response:
+    new = await _body(request, NewView)
+    principal = request[PRINCIPAL]
+    async with request.app[DB].write() as conn:
+        # compile once now, so a view that cannot run is refused when saved
+        compile_filter(
+            new.filter, principal.space_id, await contact_ops.field_defs(conn, principal.space_id)
+        )
+        view_id = (
+            await conn.execute(
+                views.insert()
+                .values(
+                    space_id=principal.space_id,
+                    user_id=None if new.shared else principal.user_id,
+                    name=new.name,
+                    filter=new.filter.model_dump(mode="json", exclude_none=True),
+                )
+                .returning(views.c.id)
+            )
+        ).scalar_one()
+    return web.json_response({"id": view_id, "name": new.name}, status=201)
+
+
+async def view_contacts(request: web.Request) -> web.Response:
+    principal = request[PRINCIPAL]
+    view_id = _path_id(request, "view_id")
+    async with request.app[DB].read() as conn:
+        row = (
+            await conn.execute(
+                sa.select(views.c.filter)
+                .where(views.c.id == view_id)
+                .where(views.c.space_id == principal.space_id)
+                .where(sa.or_(views.c.user_id.is_(None), views.c.user_id == principal.user_id))
+            )
+        ).first()
+    if row is None:
+        raise NotFound(f"no view {view_id} in this space")
+    return await _page(request, Group.model_validate(row.filter))
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/v1/contacts", list_contacts)
+    app.router.add_get("/api/v1/fields", list_fields)
+    app.router.add_post("/api/v1/fields", create_field)
+    app.router.add_put("/api/v1/contacts/{contact_id}/fields/{key}", set_field)
+    app.router.add_post("/api/v1/contacts/{contact_id}/tags", add_tags)
+    app.router.add_delete("/api/v1/contacts/{contact_id}/tags/{name}", remove_tag)
+    app.router.add_get("/api/v1/views", list_views)
+    app.router.add_post("/api/v1/views", create_view)
+    app.router.add_get("/api/v1/views/{view_id}/contacts", view_contacts)

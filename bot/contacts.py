@@ -1,0 +1,198 @@
+"""Contacts' custom fields, tags and views: validation and space-scoped queries."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.errors import InvalidPayload, NotFound
+from bot.filters import STORAGE, FieldDef, Group, compile_filter
+from bot.storage.tables import contact_tags, contacts, field_definitions, field_values, tags
+
+KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+PHONE = re.compile(r"^\+?[0-9]{5,15}$")
+
+
+async def field_defs(conn: AsyncConnection, space_id: int) -> dict[str, FieldDef]:
+    rows = await conn.execute(
+        sa.select(field_definitions.c.id, field_definitions.c.key, field_definitions.c.type).where(
+            field_definitions.c.space_id == space_id
+        )
+    )
+    return {r.key: FieldDef(id=r.id, key=r.key, type=r.type) for r in rows}
+
+
+async def create_field(
+    conn: AsyncConnection, space_id: int, key: str, label: str, type_: str, options: list[str]
+) -> int:
+    if not KEY.match(key):
+        raise InvalidPayload("a field key is lowercase letters, digits and _, starting a letter")
+    if type_ not in STORAGE:
+        raise InvalidPayload(f"field type must be one of {', '.join(STORAGE)}")
+    if type_ == "choice" and not options:
+        raise InvalidPayload("a choice field needs its options")
+    if key in await field_defs(conn, space_id):
+        raise InvalidPayload(f"the field {key!r} already exists in this space")
+    return (
+        await conn.execute(
+            field_definitions.insert()
+            .values(space_id=space_id, key=key, label=label or key, type=type_, options=options)
+            .returning(field_definitions.c.id)
+        )
+    ).scalar_one()
+
+
+def stored_value(type_: str, options: list[str], key: str, value: Any) -> dict[str, Any]:
+    """The typed columns for `value`, or `InvalidPayload` saying what a valid one looks like."""
+
+    def bad(expected: str) -> InvalidPayload:
+        return InvalidPayload(f"field {key!r} is {type_}: {value!r} is not {expected}")
+
+    empty = {"value_text": None, "value_number": None, "value_date": None}
+    if type_ == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise bad("a number")
+        try:
+            return {**empty, "value_number": float(value)}
+        except ValueError:
+            raise bad("a number") from None
+    if type_ == "boolean":
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return {**empty, "value_number": float(value)}
+    if type_ == "date":
+        try:
+            parsed = date.fromisoformat(str(value))
+        except ValueError:
+            raise bad("a date like 2026-01-31") from None
+        return {**empty, "value_date": datetime(parsed.year, parsed.month, parsed.day)}
+    text = str(value).strip() if isinstance(value, str | int | float) else None
+    if not text or len(text) > 500:
+        raise bad("text of 1 to 500 characters")
+    if type_ == "email" and not EMAIL.match(text):
+        raise bad("an email address")
+    if type_ == "phone":
+        text = re.sub(r"[\s().-]", "", text)
+        if not PHONE.match(text):
+            raise bad("a phone number like +351 912 345 678")
+    if type_ == "url" and not text.startswith(("http://", "https://")):
+        raise bad("an http(s) URL")
+    if type_ == "choice" and text not in options:
+        raise bad(f"one of {', '.join(options)}")
+    return {**empty, "value_text": text}
+
+
+async def set_field(
+    conn: AsyncConnection, space_id: int, contact_id: int, key: str, value: Any
+) -> None:
+    await _contact(conn, space_id, contact_id)
+    row = (
+        await conn.execute(
+            sa.select(field_definitions)
+            .where(field_definitions.c.space_id == space_id)
+            .where(field_definitions.c.key == key)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"no custom field {key!r} in this space")
+    await conn.execute(
+        field_values.delete()
+        .where(field_values.c.contact_id == contact_id)
+        .where(field_values.c.field_id == row.id)
+    )
+    if value is not None:
+        typed = stored_value(row.type, row.options or [], key, value)
+        await conn.execute(
+            field_values.insert().values(contact_id=contact_id, field_id=row.id, **typed)
+        )
+
+
+async def tag(conn: AsyncConnection, space_id: int, contact_id: int, names: list[str]) -> None:
+    await _contact(conn, space_id, contact_id)
+    for name in names:
+        name = name.strip()
+        if not name or len(name) > 100:
+            raise InvalidPayload("a tag is 1 to 100 characters")
+        tag_id = (
+            await conn.execute(
+                sa.select(tags.c.id).where(tags.c.space_id == space_id).where(tags.c.name == name)
+            )
+        ).scalar()
+        if tag_id is None:
+            tag_id = (
+                await conn.execute(
+                    tags.insert().values(space_id=space_id, name=name).returning(tags.c.id)
+                )
+            ).scalar_one()
+        found = (
+            await conn.execute(
+                sa.select(contact_tags.c.tag_id)
+                .where(contact_tags.c.tag_id == tag_id)
+                .where(contact_tags.c.contact_id == contact_id)
+            )
+        ).first()
+        if found is None:
+            await conn.execute(contact_tags.insert().values(tag_id=tag_id, contact_id=contact_id))
+
+
+async def untag(conn: AsyncConnection, space_id: int, contact_id: int, name: str) -> None:
+    await _contact(conn, space_id, contact_id)
+    await conn.execute(
+        contact_tags.delete()
+        .where(contact_tags.c.contact_id == contact_id)
+        .where(
+            contact_tags.c.tag_id.in_(
+                sa.select(tags.c.id).where(tags.c.space_id == space_id).where(tags.c.name == name)
+            )
+        )
+    )
+
+
+async def find(
+    conn: AsyncConnection,
+    space_id: int,
+    group: Group | None,
+    search: str | None,
+    limit: int,
+    before: int | None,
+    with_count: bool,
+) -> tuple[list[Any], int | None]:
+    """A page of contacts, newest first (keyset on id), and optionally how many match."""
+    where = compile_filter(group or Group(all=()), space_id, await field_defs(conn, space_id))
+    if search:
+        needle = search.strip()
+        where = sa.and_(
+            where,
+            sa.or_(
+                contacts.c.name.contains(needle, autoescape=True),
+                contacts.c.phone.startswith(needle, autoescape=True),
+                contacts.c.email.startswith(needle, autoescape=True),
+            ),
+        )
+    query = sa.select(contacts).where(where).order_by(contacts.c.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(contacts.c.id < before)
+    rows = list(await conn.execute(query))
+    total = None
+    if with_count:
+        total = (
+            await conn.execute(sa.select(sa.func.count()).select_from(contacts).where(where))
+        ).scalar_one()
+    return rows, total
+
+
+async def _contact(conn: AsyncConnection, space_id: int, contact_id: int) -> None:
+    found = (
+        await conn.execute(
+            sa.select(contacts.c.id)
+            .where(contacts.c.id == contact_id)
+            .where(contacts.c.space_id == space_id)
+        )
+    ).scalar()
+    if found is None:
+        raise NotFound(f"no contact {contact_id} in this space")
