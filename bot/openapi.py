@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from bot.model import parts_adapter
 
 _ERROR = {"$ref": "#/components/responses/Error"}
@@ -44,9 +46,44 @@ def _param(name: str, where: str = "query", **schema: Any) -> dict[str, Any]:
     }
 
 
+def _write(
+    summary: str,
+    model: type[BaseModel],
+    status: str,
+    params: list[dict[str, Any]],
+    method: str = "post",
+) -> dict[str, Any]:
+    return {
+        method: {
+            "summary": summary,
+            "parameters": params,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}
+                    }
+                },
+            },
+            "responses": {
+                status: {"description": "done"},
+                "400": _ERROR,
+                "401": _ERROR,
+                "404": _ERROR,
+            },
+        }
+    }
+
+
 def spec(server: str) -> dict[str, Any]:
+    from bot.api_contacts import FieldValue, NewField, NewView, Tags
+
     parts = parts_adapter.json_schema(ref_template="#/components/schemas/{model}")
     defs = parts.pop("$defs", {})
+    for model in (FieldValue, NewField, NewView, Tags):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        defs.update(schema.pop("$defs", {}))
+        defs[model.__name__] = schema
     nullable_str = {"type": ["string", "null"]}
     conversation = {
         "type": "object",
@@ -114,6 +151,55 @@ def spec(server: str) -> dict[str, Any]:
             ),
             "/api/v1/contacts/{contact_id}": _op(
                 "One contact with its identities", contact, [_param("contact_id", "path")]
+            ),
+            "/api/v1/contacts": _op(
+                "Contacts, newest first: `q` searches, `filter` is a JSON filter group",
+                _list(contact, "next_before"),
+                [
+                    limit,
+                    _param("before"),
+                    _param("q", type="string"),
+                    _param("filter", type="string"),
+                    _param("count", type="string"),
+                ],
+            ),
+            "/api/v1/fields": {
+                **_op("The space's custom fields", {"type": "object"}, []),
+                **_write("Define a custom field", NewField, "201", []),
+            },
+            "/api/v1/contacts/{contact_id}/fields/{key}": _write(
+                "Set (or clear with null) a contact's custom field",
+                FieldValue,
+                "200",
+                [_param("contact_id", "path"), _param("key", "path", type="string")],
+                "put",
+            ),
+            "/api/v1/contacts/{contact_id}/tags": _write(
+                "Tag a contact", Tags, "200", [_param("contact_id", "path")]
+            ),
+            "/api/v1/contacts/{contact_id}/tags/{name}": {
+                "delete": {
+                    "summary": "Untag a contact",
+                    "parameters": [
+                        _param("contact_id", "path"),
+                        _param("name", "path", type="string"),
+                    ],
+                    "responses": {"204": {"description": "untagged"}, "401": _ERROR, "404": _ERROR},
+                }
+            },
+            "/api/v1/views": {
+                **_op("Saved views: shared, and the caller's own", {"type": "object"}, []),
+                **_write("Save a view (its filter is checked first)", NewView, "201", []),
+            },
+            "/api/v1/views/{view_id}/contacts": _op(
+                "The contacts a view selects",
+                _list(contact, "next_before"),
+                [
+                    _param("view_id", "path"),
+                    limit,
+                    _param("before"),
+                    _param("count", type="string"),
+                ],
             ),
         },
         "components": {
