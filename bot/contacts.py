@@ -163,25 +163,26 @@ async def find(
     with_count: bool,
 ) -> tuple[list[Any], int | None]:
     """A page of contacts, newest first (keyset on id), and optionally how many match."""
-    where = compile_filter(group or Group(all=()), space_id, await field_defs(conn, space_id))
+    fields = await field_defs(conn, space_id)
+    group = group or Group(all=())
+    searched: Any = sa.true()
     if search:
         needle = search.strip()
-        where = sa.and_(
-            where,
-            sa.or_(
-                contacts.c.name.contains(needle, autoescape=True),
-                contacts.c.phone.startswith(needle, autoescape=True),
-                contacts.c.email.startswith(needle, autoescape=True),
-            ),
+        searched = sa.or_(
+            contacts.c.name.contains(needle, autoescape=True),
+            contacts.c.phone.startswith(needle, autoescape=True),
+            contacts.c.email.startswith(needle, autoescape=True),
         )
+    where = sa.and_(compile_filter(group, space_id, fields), searched)
     query = sa.select(contacts).where(where).order_by(contacts.c.id.desc()).limit(limit)
     if before is not None:
         query = query.where(contacts.c.id < before)
     rows = list(await conn.execute(query))
     total = None
     if with_count:
+        counting = sa.and_(compile_filter(group, space_id, fields, for_page=False), searched)
         total = (
-            await conn.execute(sa.select(sa.func.count()).select_from(contacts).where(where))
+            await conn.execute(sa.select(sa.func.count()).select_from(contacts).where(counting))
         ).scalar_one()
     return rows, total
 

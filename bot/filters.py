@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Union
 
@@ -104,27 +105,46 @@ class FieldDef(Frozen):
     type: str
 
 
+@dataclass(frozen=True)
+class _Scope:
+    space_id: int
+    fields: Mapping[str, FieldDef]
+    # per-row probes (EXISTS) suit a first page walked newest-first, which stops after a
+    # page of matches; a set of ids (IN) suits a count, which must visit every match
+    correlated: bool
+
+
 def compile_filter(
-    group: Group, space_id: int, fields: Mapping[str, FieldDef]
+    group: Group, space_id: int, fields: Mapping[str, FieldDef], *, for_page: bool = True
 ) -> ColumnElement[bool]:
-    """A WHERE clause over one space's `contacts`. Raises `InvalidPayload` saying what is wrong."""
-    return sa.and_(contacts.c.space_id == space_id, _group(group, space_id, fields))
+    """A WHERE clause over one space's `contacts`. Raises `InvalidPayload` saying what is wrong.
+
+    `for_page=False` shapes it for counting instead of for a first page.
+    """
+    scope = _Scope(space_id, fields, correlated=for_page)
+    return sa.and_(contacts.c.space_id == space_id, _group(group, scope))
 
 
-def _group(group: Group, space_id: int, fields: Mapping[str, FieldDef]) -> ColumnElement[bool]:
+def _member_of(ids: sa.Select[Any], scope: _Scope) -> ColumnElement[bool]:
+    """`contacts.id` is among `ids` (a select of one contact_id column, already filtered)."""
+    if not scope.correlated:
+        return contacts.c.id.in_(ids)
+    column = ids.selected_columns[0]
+    return sa.exists(ids.where(column == contacts.c.id))
+
+
+def _group(group: Group, scope: _Scope) -> ColumnElement[bool]:
     members = group.all if group.all is not None else group.any or ()
-    clauses = [
-        _group(m, space_id, fields) if isinstance(m, Group) else _condition(m, space_id, fields)
-        for m in members
-    ]
+    clauses = [_group(m, scope) if isinstance(m, Group) else _condition(m, scope) for m in members]
     if not clauses:
         return sa.true()
     return sa.and_(*clauses) if group.all is not None else sa.or_(*clauses)
 
 
-def _condition(c: Condition, space_id: int, fields: Mapping[str, FieldDef]) -> ColumnElement[bool]:
+def _condition(c: Condition, scope: _Scope) -> ColumnElement[bool]:
+    space_id, fields = scope.space_id, scope.fields
     if c.field == "tags":
-        return _tags(c, space_id)
+        return _tags(c, scope)
     if c.field == "channel":
         _check(c, "channel")
         found = (
@@ -158,12 +178,12 @@ def _condition(c: Condition, space_id: int, fields: Mapping[str, FieldDef]) -> C
             else (field_values.c.value_date if kind == "date" else field_values.c.value_text)
         )
 
-        # `id IN (contacts whose value matches)`: the (field, value) index finds them
         def having(test: ColumnElement[bool]) -> ColumnElement[bool]:
-            return contacts.c.id.in_(
+            return _member_of(
                 sa.select(field_values.c.contact_id)
                 .where(field_values.c.field_id == definition.id)
-                .where(test)
+                .where(test),
+                scope,
             )
 
         if c.op == "is_not_set":
@@ -225,20 +245,20 @@ def _compare(c: Condition, kind: str, column: Any) -> ColumnElement[bool]:
     return column < moment if op == "before" else column > moment
 
 
-def _tags(c: Condition, space_id: int) -> ColumnElement[bool]:
+def _tags(c: Condition, scope: _Scope) -> ColumnElement[bool]:
     _check(c, "tags")
     names = [str(v) for v in (c.value if isinstance(c.value, list) else [c.value])]
-    tagged = contacts.c.id.in_(
-        sa.select(contact_tags.c.contact_id)
-        .join(tags, tags.c.id == contact_tags.c.tag_id)
-        .where(tags.c.space_id == space_id)
-        .where(tags.c.name.in_(names))
+    tag_ids = (
+        sa.select(tags.c.id).where(tags.c.space_id == scope.space_id).where(tags.c.name.in_(names))
+    )
+    tagged = _member_of(
+        sa.select(contact_tags.c.contact_id).where(contact_tags.c.tag_id.in_(tag_ids)), scope
     )
     if c.op == "has_no_tag":
         return ~tagged
     if c.op == "has_tag" and len(names) > 1:
         return sa.and_(
-            *(_tags(Condition(field="tags", op="has_tag", value=n), space_id) for n in names)
+            *(_tags(Condition(field="tags", op="has_tag", value=n), scope) for n in names)
         )
     return tagged
 

@@ -15,7 +15,17 @@ log = logging.getLogger(__name__)
 
 
 def error_response(status: int, detail: str) -> web.Response:
-    return web.json_response({"error": HTTPStatus(status).phrase, "detail": detail}, status=status)
+    """An RFC 9457 problem document: `detail` says what went wrong and what to do."""
+    return web.json_response(
+        {
+            "type": "about:blank",
+            "title": HTTPStatus(status).phrase,
+            "status": status,
+            "detail": detail,
+        },
+        status=status,
+        content_type="application/problem+json",
+    )
 
 
 @web.middleware

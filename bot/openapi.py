@@ -207,13 +207,16 @@ def spec(server: str) -> dict[str, Any]:
             "schemas": {"Parts": parts, **defs},
             "responses": {
                 "Error": {
-                    "description": "What went wrong and what to do",
+                    "description": "What went wrong and what to do (RFC 9457)",
                     "content": {
-                        "application/json": {
+                        "application/problem+json": {
                             "schema": {
                                 "type": "object",
+                                "required": ["title", "status", "detail"],
                                 "properties": {
-                                    "error": {"type": "string"},
+                                    "type": {"type": "string"},
+                                    "title": {"type": "string"},
+                                    "status": {"type": "integer"},
                                     "detail": {"type": "string"},
                                 },
                             }

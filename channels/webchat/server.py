@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from bot.api import message_json
 from bot.errors import InvalidPayload, NotFound
+from bot.http import error_response
 from bot.keys import CHANNELS, DB, DEFAULT_SPACE, SETTINGS
 from bot.model import (
     MediaPart,
@@ -216,13 +217,7 @@ async def upload(request: web.Request) -> web.Response:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     visitor_id = visitor_of(request.app[SETTINGS].signing_key(), channel.id, token.strip())
     if scheme.lower() != "bearer" or visitor_id is None:
-        return web.json_response(
-            {
-                "error": "Unauthorized",
-                "detail": "send the web-chat session token as a bearer token",
-            },
-            status=401,
-        )
+        return error_response(401, "send the web-chat session token as a bearer token")
     if not request.content_type.startswith("multipart/"):
         raise InvalidPayload("send the file as multipart/form-data in a field named 'file'")
     reader = await request.multipart()
