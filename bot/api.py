@@ -19,6 +19,7 @@ from bot.openapi import spec
 from bot.storage.tables import contacts, conversations, identities, messages
 
 MAX_LIMIT = 200
+MAX_ID = 2**63 - 1  # the databases' BIGINT
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -32,9 +33,12 @@ def _int_query(request: web.Request, name: str, default: int | None = None) -> i
     if raw is None:
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
-        raise InvalidPayload(f"query parameter {name!r} must be an integer") from None
+        value = -1
+    if not 0 <= value <= MAX_ID:
+        raise InvalidPayload(f"query parameter {name!r} must be an integer from 0 to {MAX_ID}")
+    return value
 
 
 def _limit(request: web.Request) -> int:
@@ -158,10 +162,10 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 def _path_id(request: web.Request, name: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError:
-        raise NotFound(f"{name} must be an integer id") from None
+    raw = request.match_info[name]
+    if not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+        raise NotFound(f"no {name.removesuffix('_id')} {raw!r}: ids are positive integers")
+    return int(raw)
 
 
 def setup(app: web.Application) -> None:

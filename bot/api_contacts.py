@@ -21,7 +21,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class NewField(BaseModel):
-    key: str
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
     label: str = ""
     type: Literal["text", "number", "date", "boolean", "choice", "email", "phone", "url"]
     options: list[str] = Field(default_factory=list)

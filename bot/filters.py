@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Union
 
 import sqlalchemy as sa
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.errors import InvalidPayload
@@ -78,16 +78,34 @@ DURATION = re.compile(r"^(\d+)([mhdw])$")
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
+FIELD_PATTERN = (
+    r"^(name|phone|email|language|status|assignee|team|created_at|last_message_at|channel|tags"
+    r"|fields\.[a-z][a-z0-9_]{0,63})$"
+)
+
+
 class Condition(Frozen):
     """One test on one field. Example: `{"field": "fields.plan", "op": "is", "value": "pro"}`."""
 
-    field: str = Field(min_length=1, max_length=100)
+    field: str = Field(pattern=FIELD_PATTERN)
     op: Op
     value: Any = None
 
 
+def _exactly_one(schema: dict[str, Any]) -> None:
+    """In the JSON schema, a group is an object with exactly one of `all` and `any`."""
+    for key in ("all", "any"):
+        prop = schema["properties"][key]
+        branches = prop.pop("anyOf", [])
+        prop.update(next(b for b in branches if b.get("type") != "null"))
+        prop.pop("default", None)
+    schema["minProperties"] = schema["maxProperties"] = 1
+
+
 class Group(Frozen):
     """`all` (every condition holds) or `any` (at least one does); groups nest."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_exactly_one)
 
     all: tuple[Union[Condition, Group], ...] | None = Field(None, max_length=50)  # noqa: UP007
     any: tuple[Union[Condition, Group], ...] | None = Field(None, max_length=50)  # noqa: UP007

@@ -42,7 +42,7 @@ def _param(name: str, where: str = "query", **schema: Any) -> dict[str, Any]:
         "name": name,
         "in": where,
         "required": where == "path",
-        "schema": schema or {"type": "integer"},
+        "schema": schema or {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
     }
 
 
@@ -159,8 +159,15 @@ def spec(server: str) -> dict[str, Any]:
                     limit,
                     _param("before"),
                     _param("q", type="string"),
-                    _param("filter", type="string"),
-                    _param("count", type="string"),
+                    {
+                        "name": "filter",
+                        "in": "query",
+                        "required": False,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Group"}}
+                        },
+                    },
+                    _param("count", type="string", enum=["0", "1", "true", "false"]),
                 ],
             ),
             "/api/v1/fields": {
@@ -198,7 +205,7 @@ def spec(server: str) -> dict[str, Any]:
                     _param("view_id", "path"),
                     limit,
                     _param("before"),
-                    _param("count", type="string"),
+                    _param("count", type="string", enum=["0", "1", "true", "false"]),
                 ],
             ),
         },
