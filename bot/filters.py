@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Union
 
 import sqlalchemy as sa
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.errors import InvalidPayload
@@ -87,9 +87,20 @@ FIELD_PATTERN = (
 class Condition(Frozen):
     """One test on one field. Example: `{"field": "fields.plan", "op": "is", "value": "pro"}`."""
 
-    field: str = Field(pattern=FIELD_PATTERN)
+    # the pattern is in the JSON schema; the validator says what is wrong in words
+    field: str = Field(json_schema_extra={"pattern": FIELD_PATTERN})
     op: Op
     value: Any = None
+
+    @field_validator("field")
+    @classmethod
+    def _known(cls, field: str) -> str:
+        if not re.match(FIELD_PATTERN, field):
+            raise ValueError(
+                f"unknown field {field!r}; use one of {', '.join(sorted(BUILT_IN))}, channel, "
+                "tags, or fields.<key> for a custom field"
+            )
+        return field
 
 
 def _exactly_one(schema: dict[str, Any]) -> None:
