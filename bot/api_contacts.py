@@ -15,6 +15,7 @@ from bot.auth import PRINCIPAL
 from bot.errors import InvalidPayload, NotFound
 from bot.filters import Group, compile_filter
 from bot.keys import DB
+from bot.roles import require
 from bot.storage.tables import field_definitions, views
 
 M = TypeVar("M", bound=BaseModel)
@@ -109,6 +110,7 @@ async def list_fields(request: web.Request) -> web.Response:
 
 
 async def create_field(request: web.Request) -> web.Response:
+    require(request, "manager")
     new = await _body(request, NewField)
     async with request.app[DB].write() as conn:
         field_id = await contact_ops.create_field(
@@ -168,6 +170,8 @@ async def list_views(request: web.Request) -> web.Response:
 async def create_view(request: web.Request) -> web.Response:
     new = await _body(request, NewView)
     principal = request[PRINCIPAL]
+    if new.shared:
+        require(request, "manager")
     async with request.app[DB].write() as conn:
         # compile once now, so a view that cannot run is refused when saved
         compile_filter(

@@ -52,8 +52,13 @@ class ConfigError(ChanCenterError):
     """The settings or the stored configuration are wrong; the message says what to fix."""
 
 
+class Forbidden(ChanCenterError, PermissionError):
+    """The caller is known but their role may not do this."""
+
+
 HTTP_STATUS: dict[type[ChanCenterError], int] = {
     WebhookRejected: 401,
+    Forbidden: 403,
     PayloadTooLarge: 413,
     InvalidPayload: 400,
     NotFound: 404,

@@ -69,6 +69,7 @@ def _write(
                 status: {"description": "done"},
                 "400": _ERROR,
                 "401": _ERROR,
+                "403": _ERROR,
                 "404": _ERROR,
             },
         }
@@ -77,10 +78,11 @@ def _write(
 
 def spec(server: str) -> dict[str, Any]:
     from bot.api_contacts import FieldValue, NewField, NewView, Tags
+    from bot.api_conversations import AgentMessage, Assignment, NewToken
 
     parts = parts_adapter.json_schema(ref_template="#/components/schemas/{model}")
     defs = parts.pop("$defs", {})
-    for model in (FieldValue, NewField, NewView, Tags):
+    for model in (FieldValue, NewField, NewView, Tags, AgentMessage, Assignment, NewToken):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         defs.update(schema.pop("$defs", {}))
         defs[model.__name__] = schema
@@ -144,11 +146,6 @@ def spec(server: str) -> dict[str, Any]:
                 _list(conversation, "next_before"),
                 [limit, _param("before"), _param("status", type="string", enum=["open", "closed"])],
             ),
-            "/api/v1/conversations/{conversation_id}/messages": _op(
-                "A conversation's messages, oldest first",
-                _list(message, "next_after"),
-                [_param("conversation_id", "path"), limit, _param("after")],
-            ),
             "/api/v1/contacts/{contact_id}": _op(
                 "One contact with its identities", contact, [_param("contact_id", "path")]
             ),
@@ -184,6 +181,48 @@ def spec(server: str) -> dict[str, Any]:
             "/api/v1/contacts/{contact_id}/tags": _write(
                 "Tag a contact", Tags, "200", [_param("contact_id", "path")]
             ),
+            "/api/v1/conversations/{conversation_id}/messages": {
+                **_op(
+                    "A conversation's messages, oldest first",
+                    _list(message, "next_after"),
+                    [_param("conversation_id", "path"), limit, _param("after")],
+                ),
+                **_write(
+                    "Send a message to the contact as an agent (Idempotency-Key honoured)",
+                    AgentMessage,
+                    "202",
+                    [_param("conversation_id", "path")],
+                ),
+            },
+            "/api/v1/conversations/{conversation_id}/assign": _write(
+                "Assign to a user of the space (null unassigns)",
+                Assignment,
+                "200",
+                [_param("conversation_id", "path")],
+            ),
+            "/api/v1/conversations/{conversation_id}/close": {
+                "post": {
+                    "summary": "Close; the contact's next message opens a new one with the bot",
+                    "parameters": [_param("conversation_id", "path")],
+                    "responses": {"200": {"description": "closed"}, "401": _ERROR, "404": _ERROR},
+                }
+            },
+            "/api/v1/tokens": {
+                **_op("The space's API tokens (never their secrets)", {"type": "object"}, []),
+                **_write("Create a token (shown once)", NewToken, "201", []),
+            },
+            "/api/v1/tokens/{token_id}": {
+                "delete": {
+                    "summary": "Revoke a token",
+                    "parameters": [_param("token_id", "path")],
+                    "responses": {
+                        "204": {"description": "revoked"},
+                        "401": _ERROR,
+                        "403": _ERROR,
+                        "404": _ERROR,
+                    },
+                }
+            },
             "/api/v1/contacts/{contact_id}/tags/{name}": {
                 "delete": {
                     "summary": "Untag a contact",

@@ -24,7 +24,7 @@ from bot.metrics import Metrics
 from bot.model import Outbound, parts_adapter
 from bot.storage.db import Database
 from bot.storage.group import GroupCommitter
-from bot.storage.tables import conversations, identities, messages, outbox
+from bot.storage.tables import conversations, identities, messages, outbox, users
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +91,12 @@ class Sender:
                         messages.c.parts,
                         identities.c.external_id.label("recipient"),
                         last_inbound.label("last_inbound_at"),
+                        users.c.name.label("sender_name"),
                     )
                     .join(messages, messages.c.id == outbox.c.message_id)
                     .join(conversations, conversations.c.id == messages.c.conversation_id)
                     .join(identities, identities.c.id == conversations.c.identity_id)
+                    .outerjoin(users, users.c.id == messages.c.sender_user_id)
                     .where(outbox.c.next_attempt_at <= now())
                     .order_by(outbox.c.id)
                     .limit(BATCH)
@@ -119,6 +121,7 @@ class Sender:
             recipient=row.recipient,
             parts=tuple(parts_adapter.validate_python(row.parts)),
             last_inbound_at=_datetime(row.last_inbound_at),
+            sender_name=row.sender_name,
         )
         try:
             channel = await self._channels.get(row.channel_id)

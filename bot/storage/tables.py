@@ -143,6 +143,7 @@ conversations = Table(
     Column("identity_id", ForeignKey("identities.id", ondelete="CASCADE"), nullable=False),
     Column("handler", String(8), nullable=False, server_default="bot"),  # bot | flow | agent
     Column("status", String(8), nullable=False, server_default="open"),  # open | closed
+    Column("assignee_id", ForeignKey("users.id", ondelete="SET NULL")),
     _created(),
     Column("last_message_at", DateTime(timezone=True)),
     Column("closed_at", DateTime(timezone=True)),

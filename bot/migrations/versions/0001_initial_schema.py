@@ -266,6 +266,7 @@ def upgrade() -> None:
         sa.Column("identity_id", sa.Integer(), nullable=False),
         sa.Column("handler", sa.String(length=8), server_default="bot", nullable=False),
         sa.Column("status", sa.String(length=8), server_default="open", nullable=False),
+        sa.Column("assignee_id", sa.Integer(), nullable=True),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
@@ -274,6 +275,7 @@ def upgrade() -> None:
         ),
         sa.Column("last_message_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["assignee_id"], ["users.id"], ondelete="SET NULL"),
         sa.ForeignKeyConstraint(["channel_id"], ["channels.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["contact_id"], ["contacts.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["identity_id"], ["identities.id"], ondelete="CASCADE"),
