@@ -10,13 +10,15 @@ from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
 from bot import contacts as contact_ops
+from bot import privacy
+from bot import shortcuts as shortcut_ops
 from bot.api import _int_query, _iso, _limit, _path_id
 from bot.auth import PRINCIPAL
 from bot.errors import InvalidPayload, NotFound
 from bot.filters import Group, compile_filter
 from bot.keys import DB
 from bot.roles import require
-from bot.storage.tables import field_definitions, views
+from bot.storage.tables import field_definitions, shortcuts, views
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -34,6 +36,14 @@ class FieldValue(BaseModel):
 
 class Tags(BaseModel):
     tags: list[str] = Field(min_length=1, max_length=50)
+
+
+class NewShortcut(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    text: str = Field(max_length=4000)
+    quick_replies: list[str] = Field(default_factory=list, max_length=13)
+    attachment_url: str | None = Field(None, pattern=r"^https?://")
+    shared: bool = True
 
 
 class NewView(BaseModel):
@@ -209,6 +219,86 @@ async def view_contacts(request: web.Request) -> web.Response:
     return await _page(request, Group.model_validate(row.filter))
 
 
+async def create_shortcut(request: web.Request) -> web.Response:
+    principal = request[PRINCIPAL]
+    new = await _body(request, NewShortcut)
+    if new.shared:
+        require(request, "manager")
+    async with request.app[DB].write() as conn:
+        keys = set(await contact_ops.field_defs(conn, principal.space_id))
+        shortcut_ops.check(new.text, keys)
+        shortcut_id = (
+            await conn.execute(
+                shortcuts.insert()
+                .values(
+                    space_id=principal.space_id,
+                    user_id=None if new.shared else principal.user_id,
+                    name=new.name,
+                    text=new.text,
+                    quick_replies=new.quick_replies,
+                    attachment_url=new.attachment_url,
+                )
+                .returning(shortcuts.c.id)
+            )
+        ).scalar_one()
+    return web.json_response({"id": shortcut_id, "name": new.name}, status=201)
+
+
+async def list_shortcuts(request: web.Request) -> web.Response:
+    principal = request[PRINCIPAL]
+    async with request.app[DB].read() as conn:
+        rows = await conn.execute(
+            sa.select(shortcuts)
+            .where(shortcuts.c.space_id == principal.space_id)
+            .where(sa.or_(shortcuts.c.user_id.is_(None), shortcuts.c.user_id == principal.user_id))
+        )
+        items = [
+            {
+                "id": r.id,
+                "name": r.name,
+                "text": r.text,
+                "quick_replies": r.quick_replies,
+                "shared": r.user_id is None,
+            }
+            for r in rows
+        ]
+    return web.json_response({"items": items})
+
+
+async def render_shortcut(request: web.Request) -> web.Response:
+    principal = request[PRINCIPAL]
+    contact_id = _int_query(request, "contact_id")
+    if contact_id is None:
+        raise InvalidPayload("say which contact: ?contact_id=<id>")
+    async with request.app[DB].read() as conn:
+        parts = await shortcut_ops.render(
+            conn,
+            principal.space_id,
+            _path_id(request, "shortcut_id"),
+            contact_id,
+            principal.user_id,
+        )
+    return web.json_response({"parts": [p.model_dump(mode="json") for p in parts]})
+
+
+async def export_contact(request: web.Request) -> web.Response:
+    async with request.app[DB].read() as conn:
+        data = await privacy.export(
+            conn, request[PRINCIPAL].space_id, _path_id(request, "contact_id")
+        )
+    return web.json_response(data, dumps=lambda d: json.dumps(d, default=str))
+
+
+async def erase_contact(request: web.Request) -> web.Response:
+    require(request, "manager")
+    principal = request[PRINCIPAL]
+    async with request.app[DB].write() as conn:
+        redacted = await privacy.erase(
+            conn, principal.space_id, _path_id(request, "contact_id"), principal.user_id
+        )
+    return web.json_response({"erased": True, "messages_redacted": redacted})
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/contacts", list_contacts)
     app.router.add_get("/api/v1/fields", list_fields)
@@ -219,3 +309,8 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/views", list_views)
     app.router.add_post("/api/v1/views", create_view)
     app.router.add_get("/api/v1/views/{view_id}/contacts", view_contacts)
+    app.router.add_get("/api/v1/shortcuts", list_shortcuts)
+    app.router.add_post("/api/v1/shortcuts", create_shortcut)
+    app.router.add_get("/api/v1/shortcuts/{shortcut_id}/render", render_shortcut)
+    app.router.add_get("/api/v1/contacts/{contact_id}/export", export_contact)
+    app.router.add_post("/api/v1/contacts/{contact_id}/erase", erase_contact)

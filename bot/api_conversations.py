@@ -16,6 +16,7 @@ from bot.ingest import now
 from bot.keys import DB, SENDER
 from bot.model import Part, TextPart, parts_adapter
 from bot.roles import RANK, require
+from bot.shortcuts import render
 from bot.storage.tables import api_tokens, conversations, messages, outbox, space_members
 
 
@@ -24,6 +25,9 @@ class AgentMessage(BaseModel):
 
     text: str | None = Field(None, min_length=1, max_length=10_000)
     parts: list[Part] | None = Field(None, min_length=1, max_length=10)
+    shortcut_id: int | None = Field(
+        None, ge=1, le=2**63 - 1, description="rendered for the contact"
+    )
 
 
 class Assignment(BaseModel):
@@ -56,11 +60,15 @@ async def send_message(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
     body = await _body(request, AgentMessage)
     parts: list[Part] = list(body.parts or ([TextPart(text=body.text)] if body.text else []))
-    if not parts:
-        raise InvalidPayload("send text or parts")
+    if not parts and body.shortcut_id is None:
+        raise InvalidPayload("send text, parts or a shortcut_id")
     key = request.headers.get("Idempotency-Key")
     async with request.app[DB].write() as conn:
         conv = await _conversation(conn, principal.space_id, _path_id(request, "conversation_id"))
+        if body.shortcut_id is not None:
+            parts += await render(
+                conn, principal.space_id, body.shortcut_id, conv.contact_id, principal.user_id
+            )
         if conv.status != "open":
             raise InvalidPayload(
                 "the conversation is closed; the contact's next message opens a new one"

@@ -77,12 +77,21 @@ def _write(
 
 
 def spec(server: str) -> dict[str, Any]:
-    from bot.api_contacts import FieldValue, NewField, NewView, Tags
+    from bot.api_contacts import FieldValue, NewField, NewShortcut, NewView, Tags
     from bot.api_conversations import AgentMessage, Assignment, NewToken
 
     parts = parts_adapter.json_schema(ref_template="#/components/schemas/{model}")
     defs = parts.pop("$defs", {})
-    for model in (FieldValue, NewField, NewView, Tags, AgentMessage, Assignment, NewToken):
+    for model in (
+        FieldValue,
+        NewField,
+        NewShortcut,
+        NewView,
+        Tags,
+        AgentMessage,
+        Assignment,
+        NewToken,
+    ):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         defs.update(schema.pop("$defs", {}))
         defs[model.__name__] = schema
@@ -205,6 +214,32 @@ def spec(server: str) -> dict[str, Any]:
                     "summary": "Close; the contact's next message opens a new one with the bot",
                     "parameters": [_param("conversation_id", "path")],
                     "responses": {"200": {"description": "closed"}, "401": _ERROR, "404": _ERROR},
+                }
+            },
+            "/api/v1/shortcuts": {
+                **_op("Shortcuts: shared, and the caller's own", {"type": "object"}, []),
+                **_write("Save a shortcut (its variables are checked)", NewShortcut, "201", []),
+            },
+            "/api/v1/shortcuts/{shortcut_id}/render": _op(
+                "A shortcut rendered for one contact",
+                {"type": "object"},
+                [_param("shortcut_id", "path"), {**_param("contact_id"), "required": True}],
+            ),
+            "/api/v1/contacts/{contact_id}/export": _op(
+                "Everything held about one contact (privacy export)",
+                {"type": "object"},
+                [_param("contact_id", "path")],
+            ),
+            "/api/v1/contacts/{contact_id}/erase": {
+                "post": {
+                    "summary": "Erase a contact: messages redacted, fields and identities removed",
+                    "parameters": [_param("contact_id", "path")],
+                    "responses": {
+                        "200": {"description": "erased"},
+                        "401": _ERROR,
+                        "403": _ERROR,
+                        "404": _ERROR,
+                    },
                 }
             },
             "/api/v1/tokens": {

@@ -283,3 +283,30 @@ views = Table(
     Column("filter", JSON, nullable=False),
     _created(),
 )
+
+# Message templates; user_id set: personal, else shared with the space.
+shortcuts = Table(
+    "shortcuts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE")),
+    Column("name", String(100), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("quick_replies", JSON, nullable=False, default=list),
+    Column("attachment_url", Text),
+    _created(),
+)
+
+# What privacy requests did, kept after the personal data is gone.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", ForeignKey("users.id", ondelete="SET NULL")),
+    Column("action", String(32), nullable=False),
+    Column("subject", String(64), nullable=False),  # e.g. "contact:42"
+    Column("detail", JSON, nullable=False, default=dict),
+    _created(),
+)

@@ -97,6 +97,24 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash"),
     )
     op.create_table(
+        "audit_log",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("space_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=True),
+        sa.Column("action", sa.String(length=32), nullable=False),
+        sa.Column("subject", sa.String(length=64), nullable=False),
+        sa.Column("detail", sa.JSON(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("(CURRENT_TIMESTAMP)"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(["space_id"], ["spaces.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="SET NULL"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
         "channels",
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("space_id", sa.Integer(), nullable=False),
@@ -160,6 +178,25 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["space_id"], ["spaces.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("space_id", "key", name="uq_field_definitions_space_key"),
+    )
+    op.create_table(
+        "shortcuts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("space_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=True),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("quick_replies", sa.JSON(), nullable=False),
+        sa.Column("attachment_url", sa.Text(), nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("(CURRENT_TIMESTAMP)"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(["space_id"], ["spaces.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
         "space_members",
@@ -405,6 +442,7 @@ def downgrade() -> None:
     op.drop_table("views")
     op.drop_table("tags")
     op.drop_table("space_members")
+    op.drop_table("shortcuts")
     op.drop_table("field_definitions")
     with op.batch_alter_table("contacts", schema=None) as batch_op:
         batch_op.drop_index("ix_contacts_space_phone")
@@ -419,6 +457,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_channels_space_id"))
 
     op.drop_table("channels")
+    op.drop_table("audit_log")
     op.drop_table("api_tokens")
     op.drop_table("spaces")
     op.drop_table("organization_members")

@@ -1,0 +1,138 @@
+"""Privacy requests: export one contact's data, or erase it (keeping an audit entry)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.errors import NotFound
+from bot.storage.tables import (
+    audit_log,
+    contact_tags,
+    contacts,
+    conversations,
+    field_definitions,
+    field_values,
+    identities,
+    messages,
+    tags,
+)
+
+ERASED = [{"type": "text", "text": "[erased]"}]
+
+
+async def _contact(conn: AsyncConnection, space_id: int, contact_id: int) -> Any:
+    row = (
+        await conn.execute(
+            sa.select(contacts)
+            .where(contacts.c.id == contact_id)
+            .where(contacts.c.space_id == space_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"no contact {contact_id} in this space")
+    return row
+
+
+async def export(conn: AsyncConnection, space_id: int, contact_id: int) -> dict[str, Any]:
+    """Everything we hold about one contact, as JSON-ready data."""
+    contact = await _contact(conn, space_id, contact_id)
+    ids = (
+        await conn.execute(
+            sa.select(identities.c.channel_id, identities.c.external_id).where(
+                identities.c.contact_id == contact_id
+            )
+        )
+    ).all()
+    fields = (
+        await conn.execute(
+            sa.select(
+                field_definitions.c.key,
+                field_values.c.value_text,
+                field_values.c.value_number,
+                field_values.c.value_date,
+            )
+            .join(field_values, field_values.c.field_id == field_definitions.c.id)
+            .where(field_values.c.contact_id == contact_id)
+        )
+    ).all()
+    tag_names = (
+        (
+            await conn.execute(
+                sa.select(tags.c.name)
+                .join(contact_tags, contact_tags.c.tag_id == tags.c.id)
+                .where(contact_tags.c.contact_id == contact_id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    history = (
+        await conn.execute(
+            sa.select(
+                messages.c.conversation_id,
+                messages.c.direction,
+                messages.c.parts,
+                messages.c.created_at,
+            )
+            .join(conversations, conversations.c.id == messages.c.conversation_id)
+            .where(conversations.c.contact_id == contact_id)
+            .order_by(messages.c.id)
+        )
+    ).all()
+    return {
+        "contact": {k: contact._mapping[k] for k in ("id", "name", "phone", "email", "language")},
+        "identities": [{"channel_id": i.channel_id, "external_id": i.external_id} for i in ids],
+        "fields": {
+            f.key: next(
+                (v for v in (f.value_text, f.value_number, f.value_date) if v is not None), None
+            )
+            for f in fields
+        },
+        "tags": list(tag_names),
+        "messages": [
+            {
+                "conversation_id": m.conversation_id,
+                "direction": m.direction,
+                "parts": m.parts,
+                "at": m.created_at,
+            }
+            for m in history
+        ],
+    }
+
+
+async def erase(conn: AsyncConnection, space_id: int, contact_id: int, by: int | None) -> int:
+    """Redact messages, drop fields and tags, unlink identities; returns messages redacted."""
+    await _contact(conn, space_id, contact_id)
+    conversation_ids = sa.select(conversations.c.id).where(conversations.c.contact_id == contact_id)
+    redacted = await conn.execute(
+        messages.update()
+        .where(messages.c.conversation_id.in_(conversation_ids))
+        .values(parts=ERASED, error=None)
+    )
+    await conn.execute(field_values.delete().where(field_values.c.contact_id == contact_id))
+    await conn.execute(contact_tags.delete().where(contact_tags.c.contact_id == contact_id))
+    # identities keep their row (conversations hang off it) but lose the platform's user id
+    await conn.execute(
+        identities.update()
+        .where(identities.c.contact_id == contact_id)
+        .values(external_id=sa.literal("erased-") + sa.cast(identities.c.id, sa.String))
+    )
+    await conn.execute(
+        contacts.update()
+        .where(contacts.c.id == contact_id)
+        .values(name=None, phone=None, email=None, avatar_url=None, language=None)
+    )
+    await conn.execute(
+        audit_log.insert().values(
+            space_id=space_id,
+            user_id=by,
+            action="erase",
+            subject=f"contact:{contact_id}",
+            detail={"messages_redacted": redacted.rowcount},
+        )
+    )
+    return redacted.rowcount

@@ -1,0 +1,126 @@
+"""Shortcuts: message templates agents send, with `{{contact.first_name}}`-style variables."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.errors import InvalidPayload, NotFound
+from bot.model import MediaPart, Part, QuickRepliesPart, QuickReply, TextPart
+from bot.storage.tables import (
+    contacts,
+    field_definitions,
+    field_values,
+    shortcuts,
+    users,
+)
+
+VARIABLE = re.compile(r"\{\{\s*([a-z_][a-z0-9_.]*)\s*\}\}")
+KNOWN = (
+    "contact.name",
+    "contact.first_name",
+    "contact.phone",
+    "contact.email",
+    "contact.language",
+    "contact.fields.<key>",
+    "agent.name",
+)
+
+
+def variables(text: str) -> list[str]:
+    return VARIABLE.findall(text)
+
+
+def check(text: str, field_keys: set[str]) -> None:
+    """Refuse a template that names a variable we cannot fill."""
+    for name in variables(text):
+        if name.startswith("contact.fields."):
+            if name.removeprefix("contact.fields.") not in field_keys:
+                raise InvalidPayload(
+                    f"unknown variable {{{{{name}}}}}: no custom field "
+                    f"{name.removeprefix('contact.fields.')!r} in this space"
+                )
+        elif name not in KNOWN:
+            raise InvalidPayload(f"unknown variable {{{{{name}}}}}; use one of " + ", ".join(KNOWN))
+
+
+async def render(
+    conn: AsyncConnection,
+    space_id: int,
+    shortcut_id: int,
+    contact_id: int,
+    agent_id: int | None,
+) -> list[Part]:
+    row = (
+        await conn.execute(
+            sa.select(shortcuts)
+            .where(shortcuts.c.id == shortcut_id)
+            .where(shortcuts.c.space_id == space_id)
+        )
+    ).first()
+    if row is None or (row.user_id is not None and row.user_id != agent_id):
+        raise NotFound(f"no shortcut {shortcut_id} in this space")
+    contact = (
+        await conn.execute(
+            sa.select(contacts)
+            .where(contacts.c.id == contact_id)
+            .where(contacts.c.space_id == space_id)
+        )
+    ).first()
+    if contact is None:
+        raise NotFound(f"no contact {contact_id} in this space")
+    values = await _values(conn, contact, agent_id)
+    text = VARIABLE.sub(lambda m: values.get(m.group(1), ""), row.text)
+    parts: list[Part] = [TextPart(text=text)] if text.strip() else []
+    if row.attachment_url:
+        parts.append(MediaPart(type="file", url=row.attachment_url))
+    if row.quick_replies:
+        parts.append(
+            QuickRepliesPart(
+                replies=tuple(QuickReply(title=q, payload=q) for q in row.quick_replies)
+            )
+        )
+    if not parts:
+        raise InvalidPayload("the shortcut renders to nothing for this contact")
+    return parts
+
+
+async def _values(conn: AsyncConnection, contact: Any, agent_id: int | None) -> dict[str, str]:
+    name = contact.name or ""
+    values = {
+        "contact.name": name,
+        "contact.first_name": name.split(" ")[0] if name else "",
+        "contact.phone": contact.phone or "",
+        "contact.email": contact.email or "",
+        "contact.language": contact.language or "",
+    }
+    rows = await conn.execute(
+        sa.select(
+            field_definitions.c.key,
+            field_values.c.value_text,
+            field_values.c.value_number,
+            field_values.c.value_date,
+        )
+        .join(field_values, field_values.c.field_id == field_definitions.c.id)
+        .where(field_values.c.contact_id == contact.id)
+    )
+    for r in rows:
+        value = (
+            r.value_text
+            if r.value_text is not None
+            else (
+                r.value_date.date().isoformat()
+                if r.value_date is not None
+                else f"{r.value_number:g}"
+                if r.value_number is not None
+                else ""
+            )
+        )
+        values[f"contact.fields.{r.key}"] = value
+    if agent_id is not None:
+        agent = (await conn.execute(sa.select(users.c.name).where(users.c.id == agent_id))).scalar()
+        values["agent.name"] = agent or ""
+    return values

@@ -1,0 +1,85 @@
+"""Tenant isolation: a token of one space never reaches another space's objects."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from aiohttp.test_utils import TestClient
+from aiohttp.web import Application
+
+from bot.auth import create_token
+from bot.bootstrap import create_space
+from bot.keys import DB
+from bot.storage.tables import api_tokens, contacts, conversations, shortcuts, views
+from tests.bot.test_api_conversations import auth, open_conversation, people  # noqa: F401
+from tests.fakes.echo_channel import EchoChannel
+
+BODIES: dict[str, Any] = {
+    "/api/v1/conversations/{conversation_id}/messages": {"text": "hi"},
+    "/api/v1/conversations/{conversation_id}/assign": {"user_id": None},
+    "/api/v1/contacts/{contact_id}/fields/{key}": {"value": "x"},
+    "/api/v1/contacts/{contact_id}/tags": {"tags": ["x"]},
+}
+
+
+async def test_every_endpoint_with_an_id_answers_404_to_another_space(
+    client: TestClient,
+    app: Application,
+    echo: EchoChannel,
+    people: dict[str, Any],  # noqa: F811
+) -> None:
+    manager = auth(people["manager"])
+    await client.post("/api/v1/fields", json={"key": "plan", "type": "text"}, headers=manager)
+    await client.post("/api/v1/views", headers=manager, json={"name": "all", "filter": {"all": []}})
+    await client.post("/api/v1/shortcuts", json={"name": "s", "text": "hi"}, headers=manager)
+    await open_conversation(client, app, echo)
+    async with app[DB].write() as conn:
+        ids = {
+            "conversation_id": (await conn.execute(sa.select(conversations.c.id))).scalar_one(),
+            "contact_id": (await conn.execute(sa.select(contacts.c.id))).scalar_one(),
+            "view_id": (await conn.execute(sa.select(views.c.id))).scalar_one(),
+            "shortcut_id": (await conn.execute(sa.select(shortcuts.c.id))).scalar_one(),
+            "token_id": (await conn.execute(sa.select(sa.func.min(api_tokens.c.id)))).scalar(),
+            "key": "plan",
+            "name": "x",
+        }
+        other = await create_space(conn, "Rival", "Rival", default=False, webchat=False)
+        stranger = auth(await create_token(conn, other.space_id, None, "rival", "admin"))
+
+    spec = await (await client.get("/api/v1/openapi.json")).json()
+    checked = 0
+    for path, operations in spec["paths"].items():
+        if "{" not in path:
+            continue
+        url = path.format(**ids)
+        for method in operations:
+            params = {"contact_id": str(ids["contact_id"])} if "render" in path else None
+            resp = await client.request(
+                method, url, headers=stranger, params=params, json=BODIES.get(path)
+            )
+            assert resp.status == 404, f"{method.upper()} {url}: {resp.status}"
+            checked += 1
+    assert checked >= 13  # every id route in the document
+
+    # lists show nothing of the other space
+    for path in (
+        "/api/v1/conversations",
+        "/api/v1/contacts",
+        "/api/v1/views",
+        "/api/v1/shortcuts",
+        "/api/v1/fields",
+    ):
+        items = (await (await client.get(path, headers=stranger)).json())["items"]
+        assert items == [], path
+    listed = (await (await client.get("/api/v1/tokens", headers=stranger)).json())["items"]
+    assert [t["name"] for t in listed] == ["rival"]
+    filtered = await client.get(
+        "/api/v1/contacts",
+        headers=stranger,
+        params={
+            "filter": json.dumps({"all": [{"field": "channel", "op": "is", "value": echo.id}]})
+        },
+    )
+    assert (await filtered.json())["items"] == []
