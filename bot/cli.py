@@ -86,6 +86,31 @@ def _parser() -> argparse.ArgumentParser:
         "`/channel ...` admin commands sent from there are obeyed.",
     )
     link.add_argument("--user", required=True, help="the user's email or id")
+
+    contacts = commands.add_parser(
+        "contacts",
+        help="import and export contacts as CSV",
+        description="Import and export contacts as CSV.",
+    )
+    contacts_sub = contacts.add_subparsers(
+        dest="contacts_command", required=True, metavar="COMMAND"
+    )
+    imp = contacts_sub.add_parser(
+        "import",
+        help="import contacts from a CSV file",
+        description="Columns: name, phone, email, language, tags (comma-separated) and custom "
+        "field keys. A contact with the same email or phone is updated. Bad rows are reported "
+        "with their line numbers; the good ones are kept.",
+    )
+    imp.add_argument("file", type=Path, help="the CSV file (UTF-8, with a header row)")
+    exp = contacts_sub.add_parser(
+        "export",
+        help="write contacts as CSV to standard output",
+        description="Write contacts as CSV to standard output.",
+    )
+    exp.add_argument("--view", type=int, help="only the contacts this saved view selects")
+    for command in (imp, exp):
+        command.add_argument("--space", type=int, help="space id (default: the default space)")
     return parser
 
 
@@ -159,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_channels(settings, args))
         if args.command == "users":
             return asyncio.run(_link(settings, args.user))
+        if args.command == "contacts":
+            return asyncio.run(_contacts(settings, args))
     except ChanCenterError as exc:
         print(f"chancenter: {exc}", file=sys.stderr)
         return 2
@@ -278,4 +305,50 @@ async def _link(settings: Settings, who: str) -> int:
         f"Send this from your own Telegram, Messenger or WhatsApp chat with the bot "
         f"(valid 15 minutes):\n\n    /link {code}"
     )
+    return 0
+
+
+async def _contacts(settings: Settings, args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+    from tqdm import tqdm
+
+    from bot.csv_io import export_csv, import_csv
+    from bot.filters import Group
+    from bot.keys import DB, DEFAULT_SPACE
+    from bot.storage.tables import views
+
+    async with _hub(settings) as app:
+        space_id = args.space or app[DEFAULT_SPACE]
+        if args.contacts_command == "import":
+            if not args.file.is_file():
+                raise ConfigError(f"{args.file}: no such file")
+            with args.file.open(newline="", encoding="utf-8-sig") as count_lines:
+                total = max(sum(1 for _ in count_lines) - 1, 0)
+            with (
+                args.file.open(newline="", encoding="utf-8-sig") as source,
+                tqdm(total=total, unit="row", desc="importing", file=sys.stderr) as bar,
+            ):
+                report = await import_csv(app[DB], space_id, source, bar.update)
+            for error in report.errors:
+                print(error, file=sys.stderr)
+            print(
+                f"{report.created} created, {report.updated} updated, "
+                f"{len(report.errors)} rows refused"
+            )
+            return 1 if report.errors else 0
+        group = None
+        if args.view is not None:
+            async with app[DB].read() as conn:
+                saved = (
+                    await conn.execute(
+                        sa.select(views.c.filter)
+                        .where(views.c.id == args.view)
+                        .where(views.c.space_id == space_id)
+                    )
+                ).scalar()
+            if saved is None:
+                raise ConfigError(f"no view {args.view} in space {space_id}")
+            group = Group.model_validate(saved)
+        async for line in export_csv(app[DB], space_id, group):
+            sys.stdout.write(line)
     return 0

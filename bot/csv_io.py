@@ -1,0 +1,224 @@
+"""Contacts in and out as CSV: built-in columns, custom fields by key, a `tags` column.
+
+Import validates every row and keeps the valid ones; each bad row is reported
+with its line number and what to fix. Rows are committed in batches.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.contacts import field_defs, find, stored_value, tag
+from bot.errors import InvalidPayload
+from bot.filters import Group
+from bot.storage.db import Database
+from bot.storage.tables import (
+    contact_tags,
+    contacts,
+    field_definitions,
+    field_values,
+    tags,
+)
+
+BUILT_IN = ("name", "phone", "email", "language")
+BATCH = 500
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+async def import_csv(
+    db: Database, space_id: int, source: TextIO, progress: Callable[[int], None] = lambda n: None
+) -> ImportReport:
+    reader = csv.DictReader(source)
+    header = [h.strip() for h in reader.fieldnames or []]
+    async with db.read() as conn:
+        defs = await _definitions(conn, space_id)
+    unknown = [
+        h
+        for h in header
+        if h not in BUILT_IN and h != "tags" and h.removeprefix("fields.") not in defs
+    ]
+    if unknown:
+        raise InvalidPayload(
+            f"unknown column(s) {', '.join(unknown)}: use {', '.join(BUILT_IN)}, tags, or a custom "
+            f"field key ({', '.join(sorted(defs)) or 'none defined yet'})"
+        )
+    report = ImportReport()
+    batch: list[tuple[int, dict[str, str]]] = []
+    for row in reader:
+        batch.append(
+            (
+                reader.line_num,
+                {k.strip(): (v or "").strip() for k, v in row.items() if k is not None},
+            )
+        )
+        if len(batch) >= BATCH:
+            await _commit(db, space_id, defs, batch, report)
+            progress(len(batch))
+            batch = []
+    if batch:
+        await _commit(db, space_id, defs, batch, report)
+        progress(len(batch))
+    return report
+
+
+async def _definitions(conn: AsyncConnection, space_id: int) -> dict[str, Any]:
+    rows = await conn.execute(
+        sa.select(field_definitions).where(field_definitions.c.space_id == space_id)
+    )
+    return {r.key: r for r in rows}
+
+
+async def _commit(
+    db: Database,
+    space_id: int,
+    defs: dict[str, Any],
+    batch: list[tuple[int, dict[str, str]]],
+    report: ImportReport,
+) -> None:
+    async with db.write() as conn:
+        for line, row in batch:
+            try:
+                values = {
+                    key.removeprefix("fields."): stored_value(
+                        defs[key.removeprefix("fields.")].type,
+                        defs[key.removeprefix("fields.")].options or [],
+                        key,
+                        value,
+                    )
+                    for key, value in row.items()
+                    if key not in BUILT_IN and key != "tags" and value
+                }
+            except InvalidPayload as exc:
+                report.errors.append(f"line {line}: {exc}")
+                continue
+            if not any(row.get(k) for k in BUILT_IN):
+                report.errors.append(f"line {line}: a contact needs a name, phone or email")
+                continue
+            contact_id = await _upsert(conn, space_id, row, report)
+            for key, typed in values.items():
+                field_id = defs[key].id
+                await conn.execute(
+                    field_values.delete().where(
+                        field_values.c.contact_id == contact_id, field_values.c.field_id == field_id
+                    )
+                )
+                await conn.execute(
+                    field_values.insert().values(contact_id=contact_id, field_id=field_id, **typed)
+                )
+            names = [t for t in row.get("tags", "").replace(";", ",").split(",") if t.strip()]
+            if names:
+                await tag(conn, space_id, contact_id, names)
+
+
+async def _upsert(
+    conn: AsyncConnection, space_id: int, row: dict[str, str], report: ImportReport
+) -> int:
+    """The same person by email or phone is updated, not duplicated."""
+    match = [contacts.c.email == row["email"]] if row.get("email") else []
+    match += [contacts.c.phone == row["phone"]] if row.get("phone") else []
+    found = None
+    if match:
+        found = (
+            await conn.execute(
+                sa.select(contacts.c.id)
+                .where(contacts.c.space_id == space_id)
+                .where(sa.or_(*match))
+                .limit(1)
+            )
+        ).scalar()
+    values = {k: row[k] for k in BUILT_IN if row.get(k)}
+    if found is not None:
+        await conn.execute(contacts.update().where(contacts.c.id == found).values(**values))
+        report.updated += 1
+        return int(found)
+    report.created += 1
+    return int(
+        (
+            await conn.execute(
+                contacts.insert().values(space_id=space_id, **values).returning(contacts.c.id)
+            )
+        ).scalar_one()
+    )
+
+
+async def export_csv(db: Database, space_id: int, group: Group | None) -> AsyncIterator[str]:
+    """CSV text, page by page (keyset), so a million contacts never sit in memory."""
+    async with db.read() as conn:
+        keys = sorted(await field_defs(conn, space_id))
+    header = [*BUILT_IN, "tags", *keys]
+    yield _line(header)
+    before = None
+    while True:
+        async with db.read() as conn:
+            rows, _ = await find(conn, space_id, group, None, BATCH, before, with_count=False)
+            if not rows:
+                return
+            extra = await _extras([r.id for r in rows], conn)
+        for r in rows:
+            fields, tag_names = extra.get(r.id, ({}, []))
+            yield _line(
+                [
+                    r.name or "",
+                    r.phone or "",
+                    r.email or "",
+                    r.language or "",
+                    ",".join(sorted(tag_names)),
+                    *(fields.get(k, "") for k in keys),
+                ]
+            )
+        before = rows[-1].id
+
+
+async def _extras(
+    ids: list[int], conn: AsyncConnection
+) -> dict[int, tuple[dict[str, str], list[str]]]:
+    out: dict[int, tuple[dict[str, str], list[str]]] = {i: ({}, []) for i in ids}
+    values = await conn.execute(
+        sa.select(
+            field_values.c.contact_id,
+            field_definitions.c.key,
+            field_values.c.value_text,
+            field_values.c.value_number,
+            field_values.c.value_date,
+        )
+        .join(field_definitions, field_definitions.c.id == field_values.c.field_id)
+        .where(field_values.c.contact_id.in_(ids))
+    )
+    for v in values:
+        text = (
+            v.value_text
+            if v.value_text is not None
+            else (
+                v.value_date.date().isoformat()
+                if v.value_date is not None
+                else f"{v.value_number:g}"
+            )
+        )
+        out[v.contact_id][0][v.key] = text
+    tagged = await conn.execute(
+        sa.select(contact_tags.c.contact_id, tags.c.name)
+        .join(tags, tags.c.id == contact_tags.c.tag_id)
+        .where(contact_tags.c.contact_id.in_(ids))
+    )
+    for t in tagged:
+        out[t.contact_id][1].append(t.name)
+    return out
+
+
+def _line(cells: Iterable[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(cells)
+    return buffer.getvalue()
