@@ -15,7 +15,7 @@ from bot.auth import PRINCIPAL
 from bot.errors import InvalidPayload, NotFound
 from bot.keys import DB, SETTINGS
 from bot.media import with_media_urls
-from bot.openapi import spec
+from bot.openapi import docs_html, spec
 from bot.storage.tables import contacts, conversations, identities, messages
 
 MAX_LIMIT = 200
@@ -161,6 +161,10 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(spec(str(request.url.origin())))
 
 
+async def docs(request: web.Request) -> web.Response:
+    return web.Response(text=docs_html(spec(str(request.url.origin()))), content_type="text/html")
+
+
 def _path_id(request: web.Request, name: str) -> int:
     raw = request.match_info[name]
     if not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
@@ -170,6 +174,7 @@ def _path_id(request: web.Request, name: str) -> int:
 
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/openapi.json", openapi)
+    app.router.add_get("/api/v1/docs", docs)
     app.router.add_get("/api/v1/conversations", list_conversations)
     app.router.add_get("/api/v1/conversations/{conversation_id}/messages", list_messages)
     app.router.add_get("/api/v1/contacts/{contact_id}", get_contact)

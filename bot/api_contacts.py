@@ -14,11 +14,12 @@ from bot import privacy
 from bot import shortcuts as shortcut_ops
 from bot.api import _int_query, _iso, _limit, _path_id
 from bot.auth import PRINCIPAL
+from bot.csv_io import export_csv
 from bot.errors import InvalidPayload, NotFound
 from bot.filters import Group, compile_filter
 from bot.keys import DB
 from bot.roles import require
-from bot.storage.tables import field_definitions, shortcuts, views
+from bot.storage.tables import contacts, field_definitions, shortcuts, views
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -36,6 +37,15 @@ class FieldValue(BaseModel):
 
 class Tags(BaseModel):
     tags: list[str] = Field(min_length=1, max_length=50)
+
+
+class BulkTags(BaseModel):
+    """Tag or untag many contacts: by ids, or every contact a saved view selects."""
+
+    tags: list[str] = Field(min_length=1, max_length=50)
+    action: Literal["add", "remove"] = "add"
+    contact_ids: list[int] | None = Field(None, max_length=10_000)
+    view_id: int | None = Field(None, ge=1, le=2**63 - 1)
 
 
 class NewShortcut(BaseModel):
@@ -203,20 +213,9 @@ async def create_view(request: web.Request) -> web.Response:
 
 
 async def view_contacts(request: web.Request) -> web.Response:
-    principal = request[PRINCIPAL]
-    view_id = _path_id(request, "view_id")
     async with request.app[DB].read() as conn:
-        row = (
-            await conn.execute(
-                sa.select(views.c.filter)
-                .where(views.c.id == view_id)
-                .where(views.c.space_id == principal.space_id)
-                .where(sa.or_(views.c.user_id.is_(None), views.c.user_id == principal.user_id))
-            )
-        ).first()
-    if row is None:
-        raise NotFound(f"no view {view_id} in this space")
-    return await _page(request, Group.model_validate(row.filter))
+        group = await _view_filter(conn, request[PRINCIPAL], _path_id(request, "view_id"))
+    return await _page(request, group)
 
 
 async def create_shortcut(request: web.Request) -> web.Response:
@@ -299,8 +298,69 @@ async def erase_contact(request: web.Request) -> web.Response:
     return web.json_response({"erased": True, "messages_redacted": redacted})
 
 
+async def bulk_tags(request: web.Request) -> web.Response:
+    principal = request[PRINCIPAL]
+    body = await _body(request, BulkTags)
+    if (body.contact_ids is None) == (body.view_id is None):
+        raise InvalidPayload("give contact_ids or view_id (one of them)")
+    async with request.app[DB].write() as conn:
+        ids = body.contact_ids or []
+        if body.view_id is not None:
+            group = await _view_filter(conn, principal, body.view_id)
+            where = compile_filter(
+                group,
+                principal.space_id,
+                await contact_ops.field_defs(conn, principal.space_id),
+                for_page=False,
+            )
+            ids = list((await conn.execute(sa.select(contacts.c.id).where(where))).scalars())
+        for contact_id in ids:
+            if body.action == "add":
+                await contact_ops.tag(conn, principal.space_id, contact_id, body.tags)
+            else:
+                for name in body.tags:
+                    await contact_ops.untag(conn, principal.space_id, contact_id, name)
+    return web.json_response({"contacts": len(ids), "action": body.action, "tags": body.tags})
+
+
+async def export_contacts_csv(request: web.Request) -> web.StreamResponse:
+    """The whole list (or a view's) as CSV, streamed page by page."""
+    principal = request[PRINCIPAL]
+    group = None
+    if (view_id := _int_query(request, "view")) is not None:
+        async with request.app[DB].read() as conn:
+            group = await _view_filter(conn, principal, view_id)
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": 'attachment; filename="contacts.csv"',
+        }
+    )
+    await response.prepare(request)
+    async for line in export_csv(request.app[DB], principal.space_id, group):
+        await response.write(line.encode())
+    await response.write_eof()
+    return response
+
+
+async def _view_filter(conn: Any, principal: Any, view_id: int) -> Group:
+    row = (
+        await conn.execute(
+            sa.select(views.c.filter)
+            .where(views.c.id == view_id)
+            .where(views.c.space_id == principal.space_id)
+            .where(sa.or_(views.c.user_id.is_(None), views.c.user_id == principal.user_id))
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"no view {view_id} in this space")
+    return Group.model_validate(row.filter)
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/contacts", list_contacts)
+    app.router.add_get("/api/v1/contacts.csv", export_contacts_csv)
+    app.router.add_post("/api/v1/tags/bulk", bulk_tags)
     app.router.add_get("/api/v1/fields", list_fields)
     app.router.add_post("/api/v1/fields", create_field)
     app.router.add_put("/api/v1/contacts/{contact_id}/fields/{key}", set_field)

@@ -16,6 +16,7 @@ from bot.keys import DB
 from bot.storage.tables import api_tokens
 
 TOKEN_PREFIX = "cc_"
+PUBLIC = frozenset({"/api/v1/openapi.json", "/api/v1/docs"})
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ async def auth_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     """Every `/api/v1/` route but the spec needs `Authorization: Bearer <token>`."""
-    if not request.path.startswith("/api/v1/") or request.path == "/api/v1/openapi.json":
+    if not request.path.startswith("/api/v1/") or request.path in PUBLIC:
         return await handler(request)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
 from pydantic import BaseModel
@@ -77,7 +78,7 @@ def _write(
 
 
 def spec(server: str) -> dict[str, Any]:
-    from bot.api_contacts import FieldValue, NewField, NewShortcut, NewView, Tags
+    from bot.api_contacts import BulkTags, FieldValue, NewField, NewShortcut, NewView, Tags
     from bot.api_conversations import AgentMessage, Assignment, NewToken
 
     parts = parts_adapter.json_schema(ref_template="#/components/schemas/{model}")
@@ -88,6 +89,7 @@ def spec(server: str) -> dict[str, Any]:
         NewShortcut,
         NewView,
         Tags,
+        BulkTags,
         AgentMessage,
         Assignment,
         NewToken,
@@ -216,6 +218,24 @@ def spec(server: str) -> dict[str, Any]:
                     "responses": {"200": {"description": "closed"}, "401": _ERROR, "404": _ERROR},
                 }
             },
+            "/api/v1/tags/bulk": _write(
+                "Tag or untag many contacts (ids or a view)", BulkTags, "200", []
+            ),
+            "/api/v1/contacts.csv": {
+                "get": {
+                    "summary": "Contacts as CSV, streamed (`view` limits them to a saved view)",
+                    "parameters": [_param("view")],
+                    "responses": {
+                        "200": {
+                            "description": "CSV",
+                            "content": {"text/csv": {"schema": {"type": "string"}}},
+                        },
+                        "400": _ERROR,
+                        "401": _ERROR,
+                        "404": _ERROR,
+                    },
+                }
+            },
             "/api/v1/shortcuts": {
                 **_op("Shortcuts: shared, and the caller's own", {"type": "object"}, []),
                 **_write("Save a shortcut (its variables are checked)", NewShortcut, "201", []),
@@ -307,3 +327,28 @@ def spec(server: str) -> dict[str, Any]:
             },
         },
     }
+
+
+def docs_html(document: dict[str, Any]) -> str:
+    """A browsable page of the API, from the same document (no assets from elsewhere)."""
+    rows = []
+    for path, operations in document["paths"].items():
+        for method, op in operations.items():
+            params = ", ".join(p["name"] for p in op.get("parameters", []))
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
+            schema = body.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
+            rows.append(
+                f"<tr><td><code>{escape(method.upper())}</code></td>"
+                f"<td><code>{escape(path)}</code></td><td>{escape(op.get('summary', ''))}</td>"
+                f"<td>{escape(params)}</td><td>{escape(schema)}</td></tr>"
+            )
+    return (
+        "<!doctype html><meta charset=utf-8><title>ChanCenter API</title>"
+        "<style>body{font:14px system-ui;margin:2rem}td,th{padding:.3rem .6rem;"
+        "border-bottom:1px solid #ddd;text-align:left;vertical-align:top}</style>"
+        "<h1>ChanCenter API</h1><p>Send <code>Authorization: Bearer &lt;token&gt;</code> "
+        "(<code>chancenter init</code> prints one). Errors are RFC 9457 problem documents. "
+        "The full document: <a href=openapi.json>openapi.json</a>.</p>"
+        "<table><tr><th>method</th><th>path</th><th>what</th><th>parameters</th>"
+        f"<th>body</th></tr>{''.join(rows)}</table>"
+    )

@@ -54,3 +54,41 @@ async def test_import_then_export(app: Application) -> None:
 async def test_unknown_columns_are_refused_before_anything_is_stored(app: Application) -> None:
     with pytest.raises(InvalidPayload, match="unknown column"):
         await import_csv(app[DB], app[DEFAULT_SPACE], io.StringIO("name,shoe\nAna,42\n"))
+
+
+async def test_bulk_tags_by_view_and_streamed_csv(client, app: Application) -> None:
+    from bot.auth import create_token
+
+    space = app[DEFAULT_SPACE]
+    async with app[DB].write() as conn:
+        await create_field(conn, space, "plan", "Plan", "choice", ["free", "pro"])
+        await create_field(conn, space, "seats", "Seats", "number", [])
+        token = await create_token(conn, space, None, "t", "admin")
+    await import_csv(app[DB], space, io.StringIO(CSV))
+    headers = {"Authorization": f"Bearer {token}"}
+    made = await client.post(
+        "/api/v1/views",
+        headers=headers,
+        json={
+            "name": "free",
+            "filter": {"all": [{"field": "fields.plan", "op": "is", "value": "free"}]},
+        },
+    )
+    view = (await made.json())["id"]
+    resp = await client.post(
+        "/api/v1/tags/bulk", headers=headers, json={"tags": ["promo"], "view_id": view}
+    )
+    assert (await resp.json())["contacts"] == 1
+    both = await client.post(
+        "/api/v1/tags/bulk",
+        headers=headers,
+        json={"tags": ["promo"], "view_id": view, "contact_ids": [1]},
+    )
+    assert both.status == 400
+    csv_resp = await client.get("/api/v1/contacts.csv", headers=headers, params={"view": str(view)})
+    assert csv_resp.headers["Content-Type"].startswith("text/csv")
+    text = await csv_resp.text()
+    assert text.splitlines() == [
+        "name,phone,email,language,tags,plan,seats",
+        "Bea,+351944444444,bea@x.pt,,promo,free,",
+    ]
