@@ -10,6 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
 from bot import contacts as contact_ops
+from bot import merge as merge_ops
 from bot import privacy
 from bot import shortcuts as shortcut_ops
 from bot.api import _int_query, _iso, _limit, _path_id
@@ -46,6 +47,10 @@ class BulkTags(BaseModel):
     action: Literal["add", "remove"] = "add"
     contact_ids: list[int] | None = Field(None, max_length=10_000)
     view_id: int | None = Field(None, ge=1, le=2**63 - 1)
+
+
+class Merge(BaseModel):
+    other_id: int = Field(ge=1, le=2**63 - 1, description="merged into the contact in the path")
 
 
 class NewShortcut(BaseModel):
@@ -357,6 +362,21 @@ async def _view_filter(conn: Any, principal: Any, view_id: int) -> Group:
     return Group.model_validate(row.filter)
 
 
+async def merge_contacts(request: web.Request) -> web.Response:
+    body = await _body(request, Merge)
+    async with request.app[DB].write() as conn:
+        merge_id = await merge_ops.merge(
+            conn, request[PRINCIPAL].space_id, _path_id(request, "contact_id"), body.other_id
+        )
+    return web.json_response({"merge_id": merge_id}, status=201)
+
+
+async def undo_merge(request: web.Request) -> web.Response:
+    async with request.app[DB].write() as conn:
+        await merge_ops.undo(conn, request[PRINCIPAL].space_id, _path_id(request, "merge_id"))
+    return web.json_response({"undone": True})
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/contacts", list_contacts)
     app.router.add_get("/api/v1/contacts.csv", export_contacts_csv)
@@ -374,3 +394,5 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/shortcuts/{shortcut_id}/render", render_shortcut)
     app.router.add_get("/api/v1/contacts/{contact_id}/export", export_contact)
     app.router.add_post("/api/v1/contacts/{contact_id}/erase", erase_contact)
+    app.router.add_post("/api/v1/contacts/{contact_id}/merge", merge_contacts)
+    app.router.add_post("/api/v1/merges/{merge_id}/undo", undo_merge)

@@ -151,7 +151,11 @@ def compile_filter(
     `for_page=False` shapes it for counting instead of for a first page.
     """
     scope = _Scope(space_id, fields, correlated=for_page)
-    return sa.and_(contacts.c.space_id == space_id, _group(group, scope))
+    return sa.and_(
+        contacts.c.space_id == space_id,
+        contacts.c.merged_into_id.is_(None),  # merged contacts live on in their survivor
+        _group(group, scope),
+    )
 
 
 def _member_of(ids: sa.Select[Any], scope: _Scope) -> ColumnElement[bool]:

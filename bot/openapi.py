@@ -78,7 +78,15 @@ def _write(
 
 
 def spec(server: str) -> dict[str, Any]:
-    from bot.api_contacts import BulkTags, FieldValue, NewField, NewShortcut, NewView, Tags
+    from bot.api_contacts import (
+        BulkTags,
+        FieldValue,
+        Merge,
+        NewField,
+        NewShortcut,
+        NewView,
+        Tags,
+    )
     from bot.api_conversations import AgentMessage, Assignment, NewToken
 
     parts = parts_adapter.json_schema(ref_template="#/components/schemas/{model}")
@@ -90,6 +98,7 @@ def spec(server: str) -> dict[str, Any]:
         NewView,
         Tags,
         BulkTags,
+        Merge,
         AgentMessage,
         Assignment,
         NewToken,
@@ -216,6 +225,24 @@ def spec(server: str) -> dict[str, Any]:
                     "summary": "Close; the contact's next message opens a new one with the bot",
                     "parameters": [_param("conversation_id", "path")],
                     "responses": {"200": {"description": "closed"}, "401": _ERROR, "404": _ERROR},
+                }
+            },
+            "/api/v1/contacts/{contact_id}/merge": _write(
+                "Merge another contact into this one (undoable)",
+                Merge,
+                "201",
+                [_param("contact_id", "path")],
+            ),
+            "/api/v1/merges/{merge_id}/undo": {
+                "post": {
+                    "summary": "Undo a merge",
+                    "parameters": [_param("merge_id", "path")],
+                    "responses": {
+                        "200": {"description": "undone"},
+                        "400": _ERROR,
+                        "401": _ERROR,
+                        "404": _ERROR,
+                    },
                 }
             },
             "/api/v1/tags/bulk": _write(

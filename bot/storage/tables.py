@@ -111,6 +111,8 @@ contacts = Table(
     Column("status", String(16), nullable=False, server_default="open"),  # open | closed
     Column("assignee_id", ForeignKey("users.id", ondelete="SET NULL")),
     Column("team_id", Integer),
+    # set when merged into another contact: hidden from lists, kept so the merge can be undone
+    Column("merged_into_id", ForeignKey("contacts.id", ondelete="SET NULL")),
     _created(),
     Column("last_message_at", DateTime(timezone=True)),
     # views sort newest first and filter on these within a space
@@ -309,4 +311,17 @@ audit_log = Table(
     Column("subject", String(64), nullable=False),  # e.g. "contact:42"
     Column("detail", JSON, nullable=False, default=dict),
     _created(),
+)
+
+# Each merge, with what it moved, so it can be undone exactly.
+contact_merges = Table(
+    "contact_merges",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
+    Column("survivor_id", ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("merged_id", ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("moved", JSON, nullable=False),
+    _created(),
+    Column("undone_at", DateTime(timezone=True)),
 )

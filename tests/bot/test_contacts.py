@@ -15,7 +15,7 @@ from bot.auth import create_token
 from bot.bootstrap import create_space
 from bot.ingest import now
 from bot.keys import DB, DEFAULT_SPACE
-from bot.storage.tables import contacts
+from bot.storage.tables import contacts, identities
 from tests.conftest import add_channel
 
 
@@ -231,3 +231,38 @@ async def test_another_spaces_contacts_never_match(
         assert (
             await conn.execute(sa.select(sa.func.count()).select_from(contacts))
         ).scalar_one() == 4
+
+
+async def test_merge_moves_everything_and_undo_puts_it_back(
+    app: Application, api: Any, people: dict[str, int]
+) -> None:
+    ana, bruno = people["ana"], people["bruno"]
+    await add_channel(app, "echo")
+    async with app[DB].write() as conn:
+        await conn.execute(
+            identities.insert().values(
+                contact_id=bruno, channel_id="echo-test-0", external_id="b-1"
+            )
+        )
+    status, merged = await api.send("POST", f"/api/v1/contacts/{ana}/merge", {"other_id": bruno})
+    assert status == 201
+    # Bruno is gone from lists; Ana keeps her own plan and gains Bruno's identity
+    assert "Bruno" not in await names(api, {"all": []})
+    status, contact = await api.get(f"/api/v1/contacts/{ana}")
+    assert contact["identities"] == [{"channel_id": "echo-test-0", "external_id": "b-1"}]
+    assert await names(api, {"all": [{"field": "fields.plan", "op": "is", "value": "pro"}]}) == [
+        "Ana Lima"
+    ]
+    status, _ = await api.send("POST", f"/api/v1/contacts/{ana}/merge", {"other_id": bruno})
+    assert status == 404  # already merged
+
+    status, _ = await api.send("POST", f"/api/v1/merges/{merged['merge_id']}/undo", {})
+    assert status == 200
+    assert "Bruno" in await names(api, {"all": []})
+    status, contact = await api.get(f"/api/v1/contacts/{bruno}")
+    assert contact["identities"] == [{"channel_id": "echo-test-0", "external_id": "b-1"}]
+    assert await names(api, {"all": [{"field": "fields.plan", "op": "is", "value": "free"}]}) == [
+        "Bruno"
+    ]
+    status, twice = await api.send("POST", f"/api/v1/merges/{merged['merge_id']}/undo", {})
+    assert status == 400 and "already undone" in twice["detail"]

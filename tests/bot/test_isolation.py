@@ -21,6 +21,7 @@ BODIES: dict[str, Any] = {
     "/api/v1/conversations/{conversation_id}/assign": {"user_id": None},
     "/api/v1/contacts/{contact_id}/fields/{key}": {"value": "x"},
     "/api/v1/contacts/{contact_id}/tags": {"tags": ["x"]},
+    "/api/v1/contacts/{contact_id}/merge": {"other_id": 1},
 }
 
 
@@ -42,6 +43,7 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
             "view_id": (await conn.execute(sa.select(views.c.id))).scalar_one(),
             "shortcut_id": (await conn.execute(sa.select(shortcuts.c.id))).scalar_one(),
             "token_id": (await conn.execute(sa.select(sa.func.min(api_tokens.c.id)))).scalar(),
+            "merge_id": 1,
             "key": "plan",
             "name": "x",
         }
@@ -61,7 +63,7 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
             )
             assert resp.status == 404, f"{method.upper()} {url}: {resp.status}"
             checked += 1
-    assert checked >= 13  # every id route in the document
+    assert checked >= 15  # every id route in the document
 
     # lists show nothing of the other space
     for path in (

@@ -146,6 +146,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), server_default="open", nullable=False),
         sa.Column("assignee_id", sa.Integer(), nullable=True),
         sa.Column("team_id", sa.Integer(), nullable=True),
+        sa.Column("merged_into_id", sa.Integer(), nullable=True),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
@@ -154,6 +155,7 @@ def upgrade() -> None:
         ),
         sa.Column("last_message_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["assignee_id"], ["users.id"], ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(["merged_into_id"], ["contacts.id"], ondelete="SET NULL"),
         sa.ForeignKeyConstraint(["space_id"], ["spaces.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -231,6 +233,25 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(["space_id"], ["spaces.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "contact_merges",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("space_id", sa.Integer(), nullable=False),
+        sa.Column("survivor_id", sa.Integer(), nullable=False),
+        sa.Column("merged_id", sa.Integer(), nullable=False),
+        sa.Column("moved", sa.JSON(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("(CURRENT_TIMESTAMP)"),
+            nullable=False,
+        ),
+        sa.Column("undone_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["merged_id"], ["contacts.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["space_id"], ["spaces.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["survivor_id"], ["contacts.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
@@ -439,6 +460,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_contact_tags_contact")
 
     op.drop_table("contact_tags")
+    op.drop_table("contact_merges")
     op.drop_table("views")
     op.drop_table("tags")
     op.drop_table("space_members")
