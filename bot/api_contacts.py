@@ -183,7 +183,7 @@ async def list_views(request: web.Request) -> web.Response:
         rows = await conn.execute(
             sa.select(views)
             .where(views.c.space_id == principal.space_id)
-            .where(sa.or_(views.c.user_id.is_(None), views.c.user_id == principal.user_id))
+            .where(_visible(views, principal))
         )
         items = [
             {"id": r.id, "name": r.name, "filter": r.filter, "shared": r.user_id is None}
@@ -254,7 +254,7 @@ async def list_shortcuts(request: web.Request) -> web.Response:
         rows = await conn.execute(
             sa.select(shortcuts)
             .where(shortcuts.c.space_id == principal.space_id)
-            .where(sa.or_(shortcuts.c.user_id.is_(None), shortcuts.c.user_id == principal.user_id))
+            .where(_visible(shortcuts, principal))
         )
         items = [
             {
@@ -348,13 +348,18 @@ async def export_contacts_csv(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def _visible(table: sa.Table, principal: Any) -> Any:
+    """Shared with the space (no owner), or the caller's own."""
+    return sa.or_(table.c.user_id.is_(None), table.c.user_id == principal.user_id)
+
+
 async def _view_filter(conn: Any, principal: Any, view_id: int) -> Group:
     row = (
         await conn.execute(
             sa.select(views.c.filter)
             .where(views.c.id == view_id)
             .where(views.c.space_id == principal.space_id)
-            .where(sa.or_(views.c.user_id.is_(None), views.c.user_id == principal.user_id))
+            .where(_visible(views, principal))
         )
     ).first()
     if row is None:

@@ -90,7 +90,7 @@ def stored_value(type_: str, options: list[str], key: str, value: Any) -> dict[s
 async def set_field(
     conn: AsyncConnection, space_id: int, contact_id: int, key: str, value: Any
 ) -> None:
-    await _contact(conn, space_id, contact_id)
+    await get_contact(conn, space_id, contact_id)
     row = (
         await conn.execute(
             sa.select(field_definitions)
@@ -113,7 +113,7 @@ async def set_field(
 
 
 async def tag(conn: AsyncConnection, space_id: int, contact_id: int, names: list[str]) -> None:
-    await _contact(conn, space_id, contact_id)
+    await get_contact(conn, space_id, contact_id)
     for name in names:
         name = name.strip()
         if not name or len(name) > 100:
@@ -141,7 +141,7 @@ async def tag(conn: AsyncConnection, space_id: int, contact_id: int, names: list
 
 
 async def untag(conn: AsyncConnection, space_id: int, contact_id: int, name: str) -> None:
-    await _contact(conn, space_id, contact_id)
+    await get_contact(conn, space_id, contact_id)
     await conn.execute(
         contact_tags.delete()
         .where(contact_tags.c.contact_id == contact_id)
@@ -187,13 +187,15 @@ async def find(
     return rows, total
 
 
-async def _contact(conn: AsyncConnection, space_id: int, contact_id: int) -> None:
-    found = (
+async def get_contact(conn: AsyncConnection, space_id: int, contact_id: int) -> Any:
+    """The contact's row, or `NotFound`: another space's contact does not exist for the caller."""
+    row = (
         await conn.execute(
-            sa.select(contacts.c.id)
+            sa.select(contacts)
             .where(contacts.c.id == contact_id)
             .where(contacts.c.space_id == space_id)
         )
-    ).scalar()
-    if found is None:
+    ).first()
+    if row is None:
         raise NotFound(f"no contact {contact_id} in this space")
+    return row

@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.errors import NotFound
+from bot.contacts import get_contact
 from bot.storage.tables import (
     audit_log,
     contact_tags,
@@ -23,22 +23,9 @@ from bot.storage.tables import (
 ERASED = [{"type": "text", "text": "[erased]"}]
 
 
-async def _contact(conn: AsyncConnection, space_id: int, contact_id: int) -> Any:
-    row = (
-        await conn.execute(
-            sa.select(contacts)
-            .where(contacts.c.id == contact_id)
-            .where(contacts.c.space_id == space_id)
-        )
-    ).first()
-    if row is None:
-        raise NotFound(f"no contact {contact_id} in this space")
-    return row
-
-
 async def export(conn: AsyncConnection, space_id: int, contact_id: int) -> dict[str, Any]:
     """Everything we hold about one contact, as JSON-ready data."""
-    contact = await _contact(conn, space_id, contact_id)
+    contact = await get_contact(conn, space_id, contact_id)
     ids = (
         await conn.execute(
             sa.select(identities.c.channel_id, identities.c.external_id).where(
@@ -106,7 +93,7 @@ async def export(conn: AsyncConnection, space_id: int, contact_id: int) -> dict[
 
 async def erase(conn: AsyncConnection, space_id: int, contact_id: int, by: int | None) -> int:
     """Redact messages, drop fields and tags, unlink identities; returns messages redacted."""
-    await _contact(conn, space_id, contact_id)
+    await get_contact(conn, space_id, contact_id)
     conversation_ids = sa.select(conversations.c.id).where(conversations.c.contact_id == contact_id)
     redacted = await conn.execute(
         messages.update()

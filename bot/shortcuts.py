@@ -8,10 +8,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.contacts import get_contact
 from bot.errors import InvalidPayload, NotFound
 from bot.model import MediaPart, Part, QuickRepliesPart, QuickReply, TextPart
 from bot.storage.tables import (
-    contacts,
     field_definitions,
     field_values,
     shortcuts,
@@ -63,15 +63,7 @@ async def render(
     ).first()
     if row is None or (row.user_id is not None and row.user_id != agent_id):
         raise NotFound(f"no shortcut {shortcut_id} in this space")
-    contact = (
-        await conn.execute(
-            sa.select(contacts)
-            .where(contacts.c.id == contact_id)
-            .where(contacts.c.space_id == space_id)
-        )
-    ).first()
-    if contact is None:
-        raise NotFound(f"no contact {contact_id} in this space")
+    contact = await get_contact(conn, space_id, contact_id)
     values = await _values(conn, contact, agent_id)
     text = VARIABLE.sub(lambda m: values.get(m.group(1), ""), row.text)
     parts: list[Part] = [TextPart(text=text)] if text.strip() else []
