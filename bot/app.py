@@ -12,7 +12,7 @@ import aiohttp
 import sqlalchemy as sa
 from aiohttp import web
 
-from bot import api, api_contacts, api_conversations, media, ops, webhooks
+from bot import api, api_contacts, api_conversations, api_people, media, ops, webhooks
 from bot.auth import auth_middleware
 from bot.bootstrap import ensure_default_space
 from bot.bots import SingleBot
@@ -60,6 +60,7 @@ def create_app(settings: Settings, plugins: Plugins | None = None) -> web.Applic
     api.setup(app)
     api_contacts.setup(app)
     api_conversations.setup(app)
+    api_people.setup(app)
     ops.setup(app)
     media.setup(app)
     for extension in app[PLUGINS].extensions:

@@ -88,6 +88,7 @@ def spec(server: str) -> dict[str, Any]:
         Tags,
     )
     from bot.api_conversations import AgentMessage, Assignment, NewToken
+    from bot.api_people import Member, NewTeam, NewUser, SpaceChange, UserChange
 
     parts = parts_adapter.json_schema(ref_template="#/components/schemas/{model}")
     defs = parts.pop("$defs", {})
@@ -102,6 +103,11 @@ def spec(server: str) -> dict[str, Any]:
         AgentMessage,
         Assignment,
         NewToken,
+        NewUser,
+        UserChange,
+        NewTeam,
+        Member,
+        SpaceChange,
     ):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         defs.update(schema.pop("$defs", {}))
@@ -288,6 +294,40 @@ def spec(server: str) -> dict[str, Any]:
                         "404": _ERROR,
                     },
                 }
+            },
+            "/api/v1/users": {
+                **_op("The space's users and their roles", {"type": "object"}, []),
+                **_write("Add a user to the space", NewUser, "201", []),
+            },
+            "/api/v1/users/{user_id}": _write(
+                "Change availability (anyone, for themselves), role or Slack id (managers)",
+                UserChange,
+                "200",
+                [_param("user_id", "path")],
+                "patch",
+            ),
+            "/api/v1/teams": {
+                **_op("Teams and their members", {"type": "object"}, []),
+                **_write("Create a team", NewTeam, "201", []),
+            },
+            "/api/v1/teams/{team_id}/members": _write(
+                "Add a user to a team", Member, "200", [_param("team_id", "path")]
+            ),
+            "/api/v1/teams/{team_id}/members/{user_id}": {
+                "delete": {
+                    "summary": "Take a user out of a team",
+                    "parameters": [_param("team_id", "path"), _param("user_id", "path")],
+                    "responses": {
+                        "204": {"description": "removed"},
+                        "401": _ERROR,
+                        "403": _ERROR,
+                        "404": _ERROR,
+                    },
+                }
+            },
+            "/api/v1/space": {
+                **_op("The space's settings", {"type": "object"}, []),
+                **_write("Rename the space or set its time zone", SpaceChange, "200", [], "patch"),
             },
             "/api/v1/tokens": {
                 **_op("The space's API tokens (never their secrets)", {"type": "object"}, []),

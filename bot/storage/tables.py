@@ -325,3 +325,19 @@ contact_merges = Table(
     _created(),
     Column("undone_at", DateTime(timezone=True)),
 )
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    UniqueConstraint("space_id", "name", name="uq_teams_space_name"),
+)
+
+team_members = Table(
+    "team_members",
+    metadata,
+    Column("team_id", ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+)

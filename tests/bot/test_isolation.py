@@ -12,7 +12,7 @@ from aiohttp.web import Application
 from bot.auth import create_token
 from bot.bootstrap import create_space
 from bot.keys import DB
-from bot.storage.tables import api_tokens, contacts, conversations, shortcuts, views
+from bot.storage.tables import api_tokens, contacts, conversations, shortcuts, teams, views
 from tests.bot.test_api_conversations import auth, open_conversation, people  # noqa: F401
 from tests.fakes.echo_channel import EchoChannel
 
@@ -22,6 +22,8 @@ BODIES: dict[str, Any] = {
     "/api/v1/contacts/{contact_id}/fields/{key}": {"value": "x"},
     "/api/v1/contacts/{contact_id}/tags": {"tags": ["x"]},
     "/api/v1/contacts/{contact_id}/merge": {"other_id": 1},
+    "/api/v1/users/{user_id}": {"availability": "away"},
+    "/api/v1/teams/{team_id}/members": {"user_id": 1},
 }
 
 
@@ -35,6 +37,7 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
     await client.post("/api/v1/fields", json={"key": "plan", "type": "text"}, headers=manager)
     await client.post("/api/v1/views", headers=manager, json={"name": "all", "filter": {"all": []}})
     await client.post("/api/v1/shortcuts", json={"name": "s", "text": "hi"}, headers=manager)
+    await client.post("/api/v1/teams", json={"name": "Support"}, headers=manager)
     await open_conversation(client, app, echo)
     async with app[DB].write() as conn:
         ids = {
@@ -44,6 +47,8 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
             "shortcut_id": (await conn.execute(sa.select(shortcuts.c.id))).scalar_one(),
             "token_id": (await conn.execute(sa.select(sa.func.min(api_tokens.c.id)))).scalar(),
             "merge_id": 1,
+            "user_id": people["admin_id"],
+            "team_id": (await conn.execute(sa.select(sa.func.min(teams.c.id)))).scalar(),
             "key": "plan",
             "name": "x",
         }
@@ -63,7 +68,7 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
             )
             assert resp.status == 404, f"{method.upper()} {url}: {resp.status}"
             checked += 1
-    assert checked >= 15  # every id route in the document
+    assert checked >= 18  # every id route in the document
 
     # lists show nothing of the other space
     for path in (
@@ -72,6 +77,8 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
         "/api/v1/views",
         "/api/v1/shortcuts",
         "/api/v1/fields",
+        "/api/v1/users",
+        "/api/v1/teams",
     ):
         items = (await (await client.get(path, headers=stranger)).json())["items"]
         assert items == [], path

@@ -219,6 +219,15 @@ def upgrade() -> None:
         sa.UniqueConstraint("space_id", "name", name="uq_tags_space_name"),
     )
     op.create_table(
+        "teams",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("space_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.ForeignKeyConstraint(["space_id"], ["spaces.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("space_id", "name", name="uq_teams_space_name"),
+    )
+    op.create_table(
         "views",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("space_id", sa.Integer(), nullable=False),
@@ -302,6 +311,14 @@ def upgrade() -> None:
     with op.batch_alter_table("identities", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_identities_contact_id"), ["contact_id"], unique=False)
 
+    op.create_table(
+        "team_members",
+        sa.Column("team_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("team_id", "user_id"),
+    )
     op.create_table(
         "user_identities",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -446,6 +463,7 @@ def downgrade() -> None:
 
     op.drop_table("conversations")
     op.drop_table("user_identities")
+    op.drop_table("team_members")
     with op.batch_alter_table("identities", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_identities_contact_id"))
 
@@ -462,6 +480,7 @@ def downgrade() -> None:
     op.drop_table("contact_tags")
     op.drop_table("contact_merges")
     op.drop_table("views")
+    op.drop_table("teams")
     op.drop_table("tags")
     op.drop_table("space_members")
     op.drop_table("shortcuts")

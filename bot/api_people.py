@@ -1,0 +1,276 @@
+"""`/api/v1` for the people of a space: users (members) and teams, and the space's settings."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+from aiohttp import web
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.api import _path_id
+from bot.api_contacts import _body
+from bot.auth import PRINCIPAL
+from bot.errors import InvalidPayload, NotFound
+from bot.keys import DB
+from bot.roles import require
+from bot.storage.tables import space_members, spaces, team_members, teams, users
+
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+class NewUser(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    email: str = Field(pattern=EMAIL, max_length=320)
+    role: Literal["manager", "agent"] = "agent"
+    slack_user_id: str | None = Field(None, max_length=64)
+
+
+class UserChange(BaseModel):
+    availability: Literal["online", "away", "offline"] | None = None
+    role: Literal["manager", "agent"] | None = None
+    slack_user_id: str | None = Field(None, max_length=64)
+
+
+class NewTeam(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+
+
+class Member(BaseModel):
+    user_id: int = Field(ge=1, le=2**63 - 1)
+
+
+class SpaceChange(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    timezone: str | None = Field(None, max_length=64)
+
+
+async def _member(conn: AsyncConnection, space_id: int, user_id: int) -> Any:
+    row = (
+        await conn.execute(
+            sa.select(users, space_members.c.role)
+            .join(space_members, space_members.c.user_id == users.c.id)
+            .where(space_members.c.space_id == space_id)
+            .where(users.c.id == user_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"no user {user_id} in this space")
+    return row
+
+
+def _user_json(r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "name": r.name,
+        "email": r.email,
+        "role": r.role,
+        "availability": r.availability,
+        "slack_user_id": r.slack_user_id,
+    }
+
+
+async def list_users(request: web.Request) -> web.Response:
+    async with request.app[DB].read() as conn:
+        rows = await conn.execute(
+            sa.select(users, space_members.c.role)
+            .join(space_members, space_members.c.user_id == users.c.id)
+            .where(space_members.c.space_id == request[PRINCIPAL].space_id)
+            .order_by(users.c.id)
+        )
+        items = [_user_json(r) for r in rows]
+    return web.json_response({"items": items})
+
+
+async def add_user(request: web.Request) -> web.Response:
+    """Add someone to the space (an existing user with that email is reused)."""
+    require(request, "manager")
+    new = await _body(request, NewUser)
+    space_id = request[PRINCIPAL].space_id
+    async with request.app[DB].write() as conn:
+        user_id = (
+            await conn.execute(sa.select(users.c.id).where(users.c.email == new.email))
+        ).scalar()
+        if user_id is None:
+            user_id = (
+                await conn.execute(
+                    users.insert()
+                    .values(
+                        name=new.name,
+                        email=new.email,
+                        slack_user_id=new.slack_user_id,
+                    )
+                    .returning(users.c.id)
+                )
+            ).scalar_one()
+        already = (
+            await conn.execute(
+                sa.select(space_members.c.user_id).where(
+                    space_members.c.space_id == space_id, space_members.c.user_id == user_id
+                )
+            )
+        ).first()
+        if already is not None:
+            raise InvalidPayload(f"{new.email} is already in this space")
+        await conn.execute(
+            space_members.insert().values(space_id=space_id, user_id=user_id, role=new.role)
+        )
+        row = await _member(conn, space_id, user_id)
+    return web.json_response(_user_json(row), status=201)
+
+
+async def change_user(request: web.Request) -> web.Response:
+    """Anyone sets their own availability; managers change others and roles."""
+    principal = request[PRINCIPAL]
+    change = await _body(request, UserChange)
+    user_id = _path_id(request, "user_id")
+    async with request.app[DB].write() as conn:
+        await _member(conn, principal.space_id, user_id)
+        if user_id != principal.user_id or change.role is not None:
+            require(request, "manager")
+        values = change.model_dump(exclude_none=True, exclude={"role"})
+        if values:
+            await conn.execute(users.update().where(users.c.id == user_id).values(**values))
+        if change.role is not None:
+            await conn.execute(
+                space_members.update()
+                .where(
+                    space_members.c.space_id == principal.space_id,
+                    space_members.c.user_id == user_id,
+                )
+                .values(role=change.role)
+            )
+        row = await _member(conn, principal.space_id, user_id)
+    return web.json_response(_user_json(row))
+
+
+async def list_teams(request: web.Request) -> web.Response:
+    async with request.app[DB].read() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(teams)
+                .where(teams.c.space_id == request[PRINCIPAL].space_id)
+                .order_by(teams.c.id)
+            )
+        ).all()
+        members = (
+            await conn.execute(
+                sa.select(team_members).where(team_members.c.team_id.in_([r.id for r in rows]))
+            )
+        ).all()
+    return web.json_response(
+        {
+            "items": [
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "members": [m.user_id for m in members if m.team_id == r.id],
+                }
+                for r in rows
+            ]
+        }
+    )
+
+
+async def create_team(request: web.Request) -> web.Response:
+    require(request, "manager")
+    new = await _body(request, NewTeam)
+    async with request.app[DB].write() as conn:
+        taken = (
+            await conn.execute(
+                sa.select(teams.c.id).where(
+                    teams.c.space_id == request[PRINCIPAL].space_id, teams.c.name == new.name
+                )
+            )
+        ).first()
+        if taken is not None:
+            raise InvalidPayload(f"a team named {new.name!r} already exists")
+        team_id = (
+            await conn.execute(
+                teams.insert()
+                .values(space_id=request[PRINCIPAL].space_id, name=new.name)
+                .returning(teams.c.id)
+            )
+        ).scalar_one()
+    return web.json_response({"id": team_id, "name": new.name, "members": []}, status=201)
+
+
+async def _team(conn: AsyncConnection, space_id: int, team_id: int) -> None:
+    found = (
+        await conn.execute(
+            sa.select(teams.c.id).where(teams.c.id == team_id, teams.c.space_id == space_id)
+        )
+    ).first()
+    if found is None:
+        raise NotFound(f"no team {team_id} in this space")
+
+
+async def add_team_member(request: web.Request) -> web.Response:
+    require(request, "manager")
+    body = await _body(request, Member)
+    space_id, team_id = request[PRINCIPAL].space_id, _path_id(request, "team_id")
+    async with request.app[DB].write() as conn:
+        await _team(conn, space_id, team_id)
+        await _member(conn, space_id, body.user_id)
+        await conn.execute(
+            request.app[DB]
+            .insert(team_members)
+            .values(team_id=team_id, user_id=body.user_id)
+            .on_conflict_do_nothing()
+        )
+    return web.json_response({"team_id": team_id, "user_id": body.user_id})
+
+
+async def remove_team_member(request: web.Request) -> web.Response:
+    require(request, "manager")
+    space_id, team_id = request[PRINCIPAL].space_id, _path_id(request, "team_id")
+    async with request.app[DB].write() as conn:
+        await _team(conn, space_id, team_id)
+        await conn.execute(
+            team_members.delete().where(
+                team_members.c.team_id == team_id,
+                team_members.c.user_id == _path_id(request, "user_id"),
+            )
+        )
+    return web.Response(status=204)
+
+
+async def get_space(request: web.Request) -> web.Response:
+    async with request.app[DB].read() as conn:
+        row = (
+            await conn.execute(sa.select(spaces).where(spaces.c.id == request[PRINCIPAL].space_id))
+        ).one()
+    return web.json_response({"id": row.id, "name": row.name, "timezone": row.timezone})
+
+
+async def change_space(request: web.Request) -> web.Response:
+    require(request, "manager")
+    change = await _body(request, SpaceChange)
+    if change.timezone is not None:
+        try:
+            ZoneInfo(change.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidPayload(
+                f"{change.timezone!r} is not a time zone; use a name like Europe/Lisbon"
+            ) from None
+    values = change.model_dump(exclude_none=True)
+    async with request.app[DB].write() as conn:
+        if values:
+            await conn.execute(
+                spaces.update().where(spaces.c.id == request[PRINCIPAL].space_id).values(**values)
+            )
+    return await get_space(request)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/v1/users", list_users)
+    app.router.add_post("/api/v1/users", add_user)
+    app.router.add_patch("/api/v1/users/{user_id}", change_user)
+    app.router.add_get("/api/v1/teams", list_teams)
+    app.router.add_post("/api/v1/teams", create_team)
+    app.router.add_post("/api/v1/teams/{team_id}/members", add_team_member)
+    app.router.add_delete("/api/v1/teams/{team_id}/members/{user_id}", remove_team_member)
+    app.router.add_get("/api/v1/space", get_space)
+    app.router.add_patch("/api/v1/space", change_space)

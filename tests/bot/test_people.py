@@ -1,0 +1,72 @@
+# ruff: noqa: F811 - the `people` fixture is imported by name, then requested as an argument
+"""Users, teams and the space's settings through the API, with roles enforced."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from bot.auth import create_token
+from bot.keys import DB, DEFAULT_SPACE
+from tests.bot.test_api_conversations import auth, people  # noqa: F401
+
+
+async def test_users_teams_and_space(client: TestClient, people: dict[str, Any]) -> None:
+    manager, agent = auth(people["manager"]), auth(people["agent"])
+    new = {"name": "Caio", "email": "caio@example.com", "role": "agent"}
+    assert (await client.post("/api/v1/users", json=new, headers=agent)).status == 403
+    made = await client.post("/api/v1/users", json=new, headers=manager)
+    assert made.status == 201
+    caio = (await made.json())["id"]
+    again = await client.post("/api/v1/users", json=new, headers=manager)
+    assert again.status == 400 and "already" in (await again.json())["detail"]
+    bad = await client.post("/api/v1/users", json={**new, "email": "nope"}, headers=manager)
+    assert bad.status == 400
+
+    # an agent sets their own availability, not someone else's, and never a role
+    me = people["admin_id"]
+    own = await client.patch(f"/api/v1/users/{me}", json={"availability": "online"}, headers=agent)
+    assert (await own.json())["availability"] == "online"
+    assert (
+        await client.patch(f"/api/v1/users/{caio}", json={"availability": "away"}, headers=agent)
+    ).status == 403
+    assert (
+        await client.patch(f"/api/v1/users/{me}", json={"role": "manager"}, headers=agent)
+    ).status == 403
+    promoted = await client.patch(
+        f"/api/v1/users/{caio}", json={"role": "manager"}, headers=manager
+    )
+    assert (await promoted.json())["role"] == "manager"
+
+    team = (
+        await (await client.post("/api/v1/teams", json={"name": "Billing"}, headers=manager)).json()
+    )["id"]
+    await client.post(f"/api/v1/teams/{team}/members", json={"user_id": caio}, headers=manager)
+    await client.post(f"/api/v1/teams/{team}/members", json={"user_id": caio}, headers=manager)
+    listed = await (await client.get("/api/v1/teams", headers=agent)).json()
+    assert listed["items"] == [{"id": team, "name": "Billing", "members": [caio]}]
+    gone = await client.delete(f"/api/v1/teams/{team}/members/{caio}", headers=manager)
+    assert gone.status == 204
+    users = await (await client.get("/api/v1/users", headers=agent)).json()
+    assert {u["email"] for u in users["items"]} == {"bea@example.com", "caio@example.com"}
+
+    tz = await client.patch("/api/v1/space", json={"timezone": "Mars/Olympus"}, headers=manager)
+    assert tz.status == 400 and "time zone" in (await tz.json())["detail"]
+    ok = await client.patch("/api/v1/space", json={"timezone": "Europe/Lisbon"}, headers=manager)
+    assert (await ok.json())["timezone"] == "Europe/Lisbon"
+
+
+async def test_a_user_of_another_space_cannot_join_a_team_here(
+    client: TestClient, app, people: dict[str, Any]
+) -> None:
+    manager = auth(people["manager"])
+    team = (await (await client.post("/api/v1/teams", json={"name": "T"}, headers=manager)).json())[
+        "id"
+    ]
+    async with app[DB].write() as conn:
+        await create_token(conn, app[DEFAULT_SPACE], None, "x", "agent")
+    resp = await client.post(
+        f"/api/v1/teams/{team}/members", json={"user_id": 999}, headers=manager
+    )
+    assert resp.status == 404
