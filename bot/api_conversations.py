@@ -36,7 +36,7 @@ class Assignment(BaseModel):
 
 class NewToken(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    role: Literal["agent", "manager", "admin"] = "agent"
+    role: Literal["billing", "agent", "manager", "admin"] = "agent"
 
 
 async def _conversation(conn: Any, space_id: int, conversation_id: int) -> Any:

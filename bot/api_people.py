@@ -12,11 +12,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.api import _path_id
 from bot.api_contacts import _body
-from bot.auth import PRINCIPAL
+from bot.auth import PRINCIPAL, create_token
 from bot.errors import InvalidPayload, NotFound
 from bot.keys import DB
 from bot.roles import require
-from bot.storage.tables import space_members, spaces, team_members, teams, users
+from bot.storage.tables import (
+    channels,
+    messages,
+    space_members,
+    spaces,
+    team_members,
+    teams,
+    users,
+)
 
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -274,3 +282,83 @@ def setup(app: web.Application) -> None:
     app.router.add_delete("/api/v1/teams/{team_id}/members/{user_id}", remove_team_member)
     app.router.add_get("/api/v1/space", get_space)
     app.router.add_patch("/api/v1/space", change_space)
+    setup_org(app)
+
+
+class NewSpace(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+
+
+async def list_spaces(request: web.Request) -> web.Response:
+    """The organization's spaces (organization admins only)."""
+    require(request, "admin")
+    async with request.app[DB].read() as conn:
+        org = await _organization(conn, request[PRINCIPAL].space_id)
+        rows = await conn.execute(
+            sa.select(spaces).where(spaces.c.organization_id == org).order_by(spaces.c.id)
+        )
+        items = [{"id": r.id, "name": r.name, "timezone": r.timezone} for r in rows]
+    return web.json_response({"items": items})
+
+
+async def create_space(request: web.Request) -> web.Response:
+    """A new space in the caller's organization, with a manager token for it (shown once)."""
+    require(request, "admin")
+    new = await _body(request, NewSpace)
+    principal = request[PRINCIPAL]
+    async with request.app[DB].write() as conn:
+        org = await _organization(conn, principal.space_id)
+        space_id = (
+            await conn.execute(
+                spaces.insert().values(organization_id=org, name=new.name).returning(spaces.c.id)
+            )
+        ).scalar_one()
+        if principal.user_id is not None:
+            await conn.execute(
+                space_members.insert().values(
+                    space_id=space_id, user_id=principal.user_id, role="manager"
+                )
+            )
+        token = await create_token(conn, space_id, principal.user_id, f"{new.name} admin", "admin")
+    return web.json_response({"id": space_id, "name": new.name, "token": token}, status=201)
+
+
+async def usage(request: web.Request) -> web.Response:
+    """Messages per month and channel: what billing admins see (and nothing else)."""
+    month = sa.func.substr(sa.cast(messages.c.created_at, sa.String), 1, 7)
+    async with request.app[DB].read() as conn:
+        rows = await conn.execute(
+            sa.select(
+                month.label("month"),
+                channels.c.id,
+                channels.c.kind,
+                messages.c.direction,
+                sa.func.count().label("n"),
+            )
+            .join(channels, channels.c.id == messages.c.channel_id)
+            .where(messages.c.space_id == request[PRINCIPAL].space_id)
+            .group_by(month, channels.c.id, channels.c.kind, messages.c.direction)
+            .order_by(month, channels.c.id)
+        )
+        table: dict[tuple[str, str], dict[str, Any]] = {}
+        for r in rows:
+            entry = table.setdefault(
+                (r.month, r.id),
+                {"month": r.month, "channel_id": r.id, "kind": r.kind, "in": 0, "out": 0},
+            )
+            entry[r.direction] = r.n
+    return web.json_response({"items": list(table.values())})
+
+
+async def _organization(conn: AsyncConnection, space_id: int) -> int:
+    return int(
+        (
+            await conn.execute(sa.select(spaces.c.organization_id).where(spaces.c.id == space_id))
+        ).scalar_one()
+    )
+
+
+def setup_org(app: web.Application) -> None:
+    app.router.add_get("/api/v1/spaces", list_spaces)
+    app.router.add_post("/api/v1/spaces", create_space)
+    app.router.add_get("/api/v1/usage", usage)

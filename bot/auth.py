@@ -17,6 +17,7 @@ from bot.storage.tables import api_tokens
 
 TOKEN_PREFIX = "cc_"
 PUBLIC = frozenset({"/api/v1/openapi.json", "/api/v1/docs"})
+BILLING = frozenset({"/api/v1/usage"})
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,9 @@ async def auth_middleware(
     if row is None:
         return _unauthorized("unknown or revoked token")
     request[PRINCIPAL] = Principal(row.id, row.space_id, row.user_id, row.role)
+    if row.role == "billing" and request.path not in BILLING:
+        # billing admins see usage figures, never conversations or contacts
+        return error_response(403, "a billing token only reads /api/v1/usage")
     return await handler(request)
 
 

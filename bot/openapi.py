@@ -88,7 +88,7 @@ def spec(server: str) -> dict[str, Any]:
         Tags,
     )
     from bot.api_conversations import AgentMessage, Assignment, NewToken
-    from bot.api_people import Member, NewTeam, NewUser, SpaceChange, UserChange
+    from bot.api_people import Member, NewSpace, NewTeam, NewUser, SpaceChange, UserChange
 
     parts = parts_adapter.json_schema(ref_template="#/components/schemas/{model}")
     defs = parts.pop("$defs", {})
@@ -108,6 +108,7 @@ def spec(server: str) -> dict[str, Any]:
         NewTeam,
         Member,
         SpaceChange,
+        NewSpace,
     ):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         defs.update(schema.pop("$defs", {}))
@@ -329,6 +330,15 @@ def spec(server: str) -> dict[str, Any]:
                 **_op("The space's settings", {"type": "object"}, []),
                 **_write("Rename the space or set its time zone", SpaceChange, "200", [], "patch"),
             },
+            "/api/v1/spaces": {
+                **_op("The organization's spaces (organization admins)", {"type": "object"}, []),
+                **_write("Create a space; answers an admin token for it", NewSpace, "201", []),
+            },
+            "/api/v1/usage": _op(
+                "Messages per month and channel (billing admins may read it)",
+                {"type": "object"},
+                [],
+            ),
             "/api/v1/tokens": {
                 **_op("The space's API tokens (never their secrets)", {"type": "object"}, []),
                 **_write("Create a token (shown once)", NewToken, "201", []),

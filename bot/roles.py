@@ -9,7 +9,7 @@ from bot.errors import Forbidden
 
 # admin: the organization's admin; manager: changes the space's settings;
 # agent: works conversations and contacts.
-RANK = {"agent": 1, "manager": 2, "admin": 3}
+RANK = {"billing": 0, "agent": 1, "manager": 2, "admin": 3}
 
 
 def require(request: web.Request, role: str) -> None:

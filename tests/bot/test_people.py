@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.auth import create_token
 from bot.keys import DB, DEFAULT_SPACE
-from tests.bot.test_api_conversations import auth, people  # noqa: F401
+from tests.bot.test_api_conversations import auth, open_conversation, people  # noqa: F401
 
 
 async def test_users_teams_and_space(client: TestClient, people: dict[str, Any]) -> None:
@@ -70,3 +70,32 @@ async def test_a_user_of_another_space_cannot_join_a_team_here(
         f"/api/v1/teams/{team}/members", json={"user_id": 999}, headers=manager
     )
     assert resp.status == 404
+
+
+async def test_org_admins_create_spaces_and_billing_sees_only_usage(
+    client: TestClient, app, echo, people: dict[str, Any]
+) -> None:
+    admin, manager = auth(people["admin"]), auth(people["manager"])
+    assert (await client.post("/api/v1/spaces", json={"name": "EU"}, headers=manager)).status == 403
+    made = await (await client.post("/api/v1/spaces", json={"name": "EU"}, headers=admin)).json()
+    spaces = await (await client.get("/api/v1/spaces", headers=admin)).json()
+    assert [s["name"] for s in spaces["items"]] == ["Default", "EU"]
+    # the new space's token sees the new space only
+    fresh = auth(made["token"])
+    assert (await (await client.get("/api/v1/conversations", headers=fresh)).json())["items"] == []
+
+    await open_conversation(client, app, echo)
+    billing_token = (
+        await (
+            await client.post(
+                "/api/v1/tokens", headers=manager, json={"name": "accounts", "role": "billing"}
+            )
+        ).json()
+    )["token"]
+    billing = auth(billing_token)
+    assert (await client.get("/api/v1/conversations", headers=billing)).status == 403
+    assert (await client.get("/api/v1/contacts", headers=billing)).status == 403
+    figures = await (await client.get("/api/v1/usage", headers=billing)).json()
+    (row,) = figures["items"]
+    assert row["channel_id"] == echo.id and row["in"] == 1 and row["out"] == 2
+    assert len(row["month"]) == 7
