@@ -71,40 +71,51 @@ def bare_app() -> web.Application:
 # --- servers as subprocesses, so the load generator has its own core -----------------
 
 
-class Server:
-    def __init__(self, kind: str, workdir: Path) -> None:
-        self.kind, self.port = kind, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "CHANCENTER_PORT": str(self.port),
-            "CHANCENTER_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
-            "CHANCENTER_DATA_DIR": str(workdir / "data"),
-            "CHANCENTER_LOG_LEVEL": "WARNING",
-        }
-        if kind == "bare":
-            cmd = [sys.executable, __file__, "--bare-server", str(self.port)]
-        else:
-            cmd = [sys.executable, "-m", "bot", "serve"]
-            if kind == "hub (ingest only)":
-                cmd.append("--no-work")
+class Process:
+    """A server in its own process, so the load generator has its own core."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str], port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
         self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
 
-    async def ready(self) -> str:
+    async def ready(self) -> None:
         async with aiohttp.ClientSession() as s:
             for _ in range(300):
                 try:
                     async with s.get(self.url + "/readyz") as r:
                         if r.status == 200:
-                            break
+                            return
                 except aiohttp.ClientError:
                     await asyncio.sleep(0.1)
-            async with s.get(self.url + "/") as r:
-                return re.search(r'data-channel="([^"]+)"', await r.text()).group(1)
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGINT)
         self.proc.wait(20)
+
+
+def server(kind: str, workdir: Path) -> Process:
+    port = free_port()
+    env = {
+        **os.environ,
+        "CHANCENTER_PORT": str(port),
+        "CHANCENTER_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
+        "CHANCENTER_DATA_DIR": str(workdir / "data"),
+        "CHANCENTER_LOG_LEVEL": "WARNING",
+    }
+    if kind == "bare":
+        cmd = [sys.executable, __file__, "--bare-server", str(port)]
+    else:
+        cmd = [sys.executable, "-m", "bot", "serve"]
+        if kind == "hub (ingest only)":
+            cmd.append("--no-work")
+    return Process(cmd, env, port)
+
+
+async def webchat_channel(url: str) -> str:
+    async with aiohttp.ClientSession() as s, s.get(url + "/") as r:
+        found = re.search(r'data-channel="([^"]+)"', await r.text())
+    assert found, "the demo page has no widget"
+    return found.group(1)
 
 
 @dataclass
@@ -150,13 +161,13 @@ async def load(url: str, clients: int, messages: int) -> Result:
 
 async def round_of(kind: str, clients: int, messages: int) -> Result:
     with tempfile.TemporaryDirectory() as tmp:
-        server = Server(kind, Path(tmp))
+        process = server(kind, Path(tmp))
         try:
-            channel = await server.ready()
-            url = f"{server.url}/webchat/ws?channel={channel}"
+            await process.ready()
+            url = f"{process.url}/webchat/ws?channel={await webchat_channel(process.url)}"
             return await load(url, clients, messages)
         finally:
-            server.stop()
+            process.stop()
 
 
 def spread(values: list[float], fmt: str = "{:.0f}") -> str:

@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import json
 import os
-import signal
 import sqlite3
 import statistics
 import subprocess
@@ -30,7 +29,7 @@ from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.ingest import Result, free_port, spread  # noqa: E402
+from bench.ingest import Process, Result, free_port, spread  # noqa: E402
 
 SECRET = "bench-app-secret"
 TG_SECRET = "bench-telegram-secret"
@@ -143,26 +142,6 @@ def add_channels(db: Path, secret_key: str) -> None:
                 "VALUES (?, 1, ?, ?, ?, '{}')",
                 (kind, kind, kind, vault.seal(creds[kind])),
             )
-
-
-class Process:
-    def __init__(self, cmd: list[str], env: dict[str, str], port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
-
-    async def ready(self) -> None:
-        async with aiohttp.ClientSession() as s:
-            for _ in range(300):
-                try:
-                    async with s.get(self.url + "/readyz") as r:
-                        if r.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.1)
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(20)
 
 
 async def load(url: str, kind: str, clients: int, requests: int) -> Result:

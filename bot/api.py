@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from bot.auth import PRINCIPAL
+from bot.contacts import get_contact as contact_row
 from bot.errors import InvalidPayload, NotFound
 from bot.keys import DB, SETTINGS
 from bot.media import with_media_urls
@@ -123,19 +124,11 @@ def message_json(r: Any, key: bytes | None = None) -> dict[str, Any]:
     }
 
 
-async def get_contact(request: web.Request) -> web.Response:
+async def show_contact(request: web.Request) -> web.Response:
     space_id = request[PRINCIPAL].space_id
     contact_id = _path_id(request, "contact_id")
     async with request.app[DB].read() as conn:
-        row = (
-            await conn.execute(
-                sa.select(contacts)
-                .where(contacts.c.id == contact_id)
-                .where(contacts.c.space_id == space_id)
-            )
-        ).first()
-        if row is None:
-            raise NotFound(f"no contact {contact_id} in this space")
+        row = await contact_row(conn, space_id, contact_id)
         ids = (
             await conn.execute(
                 sa.select(identities.c.channel_id, identities.c.external_id).where(
@@ -177,4 +170,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/docs", docs)
     app.router.add_get("/api/v1/conversations", list_conversations)
     app.router.add_get("/api/v1/conversations/{conversation_id}/messages", list_messages)
-    app.router.add_get("/api/v1/contacts/{contact_id}", get_contact)
+    app.router.add_get("/api/v1/contacts/{contact_id}", show_contact)

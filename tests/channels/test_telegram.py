@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
@@ -418,6 +417,3 @@ async def _true(value: object) -> object:
 async def _drained(app: Application) -> bool:
     return await count(app, work_items) == 0
 
-
-def test_fixture_is_not_mutated() -> None:
-    assert copy.deepcopy(USER) == USER
