@@ -416,4 +416,3 @@ async def _true(value: object) -> object:
 
 async def _drained(app: Application) -> bool:
     return await count(app, work_items) == 0
-
