@@ -50,7 +50,8 @@ def _limit(request: web.Request) -> int:
 
 
 async def list_conversations(request: web.Request) -> web.Response:
-    """Newest first; `?status=open|closed`, keyset pagination with `?before=<id>`."""
+    """Newest first, keyset pagination with `?before=<id>`; filters: `status`, `handler`,
+    `channel_id`, `contact_id`, `assignee_id` (`0`: unassigned)."""
     space_id = request[PRINCIPAL].space_id
     query = (
         sa.select(conversations, contacts.c.name.label("contact_name"))
@@ -59,10 +60,18 @@ async def list_conversations(request: web.Request) -> web.Response:
         .order_by(conversations.c.id.desc())
         .limit(_limit(request))
     )
-    if status := request.query.get("status"):
-        if status not in ("open", "closed"):
-            raise InvalidPayload("status must be 'open' or 'closed'")
-        query = query.where(conversations.c.status == status)
+    for name, allowed in (("status", ("open", "closed")), ("handler", ("bot", "flow", "agent"))):
+        if value := request.query.get(name):
+            if value not in allowed:
+                raise InvalidPayload(f"{name} must be one of {', '.join(allowed)}")
+            query = query.where(conversations.c[name] == value)
+    if channel_id := request.query.get("channel_id"):
+        query = query.where(conversations.c.channel_id == channel_id)
+    if (contact_id := _int_query(request, "contact_id")) is not None:
+        query = query.where(conversations.c.contact_id == contact_id)
+    if (assignee_id := _int_query(request, "assignee_id")) is not None:
+        column = conversations.c.assignee_id
+        query = query.where(column.is_(None) if assignee_id == 0 else column == assignee_id)
     if (before := _int_query(request, "before")) is not None:
         query = query.where(conversations.c.id < before)
     async with request.app[DB].read() as conn:

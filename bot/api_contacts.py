@@ -20,7 +20,7 @@ from bot.errors import InvalidPayload, NotFound
 from bot.filters import Group, compile_filter
 from bot.keys import DB
 from bot.roles import require
-from bot.storage.tables import contacts, field_definitions, shortcuts, views
+from bot.storage.tables import contact_tags, contacts, field_definitions, shortcuts, tags, views
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -30,6 +30,13 @@ class NewField(BaseModel):
     label: str = ""
     type: Literal["text", "number", "date", "boolean", "choice", "email", "phone", "url"]
     options: list[str] = Field(default_factory=list)
+
+
+class FieldChange(BaseModel):
+    """A field's key and type stay: stored values were validated against them."""
+
+    label: str | None = Field(None, max_length=200)
+    options: list[str] | None = None
 
 
 class FieldValue(BaseModel):
@@ -61,10 +68,22 @@ class NewShortcut(BaseModel):
     shared: bool = True
 
 
+class ShortcutChange(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    text: str | None = Field(None, max_length=4000)
+    quick_replies: list[str] | None = Field(None, max_length=13)
+    attachment_url: str | None = Field(None, pattern=r"^https?://")
+
+
 class NewView(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     filter: Group
     shared: bool = True
+
+
+class ViewChange(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    filter: Group | None = None
 
 
 async def _body(request: web.Request, model: type[M]) -> M:
@@ -127,10 +146,7 @@ async def list_fields(request: web.Request) -> web.Response:
                 field_definitions.c.space_id == request[PRINCIPAL].space_id
             )
         )
-        items = [
-            {"id": r.id, "key": r.key, "label": r.label, "type": r.type, "options": r.options}
-            for r in rows
-        ]
+        items = [_field_json(r) for r in rows]
     return web.json_response({"items": items})
 
 
@@ -141,7 +157,70 @@ async def create_field(request: web.Request) -> web.Response:
         field_id = await contact_ops.create_field(
             conn, request[PRINCIPAL].space_id, new.key, new.label, new.type, new.options
         )
-    return web.json_response({"id": field_id, **new.model_dump()}, status=201)
+        row = await _field(conn, request[PRINCIPAL].space_id, field_id)
+    return web.json_response(_field_json(row), status=201)
+
+
+async def _field(conn: Any, space_id: int, field_id: int) -> Any:
+    row = (
+        await conn.execute(
+            sa.select(field_definitions).where(
+                field_definitions.c.id == field_id, field_definitions.c.space_id == space_id
+            )
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"no field {field_id} in this space")
+    return row
+
+
+async def change_field(request: web.Request) -> web.Response:
+    require(request, "manager")
+    change = await _body(request, FieldChange)
+    space_id, field_id = request[PRINCIPAL].space_id, _path_id(request, "field_id")
+    async with request.app[DB].write() as conn:
+        row = await _field(conn, space_id, field_id)
+        if change.options is not None and row.type != "choice":
+            raise InvalidPayload(f"only choice fields have options; {row.key} is {row.type}")
+        if change.options is not None:
+            await contact_ops.check_options_cover_values(conn, field_id, change.options)
+        values = change.model_dump(exclude_none=True)
+        if values:
+            await conn.execute(
+                field_definitions.update()
+                .where(field_definitions.c.id == field_id)
+                .values(**values)
+            )
+        row = await _field(conn, space_id, field_id)
+    return web.json_response(_field_json(row))
+
+
+async def delete_field(request: web.Request) -> web.Response:
+    """Removes the definition and every contact's value for it."""
+    require(request, "manager")
+    space_id, field_id = request[PRINCIPAL].space_id, _path_id(request, "field_id")
+    async with request.app[DB].write() as conn:
+        await _field(conn, space_id, field_id)
+        await conn.execute(field_definitions.delete().where(field_definitions.c.id == field_id))
+    return web.Response(status=204)
+
+
+def _field_json(r: Any) -> dict[str, Any]:
+    return {"id": r.id, "key": r.key, "label": r.label, "type": r.type, "options": r.options}
+
+
+async def list_tags(request: web.Request) -> web.Response:
+    """The space's tags with how many contacts carry each."""
+    async with request.app[DB].read() as conn:
+        rows = await conn.execute(
+            sa.select(tags.c.name, sa.func.count(contact_tags.c.contact_id).label("contacts"))
+            .outerjoin(contact_tags, contact_tags.c.tag_id == tags.c.id)
+            .where(tags.c.space_id == request[PRINCIPAL].space_id)
+            .group_by(tags.c.id, tags.c.name)
+            .order_by(tags.c.name)
+        )
+        items = [{"name": r.name, "contacts": r.contacts} for r in rows]
+    return web.json_response({"items": items})
 
 
 async def set_field(request: web.Request) -> web.Response:
@@ -348,6 +427,63 @@ async def export_contacts_csv(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def _owned(conn: Any, request: web.Request, table: sa.Table, what: str) -> int:
+    """A view or shortcut the caller may change: their own, or a shared one if a manager."""
+    principal = request[PRINCIPAL]
+    item_id = _path_id(request, f"{what}_id")
+    row = (
+        await conn.execute(
+            sa.select(table.c.user_id)
+            .where(table.c.id == item_id, table.c.space_id == principal.space_id)
+            .where(_visible(table, principal))
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"no {what} {item_id} in this space")
+    if row.user_id is None:
+        require(request, "manager")
+    return item_id
+
+
+async def change_view(request: web.Request) -> web.Response:
+    change = await _body(request, ViewChange)
+    space_id = request[PRINCIPAL].space_id
+    async with request.app[DB].write() as conn:
+        view_id = await _owned(conn, request, views, "view")
+        values: dict[str, Any] = {}
+        if change.name is not None:
+            values["name"] = change.name
+        if change.filter is not None:
+            compile_filter(change.filter, space_id, await contact_ops.field_defs(conn, space_id))
+            values["filter"] = change.filter.model_dump(mode="json", exclude_none=True)
+        if values:
+            await conn.execute(views.update().where(views.c.id == view_id).values(**values))
+    return web.json_response({"id": view_id, **values})
+
+
+async def change_shortcut(request: web.Request) -> web.Response:
+    change = await _body(request, ShortcutChange)
+    space_id = request[PRINCIPAL].space_id
+    async with request.app[DB].write() as conn:
+        shortcut_id = await _owned(conn, request, shortcuts, "shortcut")
+        if change.text is not None:
+            shortcut_ops.check(change.text, set(await contact_ops.field_defs(conn, space_id)))
+        values = change.model_dump(exclude_unset=True)
+        if values:
+            await conn.execute(
+                shortcuts.update().where(shortcuts.c.id == shortcut_id).values(**values)
+            )
+    return web.json_response({"id": shortcut_id, **values})
+
+
+async def delete_owned(request: web.Request) -> web.Response:
+    table = views if "view_id" in request.match_info else shortcuts
+    async with request.app[DB].write() as conn:
+        item_id = await _owned(conn, request, table, "view" if table is views else "shortcut")
+        await conn.execute(table.delete().where(table.c.id == item_id))
+    return web.Response(status=204)
+
+
 def _visible(table: sa.Table, principal: Any) -> Any:
     """Shared with the space (no owner), or the caller's own."""
     return sa.or_(table.c.user_id.is_(None), table.c.user_id == principal.user_id)
@@ -388,14 +524,21 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/tags/bulk", bulk_tags)
     app.router.add_get("/api/v1/fields", list_fields)
     app.router.add_post("/api/v1/fields", create_field)
+    app.router.add_patch("/api/v1/fields/{field_id}", change_field)
+    app.router.add_delete("/api/v1/fields/{field_id}", delete_field)
+    app.router.add_get("/api/v1/tags", list_tags)
     app.router.add_put("/api/v1/contacts/{contact_id}/fields/{key}", set_field)
     app.router.add_post("/api/v1/contacts/{contact_id}/tags", add_tags)
     app.router.add_delete("/api/v1/contacts/{contact_id}/tags/{name}", remove_tag)
     app.router.add_get("/api/v1/views", list_views)
     app.router.add_post("/api/v1/views", create_view)
+    app.router.add_patch("/api/v1/views/{view_id}", change_view)
+    app.router.add_delete("/api/v1/views/{view_id}", delete_owned)
     app.router.add_get("/api/v1/views/{view_id}/contacts", view_contacts)
     app.router.add_get("/api/v1/shortcuts", list_shortcuts)
     app.router.add_post("/api/v1/shortcuts", create_shortcut)
+    app.router.add_patch("/api/v1/shortcuts/{shortcut_id}", change_shortcut)
+    app.router.add_delete("/api/v1/shortcuts/{shortcut_id}", delete_owned)
     app.router.add_get("/api/v1/shortcuts/{shortcut_id}/render", render_shortcut)
     app.router.add_get("/api/v1/contacts/{contact_id}/export", export_contact)
     app.router.add_post("/api/v1/contacts/{contact_id}/erase", erase_contact)

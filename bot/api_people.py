@@ -13,12 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.api import _path_id
 from bot.api_contacts import _body
 from bot.auth import PRINCIPAL, create_token
-from bot.errors import InvalidPayload, NotFound
+from bot.bootstrap import user_by_email
+from bot.errors import Forbidden, InvalidPayload, NotFound
 from bot.keys import DB
 from bot.roles import require
 from bot.storage.tables import (
     channels,
     messages,
+    organization_members,
+    organizations,
     space_members,
     spaces,
     team_members,
@@ -40,6 +43,16 @@ class UserChange(BaseModel):
     availability: Literal["online", "away", "offline"] | None = None
     role: Literal["manager", "agent"] | None = None
     slack_user_id: str | None = Field(None, max_length=64)
+
+
+class NewOrgMember(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    email: str = Field(pattern=EMAIL, max_length=320)
+    role: Literal["admin", "billing_admin", "member"] = "member"
+
+
+class OrgRole(BaseModel):
+    role: Literal["admin", "billing_admin", "member"]
 
 
 class NewTeam(BaseModel):
@@ -98,21 +111,15 @@ async def add_user(request: web.Request) -> web.Response:
     new = await _body(request, NewUser)
     space_id = request[PRINCIPAL].space_id
     async with request.app[DB].write() as conn:
-        user_id = (
-            await conn.execute(sa.select(users.c.id).where(users.c.email == new.email))
-        ).scalar()
-        if user_id is None:
-            user_id = (
-                await conn.execute(
-                    users.insert()
-                    .values(
-                        name=new.name,
-                        email=new.email,
-                        slack_user_id=new.slack_user_id,
-                    )
-                    .returning(users.c.id)
-                )
-            ).scalar_one()
+        user_id = await user_by_email(conn, new.name, new.email, new.slack_user_id)
+        await conn.execute(
+            request.app[DB]
+            .insert(organization_members)
+            .values(
+                organization_id=await _organization(conn, space_id), user_id=user_id, role="member"
+            )
+            .on_conflict_do_nothing()
+        )
         already = (
             await conn.execute(
                 sa.select(space_members.c.user_id).where(
@@ -231,6 +238,15 @@ async def add_team_member(request: web.Request) -> web.Response:
     return web.json_response({"team_id": team_id, "user_id": body.user_id})
 
 
+async def delete_team(request: web.Request) -> web.Response:
+    require(request, "manager")
+    space_id, team_id = request[PRINCIPAL].space_id, _path_id(request, "team_id")
+    async with request.app[DB].write() as conn:
+        await _team(conn, space_id, team_id)
+        await conn.execute(teams.delete().where(teams.c.id == team_id))
+    return web.Response(status=204)
+
+
 async def remove_team_member(request: web.Request) -> web.Response:
     require(request, "manager")
     space_id, team_id = request[PRINCIPAL].space_id, _path_id(request, "team_id")
@@ -279,6 +295,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/teams", list_teams)
     app.router.add_post("/api/v1/teams", create_team)
     app.router.add_post("/api/v1/teams/{team_id}/members", add_team_member)
+    app.router.add_delete("/api/v1/teams/{team_id}", delete_team)
     app.router.add_delete("/api/v1/teams/{team_id}/members/{user_id}", remove_team_member)
     app.router.add_get("/api/v1/space", get_space)
     app.router.add_patch("/api/v1/space", change_space)
@@ -291,9 +308,8 @@ class NewSpace(BaseModel):
 
 async def list_spaces(request: web.Request) -> web.Response:
     """The organization's spaces (organization admins only)."""
-    require(request, "admin")
     async with request.app[DB].read() as conn:
-        org = await _organization(conn, request[PRINCIPAL].space_id)
+        org = await _org_admin(request, conn)
         rows = await conn.execute(
             sa.select(spaces).where(spaces.c.organization_id == org).order_by(spaces.c.id)
         )
@@ -303,11 +319,10 @@ async def list_spaces(request: web.Request) -> web.Response:
 
 async def create_space(request: web.Request) -> web.Response:
     """A new space in the caller's organization, with a manager token for it (shown once)."""
-    require(request, "admin")
     new = await _body(request, NewSpace)
     principal = request[PRINCIPAL]
     async with request.app[DB].write() as conn:
-        org = await _organization(conn, principal.space_id)
+        org = await _org_admin(request, conn)
         space_id = (
             await conn.execute(
                 spaces.insert().values(organization_id=org, name=new.name).returning(spaces.c.id)
@@ -358,7 +373,131 @@ async def _organization(conn: AsyncConnection, space_id: int) -> int:
     )
 
 
+async def _org_admin(request: web.Request, conn: AsyncConnection) -> int:
+    """The caller's organization, if they administer it: an admin token of a user whose
+    organization role is admin (a token without a user is the organization's own)."""
+    require(request, "admin")
+    principal = request[PRINCIPAL]
+    org = await _organization(conn, principal.space_id)
+    if principal.user_id is not None:
+        role = (
+            await conn.execute(
+                sa.select(organization_members.c.role).where(
+                    organization_members.c.organization_id == org,
+                    organization_members.c.user_id == principal.user_id,
+                )
+            )
+        ).scalar()
+        if role != "admin":
+            raise Forbidden("only the organization's admins do this")
+    return org
+
+
+def _org_member_json(r: Any) -> dict[str, Any]:
+    return {"user_id": r.id, "name": r.name, "email": r.email, "role": r.role}
+
+
+async def _org_members(conn: AsyncConnection, org: int, user_id: int | None = None) -> list[Any]:
+    query = (
+        sa.select(users.c.id, users.c.name, users.c.email, organization_members.c.role)
+        .join(organization_members, organization_members.c.user_id == users.c.id)
+        .where(organization_members.c.organization_id == org)
+        .order_by(users.c.id)
+    )
+    if user_id is not None:
+        query = query.where(users.c.id == user_id)
+    return list((await conn.execute(query)).all())
+
+
+async def get_organization(request: web.Request) -> web.Response:
+    async with request.app[DB].read() as conn:
+        org = await _org_admin(request, conn)
+        name = (
+            await conn.execute(sa.select(organizations.c.name).where(organizations.c.id == org))
+        ).scalar_one()
+        members = [_org_member_json(r) for r in await _org_members(conn, org)]
+    return web.json_response({"id": org, "name": name, "members": members})
+
+
+async def add_org_member(request: web.Request) -> web.Response:
+    """Someone joins the organization (an existing user keeps their other organizations)."""
+    new = await _body(request, NewOrgMember)
+    async with request.app[DB].write() as conn:
+        org = await _org_admin(request, conn)
+        user_id = await user_by_email(conn, new.name, new.email)
+        if await _org_members(conn, org, user_id):
+            raise InvalidPayload(f"{new.email} is already in this organization")
+        await conn.execute(
+            organization_members.insert().values(
+                organization_id=org, user_id=user_id, role=new.role
+            )
+        )
+        (row,) = await _org_members(conn, org, user_id)
+    return web.json_response(_org_member_json(row), status=201)
+
+
+async def change_org_member(request: web.Request) -> web.Response:
+    change = await _body(request, OrgRole)
+    user_id = _path_id(request, "user_id")
+    async with request.app[DB].write() as conn:
+        org = await _org_admin(request, conn)
+        await _keep_an_admin(conn, org, user_id, change.role)
+        await conn.execute(
+            organization_members.update()
+            .where(
+                organization_members.c.organization_id == org,
+                organization_members.c.user_id == user_id,
+            )
+            .values(role=change.role)
+        )
+        (row,) = await _org_members(conn, org, user_id)
+    return web.json_response(_org_member_json(row))
+
+
+async def remove_org_member(request: web.Request) -> web.Response:
+    """Out of the organization and all its spaces and teams; the user's other
+    organizations are untouched."""
+    user_id = _path_id(request, "user_id")
+    async with request.app[DB].write() as conn:
+        org = await _org_admin(request, conn)
+        await _keep_an_admin(conn, org, user_id, None)
+        in_org = sa.select(spaces.c.id).where(spaces.c.organization_id == org)
+        await conn.execute(
+            team_members.delete().where(
+                team_members.c.user_id == user_id,
+                team_members.c.team_id.in_(
+                    sa.select(teams.c.id).where(teams.c.space_id.in_(in_org))
+                ),
+            )
+        )
+        await conn.execute(
+            space_members.delete().where(
+                space_members.c.user_id == user_id, space_members.c.space_id.in_(in_org)
+            )
+        )
+        await conn.execute(
+            organization_members.delete().where(
+                organization_members.c.organization_id == org,
+                organization_members.c.user_id == user_id,
+            )
+        )
+    return web.Response(status=204)
+
+
+async def _keep_an_admin(conn: AsyncConnection, org: int, user_id: int, role: str | None) -> None:
+    members = await _org_members(conn, org)
+    if not any(m.id == user_id for m in members):
+        raise NotFound(f"no user {user_id} in this organization")
+    admins = {m.id for m in members if m.role == "admin"}
+    if role != "admin" and admins == {user_id}:
+        raise InvalidPayload("an organization keeps at least one admin; promote another first")
+
+
 def setup_org(app: web.Application) -> None:
+    app.router.add_get("/api/v1/organization", get_organization)
+    app.router.add_post("/api/v1/organization/members", add_org_member)
+    app.router.add_patch("/api/v1/organization/members/{user_id}", change_org_member)
+    app.router.add_delete("/api/v1/organization/members/{user_id}", remove_org_member)
     app.router.add_get("/api/v1/spaces", list_spaces)
     app.router.add_post("/api/v1/spaces", create_space)
     app.router.add_get("/api/v1/usage", usage)

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from bot import api, api_contacts, api_conversations, api_people, media, ops, webhooks
-from bot.auth import auth_middleware
+from bot.auth import LOCAL_PRINCIPALS, auth_middleware
 from bot.bootstrap import ensure_default_space
 from bot.bots import SingleBot
 from bot.channels import ChannelRegistry
@@ -55,6 +55,7 @@ def create_app(settings: Settings, plugins: Plugins | None = None) -> web.Applic
     app[SETTINGS] = settings
     app[PLUGINS] = plugins or Plugins.discover()
     app[METRICS] = Metrics()
+    app[LOCAL_PRINCIPALS] = {}
     app.cleanup_ctx.extend([_database, _http, _components, _background])
     webhooks.setup(app)
     api.setup(app)

@@ -75,13 +75,25 @@ async def ensure_default_space(db: Database, *, webchat: bool) -> int:
     return created.space_id
 
 
-async def add_admin(conn: AsyncConnection, created: SpaceCreated, name: str, email: str) -> int:
-    """An admin of the space's organization and a manager of the space (reusing the user)."""
+async def user_by_email(
+    conn: AsyncConnection, name: str, email: str, slack_user_id: str | None = None
+) -> int:
+    """One user per email across organizations: someone may belong to several."""
     user_id = (await conn.execute(sa.select(users.c.id).where(users.c.email == email))).scalar()
     if user_id is None:
         user_id = (
-            await conn.execute(users.insert().values(name=name, email=email).returning(users.c.id))
+            await conn.execute(
+                users.insert()
+                .values(name=name, email=email, slack_user_id=slack_user_id)
+                .returning(users.c.id)
+            )
         ).scalar_one()
+    return int(user_id)
+
+
+async def add_admin(conn: AsyncConnection, created: SpaceCreated, name: str, email: str) -> int:
+    """An admin of the space's organization and a manager of the space (reusing the user)."""
+    user_id = await user_by_email(conn, name, email)
     await conn.execute(
         organization_members.insert().values(
             organization_id=created.organization_id, user_id=user_id, role="admin"
@@ -90,4 +102,4 @@ async def add_admin(conn: AsyncConnection, created: SpaceCreated, name: str, ema
     await conn.execute(
         space_members.insert().values(space_id=created.space_id, user_id=user_id, role="manager")
     )
-    return int(user_id)
+    return user_id

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bot.cli_api import add_commands
 from bot.errors import ChanCenterError, ConfigError
 from bot.logs import setup_logging
 from bot.settings import Settings, load_settings
@@ -111,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--view", type=int, help="only the contacts this saved view selects")
     for command in (imp, exp):
         command.add_argument("--space", type=int, help="space id (default: the default space)")
+    add_commands(commands)
     return parser
 
 
@@ -182,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_init(settings, args))
         if args.command == "channels":
             return asyncio.run(_channels(settings, args))
+        if getattr(args, "call", None) is not None:
+            from bot import cli_api
+
+            return asyncio.run(cli_api.run(settings, args))
         if args.command == "users":
             return asyncio.run(_link(settings, args.user))
         if args.command == "contacts":
@@ -252,13 +258,16 @@ async def _init(settings: Settings, args: argparse.Namespace) -> int:
 
 
 @asynccontextmanager
-async def _hub(settings: Settings) -> AsyncIterator[web.Application]:
-    """The hub's components, started without listening or working (for admin commands)."""
+async def _hub(settings: Settings, socket: Path | None = None) -> AsyncIterator[web.Application]:
+    """The hub's components, started without working (for admin commands); listening
+    only on `socket`, when given."""
     from bot.app import create_app
 
     runner = web.AppRunner(create_app(settings.model_copy(update={"work": False})))
     await runner.setup()
     try:
+        if socket is not None:
+            await web.UnixSite(runner, str(socket)).start()
         yield runner.app
     finally:
         await runner.cleanup()

@@ -47,6 +47,26 @@ async def create_field(
     ).scalar_one()
 
 
+async def check_options_cover_values(
+    conn: AsyncConnection, field_id: int, options: list[str]
+) -> None:
+    """A choice can only be dropped once no contact holds it (their value would turn invalid)."""
+    if not options:
+        raise InvalidPayload("a choice field needs its options")
+    used = (
+        await conn.execute(
+            sa.select(field_values.c.value_text)
+            .where(field_values.c.field_id == field_id)
+            .where(field_values.c.value_text.not_in(options))
+            .limit(1)
+        )
+    ).scalar()
+    if used is not None:
+        raise InvalidPayload(
+            f"contacts still hold {used!r}; change their values first, or keep that option"
+        )
+
+
 def stored_value(type_: str, options: list[str], key: str, value: Any) -> dict[str, Any]:
     """The typed columns for `value`, or `InvalidPayload` saying what a valid one looks like."""
 

@@ -77,18 +77,46 @@ def _write(
     }
 
 
+def _delete(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "delete": {
+            "summary": summary,
+            "parameters": params,
+            "responses": {
+                "204": {"description": "done"},
+                "400": _ERROR,
+                "401": _ERROR,
+                "403": _ERROR,
+                "404": _ERROR,
+            },
+        }
+    }
+
+
 def spec(server: str) -> dict[str, Any]:
     from bot.api_contacts import (
         BulkTags,
+        FieldChange,
         FieldValue,
         Merge,
         NewField,
         NewShortcut,
         NewView,
+        ShortcutChange,
         Tags,
+        ViewChange,
     )
     from bot.api_conversations import AgentMessage, Assignment, NewToken
-    from bot.api_people import Member, NewSpace, NewTeam, NewUser, SpaceChange, UserChange
+    from bot.api_people import (
+        Member,
+        NewOrgMember,
+        NewSpace,
+        NewTeam,
+        NewUser,
+        OrgRole,
+        SpaceChange,
+        UserChange,
+    )
 
     parts = parts_adapter.json_schema(ref_template="#/components/schemas/{model}")
     defs = parts.pop("$defs", {})
@@ -109,6 +137,11 @@ def spec(server: str) -> dict[str, Any]:
         Member,
         SpaceChange,
         NewSpace,
+        FieldChange,
+        ViewChange,
+        ShortcutChange,
+        NewOrgMember,
+        OrgRole,
     ):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         defs.update(schema.pop("$defs", {}))
@@ -171,7 +204,18 @@ def spec(server: str) -> dict[str, Any]:
             "/api/v1/conversations": _op(
                 "List conversations, newest first",
                 _list(conversation, "next_before"),
-                [limit, _param("before"), _param("status", type="string", enum=["open", "closed"])],
+                [
+                    limit,
+                    _param("before"),
+                    _param("status", type="string", enum=["open", "closed"]),
+                    _param("handler", type="string", enum=["bot", "flow", "agent"]),
+                    _param("channel_id", type="string", maxLength=32),
+                    _param("contact_id"),
+                    {
+                        **_param("assignee_id", type="integer", minimum=0, maximum=2**63 - 1),
+                        "description": "0: unassigned",
+                    },
+                ],
             ),
             "/api/v1/contacts/{contact_id}": _op(
                 "One contact with its identities", contact, [_param("contact_id", "path")]
@@ -314,18 +358,10 @@ def spec(server: str) -> dict[str, Any]:
             "/api/v1/teams/{team_id}/members": _write(
                 "Add a user to a team", Member, "200", [_param("team_id", "path")]
             ),
-            "/api/v1/teams/{team_id}/members/{user_id}": {
-                "delete": {
-                    "summary": "Take a user out of a team",
-                    "parameters": [_param("team_id", "path"), _param("user_id", "path")],
-                    "responses": {
-                        "204": {"description": "removed"},
-                        "401": _ERROR,
-                        "403": _ERROR,
-                        "404": _ERROR,
-                    },
-                }
-            },
+            "/api/v1/teams/{team_id}": _delete("Delete a team", [_param("team_id", "path")]),
+            "/api/v1/teams/{team_id}/members/{user_id}": _delete(
+                "Take a user out of a team", [_param("team_id", "path"), _param("user_id", "path")]
+            ),
             "/api/v1/space": {
                 **_op("The space's settings", {"type": "object"}, []),
                 **_write("Rename the space or set its time zone", SpaceChange, "200", [], "patch"),
@@ -343,27 +379,65 @@ def spec(server: str) -> dict[str, Any]:
                 **_op("The space's API tokens (never their secrets)", {"type": "object"}, []),
                 **_write("Create a token (shown once)", NewToken, "201", []),
             },
-            "/api/v1/tokens/{token_id}": {
-                "delete": {
-                    "summary": "Revoke a token",
-                    "parameters": [_param("token_id", "path")],
-                    "responses": {
-                        "204": {"description": "revoked"},
-                        "401": _ERROR,
-                        "403": _ERROR,
-                        "404": _ERROR,
-                    },
-                }
+            "/api/v1/tokens/{token_id}": _delete("Revoke a token", [_param("token_id", "path")]),
+            "/api/v1/contacts/{contact_id}/tags/{name}": _delete(
+                "Untag a contact",
+                [_param("contact_id", "path"), _param("name", "path", type="string")],
+            ),
+            "/api/v1/tags": _op(
+                "The space's tags and how many contacts carry each", {"type": "object"}, []
+            ),
+            "/api/v1/fields/{field_id}": {
+                **_write(
+                    "Relabel a field or change a choice field's options",
+                    FieldChange,
+                    "200",
+                    [_param("field_id", "path")],
+                    "patch",
+                ),
+                **_delete("Delete a field and its values", [_param("field_id", "path")]),
             },
-            "/api/v1/contacts/{contact_id}/tags/{name}": {
-                "delete": {
-                    "summary": "Untag a contact",
-                    "parameters": [
-                        _param("contact_id", "path"),
-                        _param("name", "path", type="string"),
-                    ],
-                    "responses": {"204": {"description": "untagged"}, "401": _ERROR, "404": _ERROR},
-                }
+            "/api/v1/views/{view_id}": {
+                **_write(
+                    "Rename a view or change its filter",
+                    ViewChange,
+                    "200",
+                    [_param("view_id", "path")],
+                    "patch",
+                ),
+                **_delete("Delete a view", [_param("view_id", "path")]),
+            },
+            "/api/v1/shortcuts/{shortcut_id}": {
+                **_write(
+                    "Change a shortcut",
+                    ShortcutChange,
+                    "200",
+                    [_param("shortcut_id", "path")],
+                    "patch",
+                ),
+                **_delete("Delete a shortcut", [_param("shortcut_id", "path")]),
+            },
+            "/api/v1/organization": _op(
+                "The organization and its members (organization admins)", {"type": "object"}, []
+            ),
+            "/api/v1/organization/members": _write(
+                "Add someone to the organization (admin, billing_admin or member)",
+                NewOrgMember,
+                "201",
+                [],
+            ),
+            "/api/v1/organization/members/{user_id}": {
+                **_write(
+                    "Change a member's organization role",
+                    OrgRole,
+                    "200",
+                    [_param("user_id", "path")],
+                    "patch",
+                ),
+                **_delete(
+                    "Remove someone from the organization and its spaces",
+                    [_param("user_id", "path")],
+                ),
             },
             "/api/v1/views": {
                 **_op("Saved views: shared, and the caller's own", {"type": "object"}, []),

@@ -87,6 +87,24 @@ async def test_agent_replies_assigns_and_closes(
     await eventually(lambda: _true(len(echo.sent) == 5))
     assert echo.sent[4].parts[0].text.startswith("Starter is free")
 
+    # the list filters by what an agent's inbox needs
+    agent = auth(people["agent"])
+
+    async def ids(**query: str) -> list[int]:
+        resp = await client.get("/api/v1/conversations", params=query, headers=agent)
+        assert resp.status == 200, await resp.text()
+        return [c["id"] for c in (await resp.json())["items"]]
+
+    newer = conv + 1
+    assert await ids() == [newer, conv]
+    assert await ids(assignee_id=str(people["admin_id"])) == [conv]
+    assert await ids(assignee_id="0") == [newer]
+    assert await ids(status="open", handler="bot") == [newer]
+    assert await ids(channel_id=echo.id, status="closed") == [conv]
+    assert await ids(channel_id="elsewhere") == []
+    bad = await client.get("/api/v1/conversations?handler=robot", headers=agent)
+    assert bad.status == 400 and "bot, flow, agent" in (await bad.json())["detail"]
+
 
 async def test_roles(client: TestClient, people: dict[str, Any]) -> None:
     field = {"key": "plan", "type": "text"}

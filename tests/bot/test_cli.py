@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
-from bot.cli import main
+from bot.cli import _parser, main
 from bot.settings import Settings
 
 
@@ -36,27 +37,31 @@ def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
     )
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        [],
-        ["serve"],
-        ["worker"],
-        ["db"],
-        ["db", "upgrade"],
-        ["init"],
-        ["channels"],
-        ["channels", "add"],
-        ["channels", "list"],
-        ["channels", "remove"],
-        ["users"],
-        ["users", "link"],
-    ],
-)
-def test_every_command_has_help(command: list[str]) -> None:
-    result = run(*command, "--help")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("usage: chancenter")
+def _commands(parser: argparse.ArgumentParser, path: list[str]) -> list[list[str]]:
+    found = [path]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += _commands(sub, [*path, name])
+    return found
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    commands = _commands(_parser(), [])
+    assert ["tokens", "revoke"] in commands and ["orgs", "set-role"] in commands
+    for command in commands:
+        with pytest.raises(SystemExit) as exit:
+            main([*command, "--help"])
+        out = capsys.readouterr().out
+        assert exit.value.code == 0, command
+        assert out.startswith("usage: chancenter"), command
+        if command:
+            assert f"chancenter {' '.join(command)}" in out
+
+
+def test_help_runs_as_a_program() -> None:
+    result = run("--help")
+    assert result.returncode == 0 and "ChanCenter" in result.stdout
 
 
 def test_a_bad_setting_is_one_clear_line_not_a_traceback() -> None:

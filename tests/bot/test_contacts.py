@@ -12,10 +12,10 @@ from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
 from bot.auth import create_token
-from bot.bootstrap import create_space
+from bot.bootstrap import SpaceCreated, add_admin, create_space
 from bot.ingest import now
 from bot.keys import DB, DEFAULT_SPACE
-from bot.storage.tables import contacts, identities
+from bot.storage.tables import contacts, identities, spaces
 from tests.conftest import add_channel
 
 
@@ -266,3 +266,86 @@ async def test_merge_moves_everything_and_undo_puts_it_back(
     ]
     status, twice = await api.send("POST", f"/api/v1/merges/{merged['merge_id']}/undo", {})
     assert status == 400 and "already undone" in twice["detail"]
+
+
+async def test_fields_views_and_shortcuts_change_and_go(
+    api: Any, app: Application, people: dict[str, int]
+) -> None:
+    tier = {"key": "tier", "type": "choice", "options": ["a", "b"]}
+    status, field = await api.send("POST", "/api/v1/fields", tier)
+    assert status == 201 and field["label"] == "tier"
+    await api.send("PUT", f"/api/v1/contacts/{people['ana']}/fields/tier", {"value": "b"})
+    url = f"/api/v1/fields/{field['id']}"
+    status, body = await api.send("PATCH", url, {"options": ["a"]})
+    assert status == 400 and "'b'" in body["detail"]  # Ana holds it
+    status, body = await api.send("PATCH", url, {"label": "Tier", "options": ["a", "b", "c"]})
+    assert body["label"] == "Tier" and body["options"] == ["a", "b", "c"]
+
+    status, view = await api.send(
+        "POST",
+        "/api/v1/views",
+        {"name": "B", "filter": {"all": [{"field": "fields.tier", "op": "is", "value": "b"}]}},
+    )
+    status, page = await api.get(f"/api/v1/views/{view['id']}/contacts")
+    assert [c["id"] for c in page["items"]] == [people["ana"]]
+    status, body = await api.send(
+        "PATCH",
+        f"/api/v1/views/{view['id']}",
+        {"filter": {"all": [{"field": "fields.nope", "op": "is_set"}]}},
+    )
+    assert status == 400
+    status, body = await api.send("PATCH", f"/api/v1/views/{view['id']}", {"name": "Tier B"})
+    assert status == 200
+    views = (await api.get("/api/v1/views"))[1]["items"]
+    assert [v["name"] for v in views] == ["Tier B"]
+
+    status, shortcut = await api.send(
+        "POST", "/api/v1/shortcuts", {"name": "hi", "text": "Hi {{contact.first_name}}"}
+    )
+    sc = f"/api/v1/shortcuts/{shortcut['id']}"
+    assert (await api.send("PATCH", sc, {"text": "{{contact.fields.nope}}"}))[0] == 400
+    assert (await api.send("PATCH", sc, {"text": "Your tier: {{contact.fields.tier}}"}))[0] == 200
+    status, rendered = await api.get(f"{sc}/render", contact_id=str(people["ana"]))
+    assert rendered["parts"][0]["text"] == "Your tier: b"
+
+    # deleting the field takes its values with it; the view that used it now says so
+    assert (await api.send("DELETE", url, None))[0] == 204
+    status, body = await api.get(f"/api/v1/views/{view['id']}/contacts")
+    assert status == 400 and "tier" in body["detail"]
+    for path in (f"/api/v1/views/{view['id']}", sc):
+        assert (await api.send("DELETE", path, None))[0] == 204
+        assert (await api.send("DELETE", path, None))[0] == 404
+
+
+async def test_personal_views_belong_to_their_owner(client: TestClient, app: Application) -> None:
+    async with app[DB].write() as conn:
+        space = app[DEFAULT_SPACE]
+        org = (
+            await conn.execute(sa.select(spaces.c.organization_id).where(spaces.c.id == space))
+        ).scalar_one()
+        ana = await add_admin(conn, SpaceCreated(org, space, None), "Ana", "ana@example.com")
+        bo = await add_admin(conn, SpaceCreated(org, space, None), "Bo", "bo@example.com")
+        agent_ana = {
+            "Authorization": f"Bearer {await create_token(conn, space, ana, 'a', 'agent')}"
+        }
+        agent_bo = {"Authorization": f"Bearer {await create_token(conn, space, bo, 'b', 'agent')}"}
+    mine = {"name": "mine", "filter": {"all": []}, "shared": False}
+    made = await (await client.post("/api/v1/views", json=mine, headers=agent_ana)).json()
+    url = f"/api/v1/views/{made['id']}"
+    assert (await client.patch(url, json={"name": "x"}, headers=agent_bo)).status == 404
+    assert (await client.patch(url, json={"name": "renamed"}, headers=agent_ana)).status == 200
+    shared = await client.post("/api/v1/views", json={**mine, "shared": True}, headers=agent_ana)
+    assert shared.status == 403  # agents keep views to themselves
+    assert (await client.delete(url, headers=agent_bo)).status == 404
+    assert (await client.delete(url, headers=agent_ana)).status == 204
+
+
+async def test_tags_are_listed_with_their_counts(api: Any, people: dict[str, int]) -> None:
+    await api.send("POST", f"/api/v1/contacts/{people['bruno']}/tags", {"tags": ["vip", "late"]})
+    await api.send("DELETE", f"/api/v1/contacts/{people['bruno']}/tags/late", None)
+    status, body = await api.get("/api/v1/tags")
+    assert status == 200 and body["items"] == [
+        {"name": "late", "contacts": 0},
+        {"name": "lisbon", "contacts": 2},
+        {"name": "vip", "contacts": 2},
+    ]

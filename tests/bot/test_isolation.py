@@ -12,7 +12,15 @@ from aiohttp.web import Application
 from bot.auth import create_token
 from bot.bootstrap import create_space
 from bot.keys import DB
-from bot.storage.tables import api_tokens, contacts, conversations, shortcuts, teams, views
+from bot.storage.tables import (
+    api_tokens,
+    contacts,
+    conversations,
+    field_definitions,
+    shortcuts,
+    teams,
+    views,
+)
 from tests.bot.test_api_conversations import auth, open_conversation, people  # noqa: F401
 from tests.fakes.echo_channel import EchoChannel
 
@@ -24,6 +32,10 @@ BODIES: dict[str, Any] = {
     "/api/v1/contacts/{contact_id}/merge": {"other_id": 1},
     "/api/v1/users/{user_id}": {"availability": "away"},
     "/api/v1/teams/{team_id}/members": {"user_id": 1},
+    "/api/v1/fields/{field_id}": {"label": "x"},
+    "/api/v1/views/{view_id}": {"name": "x"},
+    "/api/v1/shortcuts/{shortcut_id}": {"name": "x"},
+    "/api/v1/organization/members/{user_id}": {"role": "member"},
 }
 
 
@@ -44,6 +56,7 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
             "conversation_id": (await conn.execute(sa.select(conversations.c.id))).scalar_one(),
             "contact_id": (await conn.execute(sa.select(contacts.c.id))).scalar_one(),
             "view_id": (await conn.execute(sa.select(views.c.id))).scalar_one(),
+            "field_id": (await conn.execute(sa.select(field_definitions.c.id))).scalar_one(),
             "shortcut_id": (await conn.execute(sa.select(shortcuts.c.id))).scalar_one(),
             "token_id": (await conn.execute(sa.select(sa.func.min(api_tokens.c.id)))).scalar(),
             "merge_id": 1,
@@ -68,7 +81,7 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
             )
             assert resp.status == 404, f"{method.upper()} {url}: {resp.status}"
             checked += 1
-    assert checked >= 18  # every id route in the document
+    assert checked >= 27  # every id route in the document
 
     # lists show nothing of the other space
     for path in (
@@ -79,6 +92,7 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
         "/api/v1/fields",
         "/api/v1/users",
         "/api/v1/teams",
+        "/api/v1/tags",
     ):
         items = (await (await client.get(path, headers=stranger)).json())["items"]
         assert items == [], path

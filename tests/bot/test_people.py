@@ -8,8 +8,11 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from bot.auth import create_token
+from bot.bootstrap import add_admin, create_space
 from bot.keys import DB, DEFAULT_SPACE
+from bot.storage.tables import team_members
 from tests.bot.test_api_conversations import auth, open_conversation, people  # noqa: F401
+from tests.conftest import count
 
 
 async def test_users_teams_and_space(client: TestClient, people: dict[str, Any]) -> None:
@@ -99,3 +102,71 @@ async def test_org_admins_create_spaces_and_billing_sees_only_usage(
     (row,) = figures["items"]
     assert row["channel_id"] == echo.id and row["in"] == 1 and row["out"] == 2
     assert len(row["month"]) == 7
+
+
+async def test_organization_members_across_organizations(
+    client: TestClient, app, people: dict[str, Any]
+) -> None:
+    admin, manager = auth(people["admin"]), auth(people["manager"])
+    # a second organization whose admin is the same person as a member of the first
+    async with app[DB].write() as conn:
+        other = await create_space(conn, "Globex", "Main", default=False, webchat=False)
+        carla = await add_admin(conn, other, "Carla", "carla@example.com")
+        globex = auth(await create_token(conn, other.space_id, carla, "g", "admin"))
+    new = {"name": "Carla", "email": "carla@example.com", "role": "billing_admin"}
+    assert (
+        await client.post("/api/v1/organization/members", json=new, headers=manager)
+    ).status == 403
+    added = await client.post("/api/v1/organization/members", json=new, headers=admin)
+    assert added.status == 201 and (await added.json())["user_id"] == carla
+    # Carla is in both; each organization lists its own members only
+    ours = await (await client.get("/api/v1/organization", headers=admin)).json()
+    theirs = await (await client.get("/api/v1/organization", headers=globex)).json()
+    assert {(m["email"], m["role"]) for m in ours["members"]} == {
+        ("bea@example.com", "admin"),
+        ("carla@example.com", "billing_admin"),
+    }
+    assert [(m["email"], m["role"]) for m in theirs["members"]] == [("carla@example.com", "admin")]
+
+    # the last admin stays; a promoted member may then demote the first
+    url = f"/api/v1/organization/members/{people['admin_id']}"
+    last = await client.patch(url, json={"role": "member"}, headers=admin)
+    assert last.status == 400 and "at least one admin" in (await last.json())["detail"]
+    assert (
+        await client.patch(
+            f"/api/v1/organization/members/{carla}", json={"role": "admin"}, headers=admin
+        )
+    ).status == 200
+    # an admin token of a user who is no longer an org admin loses the organization's rights
+    assert (await client.patch(url, json={"role": "member"}, headers=admin)).status == 200
+    assert (await client.get("/api/v1/organization", headers=admin)).status == 403
+
+    # removing Carla from this organization leaves her other one alone
+    async with app[DB].write() as conn:
+        owner = auth(await create_token(conn, app[DEFAULT_SPACE], None, "org", "admin"))
+    sole = await client.delete(f"/api/v1/organization/members/{carla}", headers=owner)
+    assert sole.status == 400  # she is this organization's only admin now
+    assert (await client.patch(url, json={"role": "admin"}, headers=owner)).status == 200
+    gone = await client.delete(f"/api/v1/organization/members/{carla}", headers=owner)
+    assert gone.status == 204
+    theirs = await (await client.get("/api/v1/organization", headers=globex)).json()
+    assert [m["email"] for m in theirs["members"]] == ["carla@example.com"]
+    missing = await client.delete(f"/api/v1/organization/members/{carla}", headers=owner)
+    assert missing.status == 404
+
+
+async def test_teams_are_deleted_with_their_memberships(
+    client: TestClient, app, people: dict[str, Any]
+) -> None:
+    manager, agent = auth(people["manager"]), auth(people["agent"])
+    team = (await (await client.post("/api/v1/teams", json={"name": "T"}, headers=manager)).json())[
+        "id"
+    ]
+    await client.post(
+        f"/api/v1/teams/{team}/members", json={"user_id": people["admin_id"]}, headers=manager
+    )
+    assert (await client.delete(f"/api/v1/teams/{team}", headers=agent)).status == 403
+    assert (await client.delete(f"/api/v1/teams/{team}", headers=manager)).status == 204
+    assert (await (await client.get("/api/v1/teams", headers=agent)).json())["items"] == []
+    assert await count(app, team_members) == 0
+    assert (await client.delete(f"/api/v1/teams/{team}", headers=manager)).status == 404

@@ -1,0 +1,73 @@
+"""The admin command groups: each one is an in-process API call, rules and errors included."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _hub_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("CHANCENTER_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
+    monkeypatch.setenv("CHANCENTER_DATA_DIR", str(tmp_path))
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:], root.level = handlers, level
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_fields_views_and_tags_from_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "fields", "add", "plan", "choice", "--option", "free")
+    assert code == 0 and json.loads(out)["options"] == ["free"]
+    code, _, err = cli(capsys, "fields", "add", "plan", "text")
+    assert code == 2 and "already exists" in err  # the API's own error, one line
+    code, out, _ = cli(
+        capsys, "fields", "set", "1", "--label", "Plan", "--option", "free", "--option", "pro"
+    )
+    assert json.loads(out)["label"] == "Plan" and json.loads(out)["options"] == ["free", "pro"]
+    assert cli(capsys, "fields", "list")[1].splitlines()[1].startswith("1\tplan\tPlan\tchoice")
+
+    group = json.dumps({"all": [{"field": "fields.plan", "op": "is", "value": "pro"}]})
+    code, out, _ = cli(capsys, "views", "create", "Pro", group)
+    view = json.loads(out)["id"]
+    code, _, err = cli(capsys, "views", "contacts", str(view))
+    assert code == 0 and "0 in all" in err
+    code, _, err = cli(
+        capsys, "views", "create", "Bad", '{"all": [{"field": "nope", "op": "is", "value": 1}]}'
+    )
+    assert code == 2 and "nope" in err
+    assert cli(capsys, "fields", "remove", "1")[1].strip() == "done"
+    assert cli(capsys, "fields", "list")[2].startswith("(none)")
+
+
+def test_organization_members_and_tokens(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(capsys, "init", "--admin-email", "ana@example.com")[0] == 0
+    code, out, _ = cli(
+        capsys, "orgs", "add-member", "bo@example.com", "--name", "Bo", "--role", "billing_admin"
+    )
+    assert code == 0 and json.loads(out)["role"] == "billing_admin"
+    code, _, err = cli(capsys, "orgs", "set-role", "1", "member")
+    assert code == 2 and "at least one admin" in err
+    members = json.loads(cli(capsys, "orgs", "show")[1])["members"]
+    assert [(m["email"], m["role"]) for m in members] == [
+        ("ana@example.com", "admin"),
+        ("bo@example.com", "billing_admin"),
+    ]
+    code, out, _ = cli(capsys, "tokens", "create", "reports", "--role", "billing")
+    assert json.loads(out)["token"].startswith("cc_")
+    listed = cli(capsys, "tokens", "list")[1]
+    assert "reports" in listed and "cc_" not in listed
+    assert cli(capsys, "teams", "create", "Sales")[0] == 0
+    code, _, err = cli(capsys, "teams", "add-member", "1", "99")
+    assert code == 2 and "no user 99" in err
