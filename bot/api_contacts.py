@@ -468,7 +468,9 @@ async def change_shortcut(request: web.Request) -> web.Response:
         shortcut_id = await _owned(conn, request, shortcuts, "shortcut")
         if change.text is not None:
             shortcut_ops.check(change.text, set(await contact_ops.field_defs(conn, space_id)))
-        values = change.model_dump(exclude_unset=True)
+        values = change.model_dump(exclude_none=True)
+        if "attachment_url" in change.model_fields_set:
+            values["attachment_url"] = change.attachment_url  # null removes it
         if values:
             await conn.execute(
                 shortcuts.update().where(shortcuts.c.id == shortcut_id).values(**values)

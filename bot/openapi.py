@@ -32,6 +32,7 @@ def _op(summary: str, schema: dict[str, Any], params: list[dict[str, Any]]) -> d
                 "200": {"description": "OK", "content": {"application/json": {"schema": schema}}},
                 "400": _ERROR,
                 "401": _ERROR,
+                "403": _ERROR,
                 "404": _ERROR,
             },
         }

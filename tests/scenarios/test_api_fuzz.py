@@ -50,6 +50,9 @@ async def test_the_api_keeps_its_openapi_promises(hub: HubProcess, tmp_path: Pat
         "7",
         "--checks",
         CHECKS,
+        # revoking a token at random would revoke the fuzzer's own and end the run in 401s
+        "--exclude-name",
+        "DELETE /api/v1/tokens/{token_id}",
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         cwd=tmp_path,
