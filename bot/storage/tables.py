@@ -62,6 +62,9 @@ spaces = Table(
     Column("name", String(200), nullable=False),
     Column("timezone", String(64), nullable=False, server_default="UTC"),
     Column("is_default", Integer, nullable=False, server_default="0"),
+    # {"days": {"mon": ["09:00", "18:00"], ...}, "holidays": ["2026-12-25"],
+    #  "away_text": "...", "away_every_minutes": 720, "handover_keywords": {"en": [...]}}
+    Column("settings", JSON, nullable=False, default=dict, server_default="{}"),
     _created(),
 )
 
@@ -71,6 +74,7 @@ space_members = Table(
     Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), primary_key=True),
     Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("role", String(16), nullable=False),  # manager | agent
+    Column("capacity", Integer),  # most open conversations at once; null: no limit
 )
 
 api_tokens = Table(
@@ -143,12 +147,18 @@ conversations = Table(
     Column("contact_id", ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
     Column("channel_id", ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
     Column("identity_id", ForeignKey("identities.id", ondelete="CASCADE"), nullable=False),
-    Column("handler", String(8), nullable=False, server_default="bot"),  # bot | flow | agent
+    # bot | flow | waiting (handed over, nobody claimed) | agent
+    Column("handler", String(8), nullable=False, server_default="bot"),
     Column("status", String(8), nullable=False, server_default="open"),  # open | closed
     Column("assignee_id", ForeignKey("users.id", ondelete="SET NULL")),
     _created(),
     Column("last_message_at", DateTime(timezone=True)),
     Column("closed_at", DateTime(timezone=True)),
+    Column("bot_fallbacks", Integer, nullable=False, server_default="0"),  # in a row
+    Column(
+        "team_id", ForeignKey("teams.id", ondelete="SET NULL", name="fk_conversations_team")
+    ),  # the queue while waiting
+    Column("away_sent_at", DateTime(timezone=True)),
     Index("ix_conversations_space_last_message", "space_id", "last_message_at"),
     # at most one open conversation per identity: get-or-open relies on it
     Index(
@@ -340,4 +350,44 @@ team_members = Table(
     metadata,
     Column("team_id", ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
     Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+# Who was given each conversation, by whom, when (assignments and claims).
+assignments = Table(
+    "assignments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("conversation_id", ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", ForeignKey("users.id", ondelete="SET NULL")),  # null: unassigned
+    Column("by_user_id", ForeignKey("users.id", ondelete="SET NULL")),  # null: the hub
+    _created(),
+    Index("ix_assignments_conversation", "conversation_id"),
+)
+
+# What the agent desk (Slack) must be told, written with the change that caused it and
+# drained by the desk relay with retries: a Slack outage delays a thread, never drops it.
+desk_outbox = Table(
+    "desk_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("conversation_id", ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),  # handover | message | state
+    Column("message_id", ForeignKey("messages.id", ondelete="CASCADE")),
+    Column("note", Text),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    Column("last_error", Text),
+)
+
+# A conversation's Slack thread.
+slack_threads = Table(
+    "slack_threads",
+    metadata,
+    Column(
+        "conversation_id", ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("slack_channel", String(32), nullable=False),
+    Column("ts", String(32), nullable=False),
+    UniqueConstraint("slack_channel", "ts", name="uq_slack_threads_channel_ts"),
 )
