@@ -25,6 +25,7 @@ from bot.keys import (
     CHANNELS,
     DB,
     DEFAULT_SPACE,
+    DESK_WAKE,
     HTTP,
     INGESTOR,
     METRICS,
@@ -106,7 +107,8 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         raise ConfigError(f"no {bot_kind!r} bot is installed (installed: {installed})")
     app[BOTS] = SingleBot(factory(settings))
     sender = Sender(db, app[CHANNELS], metrics)
-    worker = Worker(db, plugins.handlers, app[BOTS], metrics, app)
+    desk = app.get(DESK_WAKE)  # set by an agent-desk extension (Slack) when configured
+    worker = Worker(db, plugins.handlers, app[BOTS], metrics, app, desk.set if desk else None)
     app[SENDER] = sender
     app[QUEUE] = LocalWorkQueue(
         db, worker, metrics, settings.worker_concurrency, on_done=sender.notify

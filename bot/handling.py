@@ -8,6 +8,7 @@ removal, and only if nobody changed the conversation's handler meanwhile.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -21,9 +22,11 @@ class ConversationState:
     space_id: int
     contact_id: int
     channel_id: str
-    handler: str  # bot | flow | agent
+    handler: str  # bot | flow | waiting | agent
     status: str
     language: str | None
+    bot_fallbacks: int = 0
+    away_sent_at: Any = None
 
 
 @dataclass
@@ -34,8 +37,15 @@ class HandlerContext:
     conversation: ConversationState
     bots: BotProvider
     app: web.Application  # the hub's services, for handlers that administer it
+    desk_enabled: bool = False
     replies: list[tuple[Part, ...]] = field(default_factory=list)
     new_handler: str | None = None
+    assignee_id: int | None = None  # with new_handler "agent"
+    team_id: int | None = None  # the queue a waiting conversation sits in
+    bot_fallbacks: int | None = None  # the new count of fallbacks in a row
+    away_sent: bool = False
+    set_fields: dict[str, Any] = field(default_factory=dict)
+    desk: list[tuple[str, str | None]] = field(default_factory=list)  # (kind, note)
 
     def reply(self, *parts: Part) -> None:
         """Queue one outbound message to the contact."""
@@ -43,3 +53,10 @@ class HandlerContext:
 
     def hand_over(self, handler: str) -> None:
         self.new_handler = handler
+
+    def tell_desk(self, kind: str, note: str | None = None) -> None:
+        """Queue a notice for the agent desk: `handover`, `message` (this one) or `state`.
+
+        Without a desk (no Slack configured) there is nobody to tell."""
+        if self.desk_enabled:
+            self.desk.append((kind, note))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 from aiohttp import web
 
@@ -26,3 +28,5 @@ INGESTOR = web.AppKey("ingestor", Ingestor)
 QUEUE = web.AppKey("queue", LocalWorkQueue)
 SENDER = web.AppKey("sender", Sender)
 DEFAULT_SPACE = web.AppKey("default_space", int)
+# set when the agent desk has new notices to deliver (the desk relay waits on it)
+DESK_WAKE = web.AppKey("desk_wake", asyncio.Event)

@@ -27,6 +27,17 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.bot_errors = Counter(
+            "chancenter_bot_errors",
+            "Bot calls that failed or timed out (the contact got the fallback reply)",
+            registry=r,
+        )
+        self.handovers = Counter(
+            "chancenter_handovers",
+            "Conversations handed to people, by trigger (bot, keyword, fallbacks, errors)",
+            ["trigger"],
+            registry=r,
+        )
         self.dead_letters = Counter(
             "chancenter_work_dead_letters",
             "Work items set aside after repeated failures",

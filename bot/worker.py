@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,8 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.bots import BotProvider
+from bot.contacts import set_field
+from bot.errors import ChanCenterError
 from bot.handling import ConversationState, HandlerContext
 from bot.ingest import now
 from bot.metrics import Metrics
@@ -28,7 +30,15 @@ from bot.model import event_adapter, parts_adapter
 from bot.plugins import Handler
 from bot.storage.db import Database
 from bot.storage.group import GroupCommitter
-from bot.storage.tables import contacts, conversations, messages, outbox, work_items
+from bot.storage.tables import (
+    assignments,
+    contacts,
+    conversations,
+    desk_outbox,
+    messages,
+    outbox,
+    work_items,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +64,10 @@ class Worker:
         bots: BotProvider,
         metrics: Metrics,
         app: web.Application,
+        on_desk: Callable[[], None] | None = None,
     ) -> None:
         self._app = app
+        self._on_desk = on_desk
         self._db = db
         self._handlers = handlers
         self._bots = bots
@@ -80,13 +92,23 @@ class Worker:
                 conversation=state,
                 bots=self._bots,
                 app=self._app,
+                desk_enabled=self._on_desk is not None,
             )
             for handler in self._handlers:
                 if await handler(ctx.event, ctx):
                     break
             if await self._group.submit(_Effects(item, ctx)):
                 self._metrics.messages.labels(direction="out").inc(len(ctx.replies))
-                return dataclasses.replace(state, handler=ctx.new_handler or state.handler)
+                if ctx.desk and self._on_desk is not None:
+                    self._on_desk()
+                return dataclasses.replace(
+                    state,
+                    handler=ctx.new_handler or state.handler,
+                    bot_fallbacks=(
+                        ctx.bot_fallbacks if ctx.bot_fallbacks is not None else state.bot_fallbacks
+                    ),
+                    away_sent_at=now() if ctx.away_sent else state.away_sent_at,
+                )
             log.info(
                 "conversation changed hands while handling; handling again",
                 extra={"conversation": state.id, "work_item": item.id},
@@ -108,12 +130,62 @@ class Worker:
                         conversations.c.handler,
                         conversations.c.status,
                         contacts.c.language,
+                        conversations.c.bot_fallbacks,
+                        conversations.c.away_sent_at,
                     )
                     .join(contacts, contacts.c.id == conversations.c.contact_id)
                     .where(conversations.c.id == conversation_id)
                 )
             ).one()
         return ConversationState(**row._mapping)
+
+    async def _write_state(self, conn: AsyncConnection, ctx: HandlerContext, at: Any) -> None:
+        """Handover, assignment, counters, fields and desk notices a handler asked for."""
+        conversation = ctx.conversation
+        values: dict[str, Any] = {}
+        if ctx.bot_fallbacks is not None:
+            values["bot_fallbacks"] = ctx.bot_fallbacks
+        if ctx.new_handler and ctx.new_handler != conversation.handler:
+            values["handler"] = ctx.new_handler
+            values["bot_fallbacks"] = 0
+        if ctx.assignee_id is not None:
+            values["assignee_id"] = ctx.assignee_id
+        if ctx.team_id is not None:
+            values["team_id"] = ctx.team_id
+        if ctx.away_sent:
+            values["away_sent_at"] = at
+        if values:
+            await conn.execute(
+                conversations.update().where(conversations.c.id == conversation.id).values(**values)
+            )
+        if ctx.assignee_id is not None:
+            await conn.execute(
+                assignments.insert().values(
+                    conversation_id=conversation.id, user_id=ctx.assignee_id
+                )
+            )
+        for key, value in ctx.set_fields.items():
+            try:
+                await set_field(conn, conversation.space_id, conversation.contact_id, key, value)
+            except ChanCenterError as exc:
+                log.warning(
+                    "bot asked to save a field that was refused",
+                    extra={"conversation": conversation.id, "field": key, "error": str(exc)},
+                )
+        if ctx.desk:
+            await conn.execute(
+                desk_outbox.insert(),
+                [
+                    {
+                        "conversation_id": conversation.id,
+                        "kind": kind,
+                        "message_id": ctx.message_id if kind == "message" else None,
+                        "note": note,
+                        "next_attempt_at": at,
+                    }
+                    for kind, note in ctx.desk
+                ],
+            )
 
     async def _write(self, conn: AsyncConnection, batch: list[_Effects]) -> list[bool]:
         """One transaction for many conversations' effects; False: the handler changed."""
@@ -161,12 +233,7 @@ class Worker:
             if rows:
                 await conn.execute(outbox.insert(), rows)
         for e in done:
-            if e.ctx.new_handler and e.ctx.new_handler != e.ctx.conversation.handler:
-                await conn.execute(
-                    conversations.update()
-                    .where(conversations.c.id == e.ctx.conversation.id)
-                    .values(handler=e.ctx.new_handler)
-                )
+            await self._write_state(conn, e.ctx, at)
         # kept off the ingest hot path: these conversations and contacts were active now
         await conn.execute(
             conversations.update()

@@ -5,13 +5,17 @@ from __future__ import annotations
 import logging
 
 from bot.bots import BotQuery, BotReply
+from bot.errors import IntegrationError
 from bot.handling import HandlerContext
-from bot.model import Inbound, Postback, Reaction, text_of
+from bot.keys import METRICS
+from bot.model import Inbound, Postback, Reaction, TextPart, text_of
+from handlers.handover import hand_over
 
 log = logging.getLogger(__name__)
 
 WELCOME = "WELCOME"
 EVENT_PREFIX = "event:"
+MAX_FALLBACKS = 2  # misses in a row before people take over
 
 
 def _query(event: Inbound, session_id: str, language: str | None) -> BotQuery | None:
@@ -26,26 +30,39 @@ def _query(event: Inbound, session_id: str, language: str | None) -> BotQuery | 
     return BotQuery(session_id=session_id, text=text, language=language) if text.strip() else None
 
 
+BOT_ERROR_TEXT = "Sorry, I can't answer right now. Please try again in a moment."
+
+
 async def answer_with_bot(event: Inbound, ctx: HandlerContext) -> bool:
     conversation = ctx.conversation
     bot = ctx.bots.for_space(conversation.space_id)
     session_id = f"conversation-{conversation.id}"
-    replies: list[BotReply] = []
+    queries: list[BotQuery] = []
     if ctx.opened:
-        replies.append(
-            await bot.detect(
-                BotQuery(session_id=session_id, event=WELCOME, language=conversation.language)
-            )
+        queries.append(
+            BotQuery(session_id=session_id, event=WELCOME, language=conversation.language)
         )
-    query = _query(event, session_id, conversation.language)
-    if query is not None:
-        reply = await bot.detect(query)
+    if (query := _query(event, session_id, conversation.language)) is not None:
+        queries.append(query)
+    replies: list[BotReply] = []
+    failed = False
+    for query in queries:
+        try:
+            reply = await bot.detect(query)
+        except IntegrationError as exc:
+            # never leave the contact unanswered: say so, count it, hand over if it repeats
+            ctx.app[METRICS].bot_errors.inc()
+            log.warning("bot failed", extra={"conversation": conversation.id, "error": str(exc)})
+            failed = True
+            break
         # On a new conversation the welcome already answered a greeting or gibberish.
-        if not (ctx.opened and (reply.fallback or reply.intent == replies[0].intent)):
-            replies.append(reply)
+        if replies and ctx.opened and (reply.fallback or reply.intent == replies[0].intent):
+            continue
+        replies.append(reply)
     for reply in replies:
         for parts in reply.messages:
             ctx.reply(*parts)
+        ctx.set_fields.update(reply.payload.get("set_fields") or {})
         log.info(
             "bot answered",
             extra={
@@ -54,7 +71,25 @@ async def answer_with_bot(event: Inbound, ctx: HandlerContext) -> bool:
                 "confidence": reply.confidence,
             },
         )
-        if reply.handover:
-            ctx.hand_over("agent")
-            log.info("bot asked for a human", extra={"conversation": conversation.id})
+    if failed:
+        ctx.reply(TextPart(text=BOT_ERROR_TEXT))
+    last = replies[-1] if replies else None
+    if last is not None and last.handover:
+        payload = last.payload
+        await hand_over(
+            ctx,
+            "bot",
+            note=payload.get("note"),
+            team=payload.get("team"),
+            agent=payload.get("agent"),
+        )
+        return True
+    misses = conversation.bot_fallbacks + 1 if failed or (last and last.fallback) else 0
+    ctx.bot_fallbacks = misses
+    if misses >= MAX_FALLBACKS:
+        await hand_over(
+            ctx,
+            "errors" if failed else "fallbacks",
+            note=f"the bot {'failed' if failed else 'did not understand'} {misses} times in a row",
+        )
     return True

@@ -1,7 +1,8 @@
 """The routing chain: automations -> active flow -> agent -> bot.
 
-Automations and flows arrive with their issues; today a conversation is the
-bot's until the bot hands it over, and then the bot stays silent.
+A conversation is the bot's until it is handed over (the bot asks, it misses
+twice in a row, or the contact asks for a person); from then on the bot is
+silent and the contact's messages go to the agent desk.
 """
 
 from __future__ import annotations
@@ -9,18 +10,28 @@ from __future__ import annotations
 import logging
 
 from bot.handling import HandlerContext
-from bot.model import Inbound
+from bot.model import Inbound, MessageReceived, Postback, TextPart, text_of
 from handlers.bot import answer_with_bot
+from handlers.handover import asks_for_human, hand_over, space_settings
 
 log = logging.getLogger(__name__)
+
+HANDOVER_TEXT = "Sure, I'm getting a person to help you."
 
 
 async def route(event: Inbound, ctx: HandlerContext) -> bool:
     """Entry point `chancenter.handlers:route`."""
-    if ctx.conversation.handler == "bot":
-        return await answer_with_bot(event, ctx)
-    log.debug(
-        "bot silent: conversation is not the bot's",
-        extra={"conversation": ctx.conversation.id, "handler": ctx.conversation.handler},
-    )
-    return True
+    conversation = ctx.conversation
+    if conversation.handler in ("waiting", "agent"):
+        if isinstance(event, MessageReceived | Postback):
+            ctx.tell_desk("message")
+        return True
+    if conversation.handler != "bot":
+        return True
+    if isinstance(event, MessageReceived):
+        settings, _ = await space_settings(ctx)
+        if asks_for_human(text_of(event.parts), conversation.language, settings):
+            ctx.reply(TextPart(text=settings.get("handover_text") or HANDOVER_TEXT))
+            await hand_over(ctx, "keyword", note="the contact asked for a person")
+            return True
+    return await answer_with_bot(event, ctx)

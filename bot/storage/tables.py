@@ -384,9 +384,7 @@ desk_outbox = Table(
 slack_threads = Table(
     "slack_threads",
     metadata,
-    Column(
-        "conversation_id", ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
-    ),
+    Column("conversation_id", ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True),
     Column("slack_channel", String(32), nullable=False),
     Column("ts", String(32), nullable=False),
     UniqueConstraint("slack_channel", "ts", name="uq_slack_threads_channel_ts"),

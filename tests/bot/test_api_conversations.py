@@ -55,16 +55,16 @@ async def test_agent_replies_assigns_and_closes(
     client: TestClient, app: Application, echo: EchoChannel, people: dict[str, Any]
 ) -> None:
     conv = await open_conversation(client, app, echo)
-    await eventually(lambda: _true(len(echo.sent) == 2))  # welcome + handover notice
+    await eventually(lambda: _true(len(echo.sent) == 3))  # welcome, handover notice, away
     headers = auth(people["agent"], **{"Idempotency-Key": "k1"})
     url = f"/api/v1/conversations/{conv}/messages"
     first = await client.post(url, json={"text": "Hi, Bea here. How can I help?"}, headers=headers)
     assert first.status == 202
     again = await client.post(url, json={"text": "Hi, Bea here. How can I help?"}, headers=headers)
     assert (await again.json())["duplicate"] is True
-    await eventually(lambda: _true(len(echo.sent) == 3))
-    assert echo.sent[2].sender_name == "Bea"
-    assert echo.sent[2].parts[0].text == "Hi, Bea here. How can I help?"
+    await eventually(lambda: _true(len(echo.sent) == 4))
+    assert echo.sent[3].sender_name == "Bea"
+    assert echo.sent[3].parts[0].text == "Hi, Bea here. How can I help?"
 
     resp = await client.post(
         f"/api/v1/conversations/{conv}/assign",
@@ -84,8 +84,8 @@ async def test_agent_replies_assigns_and_closes(
     assert closed.status == 400 and "closed" in (await closed.json())["detail"]
     # the contact writes again: a new conversation, answered by the bot
     await post(client, echo.id, body({"id": "2", "from": "u1", "text": "pricing"}))
-    await eventually(lambda: _true(len(echo.sent) == 5))
-    assert echo.sent[4].parts[0].text.startswith("Starter is free")
+    await eventually(lambda: _true(len(echo.sent) == 6))
+    assert echo.sent[5].parts[0].text.startswith("Starter is free")
 
     # the list filters by what an agent's inbox needs
     agent = auth(people["agent"])

@@ -100,7 +100,7 @@ async def test_org_admins_create_spaces_and_billing_sees_only_usage(
     assert (await client.get("/api/v1/contacts", headers=billing)).status == 403
     figures = await (await client.get("/api/v1/usage", headers=billing)).json()
     (row,) = figures["items"]
-    assert row["channel_id"] == echo.id and row["in"] == 1 and row["out"] == 2
+    assert row["channel_id"] == echo.id and row["in"] == 1 and row["out"] == 3
     assert len(row["month"]) == 7
 
 

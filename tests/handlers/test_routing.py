@@ -34,14 +34,15 @@ async def test_handover_hands_the_conversation_to_agents_and_the_bot_goes_silent
     await eventually(lambda: drained(app))
     async with app[DB].read() as conn:
         handler = (await conn.execute(sa.select(conversations.c.handler))).scalar_one()
-    assert handler == "agent"
-    await eventually(lambda: _true(len(echo.sent) == 2))
+    assert handler == "waiting"  # nobody is online to take it
+    await eventually(lambda: _true(len(echo.sent) == 3))
     assert echo.sent[1].parts[0].text.startswith("Sure, I'm connecting you")
+    assert "away right now" in echo.sent[2].parts[0].text
 
     await post(client, echo.id, body({"id": "3", "from": "u", "text": "pricing"}))
     await eventually(lambda: drained(app))
     assert await count(app, messages, messages.c.direction == "in") == 3
-    assert await count(app, messages, messages.c.direction == "out") == 2  # no bot answer
+    assert await count(app, messages, messages.c.direction == "out") == 3  # no bot answer
 
 
 async def _true(value: bool) -> bool:
