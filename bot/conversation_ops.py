@@ -87,9 +87,14 @@ async def close(conn: AsyncConnection, conversation_id: int) -> None:
 
 
 async def assign(
-    conn: AsyncConnection, conversation: Any, user_id: int | None, by_user_id: int | None
+    conn: AsyncConnection,
+    conversation: Any,
+    user_id: int | None,
+    by_user_id: int | None,
+    take: bool = False,
 ) -> None:
-    """Give the conversation to a member of its space (None unassigns)."""
+    """Give the conversation to a member of its space (None unassigns); with `take`,
+    the assignee answers from now on (the bot steps back)."""
     if user_id is not None:
         member = (
             await conn.execute(
@@ -101,10 +106,11 @@ async def assign(
         ).first()
         if member is None:
             raise NotFound(f"no user {user_id} in this space")
+    values: dict[str, Any] = {"assignee_id": user_id}
+    if take and user_id is not None and conversation.status == "open":
+        values["handler"] = "agent"
     await conn.execute(
-        conversations.update()
-        .where(conversations.c.id == conversation.id)
-        .values(assignee_id=user_id)
+        conversations.update().where(conversations.c.id == conversation.id).values(**values)
     )
     await _record(conn, conversation.id, user_id, by_user_id)
 

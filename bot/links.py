@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -74,6 +75,11 @@ async def linked_admin(conn: AsyncConnection, channel_id: str, external_id: str)
     ).scalar()
     if user is None:
         return None
+    return int(user) if await may_administer(conn, space, user) else None
+
+
+async def may_administer(conn: AsyncConnection, space: Any, user: int) -> bool:
+    """A manager of the space or an admin of its organization."""
     manager = sa.select(space_members.c.user_id).where(
         space_members.c.space_id == space,
         space_members.c.user_id == user,
@@ -88,5 +94,4 @@ async def linked_admin(conn: AsyncConnection, channel_id: str, external_id: str)
             organization_members.c.role == "admin",
         )
     )
-    allowed = (await conn.execute(sa.union(manager, org_admin))).first()
-    return int(user) if allowed else None
+    return (await conn.execute(sa.union(manager, org_admin))).first() is not None

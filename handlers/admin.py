@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import shlex
 
+from aiohttp import web
+
 from bot import channel_admin
 from bot.errors import ChanCenterError
 from bot.handling import HandlerContext
@@ -56,16 +58,16 @@ async def admin_commands(event: Inbound, ctx: HandlerContext) -> bool:
         user = await linked_admin(conn, channel_id, sender)
     if user is None:
         return False  # not an admin: an ordinary message
-    ctx.reply(TextPart(text=await _channel(ctx, text)))
+    ctx.reply(TextPart(text=await channel_command(ctx.app, ctx.conversation.space_id, text)))
     return True
 
 
-async def _channel(ctx: HandlerContext, text: str) -> str:
+async def channel_command(app: web.Application, space_id: int, text: str) -> str:
+    """`/channel add|list|remove ...` for a space, answered in words (also used from Slack)."""
     try:
         words = shlex.split(text)[1:]
     except ValueError as exc:
         return f"Cannot read that: {exc}\n\n{USAGE}"
-    space_id, app = ctx.conversation.space_id, ctx.app
     try:
         if words[:1] == ["list"]:
             found = await channel_admin.list_channels(app, space_id)

@@ -1,0 +1,225 @@
+"""What an agent does from Slack, each in one transaction that also queues the thread's update.
+
+Buttons, thread replies and the `/chancenter` command all end here, so a claim is
+the same claim whichever way it was asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shlex
+
+import sqlalchemy as sa
+from aiohttp import web
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot import contacts as contact_ops
+from bot import conversation_ops as ops
+from bot.errors import ChanCenterError, InvalidPayload, NotFound
+from bot.ingest import now
+from bot.keys import DB, DEFAULT_SPACE, DESK_WAKE, SENDER
+from bot.links import may_administer
+from bot.model import TextPart
+from bot.shortcuts import render
+from bot.storage.tables import conversations, desk_outbox, shortcuts, users
+from handlers.admin import channel_command
+from handlers.handover import pick_assignee
+from integrations.slack.people import HOW_TO_LINK, user_for
+
+USAGE = """*`/chancenter` commands* (ID is the conversation number in the thread header):
+`claim ID` · `assign ID @someone` or `assign ID TEAM` · `bot ID` (back to the bot) · `close ID`
+`tag ID NAME` · `untag ID NAME` · `field ID KEY VALUE` · `s ID SHORTCUT` (send a shortcut)
+`away` · `online` (your availability)
+`channel add telegram TOKEN` · `channel list` · `channel remove CHANNEL_ID` (managers)"""
+MENTION = re.compile(r"^<@([A-Z0-9]+)(\|[^>]*)?>$")
+
+
+class AgentActions:
+    def __init__(self, app: web.Application, client: AsyncWebClient) -> None:
+        self.app = app
+        self.client = client
+
+    @property
+    def space_id(self) -> int:
+        return self.app[DEFAULT_SPACE]
+
+    async def who(self, slack_user_id: str) -> int | None:
+        return await user_for(self.app[DB], self.client, self.space_id, slack_user_id)
+
+    async def claim(self, conversation_id: int, user_id: int) -> str:
+        async with self.app[DB].write() as conn:
+            await ops.get(conn, conversation_id, self.space_id)
+            changed = await ops.claim(conn, conversation_id, user_id)
+            await self._header_changed(conn, conversation_id)
+        self._wake()
+        return f"You have conversation #{conversation_id}." if changed else "It is already yours."
+
+    async def assign(self, conversation_id: int, target: str, by_user_id: int) -> str:
+        """To a person (`@someone`) or to a team (round robin among its online members)."""
+        mention = MENTION.match(target)
+        slack_id = mention.group(1) if mention else None
+        user_id = await self.who(slack_id) if slack_id else None
+        if slack_id and user_id is None:
+            return f"<@{slack_id}> is not a user of this space yet."
+        async with self.app[DB].write() as conn:
+            conversation = await ops.get(conn, conversation_id, self.space_id)
+            team_id = None
+            if user_id is None:
+                user_id, team_id = await pick_assignee(
+                    conn, self.space_id, target.lstrip("@"), None
+                )
+                if team_id is None:
+                    raise NotFound(f"no user or team {target!r}")
+            if user_id is not None:
+                await ops.assign(conn, conversation, user_id, by_user_id, take=True)
+            else:
+                await conn.execute(
+                    conversations.update()
+                    .where(conversations.c.id == conversation_id)
+                    .values(team_id=team_id, handler="waiting", assignee_id=None)
+                )
+            await self._header_changed(conn, conversation_id)
+        self._wake()
+        if user_id is None:
+            return f"Nobody in {target} is online; #{conversation_id} waits in the team's queue."
+        return f"Conversation #{conversation_id} is assigned."
+
+    async def hand_back(self, conversation_id: int) -> str:
+        async with self.app[DB].write() as conn:
+            await ops.get(conn, conversation_id, self.space_id)
+            await ops.hand_back(conn, conversation_id)
+            await self._header_changed(conn, conversation_id)
+        self._wake()
+        return f"The bot answers #{conversation_id} again."
+
+    async def close(self, conversation_id: int) -> str:
+        async with self.app[DB].write() as conn:
+            await ops.get(conn, conversation_id, self.space_id)
+            await ops.close(conn, conversation_id)
+            await self._header_changed(conn, conversation_id)
+        self._wake()
+        return f"Closed #{conversation_id}."
+
+    async def reply(self, conversation_id: int, user_id: int, text: str, key: str) -> None:
+        """An agent's thread reply, to the contact; a waiting conversation becomes theirs."""
+        async with self.app[DB].write() as conn:
+            conversation = await ops.get(conn, conversation_id, self.space_id)
+            if conversation.handler != "agent" or conversation.assignee_id is None:
+                await ops.claim(conn, conversation_id, user_id)
+                await self._header_changed(conn, conversation_id)
+            await ops.queue_agent_message(
+                self.app[DB], conn, conversation, [TextPart(text=text)], user_id, key
+            )
+        self.app[SENDER].notify()
+        self._wake()
+
+    async def command(self, text: str, slack_user_id: str) -> str:
+        """`/chancenter ...`: the answer, shown only to the caller."""
+        try:
+            words = shlex.split(text)
+        except ValueError as exc:
+            return f"Cannot read that: {exc}\n\n{USAGE}"
+        if not words or words[0] == "help":
+            return USAGE
+        user_id = await self.who(slack_user_id)
+        if user_id is None:
+            return HOW_TO_LINK.format(slack_id=slack_user_id)
+        name, args = words[0], words[1:]
+        try:
+            return await self._run(name, args, user_id, text)
+        except (ChanCenterError, ValueError) as exc:
+            return f"{exc}"
+
+    async def _run(self, name: str, args: list[str], user_id: int, text: str) -> str:
+        if name in ("away", "online") and not args:
+            async with self.app[DB].write() as conn:
+                await conn.execute(
+                    users.update().where(users.c.id == user_id).values(availability=name)
+                )
+            return f"You are {name}."
+        if name == "channel":
+            async with self.app[DB].read() as conn:
+                allowed = await may_administer(conn, self.space_id, user_id)
+            if not allowed:
+                return "Only the space's managers and the organization's admins manage channels."
+            return await channel_command(self.app, self.space_id, "/" + text.strip())
+        if name == "survey":
+            return "Surveys are not set up in this space yet."
+        if not args:
+            return USAGE
+        conversation_id = _conversation_id(args[0])
+        rest = args[1:]
+        if name == "claim" and not rest:
+            return await self.claim(conversation_id, user_id)
+        if name == "close" and not rest:
+            return await self.close(conversation_id)
+        if name == "bot" and not rest:
+            return await self.hand_back(conversation_id)
+        if name == "assign" and len(rest) == 1:
+            return await self.assign(conversation_id, rest[0], user_id)
+        if name in ("tag", "untag") and len(rest) == 1:
+            return await self._tag(conversation_id, name, rest[0])
+        if name == "field" and len(rest) >= 2:
+            return await self._field(conversation_id, rest[0], " ".join(rest[1:]))
+        if name == "s" and len(rest) >= 1:
+            return await self._shortcut(conversation_id, " ".join(rest), user_id)
+        return USAGE
+
+    async def _tag(self, conversation_id: int, action: str, tag: str) -> str:
+        async with self.app[DB].write() as conn:
+            conversation = await ops.get(conn, conversation_id, self.space_id)
+            if action == "tag":
+                await contact_ops.tag(conn, self.space_id, conversation.contact_id, [tag])
+            else:
+                await contact_ops.untag(conn, self.space_id, conversation.contact_id, tag)
+            await self._header_changed(conn, conversation_id)
+        self._wake()
+        return f"{'Tagged' if action == 'tag' else 'Untagged'} {tag}."
+
+    async def _field(self, conversation_id: int, key: str, value: str) -> str:
+        async with self.app[DB].write() as conn:
+            conversation = await ops.get(conn, conversation_id, self.space_id)
+            await contact_ops.set_field(conn, self.space_id, conversation.contact_id, key, value)
+            await self._header_changed(conn, conversation_id)
+        self._wake()
+        return f"Saved {key} = {value}."
+
+    async def _shortcut(self, conversation_id: int, which: str, user_id: int) -> str:
+        async with self.app[DB].write() as conn:
+            conversation = await ops.get(conn, conversation_id, self.space_id)
+            mine = sa.or_(shortcuts.c.user_id.is_(None), shortcuts.c.user_id == user_id)
+            match = shortcuts.c.id == int(which) if which.isdigit() else shortcuts.c.name == which
+            shortcut_id = (
+                await conn.execute(
+                    sa.select(shortcuts.c.id)
+                    .where(shortcuts.c.space_id == self.space_id, match, mine)
+                    .limit(1)
+                )
+            ).scalar()
+            if shortcut_id is None:
+                raise NotFound(f"no shortcut {which!r}")
+            parts = await render(conn, self.space_id, shortcut_id, conversation.contact_id, user_id)
+            await ops.queue_agent_message(self.app[DB], conn, conversation, parts, user_id, None)
+        self.app[SENDER].notify()
+        return f"Sent {which} to the contact."
+
+    async def _header_changed(self, conn: AsyncConnection, conversation_id: int) -> None:
+        await conn.execute(
+            desk_outbox.insert().values(
+                conversation_id=conversation_id, kind="state", next_attempt_at=now()
+            )
+        )
+
+    def _wake(self) -> None:
+        wake: asyncio.Event | None = self.app.get(DESK_WAKE)
+        if wake is not None:
+            wake.set()
+
+
+def _conversation_id(word: str) -> int:
+    digits = word.lstrip("#")
+    if not digits.isdigit():
+        raise InvalidPayload(f"{word!r} is not a conversation number (like 42 or #42)")
+    return int(digits)

@@ -1,0 +1,244 @@
+"""What agents see in Slack: one thread per handed-over conversation.
+
+The thread's parent is a header (who, where, state, tags, fields, assignee) with
+buttons; it is edited in place as the state changes. The contact's messages are
+posted into the thread; media go as links through the hub's signed `/media/` proxy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.media import with_media_urls
+from bot.storage.db import Database
+from bot.storage.tables import (
+    channels,
+    contact_tags,
+    contacts,
+    conversations,
+    field_definitions,
+    field_values,
+    messages,
+    slack_threads,
+    tags,
+    users,
+)
+
+TRANSCRIPT = 10  # messages shown when a thread opens
+STATES = {
+    "bot": "with the bot",
+    "flow": "in a flow",
+    "waiting": ":hourglass: waiting for an agent",
+    "agent": "with an agent",
+}
+
+
+class SlackDesk:
+    def __init__(
+        self, client: AsyncWebClient, db: Database, inbox: str, public_url: str, key: bytes
+    ) -> None:
+        self.client = client
+        self.db = db
+        self.inbox = inbox
+        self.public_url = public_url.rstrip("/")
+        self.key = key
+
+    async def deliver(
+        self, kind: str, conversation_id: int, message_id: int | None, note: str | None
+    ) -> None:
+        """One desk notice; raises on a Slack failure (the relay retries)."""
+        async with self.db.read() as conn:
+            thread = (
+                await conn.execute(
+                    sa.select(slack_threads).where(
+                        slack_threads.c.conversation_id == conversation_id
+                    )
+                )
+            ).first()
+            header = await self._header(conn, conversation_id, note)
+        if thread is None:
+            # the first notice opens the thread; its transcript holds any message so far
+            await self._open(conversation_id, header)
+            return
+        if kind == "handover":
+            await self.client.chat_update(channel=thread.slack_channel, ts=thread.ts, **header)
+            if note:
+                await self.client.chat_postMessage(
+                    channel=thread.slack_channel,
+                    thread_ts=thread.ts,
+                    text=f":bell: handed over again: {note}",
+                )
+        elif kind == "state":
+            await self.client.chat_update(channel=thread.slack_channel, ts=thread.ts, **header)
+        elif kind == "message" and message_id is not None:
+            async with self.db.read() as conn:
+                row = (
+                    await conn.execute(sa.select(messages).where(messages.c.id == message_id))
+                ).first()
+            if row is not None:
+                await self.client.chat_postMessage(
+                    channel=thread.slack_channel,
+                    thread_ts=thread.ts,
+                    text=self.message_text(row.channel_id, row.parts),
+                    unfurl_links=False,
+                )
+
+    async def _open(self, conversation_id: int, header: dict[str, Any]) -> None:
+        posted = await self.client.chat_postMessage(channel=self.inbox, **header)
+        channel, ts = posted["channel"], posted["ts"]
+        # recorded before anything else is posted: a retry then finds the thread
+        async with self.db.write() as conn:
+            await conn.execute(
+                self.db.insert(slack_threads)
+                .values(conversation_id=conversation_id, slack_channel=channel, ts=ts)
+                .on_conflict_do_nothing()
+            )
+        transcript = await self._transcript(conversation_id)
+        if transcript:
+            await self.client.chat_postMessage(
+                channel=channel, thread_ts=ts, text=transcript, unfurl_links=False
+            )
+
+    def message_text(self, channel_id: str, parts: list[dict[str, Any]]) -> str:
+        lines = []
+        for part in with_media_urls(self.key, channel_id, parts):
+            if part["type"] == "text":
+                lines.append(part["text"])
+            elif part.get("url"):
+                url = part["url"] if "://" in part["url"] else self.public_url + part["url"]
+                label = part.get("caption") or part.get("name") or part["type"]
+                lines.append(f"<{url}|{label}>")
+            elif part["type"] == "location":
+                lines.append(f":round_pushpin: {part['latitude']}, {part['longitude']}")
+            elif part["type"] == "postback":
+                lines.append(f"[{part.get('title') or part['payload']}]")
+            elif part["type"] == "quick_replies":
+                lines.append(" ".join(f"[{r['title']}]" for r in part["replies"]))
+        return "\n".join(lines) or "(empty message)"
+
+    async def _transcript(self, conversation_id: int) -> str:
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(
+                        messages.c.direction, messages.c.channel_id, messages.c.parts, users.c.name
+                    )
+                    .outerjoin(users, users.c.id == messages.c.sender_user_id)
+                    .where(messages.c.conversation_id == conversation_id)
+                    .order_by(messages.c.id.desc())
+                    .limit(TRANSCRIPT)
+                )
+            ).all()
+        lines = []
+        for r in reversed(rows):
+            who = "Contact" if r.direction == "in" else (r.name or "Bot")
+            text = self.message_text(r.channel_id, r.parts).replace("\n", "\n>")
+            lines.append(f"*{who}:*\n>{text}")
+        return "\n".join(lines)
+
+    async def _header(
+        self, conn: AsyncConnection, conversation_id: int, note: str | None
+    ) -> dict[str, Any]:
+        c = (
+            await conn.execute(
+                sa.select(
+                    conversations,
+                    contacts.c.name.label("contact_name"),
+                    contacts.c.phone,
+                    contacts.c.email,
+                    channels.c.kind,
+                    channels.c.name.label("channel_name"),
+                    users.c.name.label("assignee_name"),
+                    users.c.slack_user_id,
+                )
+                .join(contacts, contacts.c.id == conversations.c.contact_id)
+                .join(channels, channels.c.id == conversations.c.channel_id)
+                .outerjoin(users, users.c.id == conversations.c.assignee_id)
+                .where(conversations.c.id == conversation_id)
+            )
+        ).one()
+        tag_names = (
+            (
+                await conn.execute(
+                    sa.select(tags.c.name)
+                    .join(contact_tags, contact_tags.c.tag_id == tags.c.id)
+                    .where(contact_tags.c.contact_id == c.contact_id)
+                    .order_by(tags.c.name)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        fields = (
+            await conn.execute(
+                sa.select(
+                    field_definitions.c.key,
+                    field_values.c.value_text,
+                    field_values.c.value_number,
+                    field_values.c.value_date,
+                )
+                .join(field_values, field_values.c.field_id == field_definitions.c.id)
+                .where(field_values.c.contact_id == c.contact_id)
+                .order_by(field_definitions.c.key)
+            )
+        ).all()
+        name = c.contact_name or c.phone or c.email or f"contact {c.contact_id}"
+        state = "closed" if c.status == "closed" else STATES.get(c.handler, c.handler)
+        assignee = f"<@{c.slack_user_id}>" if c.slack_user_id else (c.assignee_name or "nobody")
+        lines = [
+            f"*{name}* on {c.kind} ({c.channel_name}) · conversation #{c.id}",
+            f"State: {state} · Assignee: {assignee}",
+        ]
+        if tag_names:
+            lines.append("Tags: " + ", ".join(tag_names))
+        if fields:
+            values = [
+                f"{f.key}={_value(f.value_text, f.value_number, f.value_date)}" for f in fields
+            ]
+            lines.append("Fields: " + ", ".join(values))
+        if note:
+            lines.append(f"Note: {note}")
+        text = "\n".join(lines)
+        blocks: list[dict[str, Any]] = [
+            {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+        ]
+        if c.status == "open":
+            blocks.append(
+                {
+                    "type": "actions",
+                    "block_id": f"conversation:{c.id}",
+                    "elements": [
+                        _button("Claim", "claim", "primary"),
+                        {
+                            "type": "users_select",
+                            "action_id": "assign",
+                            "placeholder": {"type": "plain_text", "text": "Assign..."},
+                        },
+                        _button("Back to bot", "back_to_bot"),
+                        _button("Close", "close", "danger"),
+                    ],
+                }
+            )
+        return {"text": text, "blocks": blocks}
+
+
+def _value(*stored: Any) -> str:
+    value = next((v for v in stored if v is not None), "")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value.date() if hasattr(value, "date") else value)
+
+
+def _button(label: str, action_id: str, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": label},
+    }
+    if style:
+        button["style"] = style
+    return button

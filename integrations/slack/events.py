@@ -1,0 +1,112 @@
+"""`POST /slack/events`: slack-bolt checks the signature and routes events, buttons and
+the `/chancenter` command to the agent actions."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.errors import ChanCenterError
+from bot.keys import DB
+from bot.storage.tables import slack_threads
+from integrations.slack.agent_actions import AgentActions
+from integrations.slack.people import HOW_TO_LINK
+
+log = logging.getLogger(__name__)
+
+NOTE = "note:"
+
+
+def build_bolt(actions: AgentActions, client: AsyncWebClient, signing_secret: str) -> AsyncApp:
+    bolt = AsyncApp(
+        client=client,
+        token=client.token,
+        signing_secret=signing_secret,
+        process_before_response=True,  # answer after the commit: a retry finds it done
+    )
+
+    @bolt.event("message")
+    async def thread_reply(event: dict[str, Any]) -> None:
+        if event.get("subtype") or event.get("bot_id") or not event.get("thread_ts"):
+            return  # edits, joins, bot posts and top-level chatter are not replies
+        text = (event.get("text") or "").strip()
+        if not text or text.lower().startswith(NOTE):
+            return  # `note:` stays among agents
+        async with actions.app[DB].read() as conn:
+            conversation_id = (
+                await conn.execute(
+                    sa.select(slack_threads.c.conversation_id).where(
+                        slack_threads.c.slack_channel == event["channel"],
+                        slack_threads.c.ts == event["thread_ts"],
+                    )
+                )
+            ).scalar()
+        if conversation_id is None:
+            return
+        user_id = await actions.who(event["user"])
+        if user_id is None:
+            await _tell(
+                client,
+                event["channel"],
+                event["user"],
+                HOW_TO_LINK.format(slack_id=event["user"]),
+                event["thread_ts"],
+            )
+            return
+        try:
+            # the message's ts is its identity: a Slack retry writes nothing twice
+            await actions.reply(
+                conversation_id, user_id, text, f"slack:{event['channel']}:{event['ts']}"
+            )
+        except ChanCenterError as exc:
+            await _tell(
+                client, event["channel"], event["user"], f"Not sent: {exc}", event["thread_ts"]
+            )
+
+    async def button(ack: AsyncAck, body: dict[str, Any], run: Any) -> None:
+        await ack()
+        action = body["actions"][0]
+        conversation_id = int(action["block_id"].split(":", 1)[1])
+        slack_user = body["user"]["id"]
+        channel = body["channel"]["id"]
+        user_id = await actions.who(slack_user)
+        if user_id is None:
+            await _tell(client, channel, slack_user, HOW_TO_LINK.format(slack_id=slack_user))
+            return
+        try:
+            await run(conversation_id, user_id, action)
+        except ChanCenterError as exc:
+            await _tell(client, channel, slack_user, str(exc))
+
+    @bolt.action("claim")
+    async def claim(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await button(ack, body, lambda c, u, _: actions.claim(c, u))
+
+    @bolt.action("assign")
+    async def assign(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await button(ack, body, lambda c, u, a: actions.assign(c, f"<@{a['selected_user']}>", u))
+
+    @bolt.action("back_to_bot")
+    async def back_to_bot(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await button(ack, body, lambda c, u, _: actions.hand_back(c))
+
+    @bolt.action("close")
+    async def close(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await button(ack, body, lambda c, u, _: actions.close(c))
+
+    @bolt.command("/chancenter")
+    async def command(ack: AsyncAck, command: dict[str, Any]) -> None:
+        await ack(text=await actions.command(command.get("text", ""), command["user_id"]))
+
+    return bolt
+
+
+async def _tell(
+    client: AsyncWebClient, channel: str, user: str, text: str, thread_ts: str | None = None
+) -> None:
+    """A message only `user` sees."""
+    await client.chat_postEphemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)
