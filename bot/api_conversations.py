@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import sqlalchemy as sa
 from aiohttp import web
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot import conversation_ops as ops
 from bot.api import _path_id
 from bot.api_contacts import _body
 from bot.auth import PRINCIPAL, create_token
 from bot.errors import InvalidPayload, NotFound
 from bot.ingest import now
-from bot.keys import DB, SENDER
-from bot.model import Part, TextPart, parts_adapter
+from bot.keys import DB, DESK_WAKE, SENDER
+from bot.model import Part, TextPart
 from bot.roles import RANK, require
 from bot.shortcuts import render
-from bot.storage.tables import api_tokens, conversations, messages, outbox, space_members
+from bot.storage.tables import api_tokens
 
 
 class AgentMessage(BaseModel):
@@ -39,19 +41,6 @@ class NewToken(BaseModel):
     role: Literal["billing", "agent", "manager", "admin"] = "agent"
 
 
-async def _conversation(conn: Any, space_id: int, conversation_id: int) -> Any:
-    row = (
-        await conn.execute(
-            sa.select(conversations)
-            .where(conversations.c.id == conversation_id)
-            .where(conversations.c.space_id == space_id)
-        )
-    ).first()
-    if row is None:
-        raise NotFound(f"no conversation {conversation_id} in this space")
-    return row
-
-
 async def send_message(request: web.Request) -> web.Response:
     """Queue an agent's message to the contact, on the conversation's channel.
 
@@ -64,41 +53,19 @@ async def send_message(request: web.Request) -> web.Response:
         raise InvalidPayload("send text, parts or a shortcut_id")
     key = request.headers.get("Idempotency-Key")
     async with request.app[DB].write() as conn:
-        conv = await _conversation(conn, principal.space_id, _path_id(request, "conversation_id"))
+        conv = await ops.get(conn, _path_id(request, "conversation_id"), principal.space_id)
         if body.shortcut_id is not None:
             parts += await render(
                 conn, principal.space_id, body.shortcut_id, conv.contact_id, principal.user_id
             )
-        if conv.status != "open":
-            raise InvalidPayload(
-                "the conversation is closed; the contact's next message opens a new one"
-            )
-        at = now()
-        message_id = (
-            await conn.execute(
-                request.app[DB]
-                .insert(messages)
-                .values(
-                    space_id=conv.space_id,
-                    conversation_id=conv.id,
-                    channel_id=conv.channel_id,
-                    direction="out",
-                    parts=parts_adapter.dump_python(parts, mode="json"),
-                    status="pending",
-                    sender_user_id=principal.user_id,
-                    created_at=at,
-                    dedupe_key=f"api:{principal.token_id}:{key}"[:64] if key else None,
-                )
-                .on_conflict_do_nothing()
-                .returning(messages.c.id)
-            )
-        ).scalar()
-        if message_id is not None:
-            await conn.execute(
-                outbox.insert().values(
-                    message_id=message_id, channel_id=conv.channel_id, next_attempt_at=at
-                )
-            )
+        message_id = await ops.queue_agent_message(
+            request.app[DB],
+            conn,
+            conv,
+            parts,
+            principal.user_id,
+            f"api:{principal.token_id}:{key}" if key else None,
+        )
     request.app[SENDER].notify()
     return web.json_response(
         {"id": message_id, "status": "pending", "duplicate": message_id is None}, status=202
@@ -109,22 +76,10 @@ async def assign(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
     body = await _body(request, Assignment)
     async with request.app[DB].write() as conn:
-        conv = await _conversation(conn, principal.space_id, _path_id(request, "conversation_id"))
-        if body.user_id is not None:
-            member = (
-                await conn.execute(
-                    sa.select(space_members.c.user_id)
-                    .where(space_members.c.space_id == principal.space_id)
-                    .where(space_members.c.user_id == body.user_id)
-                )
-            ).first()
-            if member is None:
-                raise NotFound(f"no user {body.user_id} in this space")
-        await conn.execute(
-            conversations.update()
-            .where(conversations.c.id == conv.id)
-            .values(assignee_id=body.user_id)
-        )
+        conv = await ops.get(conn, _path_id(request, "conversation_id"), principal.space_id)
+        await ops.assign(conn, conv, body.user_id, principal.user_id)
+        await _tell_desk(request, conn, conv.id)
+    _wake_desk(request)
     return web.json_response({"id": conv.id, "assignee_id": body.user_id})
 
 
@@ -132,13 +87,22 @@ async def close(request: web.Request) -> web.Response:
     """Close it: the bot answers again when the contact writes next (a new conversation)."""
     principal = request[PRINCIPAL]
     async with request.app[DB].write() as conn:
-        conv = await _conversation(conn, principal.space_id, _path_id(request, "conversation_id"))
-        await conn.execute(
-            conversations.update()
-            .where(conversations.c.id == conv.id)
-            .values(status="closed", closed_at=now())
-        )
+        conv = await ops.get(conn, _path_id(request, "conversation_id"), principal.space_id)
+        await ops.close(conn, conv.id)
+        await _tell_desk(request, conn, conv.id)
+    _wake_desk(request)
     return web.json_response({"id": conv.id, "status": "closed"})
+
+
+async def _tell_desk(request: web.Request, conn: AsyncConnection, conversation_id: int) -> None:
+    """With an agent desk (Slack), its thread shows what the API changed."""
+    if DESK_WAKE in request.app:
+        await ops.desk_notice(conn, conversation_id)
+
+
+def _wake_desk(request: web.Request) -> None:
+    if (wake := request.app.get(DESK_WAKE)) is not None:
+        wake.set()
 
 
 async def create_api_token(request: web.Request) -> web.Response:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import date
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
@@ -43,6 +44,9 @@ class UserChange(BaseModel):
     availability: Literal["online", "away", "offline"] | None = None
     role: Literal["manager", "agent"] | None = None
     slack_user_id: str | None = Field(None, max_length=64)
+    capacity: int | None = Field(
+        None, ge=0, le=10_000, description="most open conversations at once; 0: no limit"
+    )
 
 
 class NewOrgMember(BaseModel):
@@ -63,15 +67,34 @@ class Member(BaseModel):
     user_id: int = Field(ge=1, le=2**63 - 1)
 
 
+HHMM = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class BusinessHours(BaseModel):
+    """Open from the first time to the second, per weekday, in the space's time zone;
+    a day left out is closed."""
+
+    days: dict[Day, tuple[HHMM, HHMM]]
+    holidays: list[date] = Field(default_factory=list, max_length=366)
+
+
 class SpaceChange(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=200)
     timezone: str | None = Field(None, max_length=64)
+    business_hours: BusinessHours | None = None
+    away_text: str | None = Field(None, min_length=1, max_length=1000)
+    away_every_minutes: int | None = Field(None, ge=1, le=60 * 24 * 30)
+    handover_text: str | None = Field(None, min_length=1, max_length=1000)
+    handover_keywords: dict[str, list[str]] | None = Field(
+        None, description='per language, e.g. {"en": ["agent", "human"]}'
+    )
 
 
 async def _member(conn: AsyncConnection, space_id: int, user_id: int) -> Any:
     row = (
         await conn.execute(
-            sa.select(users, space_members.c.role)
+            sa.select(users, space_members.c.role, space_members.c.capacity)
             .join(space_members, space_members.c.user_id == users.c.id)
             .where(space_members.c.space_id == space_id)
             .where(users.c.id == user_id)
@@ -90,13 +113,14 @@ def _user_json(r: Any) -> dict[str, Any]:
         "role": r.role,
         "availability": r.availability,
         "slack_user_id": r.slack_user_id,
+        "capacity": r.capacity,
     }
 
 
 async def list_users(request: web.Request) -> web.Response:
     async with request.app[DB].read() as conn:
         rows = await conn.execute(
-            sa.select(users, space_members.c.role)
+            sa.select(users, space_members.c.role, space_members.c.capacity)
             .join(space_members, space_members.c.user_id == users.c.id)
             .where(space_members.c.space_id == request[PRINCIPAL].space_id)
             .order_by(users.c.id)
@@ -143,19 +167,24 @@ async def change_user(request: web.Request) -> web.Response:
     user_id = _path_id(request, "user_id")
     async with request.app[DB].write() as conn:
         await _member(conn, principal.space_id, user_id)
-        if user_id != principal.user_id or change.role is not None:
+        if user_id != principal.user_id or change.role or change.capacity is not None:
             require(request, "manager")
-        values = change.model_dump(exclude_none=True, exclude={"role"})
+        values = change.model_dump(exclude_none=True, exclude={"role", "capacity"})
         if values:
             await conn.execute(users.update().where(users.c.id == user_id).values(**values))
+        membership: dict[str, Any] = {}
         if change.role is not None:
+            membership["role"] = change.role
+        if change.capacity is not None:
+            membership["capacity"] = change.capacity or None
+        if membership:
             await conn.execute(
                 space_members.update()
                 .where(
                     space_members.c.space_id == principal.space_id,
                     space_members.c.user_id == user_id,
                 )
-                .values(role=change.role)
+                .values(**membership)
             )
         row = await _member(conn, principal.space_id, user_id)
     return web.json_response(_user_json(row))
@@ -261,12 +290,25 @@ async def remove_team_member(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+SPACE_SETTINGS = ("away_text", "away_every_minutes", "handover_text", "handover_keywords")
+
+
 async def get_space(request: web.Request) -> web.Response:
     async with request.app[DB].read() as conn:
         row = (
             await conn.execute(sa.select(spaces).where(spaces.c.id == request[PRINCIPAL].space_id))
         ).one()
-    return web.json_response({"id": row.id, "name": row.name, "timezone": row.timezone})
+    stored = row.settings or {}
+    hours = {k: stored[k] for k in ("days", "holidays") if k in stored}
+    return web.json_response(
+        {
+            "id": row.id,
+            "name": row.name,
+            "timezone": row.timezone,
+            "business_hours": hours or None,
+            **{k: stored.get(k) for k in SPACE_SETTINGS},
+        }
+    )
 
 
 async def change_space(request: web.Request) -> web.Response:
@@ -279,12 +321,19 @@ async def change_space(request: web.Request) -> web.Response:
             raise InvalidPayload(
                 f"{change.timezone!r} is not a time zone; use a name like Europe/Lisbon"
             ) from None
-    values = change.model_dump(exclude_none=True)
+    values = change.model_dump(mode="json", exclude_none=True, include={"name", "timezone"})
+    settings = change.model_dump(mode="json", exclude_none=True, include=set(SPACE_SETTINGS))
+    if change.business_hours is not None:
+        settings.update(change.business_hours.model_dump(mode="json"))
+    space_id = request[PRINCIPAL].space_id
     async with request.app[DB].write() as conn:
+        if settings:
+            stored = (
+                await conn.execute(sa.select(spaces.c.settings).where(spaces.c.id == space_id))
+            ).scalar_one()
+            values["settings"] = {**(stored or {}), **settings}
         if values:
-            await conn.execute(
-                spaces.update().where(spaces.c.id == request[PRINCIPAL].space_id).values(**values)
-            )
+            await conn.execute(spaces.update().where(spaces.c.id == space_id).values(**values))
     return await get_space(request)
 
 

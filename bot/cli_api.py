@@ -73,8 +73,21 @@ COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
             "set": Call(
                 "PATCH",
                 "/space",
-                "rename the space or set its time zone",
-                (("--name", {}), ("--timezone", {"help": "e.g. Europe/Lisbon"})),
+                "rename the space, set its time zone, business hours and away reply",
+                (
+                    ("--name", {}),
+                    ("--timezone", {"help": "e.g. Europe/Lisbon"}),
+                    (
+                        "--business-hours",
+                        {
+                            "type": json.loads,
+                            "help": 'JSON, e.g. \'{"days": {"mon": ["09:00", "18:00"]}, '
+                            '"holidays": ["2026-12-25"]}\'',
+                        },
+                    ),
+                    ("--away-text", {"help": "sent outside hours or when nobody is online"}),
+                    ("--away-every-minutes", {"type": int, "help": "at most one away reply per"}),
+                ),
             ),
         },
     ),
@@ -102,6 +115,7 @@ COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
                     ("--availability", {"choices": ["online", "away", "offline"]}),
                     ("--role", SPACE_ROLES),
                     ("--slack-user-id", {}),
+                    ("--capacity", {"type": int, "help": "most open conversations; 0: no limit"}),
                 ),
             ),
         },

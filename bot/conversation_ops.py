@@ -24,6 +24,7 @@ from bot.storage.db import Database
 from bot.storage.tables import (
     assignments,
     conversations,
+    desk_outbox,
     messages,
     outbox,
     space_members,
@@ -113,6 +114,15 @@ async def assign(
         conversations.update().where(conversations.c.id == conversation.id).values(**values)
     )
     await _record(conn, conversation.id, user_id, by_user_id)
+
+
+async def desk_notice(conn: AsyncConnection, conversation_id: int, kind: str = "state") -> None:
+    """Queue a notice for the agent desk (its thread's header is redrawn from the database)."""
+    await conn.execute(
+        desk_outbox.insert().values(
+            conversation_id=conversation_id, kind=kind, next_attempt_at=now()
+        )
+    )
 
 
 async def _record(

@@ -68,7 +68,7 @@ class Sender:
             return IDLE_POLL
         if due is None:
             return IDLE_POLL
-        return min(max((_datetime(due) - now()).total_seconds(), 0.01), IDLE_POLL)
+        return min(max((db_datetime(due) - now()).total_seconds(), 0.01), IDLE_POLL)
 
     async def send_due(self) -> int:
         """Send one batch of due rows; returns how many were tried."""
@@ -120,7 +120,7 @@ class Sender:
             conversation_id=row.conversation_id,
             recipient=row.recipient,
             parts=tuple(parts_adapter.validate_python(row.parts)),
-            last_inbound_at=_datetime(row.last_inbound_at),
+            last_inbound_at=db_datetime(row.last_inbound_at),
             sender_name=row.sender_name,
         )
         try:
@@ -206,7 +206,7 @@ class _Outcome:
     after: float = 0.0
 
 
-def _datetime(value: datetime | str | None) -> datetime | None:
+def db_datetime(value: datetime | str | None) -> datetime | None:
     """SQLite hands back an aggregate's datetime as text; PostgreSQL as a datetime."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     dialogflow_endpoint: str = "dialogflow.googleapis.com"
     dialogflow_project: str | None = None
     dialogflow_credentials: Path | None = None
+    dialogflow_timeout: float = Field(5.0, gt=0, le=60)
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_inbox_channel: str | None = None

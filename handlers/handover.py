@@ -9,7 +9,7 @@ per window.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,6 +20,7 @@ from bot.handling import HandlerContext
 from bot.ingest import now
 from bot.keys import DB, METRICS
 from bot.model import TextPart
+from bot.sender import db_datetime
 from bot.storage.tables import (
     assignments,
     conversations,
@@ -69,7 +70,7 @@ def in_business_hours(settings: dict[str, Any], timezone: str, at: datetime) -> 
     days = settings.get("days")
     if not days:
         return True
-    local = at.astimezone(ZoneInfo(timezone))
+    local = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(ZoneInfo(timezone))
     if local.date().isoformat() in settings.get("holidays", []):
         return False
     hours = days.get(DAYS[local.weekday()])
@@ -161,13 +162,8 @@ async def hand_over(
     )
     at = now()
     window = timedelta(minutes=int(settings.get("away_every_minutes", 720)))
-    recently = (
-        conversation.away_sent_at is not None and at - _aware(conversation.away_sent_at) < window
-    )
+    sent = db_datetime(conversation.away_sent_at)
+    recently = sent is not None and at - sent < window
     if (user_id is None or not in_business_hours(settings, timezone, at)) and not recently:
         ctx.reply(TextPart(text=settings.get("away_text") or AWAY_TEXT))
         ctx.away_sent = True
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=ZoneInfo("UTC"))

@@ -169,4 +169,5 @@ def create_bot(settings: Settings) -> DialogflowBot:
         settings.dialogflow_project,
         settings.dialogflow_endpoint,
         str(credentials) if credentials else None,
+        timeout=settings.dialogflow_timeout,
     )

@@ -13,17 +13,15 @@ import shlex
 import sqlalchemy as sa
 from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot import contacts as contact_ops
 from bot import conversation_ops as ops
 from bot.errors import ChanCenterError, InvalidPayload, NotFound
-from bot.ingest import now
 from bot.keys import DB, DEFAULT_SPACE, DESK_WAKE, SENDER
 from bot.links import may_administer
 from bot.model import TextPart
 from bot.shortcuts import render
-from bot.storage.tables import conversations, desk_outbox, shortcuts, users
+from bot.storage.tables import conversations, shortcuts, users
 from handlers.admin import channel_command
 from handlers.handover import pick_assignee
 from integrations.slack.people import HOW_TO_LINK, user_for
@@ -52,7 +50,7 @@ class AgentActions:
         async with self.app[DB].write() as conn:
             await ops.get(conn, conversation_id, self.space_id)
             changed = await ops.claim(conn, conversation_id, user_id)
-            await self._header_changed(conn, conversation_id)
+            await ops.desk_notice(conn, conversation_id)
         self._wake()
         return f"You have conversation #{conversation_id}." if changed else "It is already yours."
 
@@ -80,7 +78,7 @@ class AgentActions:
                     .where(conversations.c.id == conversation_id)
                     .values(team_id=team_id, handler="waiting", assignee_id=None)
                 )
-            await self._header_changed(conn, conversation_id)
+            await ops.desk_notice(conn, conversation_id)
         self._wake()
         if user_id is None:
             return f"Nobody in {target} is online; #{conversation_id} waits in the team's queue."
@@ -90,7 +88,7 @@ class AgentActions:
         async with self.app[DB].write() as conn:
             await ops.get(conn, conversation_id, self.space_id)
             await ops.hand_back(conn, conversation_id)
-            await self._header_changed(conn, conversation_id)
+            await ops.desk_notice(conn, conversation_id)
         self._wake()
         return f"The bot answers #{conversation_id} again."
 
@@ -98,7 +96,7 @@ class AgentActions:
         async with self.app[DB].write() as conn:
             await ops.get(conn, conversation_id, self.space_id)
             await ops.close(conn, conversation_id)
-            await self._header_changed(conn, conversation_id)
+            await ops.desk_notice(conn, conversation_id)
         self._wake()
         return f"Closed #{conversation_id}."
 
@@ -108,7 +106,7 @@ class AgentActions:
             conversation = await ops.get(conn, conversation_id, self.space_id)
             if conversation.handler != "agent" or conversation.assignee_id is None:
                 await ops.claim(conn, conversation_id, user_id)
-                await self._header_changed(conn, conversation_id)
+                await ops.desk_notice(conn, conversation_id)
             await ops.queue_agent_message(
                 self.app[DB], conn, conversation, [TextPart(text=text)], user_id, key
             )
@@ -174,7 +172,7 @@ class AgentActions:
                 await contact_ops.tag(conn, self.space_id, conversation.contact_id, [tag])
             else:
                 await contact_ops.untag(conn, self.space_id, conversation.contact_id, tag)
-            await self._header_changed(conn, conversation_id)
+            await ops.desk_notice(conn, conversation_id)
         self._wake()
         return f"{'Tagged' if action == 'tag' else 'Untagged'} {tag}."
 
@@ -182,7 +180,7 @@ class AgentActions:
         async with self.app[DB].write() as conn:
             conversation = await ops.get(conn, conversation_id, self.space_id)
             await contact_ops.set_field(conn, self.space_id, conversation.contact_id, key, value)
-            await self._header_changed(conn, conversation_id)
+            await ops.desk_notice(conn, conversation_id)
         self._wake()
         return f"Saved {key} = {value}."
 
@@ -204,13 +202,6 @@ class AgentActions:
             await ops.queue_agent_message(self.app[DB], conn, conversation, parts, user_id, None)
         self.app[SENDER].notify()
         return f"Sent {which} to the contact."
-
-    async def _header_changed(self, conn: AsyncConnection, conversation_id: int) -> None:
-        await conn.execute(
-            desk_outbox.insert().values(
-                conversation_id=conversation_id, kind="state", next_attempt_at=now()
-            )
-        )
 
     def _wake(self) -> None:
         wake: asyncio.Event | None = self.app.get(DESK_WAKE)

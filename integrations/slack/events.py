@@ -24,7 +24,6 @@ NOTE = "note:"
 def build_bolt(actions: AgentActions, client: AsyncWebClient, signing_secret: str) -> AsyncApp:
     bolt = AsyncApp(
         client=client,
-        token=client.token,
         signing_secret=signing_secret,
         process_before_response=True,  # answer after the commit: a retry finds it done
     )
@@ -100,7 +99,8 @@ def build_bolt(actions: AgentActions, client: AsyncWebClient, signing_secret: st
 
     @bolt.command("/chancenter")
     async def command(ack: AsyncAck, command: dict[str, Any]) -> None:
-        await ack(text=await actions.command(command.get("text", ""), command["user_id"]))
+        answer = await actions.command(command.get("text", ""), command["user_id"])
+        await ack(text=answer, response_type="ephemeral")
 
     return bolt
 

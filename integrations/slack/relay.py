@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.ingest import now
+from bot.sender import db_datetime
 from bot.storage.db import Database
 from bot.storage.tables import desk_outbox
 from integrations.slack.desk import SlackDesk
@@ -42,8 +43,21 @@ class DeskRelay:
                 done = 0
             if done == 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
+                    await asyncio.wait_for(self._wake.wait(), await self._idle_time())
                 self._wake.clear()
+
+    async def _idle_time(self) -> float:
+        """Seconds until the earliest retry is due (at most IDLE_POLL)."""
+        try:
+            async with self._db.read() as conn:
+                due = (
+                    await conn.execute(sa.select(sa.func.min(desk_outbox.c.next_attempt_at)))
+                ).scalar()
+        except Exception:
+            return IDLE_POLL
+        if due is None:
+            return IDLE_POLL
+        return min(max((db_datetime(due) - now()).total_seconds(), 0.01), IDLE_POLL)
 
     async def deliver_due(self) -> int:
         """Deliver one batch of due notices; returns how many were delivered."""
@@ -76,7 +90,7 @@ class DeskRelay:
         return len(rows)
 
     async def _retry_later(self, row: sa.Row, exc: Exception) -> None:
-        delay = min(2.0**row.attempts, MAX_BACKOFF)
+        delay = min(0.5 * 2.0**row.attempts, MAX_BACKOFF)
         response = getattr(exc, "response", None)
         if response is not None and response.status_code == 429:
             delay = max(delay, float(response.headers.get("Retry-After", delay)))

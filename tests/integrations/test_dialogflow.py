@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
+import sqlalchemy as sa
+from aiohttp.test_utils import TestClient
 
+from bot.app import create_app
 from bot.bots import BotQuery
+from bot.contacts import create_field
 from bot.errors import IntegrationError
+from bot.keys import CHANNELS, DB, DEFAULT_SPACE
 from bot.model import QuickRepliesPart, TextPart
+from bot.plugins import Plugins
+from bot.settings import Settings
+from bot.storage.tables import field_values
+from handlers.bot import BOT_ERROR_TEXT
 from integrations.dialogflow import DialogflowBot
+from tests.conftest import add_channel, closed_within
 from tests.fakes.dialogflow import FakeDialogflow, serve
+from tests.handlers.test_handover import say, state
 
 
 @pytest.fixture
@@ -67,3 +79,58 @@ async def test_timeouts_and_errors_raise_an_integration_error(dialogflow: FakeDi
     dialogflow.fail = grpc.StatusCode.PERMISSION_DENIED
     with pytest.raises(IntegrationError, match="fake Dialogflow failure"):
         await bot(dialogflow).detect(BotQuery(session_id="s", text="hi"))
+
+
+@pytest.fixture
+async def df_hub(
+    aiohttp_client: Any, settings: Settings, plugins: Plugins, dialogflow: FakeDialogflow
+) -> AsyncIterator[TestClient]:
+    app = create_app(
+        settings.model_copy(
+            update={
+                "dialogflow_project": "acme-agent",
+                "dialogflow_endpoint": f"127.0.0.1:{dialogflow.port}",
+                "dialogflow_timeout": 0.3,
+            }
+        ),
+        plugins,
+    )
+    client = await aiohttp_client(app)
+    yield client
+    await closed_within(client, 15)
+
+
+async def test_a_slow_agent_gets_a_fallback_reply_then_people(
+    df_hub: TestClient, dialogflow: FakeDialogflow
+) -> None:
+    app = df_hub.server.app
+    echo = await app[CHANNELS].get(await add_channel(app, "echo"))
+    dialogflow.delay = 1.0
+    await say(df_hub, app, echo, "hello")
+    assert echo.sent[-1].parts[0].text == BOT_ERROR_TEXT  # never unanswered
+    assert (await state(app))[0] == "bot"
+    got = await say(df_hub, app, echo, "pricing")
+    assert got[0] == BOT_ERROR_TEXT
+    assert (await state(app))[0] == "waiting"  # two failures in a row: people take over
+    metrics = await (await df_hub.get("/metrics")).text()
+    assert "chancenter_bot_errors_total 2.0" in metrics
+    assert 'chancenter_handovers_total{trigger="errors"} 1.0' in metrics
+
+
+async def test_the_agent_saves_what_it_collected_into_custom_fields(
+    df_hub: TestClient, dialogflow: FakeDialogflow
+) -> None:
+    app = df_hub.server.app
+    echo = await app[CHANNELS].get(await add_channel(app, "echo"))
+    async with app[DB].write() as conn:
+        await create_field(conn, app[DEFAULT_SPACE], "plan", "", "choice", ["free", "pro"])
+    await say(df_hub, app, echo, "hello")
+    got = await say(df_hub, app, echo, "my plan")
+    assert got == ["Noted."]
+    async with app[DB].read() as conn:
+        saved = (await conn.execute(sa.select(field_values.c.value_text))).scalar()
+    assert saved == "pro"
+    # a payload asking for people names a team and a note
+    got = await say(df_hub, app, echo, "sales")
+    assert got[0] == "A sales person will write."
+    assert (await state(app))[0] == "waiting"

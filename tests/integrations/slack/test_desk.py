@@ -1,0 +1,168 @@
+"""The Slack desk's rules: one claim wins, strangers are told how to link, outages are
+retried, and every `/chancenter` command does what it says."""
+
+from __future__ import annotations
+
+import asyncio
+
+import sqlalchemy as sa
+
+from bot.contacts import create_field
+from bot.keys import DB, DEFAULT_SPACE
+from bot.storage.tables import (
+    assignments,
+    conversations,
+    desk_outbox,
+    shortcuts,
+    space_members,
+    team_members,
+    teams,
+    users,
+)
+from tests.conftest import count, eventually
+from tests.fakes.slack import Posted
+from tests.integrations.slack.conftest import Desk
+
+
+async def handed_over(desk: Desk) -> tuple[int, Posted]:
+    """A contact who asked for a person, and the thread that opened."""
+    await desk.contact_says("hi")
+    await desk.contact_says("a human please")
+    await eventually(lambda: _true(any(m.blocks for m in desk.slack.messages)))
+    header = next(m for m in desk.slack.messages if m.blocks)
+    return int(header.blocks[1]["block_id"].split(":")[1]), header
+
+
+async def test_two_agents_claim_at_once_and_one_wins(desk: Desk) -> None:
+    bea = await desk.add_agent("U1", "Bea", "bea@example.com")
+    caio = await desk.add_agent("U2", "Caio", "caio@example.com")
+    conversation_id, _ = await handed_over(desk)
+    await asyncio.gather(
+        desk.click("claim", conversation_id, "U1"), desk.click("claim", conversation_id, "U2")
+    )
+    async with desk.app[DB].read() as conn:
+        winner = (
+            await conn.execute(
+                sa.select(conversations.c.assignee_id).where(conversations.c.id == conversation_id)
+            )
+        ).scalar()
+        claims = (await conn.execute(sa.select(assignments.c.user_id))).scalars().all()
+    assert winner in (bea, caio) and list(claims) == [winner]
+    loser = "U2" if winner == bea else "U1"
+    (told,) = [e for e in desk.slack.ephemeral if e.user == loser]
+    assert "already has this conversation" in told.text
+    # claiming again is harmless
+    await desk.click("claim", conversation_id, "U1" if winner == bea else "U2")
+    assert await count(desk.app, assignments) == 1
+
+
+async def test_someone_unknown_is_told_how_to_link_and_nothing_is_sent(desk: Desk) -> None:
+    desk.slack.add_user("U9", "Stranger", "stranger@example.com")
+    conversation_id, header = await handed_over(desk)
+    sent = len(desk.telegram_texts())
+    await desk.reply_in_thread(header.ts, "U9", "hello?", ts="1800000000.000009")
+    await desk.click("claim", conversation_id, "U9")
+    assert [e.user for e in desk.slack.ephemeral] == ["U9", "U9"]
+    assert "chancenter users add" in desk.slack.ephemeral[0].text
+    await asyncio.sleep(0.2)
+    assert len(desk.telegram_texts()) == sent
+
+
+async def test_a_slack_outage_delays_the_thread_and_loses_nothing(desk: Desk) -> None:
+    desk.slack.failures = 2  # the first two calls answer 503
+    await desk.add_agent("U1", "Bea", "bea@example.com")
+    _, header = await handed_over(desk)
+    assert desk.slack.calls.count("chat.postMessage") >= 3  # two refused, then the header
+    await eventually(lambda: _true(len(desk.slack.thread(header.ts)) == 1), timeout=10)
+    assert len([m for m in desk.slack.messages if m.blocks]) == 1  # one thread, not three
+    await eventually(lambda: _gone(desk))
+
+
+async def test_slash_commands(desk: Desk) -> None:
+    bea = await desk.add_agent("U1", "Bea", "bea@example.com")
+    caio = await desk.add_agent("U2", "Caio", "caio@example.com", availability="online")
+    conversation_id, header = await handed_over(desk)  # Caio is online: it is his
+    c = conversation_id
+    assert "`claim ID`" in await desk.command("", "U1")
+    assert "`claim ID`" in await desk.command("dance", "U1")
+    assert "is not a conversation number" in await desk.command("claim abc", "U1")
+    assert "Caio already has" in await desk.command(f"claim {c}", "U1")
+    assert "assigned" in await desk.command(f"assign #{c} <@U1|bea>", "U2")
+    assert await _assignee(desk, c) == bea
+    assert "already yours" in await desk.command(f"claim {c}", "U1")
+
+    assert "Tagged vip" in await desk.command(f"tag {c} vip", "U1")
+    assert "no custom field 'plan'" in await desk.command(f"field {c} plan pro", "U1")
+    async with desk.app[DB].write() as conn:
+        await create_field(conn, desk.app[DEFAULT_SPACE], "plan", "", "choice", ["free", "pro"])
+    assert "one of free, pro" in await desk.command(f"field {c} plan gold", "U1")
+    assert "Saved plan = pro" in await desk.command(f"field {c} plan pro", "U1")
+    await eventually(lambda: _true("Fields: plan=pro" in desk.slack.parent(header.ts).text))
+    assert "Tags: vip" in desk.slack.parent(header.ts).text
+
+    async with desk.app[DB].write() as conn:
+        await conn.execute(
+            shortcuts.insert().values(
+                space_id=desk.app[DEFAULT_SPACE],
+                name="thanks",
+                text="Thanks, {{contact.first_name}}!",
+            )
+        )
+    assert "Sent thanks" in await desk.command(f"s {c} thanks", "U1")
+    await eventually(lambda: _true("Bea: Thanks, Ana!" in desk.telegram_texts()))
+
+    assert "You are away" in await desk.command("away", "U2")
+    assert "You are online" in await desk.command("online", "U1")
+    async with desk.app[DB].read() as conn:
+        availability = dict((await conn.execute(sa.select(users.c.id, users.c.availability))).all())
+    assert availability[bea] == "online" and availability[caio] == "away"
+
+    assert "Only the space's managers" in await desk.command("channel list", "U1")
+    async with desk.app[DB].write() as conn:
+        await conn.execute(
+            space_members.update().where(space_members.c.user_id == caio).values(role="manager")
+        )
+    assert f"{desk.channel.id}  telegram" in await desk.command("channel list", "U2")
+    assert "The bot answers" in await desk.command(f"bot {c}", "U1")
+    async with desk.app[DB].read() as conn:
+        handler = (await conn.execute(sa.select(conversations.c.handler))).scalar()
+    assert handler == "bot"
+    assert "Closed" in await desk.command(f"close {c}", "U1")
+
+
+async def test_assign_to_a_team_goes_round_robin_among_its_online_members(desk: Desk) -> None:
+    bea = await desk.add_agent("U1", "Bea", "bea@example.com", availability="online")
+    caio = await desk.add_agent("U2", "Caio", "caio@example.com", availability="online")
+    async with desk.app[DB].write() as conn:
+        team = (
+            await conn.execute(
+                teams.insert()
+                .values(space_id=desk.app[DEFAULT_SPACE], name="Sales")
+                .returning(teams.c.id)
+            )
+        ).scalar_one()
+        await conn.execute(
+            team_members.insert(), [{"team_id": team, "user_id": u} for u in (bea, caio)]
+        )
+    conversation_id, _ = await handed_over(desk)
+    first = await _assignee(desk, conversation_id)
+    assert "assigned" in await desk.command(f"assign {conversation_id} Sales", "U1")
+    second = await _assignee(desk, conversation_id)
+    assert {first, second} == {bea, caio}  # the one given nothing most recently
+
+
+async def _assignee(desk: Desk, conversation_id: int) -> int | None:
+    async with desk.app[DB].read() as conn:
+        return (
+            await conn.execute(
+                sa.select(conversations.c.assignee_id).where(conversations.c.id == conversation_id)
+            )
+        ).scalar()
+
+
+async def _gone(desk: Desk) -> bool:
+    return await count(desk.app, desk_outbox) == 0
+
+
+async def _true(value: bool) -> bool:
+    return value
