@@ -61,6 +61,14 @@ class OrgRole(BaseModel):
 
 class NewTeam(BaseModel):
     name: str = Field(min_length=1, max_length=100)
+    slack_channel: str | None = Field(
+        None, pattern=r"^[CG][A-Z0-9]{2,30}$", description="the team's own Slack inbox"
+    )
+
+
+class TeamChange(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=100)
+    slack_channel: str | None = Field(None, pattern=r"^[CG][A-Z0-9]{2,30}$")
 
 
 class Member(BaseModel):
@@ -210,6 +218,7 @@ async def list_teams(request: web.Request) -> web.Response:
                 {
                     "id": r.id,
                     "name": r.name,
+                    "slack_channel": r.slack_channel,
                     "members": [m.user_id for m in members if m.team_id == r.id],
                 }
                 for r in rows
@@ -234,11 +243,30 @@ async def create_team(request: web.Request) -> web.Response:
         team_id = (
             await conn.execute(
                 teams.insert()
-                .values(space_id=request[PRINCIPAL].space_id, name=new.name)
+                .values(
+                    space_id=request[PRINCIPAL].space_id,
+                    name=new.name,
+                    slack_channel=new.slack_channel,
+                )
                 .returning(teams.c.id)
             )
         ).scalar_one()
-    return web.json_response({"id": team_id, "name": new.name, "members": []}, status=201)
+    return web.json_response({"id": team_id, **new.model_dump(), "members": []}, status=201)
+
+
+async def change_team(request: web.Request) -> web.Response:
+    require(request, "manager")
+    change = await _body(request, TeamChange)
+    space_id, team_id = request[PRINCIPAL].space_id, _path_id(request, "team_id")
+    values = change.model_dump(exclude_unset=True)
+    if values.get("name", "") is None:
+        raise InvalidPayload("name: a team keeps a name")
+    async with request.app[DB].write() as conn:
+        await _team(conn, space_id, team_id)
+        if values:
+            await conn.execute(teams.update().where(teams.c.id == team_id).values(**values))
+        row = (await conn.execute(sa.select(teams).where(teams.c.id == team_id))).one()
+    return web.json_response({"id": row.id, "name": row.name, "slack_channel": row.slack_channel})
 
 
 async def _team(conn: AsyncConnection, space_id: int, team_id: int) -> None:
@@ -345,6 +373,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/teams", create_team)
     app.router.add_post("/api/v1/teams/{team_id}/members", add_team_member)
     app.router.add_delete("/api/v1/teams/{team_id}", delete_team)
+    app.router.add_patch("/api/v1/teams/{team_id}", change_team)
     app.router.add_delete("/api/v1/teams/{team_id}/members/{user_id}", remove_team_member)
     app.router.add_get("/api/v1/space", get_space)
     app.router.add_patch("/api/v1/space", change_space)

@@ -12,10 +12,18 @@ import aiohttp
 import sqlalchemy as sa
 from aiohttp import web
 
-from bot import api, api_contacts, api_conversations, api_people, media, ops, webhooks
+from bot import (
+    api,
+    api_contacts,
+    api_conversations,
+    api_integrations,
+    api_people,
+    media,
+    ops,
+    webhooks,
+)
 from bot.auth import LOCAL_PRINCIPALS, auth_middleware
 from bot.bootstrap import ensure_default_space
-from bot.bots import SingleBot
 from bot.channels import ChannelRegistry
 from bot.errors import ConfigError
 from bot.http import error_middleware
@@ -39,6 +47,7 @@ from bot.plugins import Plugins
 from bot.queue import LocalWorkQueue
 from bot.sender import Sender
 from bot.settings import Settings
+from bot.space_bots import SpaceBots
 from bot.storage.db import Database
 from bot.storage.migrate import upgrade
 from bot.storage.tables import channels
@@ -63,6 +72,7 @@ def create_app(settings: Settings, plugins: Plugins | None = None) -> web.Applic
     api_contacts.setup(app)
     api_conversations.setup(app)
     api_people.setup(app)
+    api_integrations.setup(app)
     ops.setup(app)
     media.setup(app)
     for extension in app[PLUGINS].extensions:
@@ -105,7 +115,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     if factory is None:
         installed = ", ".join(sorted(plugins.bots)) or "none"
         raise ConfigError(f"no {bot_kind!r} bot is installed (installed: {installed})")
-    app[BOTS] = SingleBot(factory(settings))
+    app[BOTS] = SpaceBots(factory(settings), db, settings)
     sender = Sender(db, app[CHANNELS], metrics)
     desk = app.get(DESK_WAKE)  # set by an agent-desk extension (Slack) when configured
     worker = Worker(db, plugins.handlers, app[BOTS], metrics, app, desk.set if desk else None)

@@ -43,14 +43,7 @@ class Bot(Protocol):
 class BotProvider(Protocol):
     """Which bot answers in a space (a space may have its own Dialogflow agent)."""
 
-    def for_space(self, space_id: int) -> Bot: ...
+    async def for_space(self, space_id: int) -> Bot: ...
 
-
-class SingleBot:
-    """Every space uses the same bot: the process-wide default."""
-
-    def __init__(self, bot: Bot) -> None:
-        self._bot = bot
-
-    def for_space(self, space_id: int) -> Bot:
-        return self._bot
+    def forget(self, space_id: int) -> None:
+        """The space's integration changed: build its bot afresh next time."""

@@ -37,6 +37,13 @@ class Call:
     query: dict[str, str] = field(default_factory=dict)
 
 
+def _json_file(path: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"{path}: {exc}") from None
+
+
 COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
     "orgs": (
         "your organization and its members (`init --org` creates one)",
@@ -124,7 +131,18 @@ COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
         "teams of users",
         {
             "list": Call("GET", "/teams", "list teams and their members"),
-            "create": Call("POST", "/teams", "create a team", (("name", {}),)),
+            "create": Call(
+                "POST",
+                "/teams",
+                "create a team",
+                (("name", {}), ("--slack-channel", {"help": "the team's own Slack inbox id"})),
+            ),
+            "set": Call(
+                "PATCH",
+                "/teams/{team_id}",
+                "rename a team or set its Slack inbox channel",
+                (("team_id", ID), ("--name", {}), ("--slack-channel", {})),
+            ),
             "delete": Call("DELETE", "/teams/{team_id}", "delete a team", (("team_id", ID),)),
             "add-member": Call(
                 "POST",
@@ -267,6 +285,29 @@ COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
                 "/shortcuts/{shortcut_id}",
                 "delete a shortcut",
                 (("shortcut_id", ID),),
+            ),
+        },
+    ),
+    "integrations": (
+        "the space's own Dialogflow agent",
+        {
+            "list": Call("GET", "/integrations", "list integrations and their last error"),
+            "dialogflow": Call(
+                "PUT",
+                "/integrations/dialogflow",
+                "answer the space with this Dialogflow ES agent",
+                (
+                    ("project", {"help": "the GCP project id of the agent"}),
+                    (
+                        "--credentials",
+                        {"type": _json_file, "help": "the service account's JSON key file"},
+                    ),
+                    ("--language", {"help": "when the contact's is unknown (default: en)"}),
+                    ("--environment", {"help": "a Dialogflow environment (default: draft)"}),
+                ),
+            ),
+            "remove-dialogflow": Call(
+                "DELETE", "/integrations/dialogflow", "go back to the hub's default bot"
             ),
         },
     ),

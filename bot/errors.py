@@ -48,6 +48,15 @@ class IntegrationError(ChanCenterError):
     """A third-party product (bot, Slack) failed or is misconfigured."""
 
 
+class BadCredentials(IntegrationError):
+    """The product refused our credentials; `first` is True for the first such failure
+    since the last success (admins are told once, not per message)."""
+
+    def __init__(self, reason: str, first: bool = True) -> None:
+        super().__init__(reason)
+        self.first = first
+
+
 class ConfigError(ChanCenterError):
     """The settings or the stored configuration are wrong; the message says what to fix."""
 

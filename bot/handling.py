@@ -55,7 +55,8 @@ class HandlerContext:
         self.new_handler = handler
 
     def tell_desk(self, kind: str, note: str | None = None) -> None:
-        """Queue a notice for the agent desk: `handover`, `message` (this one) or `state`.
+        """Queue a notice for the agent desk: `handover`, `message` (this one), `state`,
+        or `alert` (for the admins, with `note`).
 
         Without a desk (no Slack configured) there is nobody to tell."""
         if self.desk_enabled:

@@ -108,6 +108,7 @@ def spec(server: str) -> dict[str, Any]:
         ViewChange,
     )
     from bot.api_conversations import AgentMessage, Assignment, NewToken
+    from bot.api_integrations import DialogflowIntegration
     from bot.api_people import (
         Member,
         NewOrgMember,
@@ -116,6 +117,7 @@ def spec(server: str) -> dict[str, Any]:
         NewUser,
         OrgRole,
         SpaceChange,
+        TeamChange,
         UserChange,
     )
 
@@ -143,6 +145,8 @@ def spec(server: str) -> dict[str, Any]:
         ShortcutChange,
         NewOrgMember,
         OrgRole,
+        TeamChange,
+        DialogflowIntegration,
     ):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         defs.update(schema.pop("$defs", {}))
@@ -359,7 +363,31 @@ def spec(server: str) -> dict[str, Any]:
             "/api/v1/teams/{team_id}/members": _write(
                 "Add a user to a team", Member, "200", [_param("team_id", "path")]
             ),
-            "/api/v1/teams/{team_id}": _delete("Delete a team", [_param("team_id", "path")]),
+            "/api/v1/teams/{team_id}": {
+                **_write(
+                    "Rename a team or give it its own Slack inbox channel",
+                    TeamChange,
+                    "200",
+                    [_param("team_id", "path")],
+                    "patch",
+                ),
+                **_delete("Delete a team", [_param("team_id", "path")]),
+            },
+            "/api/v1/integrations": _op(
+                "The space's integrations (never their credentials), with their last error",
+                {"type": "object"},
+                [],
+            ),
+            "/api/v1/integrations/dialogflow": {
+                **_write(
+                    "Answer this space with its own Dialogflow agent",
+                    DialogflowIntegration,
+                    "200",
+                    [],
+                    "put",
+                ),
+                **_delete("Back to the hub's default bot", []),
+            },
             "/api/v1/teams/{team_id}/members/{user_id}": _delete(
                 "Take a user out of a team", [_param("team_id", "path"), _param("user_id", "path")]
             ),

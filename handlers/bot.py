@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 
 from bot.bots import BotQuery, BotReply
-from bot.errors import IntegrationError
+from bot.errors import BadCredentials, IntegrationError
 from bot.handling import HandlerContext
-from bot.keys import METRICS
+from bot.keys import DB, METRICS
 from bot.model import Inbound, Postback, Reaction, TextPart, text_of
+from bot.storage.tables import integrations
 from handlers.handover import hand_over
 
 log = logging.getLogger(__name__)
@@ -30,12 +31,28 @@ def _query(event: Inbound, session_id: str, language: str | None) -> BotQuery | 
     return BotQuery(session_id=session_id, text=text, language=language) if text.strip() else None
 
 
+async def _tell_admins(ctx: HandlerContext, problem: str) -> None:
+    """Once per failure, not per message: a log line, the integration's status in the API,
+    and a post in the Slack inbox when there is a desk."""
+    log.error(
+        "bot credentials refused", extra={"space": ctx.conversation.space_id, "error": problem}
+    )
+    async with ctx.app[DB].write() as conn:
+        await conn.execute(
+            integrations.update()
+            .where(integrations.c.space_id == ctx.conversation.space_id)
+            .where(integrations.c.kind == "dialogflow")
+            .values(error=problem)
+        )
+    ctx.tell_desk("alert", problem)
+
+
 BOT_ERROR_TEXT = "Sorry, I can't answer right now. Please try again in a moment."
 
 
 async def answer_with_bot(event: Inbound, ctx: HandlerContext) -> bool:
     conversation = ctx.conversation
-    bot = ctx.bots.for_space(conversation.space_id)
+    bot = await ctx.bots.for_space(conversation.space_id)
     session_id = f"conversation-{conversation.id}"
     queries: list[BotQuery] = []
     if ctx.opened:
@@ -52,7 +69,12 @@ async def answer_with_bot(event: Inbound, ctx: HandlerContext) -> bool:
         except IntegrationError as exc:
             # never leave the contact unanswered: say so, count it, hand over if it repeats
             ctx.app[METRICS].bot_errors.inc()
-            log.warning("bot failed", extra={"conversation": conversation.id, "error": str(exc)})
+            if isinstance(exc, BadCredentials) and exc.first:
+                await _tell_admins(ctx, str(exc))
+            else:
+                log.warning(
+                    "bot failed", extra={"conversation": conversation.id, "error": str(exc)}
+                )
             failed = True
             break
         # On a new conversation the welcome already answered a greeting or gibberish.

@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from bot.bots import BotQuery, BotReply
-from bot.errors import ConfigError, IntegrationError
+from bot.errors import BadCredentials, ConfigError, IntegrationError
 from bot.model import MediaPart, Part, QuickRepliesPart, QuickReply, TextPart
 from bot.settings import Settings
 
@@ -21,7 +21,9 @@ HANDOVER_ACTIONS = frozenset({"handover", "live_agent_handoff"})
 LOOPBACK = ("localhost", "127.", "[::1]")
 
 
-def _client(endpoint: str, credentials_file: str | None) -> Any:
+def _client(
+    endpoint: str, credentials_file: str | None, credentials_info: dict[str, Any] | None
+) -> Any:
     """The real async client; a loopback endpoint is plaintext (local servers, tests)."""
     import grpc
     from google.cloud.dialogflow_v2 import SessionsAsyncClient
@@ -32,10 +34,12 @@ def _client(endpoint: str, credentials_file: str | None) -> Any:
     if endpoint.startswith(LOOPBACK):
         channel = grpc.aio.insecure_channel(endpoint)
         return SessionsAsyncClient(transport=SessionsGrpcAsyncIOTransport(channel=channel))
-    credentials = None
-    if credentials_file:
-        from google.oauth2 import service_account
+    from google.oauth2 import service_account
 
+    credentials = None
+    if credentials_info:
+        credentials = service_account.Credentials.from_service_account_info(credentials_info)
+    elif credentials_file:
         credentials = service_account.Credentials.from_service_account_file(credentials_file)
     return SessionsAsyncClient(credentials=credentials, client_options={"api_endpoint": endpoint})
 
@@ -46,6 +50,7 @@ class DialogflowBot:
         project: str,
         endpoint: str,
         credentials_file: str | None = None,
+        credentials_info: dict[str, Any] | None = None,
         language: str = "en",
         environment: str | None = None,
         timeout: float = 5.0,
@@ -54,7 +59,8 @@ class DialogflowBot:
         self.language = language
         self.environment = environment
         self.timeout = timeout
-        self._client = _client(endpoint, credentials_file)
+        self.failing: str | None = None  # why the credentials were refused, until a success
+        self._client = _client(endpoint, credentials_file, credentials_info)
 
     def session(self, session_id: str) -> str:
         if self.environment:
@@ -66,6 +72,7 @@ class DialogflowBot:
 
     async def detect(self, query: BotQuery) -> BotReply:
         from google.api_core import exceptions
+        from google.auth.exceptions import GoogleAuthError
         from google.cloud.dialogflow_v2 import types
 
         language = query.language or self.language
@@ -84,8 +91,16 @@ class DialogflowBot:
                 ),
                 timeout=self.timeout,
             )
+        except (exceptions.PermissionDenied, exceptions.Unauthenticated, GoogleAuthError) as exc:
+            first, self.failing = self.failing is None, str(exc)
+            raise BadCredentials(
+                f"Dialogflow refused the credentials for project {self.project}: {exc}. "
+                "Check the service account's role (Dialogflow API Client) and the project id.",
+                first=first,
+            ) from exc
         except (TimeoutError, exceptions.GoogleAPICallError) as exc:
             raise IntegrationError(f"Dialogflow: {exc}") from exc
+        self.failing = None
         return reply_from(response.query_result)
 
 

@@ -342,6 +342,7 @@ teams = Table(
     Column("id", Integer, primary_key=True),
     Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
     Column("name", String(100), nullable=False),
+    Column("slack_channel", String(32)),  # the team's own inbox; null: the space's
     UniqueConstraint("space_id", "name", name="uq_teams_space_name"),
 )
 
@@ -388,4 +389,18 @@ slack_threads = Table(
     Column("slack_channel", String(32), nullable=False),
     Column("ts", String(32), nullable=False),
     UniqueConstraint("slack_channel", "ts", name="uq_slack_threads_channel_ts"),
+)
+
+# A space's connection to a third-party product (its own Dialogflow agent, ...).
+integrations = Table(
+    "integrations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(32), nullable=False),  # dialogflow
+    Column("settings", JSON, nullable=False, default=dict),
+    Column("credentials", Text),  # encrypted JSON, never returned by the API
+    Column("error", Text),  # the last failure, for admins; null while it works
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    UniqueConstraint("space_id", "kind", name="uq_integrations_space_kind"),
 )

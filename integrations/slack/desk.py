@@ -25,6 +25,7 @@ from bot.storage.tables import (
     messages,
     slack_threads,
     tags,
+    teams,
     users,
 )
 
@@ -51,6 +52,9 @@ class SlackDesk:
         self, kind: str, conversation_id: int, message_id: int | None, note: str | None
     ) -> None:
         """One desk notice; raises on a Slack failure (the relay retries)."""
+        if kind == "alert":  # for the admins, in the inbox itself
+            await self.client.chat_postMessage(channel=self.inbox, text=f":warning: {note}")
+            return
         async with self.db.read() as conn:
             thread = (
                 await conn.execute(
@@ -60,9 +64,16 @@ class SlackDesk:
                 )
             ).first()
             header = await self._header(conn, conversation_id, note)
+            team_inbox = (
+                await conn.execute(
+                    sa.select(teams.c.slack_channel)
+                    .join(conversations, conversations.c.team_id == teams.c.id)
+                    .where(conversations.c.id == conversation_id)
+                )
+            ).scalar()
         if thread is None:
             # the first notice opens the thread; its transcript holds any message so far
-            await self._open(conversation_id, header)
+            await self._open(conversation_id, team_inbox or self.inbox, header)
             return
         if kind == "handover":
             await self.client.chat_update(channel=thread.slack_channel, ts=thread.ts, **header)
@@ -87,8 +98,8 @@ class SlackDesk:
                     unfurl_links=False,
                 )
 
-    async def _open(self, conversation_id: int, header: dict[str, Any]) -> None:
-        posted = await self.client.chat_postMessage(channel=self.inbox, **header)
+    async def _open(self, conversation_id: int, inbox: str, header: dict[str, Any]) -> None:
+        posted = await self.client.chat_postMessage(channel=inbox, **header)
         channel, ts = posted["channel"], posted["ts"]
         # recorded before anything else is posted: a retry then finds the thread
         async with self.db.write() as conn:

@@ -33,6 +33,7 @@ BODIES: dict[str, Any] = {
     "/api/v1/users/{user_id}": {"availability": "away"},
     "/api/v1/teams/{team_id}/members": {"user_id": 1},
     "/api/v1/fields/{field_id}": {"label": "x"},
+    "/api/v1/teams/{team_id}": {"name": "x"},
     "/api/v1/views/{view_id}": {"name": "x"},
     "/api/v1/shortcuts/{shortcut_id}": {"name": "x"},
     "/api/v1/organization/members/{user_id}": {"role": "member"},

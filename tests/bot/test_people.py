@@ -48,7 +48,9 @@ async def test_users_teams_and_space(client: TestClient, people: dict[str, Any])
     await client.post(f"/api/v1/teams/{team}/members", json={"user_id": caio}, headers=manager)
     await client.post(f"/api/v1/teams/{team}/members", json={"user_id": caio}, headers=manager)
     listed = await (await client.get("/api/v1/teams", headers=agent)).json()
-    assert listed["items"] == [{"id": team, "name": "Billing", "members": [caio]}]
+    assert listed["items"] == [
+        {"id": team, "name": "Billing", "slack_channel": None, "members": [caio]}
+    ]
     gone = await client.delete(f"/api/v1/teams/{team}/members/{caio}", headers=manager)
     assert gone.status == 204
     users = await (await client.get("/api/v1/users", headers=agent)).json()

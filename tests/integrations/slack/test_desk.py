@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import grpc
 import sqlalchemy as sa
 
 from bot.contacts import create_field
@@ -21,7 +22,7 @@ from bot.storage.tables import (
 )
 from tests.conftest import count, eventually
 from tests.fakes.slack import Posted
-from tests.integrations.slack.conftest import Desk
+from tests.integrations.slack.conftest import INBOX, Desk
 
 
 async def handed_over(desk: Desk) -> tuple[int, Posted]:
@@ -166,3 +167,28 @@ async def _gone(desk: Desk) -> bool:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_refused_bot_credentials_are_posted_to_the_inbox_once(desk: Desk) -> None:
+    desk.dialogflow.fail = grpc.StatusCode.UNAUTHENTICATED
+    await desk.contact_says("hi")
+    await desk.contact_says("hello?")
+    await eventually(lambda: _gone(desk))
+    await eventually(lambda: _true(any(m.blocks for m in desk.slack.messages)))  # handed over
+    alerts = [m for m in desk.slack.messages if m.text.startswith(":warning:")]
+    assert len(alerts) == 1 and alerts[0].channel == INBOX and alerts[0].thread_ts is None
+    assert "refused the credentials for project acme-agent" in alerts[0].text
+
+
+async def test_a_team_with_its_own_inbox_gets_its_threads_there(desk: Desk) -> None:
+    async with desk.app[DB].write() as conn:
+        await conn.execute(
+            teams.insert().values(
+                space_id=desk.app[DEFAULT_SPACE], name="Sales", slack_channel="CSALES"
+            )
+        )
+    await desk.contact_says("hi")
+    await desk.contact_says("sales")  # the agent hands over to the Sales team
+    await eventually(lambda: _true(any(m.blocks for m in desk.slack.messages)))
+    header = next(m for m in desk.slack.messages if m.blocks)
+    assert header.channel == "CSALES" and "Note: wants a quote" in header.text

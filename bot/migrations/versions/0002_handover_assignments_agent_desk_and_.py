@@ -1,4 +1,4 @@
-"""handover, assignments and the agent desk
+"""handover, assignments, agent desk and integrations
 
 Revision ID: 0002
 Revises: 0001
@@ -15,6 +15,24 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "integrations",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("space_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("settings", sa.JSON(), nullable=False),
+        sa.Column("credentials", sa.Text(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("(CURRENT_TIMESTAMP)"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(["space_id"], ["spaces.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("space_id", "kind", name="uq_integrations_space_kind"),
+    )
     op.create_table(
         "assignments",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -79,8 +97,14 @@ def upgrade() -> None:
     with op.batch_alter_table("spaces", schema=None) as batch_op:
         batch_op.add_column(sa.Column("settings", sa.JSON(), server_default="{}", nullable=False))
 
+    with op.batch_alter_table("teams", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("slack_channel", sa.String(length=32), nullable=True))
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("teams", schema=None) as batch_op:
+        batch_op.drop_column("slack_channel")
+
     with op.batch_alter_table("spaces", schema=None) as batch_op:
         batch_op.drop_column("settings")
 
@@ -99,3 +123,4 @@ def downgrade() -> None:
         batch_op.drop_index("ix_assignments_conversation")
 
     op.drop_table("assignments")
+    op.drop_table("integrations")
