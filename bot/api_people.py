@@ -231,15 +231,7 @@ async def create_team(request: web.Request) -> web.Response:
     require(request, "manager")
     new = await _body(request, NewTeam)
     async with request.app[DB].write() as conn:
-        taken = (
-            await conn.execute(
-                sa.select(teams.c.id).where(
-                    teams.c.space_id == request[PRINCIPAL].space_id, teams.c.name == new.name
-                )
-            )
-        ).first()
-        if taken is not None:
-            raise InvalidPayload(f"a team named {new.name!r} already exists")
+        await _name_free(conn, request[PRINCIPAL].space_id, new.name)
         team_id = (
             await conn.execute(
                 teams.insert()
@@ -263,10 +255,26 @@ async def change_team(request: web.Request) -> web.Response:
         raise InvalidPayload("name: a team keeps a name")
     async with request.app[DB].write() as conn:
         await _team(conn, space_id, team_id)
+        if change.name is not None:
+            await _name_free(conn, space_id, change.name, team_id)
         if values:
             await conn.execute(teams.update().where(teams.c.id == team_id).values(**values))
         row = (await conn.execute(sa.select(teams).where(teams.c.id == team_id))).one()
     return web.json_response({"id": row.id, "name": row.name, "slack_channel": row.slack_channel})
+
+
+async def _name_free(
+    conn: AsyncConnection, space_id: int, name: str, team_id: int | None = None
+) -> None:
+    taken = (
+        await conn.execute(
+            sa.select(teams.c.id).where(
+                teams.c.space_id == space_id, teams.c.name == name, teams.c.id != (team_id or 0)
+            )
+        )
+    ).first()
+    if taken is not None:
+        raise InvalidPayload(f"a team named {name!r} already exists")
 
 
 async def _team(conn: AsyncConnection, space_id: int, team_id: int) -> None:

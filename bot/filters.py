@@ -80,7 +80,7 @@ UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 FIELD_PATTERN = (
     r"^(name|phone|email|language|status|assignee|team|created_at|last_message_at|channel|tags"
-    r"|fields\.[a-z][a-z0-9_]{0,63})$"
+    r"|fields\.[a-z][a-z0-9_]{0,63}|answers\.[a-z][a-z0-9_]{0,63})$"
 )
 
 
@@ -98,7 +98,7 @@ class Condition(Frozen):
         if not re.match(FIELD_PATTERN, field):
             raise ValueError(
                 f"unknown field {field!r}; use one of {', '.join(sorted(BUILT_IN))}, channel, "
-                "tags, or fields.<key> for a custom field"
+                "tags, fields.<key> for a custom field, or answers.<step> in a flow"
             )
         return field
 
@@ -224,6 +224,8 @@ def _condition(c: Condition, scope: _Scope) -> ColumnElement[bool]:
         if c.op == "is_not":
             return ~having(_compare(c.model_copy(update={"op": "is"}), kind, column))
         return having(_compare(c, kind, column))
+    if c.field.startswith("answers."):
+        raise InvalidPayload(f"{c.field!r}: answers only exist inside a flow's branches")
     raise InvalidPayload(
         f"unknown field {c.field!r}; use one of {', '.join(sorted(BUILT_IN))}, channel, tags, "
         "or fields.<key> for a custom field"

@@ -165,10 +165,12 @@ class SlackDesk:
                     channels.c.name.label("channel_name"),
                     users.c.name.label("assignee_name"),
                     users.c.slack_user_id,
+                    teams.c.name.label("team_name"),
                 )
                 .join(contacts, contacts.c.id == conversations.c.contact_id)
                 .join(channels, channels.c.id == conversations.c.channel_id)
                 .outerjoin(users, users.c.id == conversations.c.assignee_id)
+                .outerjoin(teams, teams.c.id == conversations.c.team_id)
                 .where(conversations.c.id == conversation_id)
             )
         ).one()
@@ -200,9 +202,10 @@ class SlackDesk:
         name = c.contact_name or c.phone or c.email or f"contact {c.contact_id}"
         state = "closed" if c.status == "closed" else STATES.get(c.handler, c.handler)
         assignee = f"<@{c.slack_user_id}>" if c.slack_user_id else (c.assignee_name or "nobody")
+        queue = f" · Queue: {c.team_name}" if c.team_name else ""
         lines = [
             f"*{name}* on {c.kind} ({c.channel_name}) · conversation #{c.id}",
-            f"State: {state} · Assignee: {assignee}",
+            f"State: {state} · Assignee: {assignee}{queue}",
         ]
         if tag_names:
             lines.append("Tags: " + ", ".join(tag_names))

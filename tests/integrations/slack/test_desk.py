@@ -192,3 +192,4 @@ async def test_a_team_with_its_own_inbox_gets_its_threads_there(desk: Desk) -> N
     await eventually(lambda: _true(any(m.blocks for m in desk.slack.messages)))
     header = next(m for m in desk.slack.messages if m.blocks)
     assert header.channel == "CSALES" and "Note: wants a quote" in header.text
+    assert "Queue: Sales" in header.text  # nobody in Sales is online: it waits there
