@@ -20,6 +20,7 @@ from bot.model import Part, TextPart
 from bot.roles import RANK, require
 from bot.shortcuts import render
 from bot.storage.tables import api_tokens
+from surveys.start import after_close
 
 
 class AgentMessage(BaseModel):
@@ -91,6 +92,7 @@ async def close(request: web.Request) -> web.Response:
         await ops.close(conn, conv.id)
         await _tell_desk(request, conn, conv.id)
     _wake_desk(request)
+    await after_close(request.app, conv.id)
     return web.json_response({"id": conv.id, "status": "closed"})
 
 

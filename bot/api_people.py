@@ -97,6 +97,12 @@ class SpaceChange(BaseModel):
     handover_keywords: dict[str, list[str]] | None = Field(
         None, description='per language, e.g. {"en": ["agent", "human"]}'
     )
+    away_flow: str | None = Field(
+        None, max_length=100, description="a survey run instead of the away text"
+    )
+    csat_survey: str | None = Field(
+        None, max_length=100, description="a survey sent when a conversation closes"
+    )
 
 
 async def _member(conn: AsyncConnection, space_id: int, user_id: int) -> Any:
@@ -326,7 +332,14 @@ async def remove_team_member(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-SPACE_SETTINGS = ("away_text", "away_every_minutes", "handover_text", "handover_keywords")
+SPACE_SETTINGS = (
+    "away_text",
+    "away_every_minutes",
+    "handover_text",
+    "handover_keywords",
+    "away_flow",
+    "csat_survey",
+)
 
 
 async def get_space(request: web.Request) -> web.Response:

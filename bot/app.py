@@ -53,6 +53,8 @@ from bot.storage.migrate import upgrade
 from bot.storage.tables import channels
 from bot.worker import Worker
 from channels.base import ChannelContext
+from surveys import api as surveys_api
+from surveys.clock import FlowClock
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ def create_app(settings: Settings, plugins: Plugins | None = None) -> web.Applic
     api_conversations.setup(app)
     api_people.setup(app)
     api_integrations.setup(app)
+    surveys_api.setup(app)
     ops.setup(app)
     media.setup(app)
     for extension in app[PLUGINS].extensions:
@@ -133,7 +136,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     """The in-process consumers: the work queue and the sender (unless told not to work)."""
     tasks: list[asyncio.Task[None]] = []
     if app[SETTINGS].work:
-        tasks = [_spawn(app[QUEUE].run), _spawn(app[SENDER].run)]
+        clock = FlowClock(app[DB], app[SENDER].notify)
+        tasks = [_spawn(app[QUEUE].run), _spawn(app[SENDER].run), _spawn(clock.run)]
     yield
     for task in tasks:
         task.cancel()

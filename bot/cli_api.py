@@ -35,12 +35,16 @@ class Call:
     help: str
     args: tuple[Arg, ...] = ()
     query: dict[str, str] = field(default_factory=dict)
+    body: str | None = None  # the argument that is the whole request body
 
 
 def _json_file(path: str) -> Any:
+    """A JSON (or YAML, its superset in practice) file's content."""
+    import yaml
+
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
         raise argparse.ArgumentTypeError(f"{path}: {exc}") from None
 
 
@@ -311,6 +315,44 @@ COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
             ),
         },
     ),
+    "surveys": (
+        "surveys and other conversational flows",
+        {
+            "add": Call(
+                "POST",
+                "/surveys",
+                "save a survey written in YAML or JSON",
+                (("file", {"type": _json_file, "help": "the survey (.yml, .yaml or .json)"}),),
+                body="file",
+            ),
+            "list": Call("GET", "/surveys", "list the surveys"),
+            "show": Call(
+                "GET", "/surveys/{survey_id}", "show a survey's definition", (("survey_id", ID),)
+            ),
+            "remove": Call(
+                "DELETE",
+                "/surveys/{survey_id}",
+                "remove a survey and its results",
+                (("survey_id", ID),),
+            ),
+            "send": Call(
+                "POST",
+                "/surveys/{survey_id}/send",
+                "start a survey for some contacts or a saved view",
+                (
+                    ("survey_id", ID),
+                    ("--view-id", ID),
+                    ("--contact-id", {**ID, "action": "append", "dest": "contact_ids"}),
+                ),
+            ),
+            "results": Call(
+                "GET",
+                "/surveys/{survey_id}/results",
+                "answers per contact (add --csv for a spreadsheet)",
+                (("survey_id", ID),),
+            ),
+        },
+    ),
     "tokens": (
         "API tokens of the space",
         {
@@ -342,6 +384,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
             )
             for flag, options in call.args:
                 command.add_argument(flag, **options)
+            if call.path.endswith("/results"):
+                command.add_argument("--csv", action="store_true", help="CSV to standard output")
             command.add_argument("--space", type=int, help="space id (default: the default space)")
             command.set_defaults(call=call)
 
@@ -369,6 +413,9 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.keys import DEFAULT_SPACE
 
     url, values = _request(args.call, args)
+    if getattr(args, "csv", False):
+        url += ".csv"
+    payload: Any = values.pop(args.call.body) if args.call.body else values
     token = secrets.token_urlsafe(32)
     with tempfile.TemporaryDirectory() as private:
         sock = Path(private) / "hub.sock"
@@ -382,10 +429,13 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
                     args.call.method,
                     f"http://hub{url}",
                     params={**args.call.query, **values} if get else None,
-                    json=None if get or args.call.method == "DELETE" else values,
+                    json=None if get or args.call.method == "DELETE" else payload,
                     headers={"Authorization": f"Bearer {token}"},
                 ) as response,
             ):
+                if response.content_type == "text/csv":
+                    sys.stdout.write(await response.text())
+                    return 0
                 body = await response.json() if response.content_type.endswith("json") else None
     if response.status >= 400:
         raise ChanCenterError(body["detail"] if body else f"HTTP {response.status}")

@@ -272,11 +272,11 @@ def _compare(c: Condition, kind: str, column: Any) -> ColumnElement[bool]:
         }[op]
     # dates
     if op == "within_last":
-        return column >= now() - _duration(c)
+        return column >= now() - duration(c)
     if op == "between":
-        low, high = _pair(c, _date)
+        low, high = _pair(c, as_datetime)
         return column.between(low, high)
-    moment = _date(value)
+    moment = as_datetime(value)
     return column < moment if op == "before" else column > moment
 
 
@@ -305,7 +305,7 @@ def _number(c: Condition, value: Any) -> float:
         raise InvalidPayload(f"{c.field} {c.op}: {value!r} is not a number") from None
 
 
-def _date(value: Any) -> datetime:
+def as_datetime(value: Any) -> datetime:
     try:
         moment = datetime.fromisoformat(str(value))
     except ValueError:
@@ -317,7 +317,7 @@ def _date(value: Any) -> datetime:
     )  # type: ignore[operator]
 
 
-def _duration(c: Condition) -> timedelta:
+def duration(c: Condition) -> timedelta:
     match = DURATION.match(str(c.value))
     if not match:
         raise InvalidPayload(f"{c.field} within_last: use a duration like 30m, 24h, 7d or 2w")

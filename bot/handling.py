@@ -7,13 +7,17 @@ removal, and only if nobody changed the conversation's handler meanwhile.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.bots import BotProvider
 from bot.model import Inbound, Part
+
+Write = Callable[[AsyncConnection], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class HandlerContext:
     away_sent: bool = False
     set_fields: dict[str, Any] = field(default_factory=dict)
     desk: list[tuple[str, str | None]] = field(default_factory=list)  # (kind, note)
+    writes: list[Write] = field(default_factory=list)  # more, in the same transaction
 
     def reply(self, *parts: Part) -> None:
         """Queue one outbound message to the contact."""
@@ -53,6 +58,10 @@ class HandlerContext:
 
     def hand_over(self, handler: str) -> None:
         self.new_handler = handler
+
+    def write(self, write: Write) -> None:
+        """Run `write` in the transaction that commits the replies (e.g. a flow's state)."""
+        self.writes.append(write)
 
     def tell_desk(self, kind: str, note: str | None = None) -> None:
         """Queue a notice for the agent desk: `handover`, `message` (this one), `state`,

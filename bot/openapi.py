@@ -120,6 +120,8 @@ def spec(server: str) -> dict[str, Any]:
         TeamChange,
         UserChange,
     )
+    from surveys.api import Send
+    from surveys.definition import Survey
 
     parts = parts_adapter.json_schema(ref_template="#/components/schemas/{model}")
     defs = parts.pop("$defs", {})
@@ -147,6 +149,8 @@ def spec(server: str) -> dict[str, Any]:
         OrgRole,
         TeamChange,
         DialogflowIntegration,
+        Send,
+        Survey,
     ):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         defs.update(schema.pop("$defs", {}))
@@ -372,6 +376,55 @@ def spec(server: str) -> dict[str, Any]:
                     "patch",
                 ),
                 **_delete("Delete a team", [_param("team_id", "path")]),
+            },
+            "/api/v1/surveys": {
+                **_op("The space's surveys", {"type": "object"}, []),
+                "post": {
+                    "summary": "Save a survey, written in JSON or YAML (application/yaml)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Survey"}},
+                            "application/yaml": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "responses": {
+                        "201": {"description": "saved"},
+                        "400": _ERROR,
+                        "401": _ERROR,
+                        "403": _ERROR,
+                    },
+                },
+            },
+            "/api/v1/surveys/{survey_id}": {
+                **_op("One survey's definition", {"type": "object"}, [_param("survey_id", "path")]),
+                **_delete("Remove a survey and its results", [_param("survey_id", "path")]),
+            },
+            "/api/v1/surveys/{survey_id}/send": _write(
+                "Start the survey for contacts or a view (who was skipped, and why)",
+                Send,
+                "200",
+                [_param("survey_id", "path")],
+            ),
+            "/api/v1/surveys/{survey_id}/results": _op(
+                "Answers and status per contact, with completion figures",
+                {"type": "object"},
+                [_param("survey_id", "path"), limit, _param("before")],
+            ),
+            "/api/v1/surveys/{survey_id}/results.csv": {
+                "get": {
+                    "summary": "The results as CSV, a column per question",
+                    "parameters": [_param("survey_id", "path")],
+                    "responses": {
+                        "200": {
+                            "description": "CSV",
+                            "content": {"text/csv": {"schema": {"type": "string"}}},
+                        },
+                        "401": _ERROR,
+                        "403": _ERROR,
+                        "404": _ERROR,
+                    },
+                }
             },
             "/api/v1/integrations": _op(
                 "The space's integrations (never their credentials), with their last error",

@@ -164,6 +164,8 @@ class Worker:
                     conversation_id=conversation.id, user_id=ctx.assignee_id
                 )
             )
+        for write in ctx.writes:
+            await write(conn)
         for key, value in ctx.set_fields.items():
             try:
                 await set_field(conn, conversation.space_id, conversation.contact_id, key, value)

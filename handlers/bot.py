@@ -11,6 +11,7 @@ from bot.keys import DB, METRICS
 from bot.model import Inbound, Postback, Reaction, TextPart, text_of
 from bot.storage.tables import integrations
 from handlers.handover import hand_over
+from surveys.engine import start_here
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,9 @@ async def answer_with_bot(event: Inbound, ctx: HandlerContext) -> bool:
     if failed:
         ctx.reply(TextPart(text=BOT_ERROR_TEXT))
     last = replies[-1] if replies else None
+    flow = last.payload.get("start_flow") if last is not None else None
+    if flow and await start_here(ctx, str(flow)):
+        return True
     if last is not None and last.handover:
         payload = last.payload
         await hand_over(

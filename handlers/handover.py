@@ -165,5 +165,12 @@ async def hand_over(
     sent = db_datetime(conversation.away_sent_at)
     recently = sent is not None and at - sent < window
     if (user_id is None or not in_business_hours(settings, timezone, at)) and not recently:
-        ctx.reply(TextPart(text=settings.get("away_text") or AWAY_TEXT))
         ctx.away_sent = True
+        away_flow = settings.get("away_flow")
+        # the away flow asks what they need; with someone assigned, a word is enough
+        if user_id is None and away_flow:
+            from surveys.engine import start_here
+
+            if await start_here(ctx, away_flow, return_to="waiting"):
+                return
+        ctx.reply(TextPart(text=settings.get("away_text") or AWAY_TEXT))

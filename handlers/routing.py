@@ -1,8 +1,9 @@
-"""The routing chain: automations -> active flow -> agent -> bot.
+"""The routing chain: people -> active flow -> bot.
 
 A conversation is the bot's until it is handed over (the bot asks, it misses
 twice in a row, or the contact asks for a person); from then on the bot is
-silent and the contact's messages go to the agent desk.
+silent and the contact's messages go to the agent desk. While a flow runs, the
+contact's messages answer it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from bot.handling import HandlerContext
 from bot.model import Inbound, MessageReceived, Postback, TextPart, text_of
 from handlers.bot import answer_with_bot
 from handlers.handover import asks_for_human, hand_over, space_settings
+from surveys.engine import run_flow
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,9 @@ async def route(event: Inbound, ctx: HandlerContext) -> bool:
         if isinstance(event, MessageReceived | Postback):
             ctx.tell_desk("message")
         return True
-    if conversation.handler != "bot":
+    if conversation.handler == "flow" and await run_flow(event, ctx):
+        return True
+    if conversation.handler not in ("bot", "flow"):
         return True
     if isinstance(event, MessageReceived):
         settings, _ = await space_settings(ctx)

@@ -404,3 +404,40 @@ integrations = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
     UniqueConstraint("space_id", "kind", name="uq_integrations_space_kind"),
 )
+
+# Surveys (flows) of a space, as validated definitions.
+surveys = Table(
+    "surveys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("definition", JSON, nullable=False),
+    _created(),
+    UniqueConstraint("space_id", "name", name="uq_surveys_space_name"),
+)
+
+# One survey running (or run) in one conversation: where it is and what was answered.
+flow_runs = Table(
+    "flow_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("survey_id", ForeignKey("surveys.id", ondelete="CASCADE"), nullable=False),
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
+    Column("conversation_id", ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("contact_id", ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    # sent (asked, no answer yet) | in_progress | completed | expired | stopped
+    Column("status", String(12), nullable=False),
+    Column("step", String(64)),  # the question waiting for its answer
+    Column("answers", JSON, nullable=False, default=dict),
+    Column("retries", Integer, nullable=False, server_default="0"),
+    Column("return_to", String(8), nullable=False, server_default="bot"),  # handler afterwards
+    Column("reminded_at", DateTime(timezone=True)),
+    _created(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    Column("finished_at", DateTime(timezone=True)),
+    Index("ix_flow_runs_conversation_status", "conversation_id", "status"),
+    Index("ix_flow_runs_survey", "survey_id", "id"),
+    # the clock looks for runs left waiting
+    Index("ix_flow_runs_status_updated", "status", "updated_at"),
+)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
+from typing import Any
 
 import sqlalchemy as sa
 from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot import contacts as contact_ops
 from bot import conversation_ops as ops
@@ -21,15 +23,18 @@ from bot.keys import DB, DEFAULT_SPACE, DESK_WAKE, SENDER
 from bot.links import may_administer
 from bot.model import TextPart
 from bot.shortcuts import render
-from bot.storage.tables import conversations, shortcuts, users
+from bot.storage.tables import channels, contacts, conversations, shortcuts, users
 from handlers.admin import channel_command
 from handlers.handover import pick_assignee
 from integrations.slack.people import HOW_TO_LINK, user_for
+from surveys.engine import find_survey
+from surveys.start import after_close, start_for_contact
 
 USAGE = """*`/chancenter` commands* (ID is the conversation number in the thread header):
 `claim ID` · `assign ID @someone` or `assign ID TEAM` · `bot ID` (back to the bot) · `close ID`
 `tag ID NAME` · `untag ID NAME` · `field ID KEY VALUE` · `s ID SHORTCUT` (send a shortcut)
-`away` · `online` (your availability)
+`survey NAME ID` (run a survey with the contact; you get them back after)
+`away` · `online` (your availability; online lists who is waiting)
 `channel add telegram TOKEN` · `channel list` · `channel remove CHANNEL_ID` (managers)"""
 MENTION = re.compile(r"^<@([A-Z0-9]+)(\|[^>]*)?>$")
 
@@ -98,7 +103,36 @@ class AgentActions:
             await ops.close(conn, conversation_id)
             await ops.desk_notice(conn, conversation_id)
         self._wake()
+        await after_close(self.app, conversation_id)
         return f"Closed #{conversation_id}."
+
+    async def _survey(self, which: str, conversation_id: int) -> str:
+        async with self.app[DB].read() as conn:
+            conversation = await ops.get(conn, conversation_id, self.space_id)
+            survey_id, survey = await find_survey(conn, self.space_id, which)
+        skipped = await start_for_contact(
+            self.app, self.space_id, survey_id, survey, conversation.contact_id, by_agent=True
+        )
+        if skipped:
+            return f"Not started: {skipped}."
+        return f"Started {survey.name} for #{conversation_id}; you get them back when it ends."
+
+    async def _waiting(self, conn: AsyncConnection) -> list[Any]:
+        """Conversations nobody has taken yet, oldest first: offered to someone coming online."""
+        return list(
+            (
+                await conn.execute(
+                    sa.select(conversations.c.id, contacts.c.name, channels.c.kind)
+                    .join(contacts, contacts.c.id == conversations.c.contact_id)
+                    .join(channels, channels.c.id == conversations.c.channel_id)
+                    .where(conversations.c.space_id == self.space_id)
+                    .where(conversations.c.handler == "waiting")
+                    .where(conversations.c.status == "open")
+                    .order_by(conversations.c.id)
+                    .limit(10)
+                )
+            ).all()
+        )
 
     async def reply(self, conversation_id: int, user_id: int, text: str, key: str) -> None:
         """An agent's thread reply, to the contact; a waiting conversation becomes theirs."""
@@ -136,17 +170,21 @@ class AgentActions:
                 await conn.execute(
                     users.update().where(users.c.id == user_id).values(availability=name)
                 )
-            return f"You are {name}."
+                waiting = [] if name == "away" else await self._waiting(conn)
+            if not waiting:
+                return f"You are {name}."
+            listed = "\n".join(f"• #{c.id} {c.name or 'a contact'} on {c.kind}" for c in waiting)
+            return f"You are online. Waiting for someone:\n{listed}\nTake one: `claim ID`"
         if name == "channel":
             async with self.app[DB].read() as conn:
                 allowed = await may_administer(conn, self.space_id, user_id)
             if not allowed:
                 return "Only the space's managers and the organization's admins manage channels."
             return await channel_command(self.app, self.space_id, "/" + text.strip())
-        if name == "survey":
-            return "Surveys are not set up in this space yet."
         if not args:
             return USAGE
+        if name == "survey" and len(args) == 2:
+            return await self._survey(args[0], _conversation_id(args[1]))
         conversation_id = _conversation_id(args[0])
         rest = args[1:]
         if name == "claim" and not rest:

@@ -63,7 +63,7 @@ class SlackDesk:
                     )
                 )
             ).first()
-            header = await self._header(conn, conversation_id, note)
+            header = await self._header(conn, conversation_id, note if kind == "handover" else None)
             team_inbox = (
                 await conn.execute(
                     sa.select(teams.c.slack_channel)
@@ -73,18 +73,21 @@ class SlackDesk:
             ).scalar()
         if thread is None:
             # the first notice opens the thread; its transcript holds any message so far
-            await self._open(conversation_id, team_inbox or self.inbox, header)
-            return
-        if kind == "handover":
-            await self.client.chat_update(channel=thread.slack_channel, ts=thread.ts, **header)
+            channel, ts = await self._open(conversation_id, team_inbox or self.inbox, header)
+            if kind != "note":
+                return
+        else:
+            channel, ts = thread.slack_channel, thread.ts
+        if kind == "note":
+            await self.client.chat_postMessage(channel=channel, thread_ts=ts, text=note)
+        elif kind == "handover":
+            await self.client.chat_update(channel=channel, ts=ts, **header)
             if note:
                 await self.client.chat_postMessage(
-                    channel=thread.slack_channel,
-                    thread_ts=thread.ts,
-                    text=f":bell: handed over again: {note}",
+                    channel=channel, thread_ts=ts, text=f":bell: handed over again: {note}"
                 )
         elif kind == "state":
-            await self.client.chat_update(channel=thread.slack_channel, ts=thread.ts, **header)
+            await self.client.chat_update(channel=channel, ts=ts, **header)
         elif kind == "message" and message_id is not None:
             async with self.db.read() as conn:
                 row = (
@@ -92,13 +95,15 @@ class SlackDesk:
                 ).first()
             if row is not None:
                 await self.client.chat_postMessage(
-                    channel=thread.slack_channel,
-                    thread_ts=thread.ts,
+                    channel=channel,
+                    thread_ts=ts,
                     text=self.message_text(row.channel_id, row.parts),
                     unfurl_links=False,
                 )
 
-    async def _open(self, conversation_id: int, inbox: str, header: dict[str, Any]) -> None:
+    async def _open(
+        self, conversation_id: int, inbox: str, header: dict[str, Any]
+    ) -> tuple[str, str]:
         posted = await self.client.chat_postMessage(channel=inbox, **header)
         channel, ts = posted["channel"], posted["ts"]
         # recorded before anything else is posted: a retry then finds the thread
@@ -113,6 +118,7 @@ class SlackDesk:
             await self.client.chat_postMessage(
                 channel=channel, thread_ts=ts, text=transcript, unfurl_links=False
             )
+        return channel, ts
 
     def message_text(self, channel_id: str, parts: list[dict[str, Any]]) -> str:
         lines = []

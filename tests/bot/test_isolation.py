@@ -18,6 +18,7 @@ from bot.storage.tables import (
     conversations,
     field_definitions,
     shortcuts,
+    surveys,
     teams,
     views,
 )
@@ -37,6 +38,7 @@ BODIES: dict[str, Any] = {
     "/api/v1/views/{view_id}": {"name": "x"},
     "/api/v1/shortcuts/{shortcut_id}": {"name": "x"},
     "/api/v1/organization/members/{user_id}": {"role": "member"},
+    "/api/v1/surveys/{survey_id}/send": {"contact_ids": [1]},
 }
 
 
@@ -51,6 +53,11 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
     await client.post("/api/v1/views", headers=manager, json={"name": "all", "filter": {"all": []}})
     await client.post("/api/v1/shortcuts", json={"name": "s", "text": "hi"}, headers=manager)
     await client.post("/api/v1/teams", json={"name": "Support"}, headers=manager)
+    survey = {
+        "name": "s",
+        "steps": [{"id": "q", "type": "question", "text": "?", "answer": "text"}],
+    }
+    assert (await client.post("/api/v1/surveys", json=survey, headers=manager)).status == 201
     await open_conversation(client, app, echo)
     async with app[DB].write() as conn:
         ids = {
@@ -58,6 +65,7 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
             "contact_id": (await conn.execute(sa.select(contacts.c.id))).scalar_one(),
             "view_id": (await conn.execute(sa.select(views.c.id))).scalar_one(),
             "field_id": (await conn.execute(sa.select(field_definitions.c.id))).scalar_one(),
+            "survey_id": (await conn.execute(sa.select(surveys.c.id))).scalar_one(),
             "shortcut_id": (await conn.execute(sa.select(shortcuts.c.id))).scalar_one(),
             "token_id": (await conn.execute(sa.select(sa.func.min(api_tokens.c.id)))).scalar(),
             "merge_id": 1,
@@ -94,6 +102,7 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
         "/api/v1/users",
         "/api/v1/teams",
         "/api/v1/tags",
+        "/api/v1/surveys",
     ):
         items = (await (await client.get(path, headers=stranger)).json())["items"]
         assert items == [], path

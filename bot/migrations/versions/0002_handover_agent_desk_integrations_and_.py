@@ -1,4 +1,4 @@
-"""handover, assignments, agent desk and integrations
+"""handover, agent desk, integrations and flows
 
 Revision ID: 0002
 Revises: 0001
@@ -34,6 +34,22 @@ def upgrade() -> None:
         sa.UniqueConstraint("space_id", "kind", name="uq_integrations_space_kind"),
     )
     op.create_table(
+        "surveys",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("space_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("definition", sa.JSON(), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("(CURRENT_TIMESTAMP)"),
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(["space_id"], ["spaces.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("space_id", "name", name="uq_surveys_space_name"),
+    )
+    op.create_table(
         "assignments",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("conversation_id", sa.Integer(), nullable=False),
@@ -52,6 +68,45 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("assignments", schema=None) as batch_op:
         batch_op.create_index("ix_assignments_conversation", ["conversation_id"], unique=False)
+
+    op.create_table(
+        "flow_runs",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("survey_id", sa.Integer(), nullable=False),
+        sa.Column("space_id", sa.Integer(), nullable=False),
+        sa.Column("conversation_id", sa.Integer(), nullable=False),
+        sa.Column("contact_id", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=12), nullable=False),
+        sa.Column("step", sa.String(length=64), nullable=True),
+        sa.Column("answers", sa.JSON(), nullable=False),
+        sa.Column("retries", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("return_to", sa.String(length=8), server_default="bot", nullable=False),
+        sa.Column("reminded_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("(CURRENT_TIMESTAMP)"),
+            nullable=False,
+        ),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("(CURRENT_TIMESTAMP)"),
+            nullable=False,
+        ),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["contact_id"], ["contacts.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["conversation_id"], ["conversations.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["space_id"], ["spaces.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["survey_id"], ["surveys.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("flow_runs", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_flow_runs_conversation_status", ["conversation_id", "status"], unique=False
+        )
+        batch_op.create_index("ix_flow_runs_status_updated", ["status", "updated_at"], unique=False)
+        batch_op.create_index("ix_flow_runs_survey", ["survey_id", "id"], unique=False)
 
     op.create_table(
         "slack_threads",
@@ -119,8 +174,15 @@ def downgrade() -> None:
 
     op.drop_table("desk_outbox")
     op.drop_table("slack_threads")
+    with op.batch_alter_table("flow_runs", schema=None) as batch_op:
+        batch_op.drop_index("ix_flow_runs_survey")
+        batch_op.drop_index("ix_flow_runs_status_updated")
+        batch_op.drop_index("ix_flow_runs_conversation_status")
+
+    op.drop_table("flow_runs")
     with op.batch_alter_table("assignments", schema=None) as batch_op:
         batch_op.drop_index("ix_assignments_conversation")
 
     op.drop_table("assignments")
+    op.drop_table("surveys")
     op.drop_table("integrations")

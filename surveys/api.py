@@ -1,0 +1,255 @@
+"""`/api/v1/surveys`: write surveys in YAML or JSON, send them, read the results."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from bot import contacts as contact_ops
+from bot.api import _int_query, _iso, _limit, _path_id
+from bot.api_contacts import _body, _view_filter
+from bot.auth import PRINCIPAL
+from bot.errors import InvalidPayload
+from bot.filters import compile_filter
+from bot.keys import DB
+from bot.roles import require
+from bot.storage.tables import contacts, flow_runs, surveys
+from surveys.definition import dump, parse_survey
+from surveys.engine import find_survey
+from surveys.fields import check_fields
+from surveys.start import start_for_contact
+
+STATUSES = ("sent", "in_progress", "completed", "expired", "stopped")
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/plain")
+
+
+class Send(BaseModel):
+    """Start the survey for these contacts, or for every contact a saved view selects."""
+
+    contact_ids: list[int] | None = Field(None, max_length=10_000)
+    view_id: int | None = Field(None, ge=1, le=2**63 - 1)
+
+
+async def list_surveys(request: web.Request) -> web.Response:
+    async with request.app[DB].read() as conn:
+        rows = await conn.execute(
+            sa.select(surveys)
+            .where(surveys.c.space_id == request[PRINCIPAL].space_id)
+            .order_by(surveys.c.id)
+        )
+        items = [
+            {
+                "id": r.id,
+                "name": r.name,
+                "description": r.definition.get("description", ""),
+                "steps": len(r.definition["steps"]),
+                "created_at": _iso(r.created_at),
+            }
+            for r in rows
+        ]
+    return web.json_response({"items": items})
+
+
+async def create_survey(request: web.Request) -> web.Response:
+    """The body is the survey: JSON, or YAML with a YAML content type."""
+    require(request, "manager")
+    raw = await request.text()
+    if request.content_type in YAML_TYPES:
+        survey = parse_survey(raw)
+    else:
+        try:
+            survey = parse_survey(json.loads(raw))
+        except ValueError:
+            raise InvalidPayload("send the survey as JSON, or YAML as application/yaml") from None
+    space_id = request[PRINCIPAL].space_id
+    async with request.app[DB].write() as conn:
+        await check_fields(conn, space_id, survey)
+        taken = (
+            await conn.execute(
+                sa.select(surveys.c.id).where(
+                    surveys.c.space_id == space_id, surveys.c.name == survey.name
+                )
+            )
+        ).first()
+        if taken is not None:
+            raise InvalidPayload(f"a survey named {survey.name!r} exists; remove it first")
+        survey_id = (
+            await conn.execute(
+                surveys.insert()
+                .values(space_id=space_id, name=survey.name, definition=dump(survey))
+                .returning(surveys.c.id)
+            )
+        ).scalar_one()
+    return web.json_response({"id": survey_id, "name": survey.name}, status=201)
+
+
+async def show_survey(request: web.Request) -> web.Response:
+    async with request.app[DB].read() as conn:
+        survey_id, survey = await find_survey(
+            conn, request[PRINCIPAL].space_id, _path_id(request, "survey_id")
+        )
+    return web.json_response({"id": survey_id, "name": survey.name, "definition": dump(survey)})
+
+
+async def remove_survey(request: web.Request) -> web.Response:
+    """Removes the survey and its results; runs in progress stop."""
+    require(request, "manager")
+    async with request.app[DB].write() as conn:
+        survey_id, _ = await find_survey(
+            conn, request[PRINCIPAL].space_id, _path_id(request, "survey_id")
+        )
+        await conn.execute(surveys.delete().where(surveys.c.id == survey_id))
+    return web.Response(status=204)
+
+
+async def send_survey(request: web.Request) -> web.Response:
+    """Contacts outside their channel's messaging window, or talking with a person, are
+    skipped and listed; the sender paces the messages by each platform's limits."""
+    require(request, "manager")
+    body = await _body(request, Send)
+    if (body.contact_ids is None) == (body.view_id is None):
+        raise InvalidPayload("give contact_ids or view_id (one of them)")
+    principal = request[PRINCIPAL]
+    async with request.app[DB].read() as conn:
+        survey_id, survey = await find_survey(
+            conn, principal.space_id, _path_id(request, "survey_id")
+        )
+        query = sa.select(contacts.c.id).where(contacts.c.space_id == principal.space_id)
+        if body.view_id is not None:
+            group = await _view_filter(conn, principal, body.view_id)
+            fields = await contact_ops.field_defs(conn, principal.space_id)
+            query = query.where(compile_filter(group, principal.space_id, fields, for_page=False))
+        else:
+            query = query.where(contacts.c.id.in_(body.contact_ids or []))
+        ids = list((await conn.execute(query.order_by(contacts.c.id))).scalars())
+    skipped = []
+    for contact_id in ids:
+        reason = await start_for_contact(
+            request.app, principal.space_id, survey_id, survey, contact_id
+        )
+        if reason:
+            skipped.append({"contact_id": contact_id, "reason": reason})
+    return web.json_response({"started": len(ids) - len(skipped), "skipped": skipped})
+
+
+async def _runs(request: web.Request) -> tuple[int, Any]:
+    async with request.app[DB].read() as conn:
+        survey_id, _ = await find_survey(
+            conn, request[PRINCIPAL].space_id, _path_id(request, "survey_id")
+        )
+    return survey_id, (
+        sa.select(flow_runs, contacts.c.name)
+        .join(contacts, contacts.c.id == flow_runs.c.contact_id)
+        .where(flow_runs.c.survey_id == survey_id)
+        .order_by(flow_runs.c.id.desc())
+    )
+
+
+def _run_json(r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "contact_id": r.contact_id,
+        "contact_name": r.name,
+        "status": r.status,
+        "answers": r.answers,
+        "started_at": _iso(r.created_at),
+        "finished_at": _iso(r.finished_at),
+    }
+
+
+async def results(request: web.Request) -> web.Response:
+    """Each contact's answers and status, newest first, with the survey's figures."""
+    survey_id, query = await _runs(request)
+    if (before := _int_query(request, "before")) is not None:
+        query = query.where(flow_runs.c.id < before)
+    async with request.app[DB].read() as conn:
+        rows = (await conn.execute(query.limit(_limit(request)))).all()
+        counted = dict(
+            (
+                await conn.execute(
+                    sa.select(flow_runs.c.status, sa.func.count())
+                    .where(flow_runs.c.survey_id == survey_id)
+                    .group_by(flow_runs.c.status)
+                )
+            ).all()
+        )
+    counts = {status: counted.get(status, 0) for status in STATUSES}
+    total = sum(counts.values())
+    items = [_run_json(r) for r in rows]
+    return web.json_response(
+        {
+            "counts": counts,
+            "completion_rate": round(counts["completed"] / total, 3) if total else None,
+            "items": items,
+            "next_before": items[-1]["id"] if items else None,
+        }
+    )
+
+
+async def results_csv(request: web.Request) -> web.StreamResponse:
+    """One row per run: contact, status, times, then one column per question."""
+    survey_id, query = await _runs(request)
+    async with request.app[DB].read() as conn:
+        _, survey = await find_survey(conn, request[PRINCIPAL].space_id, survey_id)
+    questions = [s.id for s in survey.steps if s.type == "question"]
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="{survey.name}-results.csv"',
+        }
+    )
+    await response.prepare(request)
+    await response.write(
+        _row(["contact_id", "contact_name", "status", "started_at", "finished_at", *questions])
+    )
+    async with request.app[DB].read() as conn:
+        result = await conn.stream(query)
+        async for r in result:
+            answers = r.answers or {}
+            values = [_cell(answers.get(q)) for q in questions]
+            await response.write(
+                _row(
+                    [
+                        r.contact_id,
+                        r.name or "",
+                        r.status,
+                        _iso(r.created_at) or "",
+                        _iso(r.finished_at) or "",
+                        *values,
+                    ]
+                )
+            )
+    await response.write_eof()
+    return response
+
+
+def _row(values: list[Any]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out).writerow(values)
+    return out.getvalue().encode()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/v1/surveys", list_surveys)
+    app.router.add_post("/api/v1/surveys", create_survey)
+    app.router.add_get("/api/v1/surveys/{survey_id}", show_survey)
+    app.router.add_delete("/api/v1/surveys/{survey_id}", remove_survey)
+    app.router.add_post("/api/v1/surveys/{survey_id}/send", send_survey)
+    app.router.add_get("/api/v1/surveys/{survey_id}/results", results)
+    app.router.add_get("/api/v1/surveys/{survey_id}/results.csv", results_csv)
