@@ -191,19 +191,24 @@ def parse_survey(source: str | bytes | dict[str, Any]) -> Survey:
 
 def _where(exc: ValidationError, data: dict[str, Any]) -> str:
     """`step 'plan' (steps.2), answer: Input should be ...`: name the step, not just its index."""
-    err = exc.errors()[0]
-    loc = [str(p) for p in err["loc"]]
+    # in a union (a `next` is a step id or branches) the deepest error is the real one
+    err = max(exc.errors(), key=lambda e: len(e["loc"]))
+    loc = [str(p) for p in err["loc"] if not _union_tag(str(p))]
     where = ".".join(loc) or "survey"
     if len(loc) >= 2 and loc[0] == "steps" and loc[1].isdigit():
         steps = data.get("steps") or []
         index = int(loc[1])
         step_id = steps[index].get("id") if index < len(steps) else None
-        # drop pydantic's union tag ("question"/"message") from the field path
-        rest = [p for p in loc[2:] if p not in ("question", "message")]
+        rest = loc[2:]
         field = ".".join(rest) or "step"
         where = f"step {step_id!r} (steps.{index}), {field}"
     message = re.sub(r"^Value error, ", "", err["msg"])
     return f"{where}: {message}"
+
+
+def _union_tag(part: str) -> bool:
+    """Pydantic names the union member it tried (`str`, `list[Branch]`, `Condition`, ...)."""
+    return part in ("str", "question", "message", "bool") or part[:1].isupper() or "[" in part
 
 
 def dump(survey: Survey) -> dict[str, Any]:

@@ -43,7 +43,7 @@ async def check_fields(conn: AsyncConnection, space_id: int, survey: Survey) -> 
         if field.type not in fits:
             raise InvalidPayload(
                 f"{where}: a {step.answer} answer cannot go into {step.save_to!r}, "
-                f"a {field.type} field (use a {' or '.join(sorted(fits))} field)"
+                f"whose type is {field.type} (use a {' or '.join(sorted(fits))} field)"
             )
         if field.type == "choice" and not set(step.options) <= set(field.options or []):
             missing = ", ".join(sorted(set(step.options) - set(field.options or [])))

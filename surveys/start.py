@@ -46,7 +46,8 @@ async def start_for_contact(
         ).first()
         if latest is None:
             return "no chat to reach them on"
-        window = app[PLUGINS].channels.get(latest.kind).capabilities.window_hours
+        kind = app[PLUGINS].channels.get(latest.kind)
+        window = kind.capabilities.window_hours if kind and kind.capabilities else None
         if window is not None:
             last_in = (
                 await conn.execute(
