@@ -198,7 +198,8 @@ def _where(exc: ValidationError, data: dict[str, Any]) -> str:
     if len(loc) >= 2 and loc[0] == "steps" and loc[1].isdigit():
         steps = data.get("steps") or []
         index = int(loc[1])
-        step_id = steps[index].get("id") if index < len(steps) else None
+        step = steps[index] if isinstance(steps, list) and index < len(steps) else None
+        step_id = step.get("id") if isinstance(step, dict) else None
         rest = loc[2:]
         field = ".".join(rest) or "step"
         where = f"step {step_id!r} (steps.{index}), {field}"

@@ -209,7 +209,8 @@ async def run_flow(event: Inbound, ctx: HandlerContext) -> bool:
 
 def _stop_words(survey: Survey, language: str | None) -> set[str]:
     lang = (language or "").split("-")[0]
-    return {w.casefold() for w in (*survey.stop_words.get(lang, ()), *survey.stop_words["en"])}
+    words = survey.stop_words
+    return {w.casefold() for w in (*words.get(lang, ()), *words.get("en", ()))}
 
 
 def _region(conversation: Any) -> str | None:
