@@ -41,6 +41,7 @@ INTENTS = {
         ["A sales person will write."],
         payload={"handover": True, "team": "Sales", "note": "wants a quote"},
     ),
+    "feedback": Intent("Feedback", ["Happy to hear it."], payload={"start_flow": "feedback"}),
     "plan": Intent(
         "Plan", ["Noted."], payload={"set_fields": {"plan": "pro"}}, parameters={"plan": "pro"}
     ),

@@ -21,6 +21,7 @@ class Call:
     token: str
     method: str
     params: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 @dataclass

@@ -18,9 +18,10 @@ from bot.keys import CHANNELS, DB, DEFAULT_SPACE
 from bot.model import QuickRepliesPart, TextPart
 from bot.plugins import Plugins
 from bot.settings import Settings
-from bot.storage.tables import field_values
+from bot.storage.tables import field_values, surveys
 from handlers.bot import BOT_ERROR_TEXT
 from integrations.dialogflow import DialogflowBot
+from surveys.definition import dump, parse_survey
 from tests.conftest import add_channel, closed_within
 from tests.fakes.dialogflow import FakeDialogflow, serve
 from tests.handlers.test_handover import say, state
@@ -134,3 +135,26 @@ async def test_the_agent_saves_what_it_collected_into_custom_fields(
     got = await say(df_hub, app, echo, "sales")
     assert got[0] == "A sales person will write."
     assert (await state(app))[0] == "waiting"
+
+
+async def test_the_agent_can_start_a_survey(df_hub: TestClient, dialogflow: FakeDialogflow) -> None:
+    app = df_hub.server.app
+    echo = await app[CHANNELS].get(await add_channel(app, "echo"))
+    async with app[DB].write() as conn:
+        await conn.execute(
+            surveys.insert().values(
+                space_id=app[DEFAULT_SPACE],
+                name="feedback",
+                definition=dump(
+                    parse_survey(
+                        "name: feedback\nsteps:\n  - {id: score, type: question,"
+                        " text: 'From 1 to 5?', answer: rating}\ncompleted_text: Merci!"
+                    )
+                ),
+            )
+        )
+    await say(df_hub, app, echo, "hello")
+    assert await say(df_hub, app, echo, "feedback") == ["Happy to hear it.", "From 1 to 5?"]
+    asked = len(dialogflow.requests)
+    assert await say(df_hub, app, echo, "4") == ["Merci!"]
+    assert len(dialogflow.requests) == asked  # the flow took the answer, not the bot

@@ -8,12 +8,14 @@ import asyncio
 import grpc
 import sqlalchemy as sa
 
+from bot.auth import create_token
 from bot.contacts import create_field
 from bot.keys import DB, DEFAULT_SPACE
 from bot.storage.tables import (
     assignments,
     conversations,
     desk_outbox,
+    field_values,
     shortcuts,
     space_members,
     team_members,
@@ -193,3 +195,61 @@ async def test_a_team_with_its_own_inbox_gets_its_threads_there(desk: Desk) -> N
     header = next(m for m in desk.slack.messages if m.blocks)
     assert header.channel == "CSALES" and "Note: wants a quote" in header.text
     assert "Queue: Sales" in header.text  # nobody in Sales is online: it waits there
+
+
+AWAY_FORM = """
+name: away_form
+steps:
+  - id: need
+    type: question
+    text: "We're away right now. What can we help with?"
+    answer: text
+  - id: email
+    type: question
+    text: And an email to reach you?
+    answer: email
+    save_to: email
+    next: end
+completed_text: Thanks! Someone will answer here as soon as we are back.
+"""
+
+
+async def test_the_away_flow_asks_saves_and_tells_the_thread(desk: Desk) -> None:
+    app = desk.app
+    async with app[DB].write() as conn:
+        await create_field(conn, app[DEFAULT_SPACE], "email", "", "email", [])
+        token = await create_token(conn, app[DEFAULT_SPACE], None, "m", "manager")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/yaml"}
+    assert (await desk.hub.post("/api/v1/surveys", data=AWAY_FORM, headers=headers)).status == 201
+    changed = await desk.hub.patch(
+        "/api/v1/space",
+        json={"away_flow": "away_form"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert (await changed.json())["away_flow"] == "away_form"
+    await desk.add_agent("U1", "Bea", "bea@example.com")  # away
+
+    conversation_id, header = await handed_over(desk)
+    await eventually(lambda: _true(desk.telegram_texts()[-1].startswith("We're away right now")))
+    await desk.contact_says("I need a refund")
+    await eventually(lambda: _true(desk.telegram_texts()[-1] == "And an email to reach you?"))
+    await desk.contact_says("ana@example.com")
+    await eventually(lambda: _true(desk.telegram_texts()[-1].startswith("Thanks! Someone will")))
+    await eventually(
+        lambda: _true(
+            any(
+                m.text == "While you were away: need: I need a refund, email: ana@example.com"
+                for m in desk.slack.thread(header.ts)
+            )
+        )
+    )
+    async with app[DB].read() as conn:
+        handler = (await conn.execute(sa.select(conversations.c.handler))).scalar()
+        saved = (await conn.execute(sa.select(field_values.c.value_text))).scalar()
+    assert (handler, saved) == ("waiting", "ana@example.com")  # back in the queue, email kept
+    # the flow's questions and answers are not mirrored one by one into the thread
+    assert not any(m.text == "I need a refund" for m in desk.slack.thread(header.ts))
+
+    # Bea comes online: the waiting conversation is offered to her
+    offered = await desk.command("online", "U1")
+    assert f"#{conversation_id} Ana on telegram" in offered and "claim ID" in offered
