@@ -64,9 +64,10 @@ async def create_survey(request: web.Request) -> web.Response:
         survey = parse_survey(raw)
     else:
         try:
-            survey = parse_survey(json.loads(raw))
+            data = json.loads(raw)
         except ValueError:
             raise InvalidPayload("send the survey as JSON, or YAML as application/yaml") from None
+        survey = parse_survey(data)
     space_id = request[PRINCIPAL].space_id
     async with request.app[DB].write() as conn:
         await check_fields(conn, space_id, survey)

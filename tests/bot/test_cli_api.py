@@ -71,3 +71,27 @@ def test_organization_members_and_tokens(capsys: pytest.CaptureFixture[str]) -> 
     assert cli(capsys, "teams", "create", "Sales")[0] == 0
     code, _, err = cli(capsys, "teams", "add-member", "1", "99")
     assert code == 2 and "no user 99" in err
+
+
+def test_surveys_from_the_command_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    survey = tmp_path / "nps.yml"
+    survey.write_text(
+        "name: nps\nsteps:\n  - id: score\n    type: question\n    text: From 0 to 10?\n"
+        "    answer: number\n    min: 0\n    max: 10\n"
+    )
+    code, out, _ = cli(capsys, "surveys", "add", str(survey))
+    assert code == 0 and json.loads(out)["name"] == "nps"
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "name: x\nsteps:\n  - id: q\n    type: question\n    text: Colour\n    answer: colour\n"
+    )
+    code, _, err = cli(capsys, "surveys", "add", str(broken))
+    assert code == 2 and "step 'q' (steps.0), answer" in err
+    assert cli(capsys, "surveys", "list")[1].splitlines()[1].startswith("1\tnps")
+    code, out, _ = cli(capsys, "surveys", "results", "1", "--csv")
+    assert code == 0 and out.splitlines() == [
+        "contact_id,contact_name,status,started_at,finished_at,score"
+    ]
+    code, _, err = cli(capsys, "surveys", "send", "1", "--contact-id", "99")
+    assert code == 0  # nobody to reach: reported, not an error
+    assert cli(capsys, "surveys", "remove", "1")[1].strip() == "done"
