@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.web import Application
 
 from bot.auth import create_token
@@ -309,3 +310,52 @@ async def _finished(app: Application, status: str, step: str) -> bool:
     async with app[DB].read() as conn:
         run = (await conn.execute(sa.select(flow_runs.c.status, flow_runs.c.step))).first()
     return run is not None and (run.status, run.step) == (status, step)
+
+
+async def test_end_actions_webhook_next_flow_and_handover(
+    client: TestClient, app: Application, echo: EchoChannel, manager: dict[str, str]
+) -> None:
+    received: list[Any] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        return web.Response(status=204)
+
+    receiver = web.Application()
+    receiver.router.add_post("/hook", hook)
+    server = TestServer(receiver)
+    await server.start_server()
+    first = f"""
+name: first
+steps:
+  - {{id: mood, type: question, text: "How are you?", answer: text}}
+completed_text: Noted.
+on_complete:
+  - webhook: {server.make_url("/hook")}
+  - start_flow: second
+"""
+    second = """
+name: second
+steps:
+  - {id: ok, type: question, text: "May a person call you?", answer: yes_no}
+on_complete:
+  - handover: {team: Sales, note: wants a call}
+"""
+    try:
+        await add_survey(client, manager, second)
+        survey = await add_survey(client, manager, first)
+        await say(client, app, echo, "hello")
+        await send(client, manager, survey, contact_ids=[await contact_id(app)])
+        await eventually(lambda: _empty_outbox(app))
+        got = await say(client, app, echo, "great")
+        assert got == ["Noted.", "May a person call you?"]
+        assert received == [
+            {"survey": "first", "contact_id": 1, "conversation_id": 1, "answers": {"mood": "great"}}
+        ]
+        await say(client, app, echo, "yes")
+        async with app[DB].read() as conn:
+            handler = (await conn.execute(sa.select(conversations.c.handler))).scalar()
+            statuses = (await conn.execute(sa.select(flow_runs.c.status))).scalars().all()
+        assert handler == "waiting" and list(statuses) == ["completed", "completed"]
+    finally:
+        await server.close()

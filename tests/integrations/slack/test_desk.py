@@ -18,10 +18,12 @@ from bot.storage.tables import (
     field_values,
     shortcuts,
     space_members,
+    surveys,
     team_members,
     teams,
     users,
 )
+from surveys.definition import dump, parse_survey
 from tests.conftest import count, eventually
 from tests.fakes.slack import Posted
 from tests.integrations.slack.conftest import INBOX, Desk
@@ -253,3 +255,33 @@ async def test_the_away_flow_asks_saves_and_tells_the_thread(desk: Desk) -> None
     # Bea comes online: the waiting conversation is offered to her
     offered = await desk.command("online", "U1")
     assert f"#{conversation_id} Ana on telegram" in offered and "claim ID" in offered
+
+
+async def test_an_agent_runs_a_survey_and_gets_the_contact_back(desk: Desk) -> None:
+    await desk.add_agent("U1", "Bea", "bea@example.com")
+    conversation_id, _ = await handed_over(desk)
+    await desk.click("claim", conversation_id, "U1")
+    async with desk.app[DB].write() as conn:
+        await conn.execute(
+            surveys.insert().values(
+                space_id=desk.app[DEFAULT_SPACE],
+                name="nps",
+                definition=dump(
+                    parse_survey(
+                        "name: nps\nsteps:\n  - {id: score, type: question, text: '0 to 10?',"
+                        " answer: number, min: 0, max: 10}\ncompleted_text: Thanks!"
+                    )
+                ),
+            )
+        )
+    assert "no survey 'nope'" in await desk.command(f"survey nope {conversation_id}", "U1")
+    said = await desk.command(f"survey nps {conversation_id}", "U1")
+    assert "Started nps" in said
+    await eventually(lambda: _true(desk.telegram_texts()[-1] == "0 to 10?"))
+    await desk.contact_says("9")
+    await eventually(lambda: _true(desk.telegram_texts()[-1] == "Thanks!"))
+    async with desk.app[DB].read() as conn:
+        row = (
+            await conn.execute(sa.select(conversations.c.handler, conversations.c.assignee_id))
+        ).one()
+    assert row.handler == "agent"  # back with Bea
