@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -210,4 +210,6 @@ def db_datetime(value: datetime | str | None) -> datetime | None:
     """SQLite hands back an aggregate's datetime as text; PostgreSQL as a datetime."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
+    if value is not None and value.tzinfo is not None:
+        value = value.astimezone(UTC)  # PostgreSQL answers timestamptz as aware times
     return value.replace(tzinfo=None) if value is not None else None

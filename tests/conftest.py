@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +17,49 @@ from bot.app import create_app
 from bot.keys import CHANNELS, DB, DEFAULT_SPACE
 from bot.plugins import Plugins
 from bot.settings import Settings
+from bot.storage.migrate import upgrade
 from bot.storage.tables import channels
 from tests.fakes.echo_channel import EchoChannel
+from tests.servers import Postgres
 
 AppClient = Callable[..., Awaitable[TestClient]]
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}",
-        data_dir=tmp_path / "data",
-        secret_key="test-secret",
-    )
+BACKENDS = ["sqlite", "postgresql"]
+TEMPLATE = "chancenter_template"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres | None]:
+    """One server for the session, with the schema migrated once into a template database."""
+    if Postgres.available() is not None:
+        yield None
+        return
+    server = Postgres()
+    server.start()
+    try:
+        server.sql(f"CREATE DATABASE {TEMPLATE}")
+        upgrade(f"{server.url}/{TEMPLATE}")
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Each test runs on SQLite and, where the server is installed, again on PostgreSQL."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres")
+        if server is None:
+            pytest.skip(Postgres.available() or "no PostgreSQL")
+        name = f"t{next(_databases)}"
+        server.sql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+        url = f"{server.url}/{name}"
+    return Settings(database_url=url, data_dir=tmp_path / "data", secret_key="test-secret")
+
+
+_databases = itertools.count(1)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from aiohttp.web import Application
 
 from bot.errors import PermanentFailure, RetryLater
 from bot.keys import DB, PLUGINS, QUEUE
+from bot.sender import db_datetime
 from bot.storage.tables import messages, outbox, work_items
 from tests.bot.test_webhooks import body, post
 from tests.conftest import count, eventually
@@ -28,7 +29,9 @@ async def test_retry_later_is_honoured_and_the_message_is_sent_afterwards(
 
     row = await eventually(retried)
     assert row.last_error == "429 too many requests"
-    wait = (row.next_attempt_at - datetime.now(UTC).replace(tzinfo=None)).total_seconds()
+    wait = (
+        db_datetime(row.next_attempt_at) - datetime.now(UTC).replace(tzinfo=None)
+    ).total_seconds()
     assert 0 < wait <= 0.3
     assert echo.sent == []
     await eventually(lambda: _true(len(echo.sent) == 1), timeout=3)
