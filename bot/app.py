@@ -39,12 +39,14 @@ from bot.keys import (
     METRICS,
     PLUGINS,
     QUEUE,
+    REDIS,
     SENDER,
     SETTINGS,
 )
 from bot.metrics import Metrics
 from bot.plugins import Plugins
 from bot.queue import LocalWorkQueue
+from bot.ratelimit import Limits
 from bot.sender import Sender
 from bot.settings import Settings
 from bot.space_bots import SpaceBots
@@ -68,7 +70,7 @@ def create_app(settings: Settings, plugins: Plugins | None = None) -> web.Applic
     app[PLUGINS] = plugins or Plugins.discover()
     app[METRICS] = Metrics()
     app[LOCAL_PRINCIPALS] = {}
-    app.cleanup_ctx.extend([_database, _http, _components, _background])
+    app.cleanup_ctx.extend([_database, _http, _redis, _components, _background])
     webhooks.setup(app)
     api.setup(app)
     api_contacts.setup(app)
@@ -104,9 +106,25 @@ async def _http(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    """The shared Redis of a scale-out deployment (none in the embedded mode)."""
+    url = app[SETTINGS].redis_url
+    if url is None:
+        yield
+        return
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url, health_check_interval=10, socket_keepalive=True)
+    app[REDIS] = client
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
 async def _components(app: web.Application) -> AsyncIterator[None]:
     settings, plugins, db, metrics = app[SETTINGS], app[PLUGINS], app[DB], app[METRICS]
-    ctx = ChannelContext(settings=settings, http=app[HTTP], app=app)
+    ctx = ChannelContext(settings=settings, http=app[HTTP], app=app, limits=Limits(app.get(REDIS)))
     app[CHANNELS] = ChannelRegistry(db, plugins.channels, ctx)
     # import the SDKs of the channels in use now, off the event loop, not on a first webhook
     async with db.read() as conn:
@@ -123,9 +141,16 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     desk = app.get(DESK_WAKE)  # set by an agent-desk extension (Slack) when configured
     worker = Worker(db, plugins.handlers, app[BOTS], metrics, app, desk.set if desk else None)
     app[SENDER] = sender
-    app[QUEUE] = LocalWorkQueue(
-        db, worker, metrics, settings.worker_concurrency, on_done=sender.notify
-    )
+    if REDIS in app:
+        from bot.redis_queue import RedisWorkQueue
+
+        app[QUEUE] = RedisWorkQueue(
+            app[REDIS], db, worker, metrics, settings.worker_concurrency, on_done=sender.notify
+        )
+    else:
+        app[QUEUE] = LocalWorkQueue(
+            db, worker, metrics, settings.worker_concurrency, on_done=sender.notify
+        )
     yield
     await app[INGESTOR].close()
     await worker.close()
@@ -135,7 +160,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
 async def _background(app: web.Application) -> AsyncIterator[None]:
     """The in-process consumers: the work queue and the sender (unless told not to work)."""
     tasks: list[asyncio.Task[None]] = []
-    if app[SETTINGS].work:
+    if app[SETTINGS].works:
         clock = FlowClock(app[DB], app[SENDER].notify)
         tasks = [_spawn(app[QUEUE].run), _spawn(app[SENDER].run), _spawn(clock.run)]
     yield

@@ -31,8 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="run the hub (webhooks, web chat, API, worker)",
-        description="Run the hub: webhooks, web chat, REST API and, "
-        "unless --no-work, the in-process worker and sender.",
+        description="Run the hub: webhooks, web chat, REST API and, without "
+        "CHANCENTER_REDIS_URL (or with --work), the in-process worker and sender.",
     )
     serve.add_argument("--host", help="interface to listen on (CHANCENTER_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (CHANCENTER_PORT)")
@@ -43,18 +43,39 @@ def _parser() -> argparse.ArgumentParser:
         help="Dialogflow ES agent export folder for the built-in bot "
         "(default: the bundled sample agent)",
     )
-    serve.add_argument(
+    work = serve.add_mutually_exclusive_group()
+    work.add_argument(
         "--no-work",
-        action="store_true",
+        dest="work",
+        action="store_false",
+        default=None,
         help="only ingest and serve sockets; leave the queue to other processes",
+    )
+    work.add_argument(
+        "--work",
+        dest="work",
+        action="store_true",
+        default=None,
+        help="with CHANCENTER_REDIS_URL, also do the work (the default without Redis)",
     )
 
     commands.add_parser(
         "worker",
         help="consume the shared work queue (scale-out mode)",
-        description="Consume the shared work queue. Needs CHANCENTER_REDIS_URL; "
-        "without it, `serve` does the work itself.",
+        description="Consume the shared work queue on Redis: bots, flows, replies, the Slack "
+        "desk, reminders. Needs CHANCENTER_REDIS_URL (and a shared database, PostgreSQL); "
+        "without Redis, `serve` does the work in-process. Stops cleanly on SIGTERM.",
     )
+    queue = commands.add_parser(
+        "queue", help="the work queue", description="The work queue's state."
+    )
+    queue_sub = queue.add_subparsers(dest="queue_command", required=True, metavar="COMMAND")
+    queue_sub.add_parser(
+        "dead-letters",
+        help="list work items set aside after repeated failures",
+        description="Work items that failed on every attempt, with their last error. "
+        "`--retry` puts them back in the queue.",
+    ).add_argument("--retry", action="store_true", help="queue them again")
 
     db = commands.add_parser("db", help="database schema", description="Database schema.")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
@@ -163,17 +184,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for k, v in (("host", args.host), ("port", args.port), ("agent_path", args.agent))
                 if v is not None
             }
-            if args.no_work:
-                overrides["work"] = False
+            if args.work is not None:
+                overrides["work"] = args.work
         settings = load_settings(**overrides)
         setup_logging(settings.log_level)
         if args.command == "serve":
             return _serve(settings)
         if args.command == "worker":
-            raise ConfigError(
-                "`chancenter worker` consumes the shared Redis queue: set CHANCENTER_REDIS_URL. "
-                "Without Redis, `chancenter serve` does the work in-process."
-            )
+            if settings.redis_url is None:
+                raise ConfigError(
+                    "`chancenter worker` consumes the shared Redis queue: set "
+                    "CHANCENTER_REDIS_URL. Without Redis, `chancenter serve` does the work "
+                    "in-process."
+                )
+            return asyncio.run(_worker(settings.model_copy(update={"work": True})))
+        if args.command == "queue":
+            return asyncio.run(_dead_letters(settings, args.retry))
         if args.command == "db":
             from bot.storage.migrate import upgrade
 
@@ -254,6 +280,58 @@ async def _init(settings: Settings, args: argparse.Namespace) -> int:
     print(f"admin user:   {user_id} <{args.admin_email}>")
     print(f"API token:    {token}")
     print("Keep the token: it is shown once. Use it as 'Authorization: Bearer <token>'.")
+    return 0
+
+
+async def _worker(settings: Settings) -> int:
+    """The hub's components without a web server: consume, send, relay, remind."""
+    import signal
+
+    from bot.app import create_app
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    log.info("worker started", extra={"redis": settings.redis_url})
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+    return 0
+
+
+async def _dead_letters(settings: Settings, retry: bool) -> int:
+    import sqlalchemy as sa
+
+    from bot.keys import DB
+    from bot.storage.tables import work_items
+
+    async with _hub(settings) as app:
+        async with app[DB].read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(work_items)
+                    .where(work_items.c.status == "dead")
+                    .order_by(work_items.c.id)
+                )
+            ).all()
+        for r in rows:
+            print(
+                f"{r.id}\tconversation {r.conversation_id}\t{r.attempts} attempts\t{r.last_error}"
+            )
+        if retry and rows:
+            async with app[DB].write() as conn:
+                await conn.execute(
+                    work_items.update()
+                    .where(work_items.c.status == "dead")
+                    .values(status="pending", attempts=0)
+                )
+            print(f"{len(rows)} queued again", file=sys.stderr)
+        elif not rows:
+            print("no dead letters", file=sys.stderr)
     return 0
 
 

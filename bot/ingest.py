@@ -53,6 +53,7 @@ class Stored:
     """What one request's events did: new message ids, duplicates, status/edit updates."""
 
     message_ids: list[int] = field(default_factory=list)
+    conversation_ids: set[int] = field(default_factory=set)  # those with new work
     duplicates: int = 0
     updated: int = 0
 
@@ -149,6 +150,7 @@ async def _inbound(
             continue
         conversation_id, opened = conversation[request.channel_id, event.sender.external_id]
         results[n].message_ids.append(message_id)
+        results[n].conversation_ids.add(conversation_id)
         queue.append(
             {
                 "conversation_id": conversation_id,

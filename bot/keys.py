@@ -6,13 +6,14 @@ import asyncio
 
 import aiohttp
 from aiohttp import web
+from redis.asyncio import Redis
 
 from bot.bots import BotProvider
 from bot.channels import ChannelRegistry
 from bot.ingest import Ingestor
 from bot.metrics import Metrics
 from bot.plugins import Plugins
-from bot.queue import LocalWorkQueue
+from bot.queue import WorkQueue
 from bot.sender import Sender
 from bot.settings import Settings
 from bot.storage.db import Database
@@ -25,8 +26,10 @@ METRICS = web.AppKey("metrics", Metrics)
 CHANNELS = web.AppKey("channels", ChannelRegistry)
 BOTS = web.AppKey("bots", BotProvider)
 INGESTOR = web.AppKey("ingestor", Ingestor)
-QUEUE = web.AppKey("queue", LocalWorkQueue)
+QUEUE = web.AppKey("queue", WorkQueue)
 SENDER = web.AppKey("sender", Sender)
 DEFAULT_SPACE = web.AppKey("default_space", int)
 # set when the agent desk has new notices to deliver (the desk relay waits on it)
 DESK_WAKE = web.AppKey("desk_wake", asyncio.Event)
+# the shared Redis, when CHANCENTER_REDIS_URL is set (scale-out)
+REDIS = web.AppKey("redis", Redis)

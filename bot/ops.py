@@ -36,7 +36,11 @@ async def metrics(request: web.Request) -> web.Response:
             await conn.execute(sa.select(sa.func.count()).where(work_items.c.status == "pending"))
         ).scalar_one()
         out = (await conn.execute(sa.select(sa.func.count()).select_from(outbox))).scalar_one()
+        dead = (
+            await conn.execute(sa.select(sa.func.count()).where(work_items.c.status == "dead"))
+        ).scalar_one()
     registry.queue_depth.labels(queue="work").set(work)
+    registry.queue_depth.labels(queue="dead").set(dead)
     registry.queue_depth.labels(queue="outbox").set(out)
     return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol
 
 import sqlalchemy as sa
 
@@ -25,6 +26,16 @@ MAX_ATTEMPTS = 5
 FETCH = 50  # a conversation's pending items read at once
 
 
+class WorkQueue(Protocol):
+    """In-process (`LocalWorkQueue`) or shared by processes (`RedisWorkQueue`)."""
+
+    async def announce(self, conversation_ids: Iterable[int]) -> None: ...
+
+    def notify(self) -> None: ...
+
+    async def run(self) -> None: ...
+
+
 class LocalWorkQueue:
     def __init__(
         self,
@@ -33,6 +44,7 @@ class LocalWorkQueue:
         metrics: Metrics,
         concurrency: int = 16,
         on_done: Callable[[], None] = lambda: None,
+        on_dead: Callable[[int, str], Awaitable[None]] | None = None,
     ) -> None:
         self._db = db
         self._worker = worker
@@ -42,10 +54,15 @@ class LocalWorkQueue:
         self._busy: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._on_done = on_done
+        self._on_dead = on_dead
 
     def notify(self) -> None:
         """New rows were committed: look for work."""
         self._wake.set()
+
+    async def announce(self, conversation_ids: Iterable[int]) -> None:
+        """Work for these conversations was committed (the database rows are the queue)."""
+        self.notify()
 
     async def run(self) -> None:
         self.notify()  # resume what a previous process left
@@ -84,14 +101,18 @@ class LocalWorkQueue:
 
     async def _drain(self, conversation_id: int) -> None:
         try:
-            async with self._slots:
-                state: ConversationState | None = None
-                while items := await self._pending(conversation_id):
-                    for item in items:
-                        state = await self._handle(item, state)
+            await self.drain(conversation_id)
         finally:
             self._busy.discard(conversation_id)
             self.notify()  # a row may have arrived while this conversation was busy
+
+    async def drain(self, conversation_id: int) -> None:
+        """Handle the conversation's pending rows, in order, until none is left."""
+        async with self._slots:
+            state: ConversationState | None = None
+            while items := await self._pending(conversation_id):
+                for item in items:
+                    state = await self._handle(item, state)
 
     async def _pending(self, conversation_id: int) -> list[WorkItem]:
         async with self._db.read() as conn:
@@ -111,6 +132,7 @@ class LocalWorkQueue:
 
         The conversation waits meanwhile: its later messages must not overtake this one.
         """
+        error = ""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 state = await self._worker.process(item, state)
@@ -118,7 +140,8 @@ class LocalWorkQueue:
                 raise
             except Exception as exc:
                 log.exception("work item failed", extra={"work_item": item.id, "attempt": attempt})
-                await self._record_failure(item, exc, dead=attempt == MAX_ATTEMPTS)
+                error = f"{type(exc).__name__}: {exc}"[:1000]
+                await self._record_failure(item, error, dead=attempt == MAX_ATTEMPTS)
                 state = None
                 if attempt < MAX_ATTEMPTS:
                     await asyncio.sleep(min(0.2 * 2**attempt, 30))
@@ -126,16 +149,18 @@ class LocalWorkQueue:
                 self._on_done()
                 return state
         self._metrics.dead_letters.inc()
+        if self._on_dead is not None:
+            await self._on_dead(item.id, error)
         return None
 
-    async def _record_failure(self, item: WorkItem, exc: Exception, *, dead: bool) -> None:
+    async def _record_failure(self, item: WorkItem, error: str, *, dead: bool) -> None:
         async with self._db.write() as conn:
             await conn.execute(
                 work_items.update()
                 .where(work_items.c.id == item.id)
                 .values(
                     attempts=work_items.c.attempts + 1,
-                    last_error=f"{type(exc).__name__}: {exc}"[:1000],
+                    last_error=error,
                     status="dead" if dead else "pending",
                 )
             )

@@ -1,10 +1,17 @@
-"""Token buckets, so we stay under a platform's limits instead of waiting for its 429s."""
+"""Token buckets, so we stay under a platform's limits instead of waiting for its 429s.
+
+In one process they live in memory; with Redis (several workers sending for the
+same bot) they live in Redis, so the workers together stay under the limit.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import OrderedDict
+from typing import Protocol
+
+from redis.asyncio import Redis
 
 
 class TokenBucket:
@@ -44,3 +51,59 @@ class KeyedBuckets:
         while len(self._buckets) > self._size:
             self._buckets.popitem(last=False)
         await bucket.acquire()
+
+
+class Bucket(Protocol):
+    async def acquire(self, key: str = "") -> None: ...
+
+
+class _Local:
+    def __init__(self, rate: float, burst: float) -> None:
+        self._single = TokenBucket(rate, burst)
+        self._keyed = KeyedBuckets(rate, burst)
+
+    async def acquire(self, key: str = "") -> None:
+        await (self._keyed.acquire(key) if key else self._single.acquire())
+
+
+# Reserve one token and answer how long to wait for it (seconds); the clock is Redis's own,
+# so every process agrees. Tokens may go below zero: each caller waits for its own slot.
+TAKE = """
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local t = redis.call('time')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state = redis.call('hmget', KEYS[1], 'tokens', 'stamp')
+local tokens = tonumber(state[1]) or burst
+local stamp = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + (now - stamp) * rate) - 1
+redis.call('hset', KEYS[1], 'tokens', tokens, 'stamp', now)
+redis.call('expire', KEYS[1], math.ceil(burst / rate) + 60)
+if tokens >= 0 then return '0' end
+return tostring(-tokens / rate)
+"""
+
+
+class _Shared:
+    def __init__(self, redis: Redis, name: str, rate: float, burst: float) -> None:
+        self._take = redis.register_script(TAKE)
+        self._name, self._rate, self._burst = name, rate, max(burst, 1.0)
+
+    async def acquire(self, key: str = "") -> None:
+        wait = float(
+            await self._take(keys=[f"cc:rate:{self._name}:{key}"], args=[self._rate, self._burst])
+        )
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+class Limits:
+    """Makes a channel's buckets: in memory, or shared through Redis."""
+
+    def __init__(self, redis: Redis | None = None) -> None:
+        self._redis = redis
+
+    def bucket(self, name: str, rate: float, burst: float = 1.0) -> Bucket:
+        """`acquire()` for one limit, `acquire(key)` for one limit per key (per chat)."""
+        if self._redis is None:
+            return _Local(rate, burst)
+        return _Shared(self._redis, name, rate, burst)

@@ -45,8 +45,13 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(10_000_000, gt=0)
     # How many conversations the in-process worker handles at once.
     worker_concurrency: int = Field(16, ge=1)
-    # serve also runs the work queue consumer and the sender (the embedded mode).
-    work: bool = True
+    # serve also runs the work queue consumer and the sender: by default only without
+    # Redis (the embedded mode); with Redis, `chancenter worker` processes do the work.
+    work: bool | None = None
+
+    @property
+    def works(self) -> bool:
+        return self.work if self.work is not None else self.redis_url is None
 
     @property
     def is_sqlite(self) -> bool:

@@ -65,7 +65,7 @@ async def accept(app: web.Application, channel: Channel, events: list[Event]) ->
     """Commit parsed events and wake the worker: the ingest step shared by every transport."""
     stored = await app[INGESTOR].store(channel.id, channel.config.space_id, events)
     if stored.queued:
-        app[QUEUE].notify()
+        await app[QUEUE].announce(stored.conversation_ids)
         app[METRICS].messages.labels(direction="in").inc(stored.queued)
     log.debug(
         "events stored",

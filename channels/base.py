@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot.errors import ConfigError, NotFound, WebhookRejected
 from bot.model import Event, Outbound, SentReceipt
+from bot.ratelimit import Limits
 from bot.settings import Settings
 from channels.render import Capabilities
 
@@ -70,6 +71,7 @@ class ChannelContext:
     settings: Settings
     http: aiohttp.ClientSession
     app: web.Application
+    limits: Limits = field(default_factory=Limits)
 
 
 class Channel(abc.ABC):

@@ -16,7 +16,6 @@ from pydantic import BaseModel, SecretStr
 
 from bot.errors import DeliveryError, PermanentFailure, RetryLater, WebhookRejected
 from bot.model import Outbound
-from bot.ratelimit import TokenBucket
 from channels.base import Channel, Media
 
 log = logging.getLogger(__name__)
@@ -78,8 +77,12 @@ class MetaChannel(Channel):
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        rate = self.capabilities.per_second if self.capabilities else 40.0
-        self._bucket = TokenBucket(rate, burst=rate)
+        rate = float(
+            self.config.settings.get(
+                "per_second", self.capabilities.per_second if self.capabilities else 40.0
+            )
+        )
+        self._bucket = self.ctx.limits.bucket(f"{self.kind}:{self.id}", rate, burst=rate)
 
     @property
     def access_token(self) -> str:

@@ -62,7 +62,6 @@ from bot.model import (
     SentReceipt,
     TextPart,
 )
-from bot.ratelimit import KeyedBuckets, TokenBucket
 from channels.base import Channel, ChannelContext, Media, parse_each
 from channels.render import Capabilities, fits, numbered, split_text
 from channels.telegram_session import SESSION
@@ -94,8 +93,10 @@ class TelegramChannel(Channel):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self._bot: Bot | None = None
-        self._account = TokenBucket(CAPABILITIES.per_second, burst=CAPABILITIES.per_second)
-        self._chats = KeyedBuckets(1.0, burst=3)
+        # Telegram allows more than 30/s to bots with paid broadcasts: settings.per_second
+        rate = float(self.config.settings.get("per_second", CAPABILITIES.per_second))
+        self._account = self.ctx.limits.bucket(f"telegram:{self.id}", rate, burst=rate)
+        self._chats = self.ctx.limits.bucket(f"telegram:{self.id}:chat", 1.0, burst=3)
 
     @classmethod
     async def prepare(cls, given: Mapping[str, str], ctx: ChannelContext) -> tuple[BaseModel, str]:

@@ -20,7 +20,7 @@ from bot.settings import Settings
 from bot.storage.migrate import upgrade
 from bot.storage.tables import channels
 from tests.fakes.echo_channel import EchoChannel
-from tests.servers import Postgres
+from tests.servers import Postgres, Redis
 
 AppClient = Callable[..., Awaitable[TestClient]]
 
@@ -43,6 +43,17 @@ def postgres() -> Iterator[Postgres | None]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[Redis]:
+    """A throwaway redis-server for one test (it may stop and start it again)."""
+    if (why := Redis.available()) is not None:
+        pytest.skip(why)
+    server = Redis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(params=BACKENDS)

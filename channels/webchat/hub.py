@@ -8,14 +8,20 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.bus import RedisBus
+
 log = logging.getLogger(__name__)
 
 VisitorKey = tuple[str, str]  # (channel id, visitor id)
 
 
 class WebchatHub:
-    def __init__(self) -> None:
+    """With a bus (several processes), a push is published and each process delivers to
+    the sockets it holds; alone, it delivers directly."""
+
+    def __init__(self, bus: RedisBus | None = None) -> None:
         self._sockets: dict[VisitorKey, set[web.WebSocketResponse]] = defaultdict(set)
+        self.bus = bus
 
     def add(self, key: VisitorKey, ws: web.WebSocketResponse) -> None:
         self._sockets[key].add(ws)
@@ -31,8 +37,17 @@ class WebchatHub:
     def connections(self) -> int:
         return sum(len(s) for s in self._sockets.values())
 
-    async def push(self, channel_id: str, visitor_id: str, frame: dict[str, Any]) -> int:
-        """Send to the visitor's open sockets; returns how many got it."""
+    async def push(self, channel_id: str, visitor_id: str, frame: dict[str, Any]) -> None:
+        if self.bus is None:
+            await self.deliver(channel_id, visitor_id, frame)
+        else:
+            await self.bus.publish({"channel": channel_id, "visitor": visitor_id, "frame": frame})
+
+    async def delivered_from_bus(self, message: dict[str, Any]) -> None:
+        await self.deliver(message["channel"], message["visitor"], message["frame"])
+
+    async def deliver(self, channel_id: str, visitor_id: str, frame: dict[str, Any]) -> int:
+        """Send to the visitor's sockets in this process; returns how many got it."""
         delivered = 0
         for ws in list(self._sockets.get((channel_id, visitor_id), ())):
             if ws.closed:

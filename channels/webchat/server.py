@@ -7,6 +7,8 @@ through the same ingest commit as any webhook; replies come back through
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,9 +21,10 @@ from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
 from bot.api import message_json
+from bot.bus import RedisBus
 from bot.errors import InvalidPayload, NotFound
 from bot.http import error_response
-from bot.keys import CHANNELS, DB, DEFAULT_SPACE, SETTINGS
+from bot.keys import CHANNELS, DB, DEFAULT_SPACE, REDIS, SETTINGS
 from bot.model import (
     MediaPart,
     MessageReceived,
@@ -270,9 +273,17 @@ async def demo(request: web.Request) -> web.Response:
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    app[WEBCHAT_HUB] = hub = WebchatHub()
+    redis = app.get(REDIS)
+    app[WEBCHAT_HUB] = hub = WebchatHub(RedisBus(redis, "cc:webchat") if redis else None)
     app[UPLOADS] = UploadStore(settings.data_dir / "uploads", settings.max_upload_bytes)
+    listener = None
+    if hub.bus is not None:
+        listener = asyncio.create_task(hub.bus.listen(hub.delivered_from_bus))
     yield
+    if listener is not None:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
     await hub.close_all()
 
 

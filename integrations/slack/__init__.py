@@ -58,7 +58,7 @@ async def _desk(app: web.Application) -> AsyncIterator[None]:
         settings.signing_key(),
     )
     task = None
-    if settings.work:
+    if settings.works:
         task = asyncio.create_task(DeskRelay(app[DB], desk, app[DESK_WAKE]).run())
     log.info("Slack agent desk ready", extra={"inbox": settings.slack_inbox_channel})
     yield

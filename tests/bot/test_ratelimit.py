@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
-from bot.ratelimit import KeyedBuckets, TokenBucket
+from redis.asyncio import Redis as AsyncRedis
+
+from bot.ratelimit import KeyedBuckets, Limits, TokenBucket
+from tests.servers import Redis as RedisServer
 
 
 async def test_a_bucket_spaces_acquires_at_its_rate() -> None:
@@ -22,3 +26,23 @@ async def test_keys_do_not_wait_for_each_other_and_old_keys_are_dropped() -> Non
         await buckets.acquire(chat)
     assert time.monotonic() - started < 0.5
     assert list(buckets._buckets) == ["b", "c"]
+
+
+async def test_processes_sharing_redis_share_the_limit(redis_server: RedisServer) -> None:
+    """Two workers sending for the same bot stay under one limit together."""
+    clients = [AsyncRedis.from_url(redis_server.url) for _ in range(2)]
+    try:
+        buckets = [Limits(c).bucket("bot-1", rate=50, burst=5) for c in clients]
+        started = time.monotonic()
+        await asyncio.gather(*(buckets[n % 2].acquire() for n in range(60)))
+        elapsed = time.monotonic() - started
+        # 5 at once, then 50 a second: 55 more need 1.1 s whoever takes them
+        assert elapsed >= 1.0
+        per_chat = [Limits(c).bucket("bot-1:chat", rate=10, burst=1) for c in clients]
+        started = time.monotonic()
+        await asyncio.gather(*(per_chat[n % 2].acquire("42") for n in range(6)))
+        await asyncio.gather(*(per_chat[n % 2].acquire(str(n)) for n in range(6)))
+        assert 0.45 <= time.monotonic() - started < 1.5  # one chat waits, six chats do not
+    finally:
+        for c in clients:
+            await c.aclose()
