@@ -144,9 +144,11 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     if REDIS in app:
         from bot.redis_queue import RedisWorkQueue
 
-        app[QUEUE] = RedisWorkQueue(
+        queue = RedisWorkQueue(
             app[REDIS], db, worker, metrics, settings.worker_concurrency, on_done=sender.notify
         )
+        sender.owned = queue.owned
+        app[QUEUE] = queue
     else:
         app[QUEUE] = LocalWorkQueue(
             db, worker, metrics, settings.worker_concurrency, on_done=sender.notify

@@ -295,7 +295,7 @@ async def _worker(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(create_app(settings))
     await runner.setup()
-    log.info("worker started", extra={"redis": settings.redis_url})
+    print("ChanCenter worker is running (Ctrl+C to stop)", flush=True)
     try:
         await stop.wait()
     finally:

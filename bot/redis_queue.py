@@ -33,6 +33,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from bot.ingest import now
 from bot.metrics import Metrics
+from bot.partitions import PARTITIONS, partition_of
 from bot.queue import LocalWorkQueue
 from bot.storage.db import Database
 from bot.storage.tables import work_items
@@ -40,7 +41,6 @@ from bot.worker import Worker
 
 log = logging.getLogger(__name__)
 
-PARTITIONS = 32
 GROUP = "workers"
 LEASE_MS = 10_000
 BATCH = 100
@@ -61,10 +61,6 @@ def stream(partition: int) -> str:
     return f"cc:work:{partition}"
 
 
-def partition_of(conversation_id: int) -> int:
-    return conversation_id % PARTITIONS
-
-
 class RedisWorkQueue:
     def __init__(
         self,
@@ -83,6 +79,10 @@ class RedisWorkQueue:
         self._local = LocalWorkQueue(db, worker, metrics, concurrency, on_done, self._dead)
         self._owned: dict[int, asyncio.Task[None]] = {}
         self._renew = redis.register_script(RENEW)
+
+    def owned(self) -> set[int]:
+        """The partitions this worker serves now (its sender sends only for them)."""
+        return set(self._owned)
 
     async def announce(self, conversation_ids: Iterable[int]) -> None:
         """Called by web processes after the commit (one round trip for the batch)."""

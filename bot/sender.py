@@ -22,6 +22,7 @@ from bot.errors import ChanCenterError, PermanentFailure, RetryLater
 from bot.ingest import now
 from bot.metrics import Metrics
 from bot.model import Outbound, parts_adapter
+from bot.partitions import Owned, everything, only_owned
 from bot.storage.db import Database
 from bot.storage.group import GroupCommitter
 from bot.storage.tables import conversations, identities, messages, outbox, users
@@ -29,15 +30,21 @@ from bot.storage.tables import conversations, identities, messages, outbox, user
 log = logging.getLogger(__name__)
 
 BATCH = 200
+MAX_SENDING = 1000  # conversations sending at once (most of them wait on a rate limit)
 IDLE_POLL = 5.0  # seconds; catches rows whose retry time has come
 
 
 class Sender:
-    def __init__(self, db: Database, channels: ChannelRegistry, metrics: Metrics) -> None:
+    def __init__(
+        self, db: Database, channels: ChannelRegistry, metrics: Metrics, owned: Owned = everything
+    ) -> None:
+        self.owned = owned
         self._db = db
         self._channels = channels
         self._metrics = metrics
         self._wake = asyncio.Event()
+        self._busy: set[int] = set()  # conversations with a send task running
+        self._tasks: set[asyncio.Task[None]] = set()
         self._group: GroupCommitter[_Outcome, None] = GroupCommitter(db, self._write)
 
     def notify(self) -> None:
@@ -71,8 +78,24 @@ class Sender:
         return min(max((db_datetime(due) - now()).total_seconds(), 0.01), IDLE_POLL)
 
     async def send_due(self) -> int:
-        """Send one batch of due rows; returns how many were tried."""
+        """Start sending the due rows of conversations not already sending; returns how many.
+
+        Each conversation sends in its own task, in order, so one slow chat (a platform's
+        per-chat limit, a retry) never holds the others back.
+        """
+        if len(self._busy) >= MAX_SENDING:
+            return 0
+        at = now()
         inbound = messages.alias("inbound")
+        earlier, earlier_message = outbox.alias("earlier"), messages.alias("earlier_message")
+        # a row waits while an earlier row of its conversation waits for its retry
+        overtakes = (
+            sa.exists()
+            .where(earlier.c.id < outbox.c.id)
+            .where(earlier.c.next_attempt_at > at)
+            .where(earlier_message.c.id == earlier.c.message_id)
+            .where(earlier_message.c.conversation_id == messages.c.conversation_id)
+        )
         last_inbound = (
             sa.select(sa.func.max(inbound.c.created_at))
             .where(inbound.c.conversation_id == messages.c.conversation_id)
@@ -97,7 +120,10 @@ class Sender:
                     .join(conversations, conversations.c.id == messages.c.conversation_id)
                     .join(identities, identities.c.id == conversations.c.identity_id)
                     .outerjoin(users, users.c.id == messages.c.sender_user_id)
-                    .where(outbox.c.next_attempt_at <= now())
+                    .where(outbox.c.next_attempt_at <= at)
+                    .where(only_owned(messages.c.conversation_id, self.owned))
+                    .where(messages.c.conversation_id.not_in(sorted(self._busy)))
+                    .where(~overtakes)
                     .order_by(outbox.c.id)
                     .limit(BATCH)
                 )
@@ -105,13 +131,23 @@ class Sender:
         by_conversation: dict[int, list[sa.Row]] = defaultdict(list)
         for row in rows:
             by_conversation[row.conversation_id].append(row)
-        await asyncio.gather(*(self._send_in_order(group) for group in by_conversation.values()))
+        for conversation_id, group in by_conversation.items():
+            self._busy.add(conversation_id)
+            task = asyncio.create_task(self._send_in_order(conversation_id, group))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return len(rows)
 
-    async def _send_in_order(self, rows: list[sa.Row]) -> None:
-        for row in rows:
-            if not await self._send_one(row):
-                return  # keep order: later messages wait for this one
+    async def _send_in_order(self, conversation_id: int, rows: list[sa.Row]) -> None:
+        try:
+            for row in rows:
+                if not await self._send_one(row):
+                    return  # keep order: later messages wait for this one
+        except Exception:
+            log.exception("sending failed unexpectedly", extra={"conversation": conversation_id})
+        finally:
+            self._busy.discard(conversation_id)
+            self.notify()  # its next rows, if any, are due now
 
     async def _send_one(self, row: sa.Row) -> bool:
         """Send one row; False when it must be retried (and later rows wait for it)."""
@@ -193,6 +229,9 @@ class Sender:
         return [None] * len(outcomes)
 
     async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._group.close()
 
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bot.http import error_response
-from bot.keys import DB, DESK_WAKE, SETTINGS
+from bot.keys import DB, DESK_WAKE, SENDER, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,8 @@ async def _desk(app: web.Application) -> AsyncIterator[None]:
     )
     task = None
     if settings.works:
-        task = asyncio.create_task(DeskRelay(app[DB], desk, app[DESK_WAKE]).run())
+        relay = DeskRelay(app[DB], desk, app[DESK_WAKE], app[SENDER].owned)
+        task = asyncio.create_task(relay.run())
     log.info("Slack agent desk ready", extra={"inbox": settings.slack_inbox_channel})
     yield
     if task is not None:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.ingest import now
+from bot.partitions import Owned, everything, only_owned
 from bot.sender import db_datetime
 from bot.storage.db import Database
 from bot.storage.tables import desk_outbox
@@ -29,7 +30,10 @@ MAX_BACKOFF = 300.0
 
 
 class DeskRelay:
-    def __init__(self, db: Database, desk: SlackDesk, wake: asyncio.Event) -> None:
+    def __init__(
+        self, db: Database, desk: SlackDesk, wake: asyncio.Event, owned: Owned = everything
+    ) -> None:
+        self._owned = owned
         self._db = db
         self._desk = desk
         self._wake = wake
@@ -66,6 +70,7 @@ class DeskRelay:
                 await conn.execute(
                     sa.select(desk_outbox)
                     .where(desk_outbox.c.next_attempt_at <= now())
+                    .where(only_owned(desk_outbox.c.conversation_id, self._owned))
                     .order_by(desk_outbox.c.id)
                     .limit(BATCH)
                 )
