@@ -219,3 +219,49 @@ async def get_contact(conn: AsyncConnection, space_id: int, contact_id: int) -> 
     if row is None:
         raise NotFound(f"no contact {contact_id} in this space")
     return row
+
+
+async def fields_of(conn: AsyncConnection, contact_id: int) -> dict[str, Any]:
+    """A contact's custom field values by key: str, float, bool or datetime."""
+    rows = await conn.execute(
+        sa.select(
+            field_definitions.c.key,
+            field_definitions.c.type,
+            field_values.c.value_text,
+            field_values.c.value_number,
+            field_values.c.value_date,
+        )
+        .join(field_values, field_values.c.field_id == field_definitions.c.id)
+        .where(field_values.c.contact_id == contact_id)
+        .order_by(field_definitions.c.key)
+    )
+    values: dict[str, Any] = {}
+    for r in rows:
+        if r.value_text is not None:
+            values[r.key] = r.value_text
+        elif r.value_date is not None:
+            values[r.key] = r.value_date
+        elif r.value_number is not None:
+            values[r.key] = bool(r.value_number) if r.type == "boolean" else r.value_number
+    return values
+
+
+async def tags_of(conn: AsyncConnection, contact_id: int) -> list[str]:
+    rows = await conn.execute(
+        sa.select(tags.c.name)
+        .join(contact_tags, contact_tags.c.tag_id == tags.c.id)
+        .where(contact_tags.c.contact_id == contact_id)
+        .order_by(tags.c.name)
+    )
+    return list(rows.scalars())
+
+
+def shown(value: Any) -> str:
+    """A field value as people read it: 12 not 12.0, a date without its time."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    return str(value)

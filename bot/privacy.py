@@ -7,17 +7,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.contacts import get_contact
+from bot.contacts import fields_of, get_contact, tags_of
 from bot.storage.tables import (
     audit_log,
     contact_tags,
     contacts,
     conversations,
-    field_definitions,
     field_values,
     identities,
     messages,
-    tags,
 )
 
 ERASED = [{"type": "text", "text": "[erased]"}]
@@ -33,29 +31,8 @@ async def export(conn: AsyncConnection, space_id: int, contact_id: int) -> dict[
             )
         )
     ).all()
-    fields = (
-        await conn.execute(
-            sa.select(
-                field_definitions.c.key,
-                field_values.c.value_text,
-                field_values.c.value_number,
-                field_values.c.value_date,
-            )
-            .join(field_values, field_values.c.field_id == field_definitions.c.id)
-            .where(field_values.c.contact_id == contact_id)
-        )
-    ).all()
-    tag_names = (
-        (
-            await conn.execute(
-                sa.select(tags.c.name)
-                .join(contact_tags, contact_tags.c.tag_id == tags.c.id)
-                .where(contact_tags.c.contact_id == contact_id)
-            )
-        )
-        .scalars()
-        .all()
-    )
+    fields = await fields_of(conn, contact_id)
+    tag_names = await tags_of(conn, contact_id)
     history = (
         await conn.execute(
             sa.select(
@@ -72,13 +49,8 @@ async def export(conn: AsyncConnection, space_id: int, contact_id: int) -> dict[
     return {
         "contact": {k: contact._mapping[k] for k in ("id", "name", "phone", "email", "language")},
         "identities": [{"channel_id": i.channel_id, "external_id": i.external_id} for i in ids],
-        "fields": {
-            f.key: next(
-                (v for v in (f.value_text, f.value_number, f.value_date) if v is not None), None
-            )
-            for f in fields
-        },
-        "tags": list(tag_names),
+        "fields": fields,
+        "tags": tag_names,
         "messages": [
             {
                 "conversation_id": m.conversation_id,

@@ -13,6 +13,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -59,23 +60,10 @@ class Sender:
                 log.exception("sender round failed; trying again shortly")
                 sent = 0
             if sent == 0:
-                idle = await self._idle_time()
+                idle = await idle_time(self._db, outbox.c.next_attempt_at)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), idle)
                 self._wake.clear()
-
-    async def _idle_time(self) -> float:
-        """Seconds until the earliest retry is due (at most IDLE_POLL)."""
-        try:
-            async with self._db.read() as conn:
-                due = (
-                    await conn.execute(sa.select(sa.func.min(outbox.c.next_attempt_at)))
-                ).scalar()
-        except Exception:
-            return IDLE_POLL
-        if due is None:
-            return IDLE_POLL
-        return min(max((db_datetime(due) - now()).total_seconds(), 0.01), IDLE_POLL)
 
     async def send_due(self) -> int:
         """Start sending the due rows of conversations not already sending; returns how many.
@@ -243,6 +231,18 @@ class _Outcome:
     external_id: str | None = None
     error: str | None = None
     after: float = 0.0
+
+
+async def idle_time(db: Database, due_column: Any, most: float = IDLE_POLL) -> float:
+    """Seconds until the earliest row of an outbox is due (at most `most`)."""
+    try:
+        async with db.read() as conn:
+            due = (await conn.execute(sa.select(sa.func.min(due_column)))).scalar()
+    except Exception:
+        return most
+    if due is None:
+        return most
+    return min(max((db_datetime(due) - now()).total_seconds(), 0.01), most)
 
 
 def db_datetime(value: datetime | str | None) -> datetime | None:

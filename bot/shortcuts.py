@@ -8,12 +8,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.contacts import get_contact
+from bot.contacts import fields_of, get_contact, shown
 from bot.errors import InvalidPayload, NotFound
 from bot.model import MediaPart, Part, QuickRepliesPart, QuickReply, TextPart
 from bot.storage.tables import (
-    field_definitions,
-    field_values,
     shortcuts,
     users,
 )
@@ -89,29 +87,8 @@ async def _values(conn: AsyncConnection, contact: Any, agent_id: int | None) -> 
         "contact.email": contact.email or "",
         "contact.language": contact.language or "",
     }
-    rows = await conn.execute(
-        sa.select(
-            field_definitions.c.key,
-            field_values.c.value_text,
-            field_values.c.value_number,
-            field_values.c.value_date,
-        )
-        .join(field_values, field_values.c.field_id == field_definitions.c.id)
-        .where(field_values.c.contact_id == contact.id)
-    )
-    for r in rows:
-        value = (
-            r.value_text
-            if r.value_text is not None
-            else (
-                r.value_date.date().isoformat()
-                if r.value_date is not None
-                else f"{r.value_number:g}"
-                if r.value_number is not None
-                else ""
-            )
-        )
-        values[f"contact.fields.{r.key}"] = value
+    for key, value in (await fields_of(conn, contact.id)).items():
+        values[f"contact.fields.{key}"] = shown(value)
     if agent_id is not None:
         agent = (await conn.execute(sa.select(users.c.name).where(users.c.id == agent_id))).scalar()
         values["agent.name"] = agent or ""

@@ -10,6 +10,7 @@ message never asks twice.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -31,7 +32,7 @@ from bot.model import (
     TextPart,
     text_of,
 )
-from bot.storage.tables import contact_tags, contacts, field_values, flow_runs, surveys, tags
+from bot.storage.tables import contacts, flow_runs, surveys
 from surveys.answers import NotAnAnswer, read_answer
 from surveys.conditions import holds
 from surveys.definition import END, QuestionStep, Survey, text_in
@@ -127,27 +128,9 @@ async def facts(conn: AsyncConnection, contact_id: int) -> tuple[dict[str, Any],
     values: dict[str, Any] = {
         k: getattr(contact, k) for k in ("name", "phone", "email", "language", "status")
     }
-    defs = await contact_ops.field_defs(conn, contact.space_id)
-    by_id = {d.id: d for d in defs.values()}
-    rows = await conn.execute(
-        sa.select(field_values).where(field_values.c.contact_id == contact_id)
-    )
-    for r in rows:
-        definition = by_id[r.field_id]
-        value = r.value_text if r.value_text is not None else r.value_number
-        if r.value_date is not None:
-            value = r.value_date.isoformat()
-        if definition.type == "boolean" and value is not None:
-            value = bool(value)
-        values[f"fields.{definition.key}"] = value
-    names = (
-        await conn.execute(
-            sa.select(tags.c.name)
-            .join(contact_tags, contact_tags.c.tag_id == tags.c.id)
-            .where(contact_tags.c.contact_id == contact_id)
-        )
-    ).scalars()
-    return values, set(names)
+    for key, value in (await contact_ops.fields_of(conn, contact_id)).items():
+        values[f"fields.{key}"] = value.isoformat() if isinstance(value, datetime) else value
+    return values, set(await contact_ops.tags_of(conn, contact_id))
 
 
 async def run_flow(event: Inbound, ctx: HandlerContext) -> bool:

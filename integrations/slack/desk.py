@@ -13,18 +13,15 @@ import sqlalchemy as sa
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.contacts import fields_of, shown, tags_of
 from bot.media import with_media_urls
 from bot.storage.db import Database
 from bot.storage.tables import (
     channels,
-    contact_tags,
     contacts,
     conversations,
-    field_definitions,
-    field_values,
     messages,
     slack_threads,
-    tags,
     teams,
     users,
 )
@@ -180,31 +177,8 @@ class SlackDesk:
                 .where(conversations.c.id == conversation_id)
             )
         ).one()
-        tag_names = (
-            (
-                await conn.execute(
-                    sa.select(tags.c.name)
-                    .join(contact_tags, contact_tags.c.tag_id == tags.c.id)
-                    .where(contact_tags.c.contact_id == c.contact_id)
-                    .order_by(tags.c.name)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        fields = (
-            await conn.execute(
-                sa.select(
-                    field_definitions.c.key,
-                    field_values.c.value_text,
-                    field_values.c.value_number,
-                    field_values.c.value_date,
-                )
-                .join(field_values, field_values.c.field_id == field_definitions.c.id)
-                .where(field_values.c.contact_id == c.contact_id)
-                .order_by(field_definitions.c.key)
-            )
-        ).all()
+        tag_names = await tags_of(conn, c.contact_id)
+        fields = await fields_of(conn, c.contact_id)
         name = c.contact_name or c.phone or c.email or f"contact {c.contact_id}"
         state = "closed" if c.status == "closed" else STATES.get(c.handler, c.handler)
         assignee = f"<@{c.slack_user_id}>" if c.slack_user_id else (c.assignee_name or "nobody")
@@ -216,10 +190,7 @@ class SlackDesk:
         if tag_names:
             lines.append("Tags: " + ", ".join(tag_names))
         if fields:
-            values = [
-                f"{f.key}={_value(f.value_text, f.value_number, f.value_date)}" for f in fields
-            ]
-            lines.append("Fields: " + ", ".join(values))
+            lines.append("Fields: " + ", ".join(f"{k}={shown(v)}" for k, v in fields.items()))
         if note:
             lines.append(f"Note: {note}")
         text = "\n".join(lines)
@@ -244,13 +215,6 @@ class SlackDesk:
                 }
             )
         return {"text": text, "blocks": blocks}
-
-
-def _value(*stored: Any) -> str:
-    value = next((v for v in stored if v is not None), "")
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value.date() if hasattr(value, "date") else value)
 
 
 def _button(label: str, action_id: str, style: str | None = None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.ingest import now
 from bot.partitions import Owned, everything, only_owned
-from bot.sender import db_datetime
+from bot.sender import idle_time
 from bot.storage.db import Database
 from bot.storage.tables import desk_outbox
 from integrations.slack.desk import SlackDesk
@@ -25,7 +25,6 @@ from integrations.slack.desk import SlackDesk
 log = logging.getLogger(__name__)
 
 BATCH = 50
-IDLE_POLL = 5.0
 MAX_BACKOFF = 300.0
 
 
@@ -47,21 +46,10 @@ class DeskRelay:
                 done = 0
             if done == 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), await self._idle_time())
+                    await asyncio.wait_for(
+                        self._wake.wait(), await idle_time(self._db, desk_outbox.c.next_attempt_at)
+                    )
                 self._wake.clear()
-
-    async def _idle_time(self) -> float:
-        """Seconds until the earliest retry is due (at most IDLE_POLL)."""
-        try:
-            async with self._db.read() as conn:
-                due = (
-                    await conn.execute(sa.select(sa.func.min(desk_outbox.c.next_attempt_at)))
-                ).scalar()
-        except Exception:
-            return IDLE_POLL
-        if due is None:
-            return IDLE_POLL
-        return min(max((db_datetime(due) - now()).total_seconds(), 0.01), IDLE_POLL)
 
     async def deliver_due(self) -> int:
         """Deliver one batch of due notices; returns how many were delivered."""

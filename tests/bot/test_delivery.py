@@ -93,3 +93,16 @@ async def test_a_failing_handler_is_retried_then_set_aside(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_message_waiting_for_its_retry_is_not_overtaken(
+    client: TestClient, app: Application, echo: EchoChannel
+) -> None:
+    echo.failures.append(RetryLater(0.5, "429 too many requests"))
+    # the welcome fails once; the answer to the second message must still come after it
+    await post(client, echo.id, body({"id": "1", "from": "u", "text": "hi"}))
+    await eventually(lambda: count(app, outbox, outbox.c.attempts == 1))
+    await post(client, echo.id, body({"id": "2", "from": "u", "text": "pricing"}))
+    await eventually(lambda: _true(len(echo.sent) == 2), timeout=5)
+    assert echo.sent[0].parts[0].text.startswith("Hi! I'm")
+    assert echo.sent[1].parts[0].text.startswith("Starter is free")
