@@ -27,6 +27,9 @@ test: $(VENV)/.test-deps
 bench: $(VENV)/.test-deps
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/e2e.py
+	$(BIN)/python bench/websockets.py
+	$(BIN)/python bench/views.py
 
 clean:
 	rm -rf $(VENV) chancenter.db chancenter.db-wal chancenter.db-shm data
