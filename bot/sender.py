@@ -61,9 +61,7 @@ class Sender:
                 sent = 0
             if sent == 0:
                 idle = await idle_time(self._db, outbox.c.next_attempt_at)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), idle)
-                self._wake.clear()
+                await wait_for_event(self._wake, idle)
 
     async def send_due(self) -> int:
         """Start sending the due rows of conversations not already sending; returns how many.
@@ -231,6 +229,18 @@ class _Outcome:
     external_id: str | None = None
     error: str | None = None
     after: float = 0.0
+
+
+async def wait_for_event(event: asyncio.Event, seconds: float) -> None:
+    """Until `event` is set or `seconds` pass; then clear it.
+
+    Not `asyncio.wait_for`: on Python 3.11 it can swallow a cancellation that arrives as
+    the event is set, and a loop that should stop at shutdown then runs on.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    event.clear()
 
 
 async def idle_time(db: Database, due_column: Any, most: float = IDLE_POLL) -> float:

@@ -7,7 +7,6 @@ and messages, it never drops them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from datetime import timedelta
@@ -17,7 +16,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.ingest import now
 from bot.partitions import Owned, everything, only_owned
-from bot.sender import idle_time
+from bot.sender import idle_time, wait_for_event
 from bot.storage.db import Database
 from bot.storage.tables import desk_outbox
 from integrations.slack.desk import SlackDesk
@@ -45,11 +44,8 @@ class DeskRelay:
                 log.exception("desk relay round failed; trying again shortly")
                 done = 0
             if done == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._wake.wait(), await idle_time(self._db, desk_outbox.c.next_attempt_at)
-                    )
-                self._wake.clear()
+                idle = await idle_time(self._db, desk_outbox.c.next_attempt_at)
+                await wait_for_event(self._wake, idle)
 
     async def deliver_due(self) -> int:
         """Deliver one batch of due notices; returns how many were delivered."""
