@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,30 @@ def test_surveys_from_the_command_line(capsys: pytest.CaptureFixture[str], tmp_p
     code, _, err = cli(capsys, "surveys", "send", "1", "--contact-id", "99")
     assert code == 0  # nobody to reach: reported, not an error
     assert cli(capsys, "surveys", "remove", "1")[1].strip() == "done"
+
+
+def test_dead_letters_are_listed_and_queued_again(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert cli(capsys, "queue", "dead-letters")[2].endswith("no dead letters\n")
+    assert cli(capsys, "init")[0] == 0  # the schema, a space and its web-chat channel
+    with sqlite3.connect(tmp_path / "hub.db") as db:
+        space, channel = db.execute("SELECT space_id, id FROM channels").fetchone()
+        db.execute("INSERT INTO contacts (space_id, name) VALUES (?, 'x')", (space,))
+        db.execute(
+            "INSERT INTO identities (contact_id, channel_id, external_id) VALUES (1, ?, 'v')",
+            (channel,),
+        )
+        db.execute(
+            "INSERT INTO conversations (space_id, contact_id, channel_id, identity_id)"
+            " VALUES (?, 1, ?, 1)",
+            (space, channel),
+        )
+        db.execute(
+            "INSERT INTO work_items (conversation_id, payload, status, attempts, last_error)"
+            " VALUES (1, '{}', 'dead', 5, 'ValueError: broken')"
+        )
+    code, out, _ = cli(capsys, "queue", "dead-letters", "--retry")
+    assert code == 0 and "conversation 1\t5 attempts\tValueError: broken" in out
+    with sqlite3.connect(tmp_path / "hub.db") as db:
+        assert db.execute("SELECT status, attempts FROM work_items").fetchone() == ("pending", 0)
