@@ -31,6 +31,9 @@ class ConversationState:
     language: str | None
     bot_fallbacks: int = 0
     away_sent_at: Any = None
+    # the space's settings (handover keywords, business hours...) as of loading
+    space_settings: dict[str, Any] = field(default_factory=dict)
+    timezone: str = "UTC"
 
 
 @dataclass

@@ -37,6 +37,7 @@ from bot.storage.tables import (
     desk_outbox,
     messages,
     outbox,
+    spaces,
     work_items,
 )
 
@@ -132,18 +133,21 @@ class Worker:
                         contacts.c.language,
                         conversations.c.bot_fallbacks,
                         conversations.c.away_sent_at,
+                        spaces.c.settings.label("space_settings"),
+                        spaces.c.timezone,
                     )
                     .join(contacts, contacts.c.id == conversations.c.contact_id)
+                    .join(spaces, spaces.c.id == conversations.c.space_id)
                     .where(conversations.c.id == conversation_id)
                 )
             ).one()
-        return ConversationState(**row._mapping)
+        return ConversationState(**{**row._mapping, "space_settings": row.space_settings or {}})
 
     async def _write_state(self, conn: AsyncConnection, ctx: HandlerContext, at: Any) -> None:
         """Handover, assignment, counters, fields and desk notices a handler asked for."""
         conversation = ctx.conversation
         values: dict[str, Any] = {}
-        if ctx.bot_fallbacks is not None:
+        if ctx.bot_fallbacks not in (None, conversation.bot_fallbacks):
             values["bot_fallbacks"] = ctx.bot_fallbacks
         if ctx.new_handler and ctx.new_handler != conversation.handler:
             values["handler"] = ctx.new_handler

@@ -25,7 +25,6 @@ from bot.storage.tables import (
     assignments,
     conversations,
     space_members,
-    spaces,
     team_members,
     teams,
     users,
@@ -43,18 +42,6 @@ AWAY_TEXT = (
     "we'll answer here as soon as someone is back."
 )
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-async def space_settings(ctx: HandlerContext) -> tuple[dict[str, Any], str]:
-    async with ctx.app[DB].read() as conn:
-        row = (
-            await conn.execute(
-                sa.select(spaces.c.settings, spaces.c.timezone).where(
-                    spaces.c.id == ctx.conversation.space_id
-                )
-            )
-        ).one()
-    return dict(row.settings or {}), row.timezone
 
 
 def asks_for_human(text: str, language: str | None, settings: dict[str, Any]) -> bool:
@@ -140,7 +127,7 @@ async def hand_over(
     agent: str | None = None,
 ) -> None:
     conversation = ctx.conversation
-    settings, timezone = await space_settings(ctx)
+    settings, timezone = conversation.space_settings, conversation.timezone
     async with ctx.app[DB].read() as conn:
         user_id, team_id = await pick_assignee(conn, conversation.space_id, team, agent)
     if user_id is not None:

@@ -13,7 +13,7 @@ import logging
 from bot.handling import HandlerContext
 from bot.model import Inbound, MessageReceived, Postback, TextPart, text_of
 from handlers.bot import answer_with_bot
-from handlers.handover import asks_for_human, hand_over, space_settings
+from handlers.handover import asks_for_human, hand_over
 from surveys.engine import run_flow
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ async def route(event: Inbound, ctx: HandlerContext) -> bool:
     if conversation.handler not in ("bot", "flow"):
         return True
     if isinstance(event, MessageReceived):
-        settings, _ = await space_settings(ctx)
+        settings = conversation.space_settings
         if asks_for_human(text_of(event.parts), conversation.language, settings):
             ctx.reply(TextPart(text=settings.get("handover_text") or HANDOVER_TEXT))
             await hand_over(ctx, "keyword", note="the contact asked for a person")
