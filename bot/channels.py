@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 
@@ -26,6 +27,7 @@ class ChannelRegistry:
         self._kinds = kinds
         self._ctx = ctx
         self._cache: dict[str, Channel] = {}
+        self._loading = asyncio.Lock()
         self._vault = Vault(ctx.settings.signing_key())
 
     @property
@@ -35,8 +37,12 @@ class ChannelRegistry:
     async def get(self, channel_id: str) -> Channel:
         channel = self._cache.get(channel_id)
         if channel is None:
-            channel = await self._load(channel_id)
-            self._cache[channel_id] = channel
+            # one instance per channel, however many senders ask at once: its rate
+            # buckets are the channel's (a second instance would be a second budget)
+            async with self._loading:
+                channel = self._cache.get(channel_id)
+                if channel is None:
+                    channel = self._cache[channel_id] = await self._load(channel_id)
         return channel
 
     def forget(self, channel_id: str) -> None:

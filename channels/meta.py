@@ -82,7 +82,8 @@ class MetaChannel(Channel):
                 "per_second", self.capabilities.per_second if self.capabilities else 40.0
             )
         )
-        self._bucket = self.ctx.limits.bucket(f"{self.kind}:{self.id}", rate, burst=rate)
+        # no burst: evenly paced, so no one-second window holds more than `rate` sends
+        self._bucket = self.ctx.limits.bucket(f"{self.kind}:{self.id}", rate)
 
     @property
     def access_token(self) -> str:

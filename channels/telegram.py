@@ -95,7 +95,8 @@ class TelegramChannel(Channel):
         self._bot: Bot | None = None
         # Telegram allows more than 30/s to bots with paid broadcasts: settings.per_second
         rate = float(self.config.settings.get("per_second", CAPABILITIES.per_second))
-        self._account = self.ctx.limits.bucket(f"telegram:{self.id}", rate, burst=rate)
+        # no burst: evenly paced, so no one-second window holds more than `rate` sends
+        self._account = self.ctx.limits.bucket(f"telegram:{self.id}", rate)
         self._chats = self.ctx.limits.bucket(f"telegram:{self.id}:chat", 1.0, burst=3)
 
     @classmethod

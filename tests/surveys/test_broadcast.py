@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 import sqlalchemy as sa
@@ -85,13 +86,12 @@ async def test_five_hundred_contacts_within_the_platform_limits(
     await eventually(lambda: _sent(fake, CONTACTS), timeout=60)
     sends = fake.sent("sendMessage")
     assert len({c.params["chat_id"] for c in sends}) == CONTACTS  # each asked once
-    # never faster than the account's rate after the first burst
-    rate, burst = CAPABILITIES.per_second, CAPABILITIES.per_second
-    elapsed = sends[-1].at - sends[0].at
-    assert elapsed >= (CONTACTS - burst - 1) / rate * 0.95
-    for first in range(0, CONTACTS - 100, 50):
-        window = sends[first + 100].at - sends[first].at
-        assert window >= 100 / rate * 0.9 - 1  # at most a burst ahead anywhere
+    # evenly paced at the account's rate: no one-second window holds more (one send of
+    # slack for the event loop's jitter between the sender's clock and the fake's)
+    at = [c.at for c in sends]
+    busiest = max(bisect.bisect_left(at, t + 1.0) - n for n, t in enumerate(at))
+    assert busiest <= CAPABILITIES.per_second + 1
+    assert at[-1] - at[0] >= (CONTACTS - 1) / CAPABILITIES.per_second * 0.95
     async with app[DB].read() as conn:
         failed = (
             await conn.execute(sa.select(sa.func.count()).where(messages.c.status == "failed"))

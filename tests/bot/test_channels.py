@@ -1,0 +1,18 @@
+"""The channel registry: one instance per channel, whoever asks."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from bot.keys import CHANNELS
+from tests.conftest import add_channel
+
+
+async def test_senders_asking_at_once_share_one_channel(app: web.Application) -> None:
+    # a second instance would bring a second rate budget: twice the platform's limit
+    channel_id = await add_channel(app, "echo")
+    got = await asyncio.gather(*(app[CHANNELS].get(channel_id) for _ in range(50)))
+    assert len({id(channel) for channel in got}) == 1
+    assert await app[CHANNELS].get(channel_id) is got[0]
