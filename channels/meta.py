@@ -16,6 +16,7 @@ from pydantic import BaseModel, SecretStr
 
 from bot.errors import DeliveryError, PermanentFailure, RetryLater, WebhookRejected
 from bot.model import Outbound
+from bot.ratelimit import paced
 from channels.base import Channel, Media
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,7 @@ class MetaChannel(Channel):
                 "per_second", self.capabilities.per_second if self.capabilities else 40.0
             )
         )
-        # no burst: evenly paced, so no one-second window holds more than `rate` sends
-        self._bucket = self.ctx.limits.bucket(f"{self.kind}:{self.id}", rate)
+        self._bucket = self.ctx.limits.bucket(f"{self.kind}:{self.id}", *paced(rate))
 
     @property
     def access_token(self) -> str:

@@ -62,6 +62,7 @@ from bot.model import (
     SentReceipt,
     TextPart,
 )
+from bot.ratelimit import paced
 from channels.base import Channel, ChannelContext, Media, parse_each
 from channels.render import Capabilities, fits, numbered, split_text
 from channels.telegram_session import SESSION
@@ -95,8 +96,7 @@ class TelegramChannel(Channel):
         self._bot: Bot | None = None
         # Telegram allows more than 30/s to bots with paid broadcasts: settings.per_second
         rate = float(self.config.settings.get("per_second", CAPABILITIES.per_second))
-        # no burst: evenly paced, so no one-second window holds more than `rate` sends
-        self._account = self.ctx.limits.bucket(f"telegram:{self.id}", rate)
+        self._account = self.ctx.limits.bucket(f"telegram:{self.id}", *paced(rate))
         self._chats = self.ctx.limits.bucket(f"telegram:{self.id}:chat", 1.0, burst=3)
 
     @classmethod

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 
 from redis.asyncio import Redis as AsyncRedis
 
-from bot.ratelimit import KeyedBuckets, Limits, TokenBucket
+from bot.ratelimit import KeyedBuckets, Limits, TokenBucket, paced
 from tests.servers import Redis as RedisServer
 
 
@@ -17,6 +18,18 @@ async def test_a_bucket_spaces_acquires_at_its_rate() -> None:
     for _ in range(6):  # 2 from the burst, then 4 at 20/s
         await bucket.acquire()
     assert time.monotonic() - started >= 4 / 20 * 0.9
+
+
+async def test_a_paced_bucket_stays_under_its_budget_in_every_second() -> None:
+    budget = 100
+    bucket = TokenBucket(*paced(budget))
+    at: list[float] = []
+    started = time.monotonic()
+    while time.monotonic() - started < 2.5:
+        await bucket.acquire()
+        at.append(time.monotonic())
+    busiest = max(bisect.bisect_left(at, t + 1.0) - n for n, t in enumerate(at))
+    assert budget * 0.8 <= busiest <= budget
 
 
 async def test_keys_do_not_wait_for_each_other_and_old_keys_are_dropped() -> None:
