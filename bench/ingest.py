@@ -1,9 +1,11 @@
 """Ingest benchmark: web-chat messages acknowledged per second, and ack latency.
 
-The hub (`chancenter serve`, SQLite, the worker and bot running) is measured
-side by side with a bare aiohttp websocket server that validates the same
-frames and acks them without storing anything. Rounds are interleaved and each
-figure is the median of the rounds (min-max in brackets).
+The hub (`chancenter serve`) is measured side by side with a bare aiohttp websocket
+server that validates the same frames and acks them without storing anything:
+on SQLite with the worker and bot running, on SQLite ingesting only (`--no-work`),
+and, where PostgreSQL and Redis are installed, as a scale-out `web` process on
+PostgreSQL (fsync on) and Redis (commit, then XADD, then the ack). Rounds are
+interleaved and each figure is the median of the rounds (min-max in brackets).
 
     .venv/bin/python bench/ingest.py [--clients 50] [--messages 40] [--rounds 3]
 """
@@ -23,6 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -93,7 +96,45 @@ class Process:
         self.proc.wait(20)
 
 
-def server(kind: str, workdir: Path) -> Process:
+POSTGRES_REDIS = "hub (PostgreSQL+Redis)"
+
+
+@dataclass
+class Services:
+    """PostgreSQL and Redis for the scale-out variant; a database per round."""
+
+    postgres: Any
+    redis: Any
+    rounds: int = 0
+
+    @classmethod
+    def start(cls, workdir: Path) -> Services | None:
+        sys.path.insert(0, str(ROOT))
+        from tests.servers import Postgres, Redis
+
+        for missing in (Postgres.available(), Redis.available()):
+            if missing:
+                print(f"skipping {POSTGRES_REDIS}: {missing}", file=sys.stderr)
+                return None
+        postgres, redis = Postgres(durable=True), Redis(workdir / "redis")
+        postgres.start()
+        redis.start()
+        return cls(postgres, redis)
+
+    def fresh(self) -> dict[str, str]:
+        self.rounds += 1
+        self.postgres.sql(f"CREATE DATABASE bench{self.rounds}")
+        return {
+            "CHANCENTER_DATABASE_URL": f"{self.postgres.url}/bench{self.rounds}",
+            "CHANCENTER_REDIS_URL": f"{self.redis.url[:-1]}{self.rounds % 16}",
+        }
+
+    def stop(self) -> None:
+        self.redis.stop()
+        self.postgres.stop()
+
+
+def server(kind: str, workdir: Path, services: Services | None = None) -> Process:
     port = free_port()
     env = {
         **os.environ,
@@ -102,6 +143,12 @@ def server(kind: str, workdir: Path) -> Process:
         "CHANCENTER_DATA_DIR": str(workdir / "data"),
         "CHANCENTER_LOG_LEVEL": "WARNING",
     }
+    if kind == POSTGRES_REDIS:
+        assert services is not None
+        env.update(services.fresh())
+        # as the Procfile's release step does: serve migrates SQLite only
+        upgrade = [sys.executable, "-m", "bot", "db", "upgrade"]
+        subprocess.run(upgrade, env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     if kind == "bare":
         cmd = [sys.executable, __file__, "--bare-server", str(port)]
     else:
@@ -159,9 +206,11 @@ async def load(url: str, clients: int, messages: int) -> Result:
     )
 
 
-async def round_of(kind: str, clients: int, messages: int) -> Result:
+async def round_of(
+    kind: str, clients: int, messages: int, services: Services | None = None
+) -> Result:
     with tempfile.TemporaryDirectory() as tmp:
-        process = server(kind, Path(tmp))
+        process = server(kind, Path(tmp), services)
         try:
             await process.ready()
             url = f"{process.url}/webchat/ws?channel={await webchat_channel(process.url)}"
@@ -179,22 +228,31 @@ def spread(values: list[float], fmt: str = "{:.0f}") -> str:
 
 async def main(args: argparse.Namespace) -> None:
     kinds = ["bare", "hub", "hub (ingest only)"]
-    results: dict[str, list[Result]] = {k: [] for k in kinds}
-    for n in range(args.rounds):
-        for kind in kinds:  # interleaved: drift on the machine hits every kind alike
-            results[kind].append(await round_of(kind, args.clients, args.messages))
-            print(f"round {n + 1} {kind}: {results[kind][-1].rate:.0f} msg/s", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        services = None if args.no_postgres else Services.start(Path(tmp))
+        if services is not None:
+            kinds.append(POSTGRES_REDIS)
+        results: dict[str, list[Result]] = {k: [] for k in kinds}
+        try:
+            for n in range(args.rounds):
+                for kind in kinds:  # interleaved: drift on the machine hits every kind alike
+                    result = await round_of(kind, args.clients, args.messages, services)
+                    results[kind].append(result)
+                    print(f"round {n + 1} {kind}: {result.rate:.0f} msg/s", file=sys.stderr)
+        finally:
+            if services is not None:
+                services.stop()
     bare_rate = statistics.median(r.rate for r in results["bare"])
     print(
         f"\nweb-chat ingest, {args.clients} clients x {args.messages} messages, "
         f"{args.rounds} interleaved rounds (median [min-max])"
     )
-    print(f"{'server':<20} {'acks/s':>18} {'p50 ms':>16} {'p99 ms':>18} {'ratio':>6}")
+    print(f"{'server':<22} {'acks/s':>18} {'p50 ms':>16} {'p99 ms':>18} {'ratio':>6}")
     for kind in kinds:
         rs = results[kind]
         rate = statistics.median(r.rate for r in rs)
         print(
-            f"{kind:<20} {spread([r.rate for r in rs]):>18} "
+            f"{kind:<22} {spread([r.rate for r in rs]):>18} "
             f"{spread([r.p50 for r in rs], '{:.1f}'):>16} "
             f"{spread([r.p99 for r in rs], '{:.1f}'):>18} {rate / bare_rate:>6.2f}"
         )
@@ -205,6 +263,9 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=50, help="concurrent visitors")
     parser.add_argument("--messages", type=int, default=40, help="messages per visitor")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions")
+    parser.add_argument(
+        "--no-postgres", action="store_true", help="skip the PostgreSQL+Redis variant"
+    )
     parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server:

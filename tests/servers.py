@@ -32,7 +32,8 @@ class Postgres:
     """`initdb` + `pg_ctl` in a fresh folder of /tmp (as the `postgres` user when we are root:
     initdb refuses root, and that user must reach the folder)."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable  # tests trade durability for speed; benchmarks must not
         self.root = Path(tempfile.mkdtemp(prefix="chancenter-pg-"))
         self.data = self.root / "data"
         self.port = free_port()
@@ -63,10 +64,10 @@ class Postgres:
         initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
         assert initdb and pg_ctl
         self._run(initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+        options += "-c max_connections=200"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(
             pg_ctl, "-D", str(self.data), "-o", options, "-l", str(self.root / "log"), "-w", "start"
         )
