@@ -10,7 +10,7 @@ from aiohttp.web import Application
 from bot.ingest import Ingestor
 from bot.keys import DB, DEFAULT_SPACE
 from bot.model import MessageEdited, MessageReceived, Sender, StatusChanged, TextPart
-from bot.storage.tables import contacts, conversations, messages, work_items
+from bot.storage.tables import contacts, conversations, identities, messages, work_items
 from tests.conftest import add_channel, count
 
 
@@ -56,6 +56,37 @@ async def test_concurrent_requests_are_committed_together_and_answered_separatel
             for r in (await conn.execute(sa.select(work_items).order_by(work_items.c.id))).all()
         ]
     assert opened.count(True) == 5
+
+
+async def test_newcomers_arriving_together_each_get_their_own_contact(app: Application) -> None:
+    """New senders are created in bulk; each message still lands with its own sender."""
+    channel = await add_channel(app, "echo")
+    ingestor = Ingestor(app[DB])
+    newcomers = [
+        MessageReceived(
+            external_id=f"m{n}",
+            sender=Sender(external_id=f"visitor-{n}", name=f"Visitor {n}"),
+            parts=(TextPart(text=f"from visitor-{n}"),),
+        )
+        for n in range(30)
+    ]
+    await asyncio.gather(
+        *(ingestor.store(channel, app[DEFAULT_SPACE], [m]) for m in reversed(newcomers))
+    )
+    async with app[DB].read() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(messages.c.parts, identities.c.external_id, contacts.c.name)
+                .join(conversations, conversations.c.id == messages.c.conversation_id)
+                .join(identities, identities.c.id == conversations.c.identity_id)
+                .join(contacts, contacts.c.id == conversations.c.contact_id)
+                .where(identities.c.contact_id == contacts.c.id)
+            )
+        ).all()
+    assert len(rows) == 30
+    for row in rows:
+        assert row.parts[0]["text"] == f"from {row.external_id}"
+        assert row.name == "Visitor " + row.external_id.removeprefix("visitor-")
 
 
 async def test_duplicates_in_one_batch_and_across_batches(app: Application) -> None:
