@@ -1,11 +1,12 @@
 """Views over many contacts: first page and count, with the schema's indexes and without.
 
-Builds a SQLite database with N contacts in one space (and N/10 in another, as noise),
-custom fields and tags, then runs views through the hub's own query code
+Builds a SQLite database (or, with --postgres, a throwaway PostgreSQL cluster) with
+N contacts in one space (and N/10 in another, as noise), custom fields and tags,
+then runs views through the hub's own query code
 (`bot.contacts.find`): median of 5 runs [min-max], in ms. Then drops the secondary
 indexes and runs the same queries again, in the same run.
 
-    .venv/bin/python bench/views.py [--contacts 100000 1000000]
+    .venv/bin/python bench/views.py [--contacts 100000 1000000] [--postgres]
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
 
 from bot.contacts import find  # noqa: E402
 from bot.filters import Group  # noqa: E402
@@ -57,64 +61,87 @@ DROPPABLE = [
 NAMES = ["Ana", "Bruno", "Carla", "Diego", "Eva", "Fabio", "Gina", "Hugo", "Ines", "Joao"]
 
 
-def build(path: Path, n: int) -> None:
-    upgrade(f"sqlite+aiosqlite:///{path}")
+@dataclass
+class Data:
+    contacts: list[tuple[Any, ...]]
+    values: list[tuple[Any, ...]]
+    tagged: list[tuple[int, int]]
+
+
+def generate(n: int) -> Data:
+    """N contacts in space 1 (plan, seats, 1% vip, 20% lisbon) and N/10 in space 2."""
     rnd = random.Random(7)
-    now = datetime.utcnow()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    data = Data([], [], [])
+    for i in range(1, n + n // 10 + 1):
+        space = 1 if i <= n else 2
+        last = now - timedelta(days=rnd.random() * 90)
+        name = f"{rnd.choice(NAMES)} {i}"
+        data.contacts.append((i, space, name, f"+3519{i:08d}", f"c{i}@example.com", last, last))
+        if space == 1:
+            plan = rnd.choices(["free", "pro", "business"], [80, 10, 10])[0]
+            data.values.append((i, 1, plan, None))
+            data.values.append((i, 2, None, float(rnd.randint(1, 50))))
+            if rnd.random() < 0.01:
+                data.tagged.append((1, i))
+            if rnd.random() < 0.2:
+                data.tagged.append((2, i))
+    return data
+
+
+SETUP = [
+    "INSERT INTO organizations (id, name) VALUES (1, 'o')",
+    "INSERT INTO spaces (id, organization_id, name) VALUES (1, 1, 'main'), (2, 1, 'other')",
+    "INSERT INTO field_definitions (id, space_id, key, label, type, options) VALUES "
+    "(1, 1, 'plan', 'Plan', 'choice', '[]'), (2, 1, 'seats', 'Seats', 'number', '[]')",
+    "INSERT INTO tags (id, space_id, name) VALUES (1, 1, 'vip'), (2, 1, 'lisbon')",
+]
+CONTACT_COLUMNS = ["id", "space_id", "name", "phone", "email", "created_at", "last_message_at"]
+VALUE_COLUMNS = ["contact_id", "field_id", "value_text", "value_number"]
+
+
+def build_sqlite(path: Path, data: Data) -> str:
+    url = f"sqlite+aiosqlite:///{path}"
+    upgrade(url)
     with sqlite3.connect(path) as db:
-        db.execute("INSERT INTO organizations (id, name) VALUES (1, 'o')")
+        for statement in SETUP:
+            db.execute(statement)
         db.executemany(
-            "INSERT INTO spaces (id, organization_id, name) VALUES (?, 1, ?)",
-            [(1, "main"), (2, "other")],
+            f"INSERT INTO contacts ({', '.join(CONTACT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(*c[:5], c[5].isoformat(" "), c[6].isoformat(" ")) for c in data.contacts],
         )
         db.executemany(
-            "INSERT INTO field_definitions (id, space_id, key, label, type, options) "
-            "VALUES (?, 1, ?, ?, ?, '[]')",
-            [(1, "plan", "Plan", "choice"), (2, "seats", "Seats", "number")],
+            f"INSERT INTO field_values ({', '.join(VALUE_COLUMNS)}) VALUES (?, ?, ?, ?)",
+            data.values,
         )
-        db.executemany(
-            "INSERT INTO tags (id, space_id, name) VALUES (?, 1, ?)", [(1, "vip"), (2, "lisbon")]
-        )
-        rows, values, tagged = [], [], []
-        for i in range(1, n + n // 10 + 1):
-            space = 1 if i <= n else 2
-            last = now - timedelta(days=rnd.random() * 90)
-            rows.append(
-                (
-                    i,
-                    space,
-                    f"{rnd.choice(NAMES)} {i}",
-                    f"+3519{i:08d}",
-                    f"c{i}@example.com",
-                    last.isoformat(" "),
-                    last.isoformat(" "),
-                )
-            )
-            if space == 1:
-                values.append(
-                    (i, 1, rnd.choices(["free", "pro", "business"], [80, 10, 10])[0], None)
-                )
-                values.append((i, 2, None, float(rnd.randint(1, 50))))
-                if rnd.random() < 0.01:
-                    tagged.append((1, i))
-                if rnd.random() < 0.2:
-                    tagged.append((2, i))
-        db.executemany(
-            "INSERT INTO contacts (id, space_id, name, phone, email, created_at, "
-            "last_message_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        db.executemany(
-            "INSERT INTO field_values (contact_id, field_id, value_text, value_number) "
-            "VALUES (?, ?, ?, ?)",
-            values,
-        )
-        db.executemany("INSERT INTO contact_tags (tag_id, contact_id) VALUES (?, ?)", tagged)
+        db.executemany("INSERT INTO contact_tags (tag_id, contact_id) VALUES (?, ?)", data.tagged)
         db.execute("ANALYZE")
+    return url
 
 
-async def measure(path: Path) -> dict[str, tuple[list[float], list[float]]]:
-    db = Database(f"sqlite+aiosqlite:///{path}")
+async def build_postgres(server: Any, name: str, data: Data) -> str:
+    import asyncpg
+
+    server.sql(f"CREATE DATABASE {name}")
+    url = f"{server.url}/{name}"
+    await asyncio.to_thread(upgrade, url)
+    conn = await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{server.port}/{name}")
+    try:
+        for statement in SETUP:
+            await conn.execute(statement)
+        await conn.copy_records_to_table("contacts", records=data.contacts, columns=CONTACT_COLUMNS)
+        await conn.copy_records_to_table("field_values", records=data.values, columns=VALUE_COLUMNS)
+        await conn.copy_records_to_table(
+            "contact_tags", records=data.tagged, columns=["tag_id", "contact_id"]
+        )
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+    return url
+
+
+async def measure(url: str) -> dict[str, tuple[list[float], list[float]]]:
+    db = Database(url)
     results = {}
     try:
         for name, view in VIEWS.items():
@@ -134,28 +161,47 @@ async def measure(path: Path) -> dict[str, tuple[list[float], list[float]]]:
     return results
 
 
+async def drop_indexes(url: str) -> None:
+    db = Database(url)
+    try:
+        async with db.write() as conn:
+            for index in DROPPABLE:
+                await conn.execute(sa.text(f"DROP INDEX {index}"))
+    finally:
+        await db.close()
+
+
 def fmt(values: list[float]) -> str:
     return f"{statistics.median(values):.1f} [{min(values):.1f}-{max(values):.1f}]"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--contacts", type=int, nargs="+", default=[100_000, 1_000_000])
-    args = parser.parse_args()
-    for n in args.contacts:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "views.db"
-            started = time.perf_counter()
-            build(path, n)
-            print(
-                f"\n{n:,} contacts (+{n // 10:,} in another space), built in "
-                f"{time.perf_counter() - started:.0f}s; ms, median [min-max] of 5"
-            )
-            indexed = asyncio.run(measure(path))
-            with sqlite3.connect(path) as db:
-                for index in DROPPABLE:
-                    db.execute(f"DROP INDEX {index}")
-            bare = asyncio.run(measure(path))
+async def main(args: argparse.Namespace) -> None:
+    postgres = None
+    if args.postgres:
+        from tests.servers import Postgres
+
+        if missing := Postgres.available():
+            sys.exit(f"--postgres: {missing}")
+        postgres = Postgres()
+        postgres.start()
+    try:
+        for n in args.contacts:
+            with tempfile.TemporaryDirectory() as tmp:
+                started = time.perf_counter()
+                data = generate(n)
+                if postgres is not None:
+                    url = await build_postgres(postgres, f"views{n}", data)
+                else:
+                    url = await asyncio.to_thread(build_sqlite, Path(tmp) / "views.db", data)
+                del data
+                print(
+                    f"\n{'PostgreSQL' if postgres else 'SQLite'}: {n:,} contacts "
+                    f"(+{n // 10:,} in another space), built in "
+                    f"{time.perf_counter() - started:.0f}s; ms, median [min-max] of 5"
+                )
+                indexed = await measure(url)
+                await drop_indexes(url)
+                bare = await measure(url)
             print(
                 f"{'view':<24} {'first page':>18} {'no indexes':>20} {'count':>20} "
                 f"{'no indexes':>22}"
@@ -165,7 +211,15 @@ def main() -> None:
                     f"{name:<24} {fmt(indexed[name][0]):>18} {fmt(bare[name][0]):>20} "
                     f"{fmt(indexed[name][1]):>20} {fmt(bare[name][1]):>22}"
                 )
+    finally:
+        if postgres is not None:
+            postgres.stop()
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--contacts", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument(
+        "--postgres", action="store_true", help="on a throwaway PostgreSQL instead of SQLite"
+    )
+    asyncio.run(main(parser.parse_args()))
