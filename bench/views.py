@@ -47,7 +47,7 @@ VIEWS: dict[str, dict[str, Any]] = {
     "name starts with 'Ana'": {"all": [{"field": "name", "op": "starts_with", "value": "Ana"}]},
 }
 DROPPABLE = [
-    "ix_contacts_space_id",
+    "ix_contacts_space_listed",
     "ix_contacts_space_last_message",
     "ix_contacts_space_created",
     "ix_contacts_space_name",

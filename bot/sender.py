@@ -76,19 +76,18 @@ class Sender:
         if len(self._busy) >= MAX_SENDING:
             return 0
         at = now()
-        inbound, earlier, earlier_message = _inbound, _earlier, _earlier_message
         # a row waits while an earlier row of its conversation waits for its retry
         overtakes = (
             sa.exists()
-            .where(earlier.c.id < outbox.c.id)
-            .where(earlier.c.next_attempt_at > at)
-            .where(earlier_message.c.id == earlier.c.message_id)
-            .where(earlier_message.c.conversation_id == messages.c.conversation_id)
+            .where(_earlier.c.id < outbox.c.id)
+            .where(_earlier.c.next_attempt_at > at)
+            .where(_earlier_message.c.id == _earlier.c.message_id)
+            .where(_earlier_message.c.conversation_id == messages.c.conversation_id)
         )
         last_inbound = (
-            sa.select(sa.func.max(inbound.c.created_at))
-            .where(inbound.c.conversation_id == messages.c.conversation_id)
-            .where(inbound.c.direction == "in")
+            sa.select(sa.func.max(_inbound.c.created_at))
+            .where(_inbound.c.conversation_id == messages.c.conversation_id)
+            .where(_inbound.c.direction == "in")
             .scalar_subquery()
         )
         async with self._db.read() as conn:

@@ -120,7 +120,9 @@ contacts = Table(
     _created(),
     Column("last_message_at", DateTime(timezone=True)),
     # views sort newest first and filter on these within a space
-    Index("ix_contacts_space_id", "space_id", "id"),
+    # pages walk it newest first; counts read it alone (no row lookups): both filter
+    # `space_id = ? AND merged_into_id IS NULL`
+    Index("ix_contacts_space_listed", "space_id", "merged_into_id", "id"),
     Index("ix_contacts_space_last_message", "space_id", "last_message_at"),
     Index("ix_contacts_space_created", "space_id", "created_at"),
     Index("ix_contacts_space_name", "space_id", "name"),
