@@ -28,6 +28,7 @@ bench: $(VENV)/.test-deps
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/webhooks.py
 	$(BIN)/python bench/e2e.py
+	$(BIN)/python bench/outbound.py
 	$(BIN)/python bench/websockets.py
 	$(BIN)/python bench/views.py
 
