@@ -1,8 +1,9 @@
 """The in-process work queue: database rows are the durable copy, asyncio does the work.
 
 Each conversation is drained by one task at a time, in id order, so per-conversation
-order is kept while different conversations run in parallel. Pending rows left
-by a crash are picked up on start.
+order is kept while different conversations run in parallel. The ingest says which
+conversations got work, so nobody has to look for it; pending rows left by a crash
+(or by a read that failed) are found by a scan on start.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 FETCH = 50  # a conversation's pending items read at once
+SCAN = 1000  # pending conversations found by one scan
 
 
 class WorkQueue(Protocol):
@@ -52,19 +54,25 @@ class LocalWorkQueue:
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._busy: set[int] = set()
+        self._again: set[int] = set()  # announced while draining: drain once more
+        self._running = False
+        self._scan_again = False  # the last scan found more than it could take
         self._tasks: set[asyncio.Task[None]] = set()
         self._on_done = on_done
         self._on_dead = on_dead
 
     def notify(self) -> None:
-        """New rows were committed: look for work."""
+        """Look for work in the database (all pending conversations)."""
         self._wake.set()
 
     async def announce(self, conversation_ids: Iterable[int]) -> None:
-        """Work for these conversations was committed (the database rows are the queue)."""
-        self.notify()
+        """Work for these conversations was committed: drain them."""
+        if self._running:  # `serve --no-work` ingests for another process to work
+            for conversation_id in conversation_ids:
+                self._start(conversation_id)
 
     async def run(self) -> None:
+        self._running = True
         self.notify()  # resume what a previous process left
         try:
             while True:
@@ -77,13 +85,11 @@ class LocalWorkQueue:
                     await asyncio.sleep(1)
                     self.notify()
                     continue
+                self._scan_again = len(pending) == SCAN
                 for conversation_id in pending:
-                    if conversation_id not in self._busy:
-                        self._busy.add(conversation_id)
-                        task = asyncio.create_task(self._drain(conversation_id))
-                        self._tasks.add(task)
-                        task.add_done_callback(self._tasks.discard)
+                    self._start(conversation_id)
         finally:
+            self._running = False
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -95,24 +101,48 @@ class LocalWorkQueue:
                 .where(work_items.c.status == "pending")
                 .group_by(work_items.c.conversation_id)
                 .order_by(sa.func.min(work_items.c.id))
-                .limit(1000)
+                .limit(SCAN)
             )
             return list(rows.scalars())
+
+    def _start(self, conversation_id: int) -> None:
+        if conversation_id in self._busy:
+            # its drain may have read the pending rows before these were committed
+            self._again.add(conversation_id)
+            return
+        self._busy.add(conversation_id)
+        task = asyncio.create_task(self._drain(conversation_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _drain(self, conversation_id: int) -> None:
         try:
             await self.drain(conversation_id)
+        except Exception:
+            log.exception("cannot drain a conversation; looking again shortly")
+            await asyncio.sleep(1)
+            self.notify()
         finally:
             self._busy.discard(conversation_id)
-            self.notify()  # a row may have arrived while this conversation was busy
+            if conversation_id in self._again and self._running:
+                self._again.discard(conversation_id)
+                self._start(conversation_id)
+            elif self._scan_again:
+                self.notify()
 
     async def drain(self, conversation_id: int) -> None:
-        """Handle the conversation's pending rows, in order, until none is left."""
+        """Handle the conversation's pending rows, in order.
+
+        Rows committed while it runs are announced again, so it stops at the first
+        page that is not full instead of reading once more to find nothing.
+        """
         async with self._slots:
             state: ConversationState | None = None
             while items := await self._pending(conversation_id):
                 for item in items:
                     state = await self._handle(item, state)
+                if len(items) < FETCH:
+                    break  # rows committed since were announced, and drain again
 
     async def _pending(self, conversation_id: int) -> list[WorkItem]:
         async with self._db.read() as conn:

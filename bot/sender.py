@@ -48,11 +48,13 @@ class Sender:
         self._channels = channels
         self._metrics = metrics
         self._wake = asyncio.Event()
+        self._notified = 0  # how many times rows were said to be due
         self._busy: set[int] = set()  # conversations with a send task running
         self._tasks: set[asyncio.Task[None]] = set()
         self._group: GroupCommitter[_Outcome, None] = GroupCommitter(db, self._write)
 
     def notify(self) -> None:
+        self._notified += 1
         self._wake.set()
 
     async def run(self) -> None:
@@ -66,6 +68,9 @@ class Sender:
             if sent == 0:
                 idle = await idle_time(self._db, outbox.c.next_attempt_at)
                 await wait_for_event(self._wake, idle)
+            elif sent < BATCH:  # else more rows are due now
+                # nothing more to start until a commit or a finished send says so
+                await wait_for_event(self._wake, IDLE_POLL)
 
     async def send_due(self) -> int:
         """Start sending the due rows of conversations not already sending; returns how many.
@@ -121,21 +126,23 @@ class Sender:
             by_conversation[row.conversation_id].append(row)
         for conversation_id, group in by_conversation.items():
             self._busy.add(conversation_id)
-            task = asyncio.create_task(self._send_in_order(conversation_id, group))
+            task = asyncio.create_task(self._send_in_order(conversation_id, group, self._notified))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return len(rows)
 
-    async def _send_in_order(self, conversation_id: int, rows: list[sa.Row]) -> None:
+    async def _send_in_order(self, conversation_id: int, rows: list[sa.Row], seen: int) -> None:
         try:
             for row in rows:
                 if not await self._send_one(row):
+                    self.notify()  # the run loop learns when the retry is due
                     return  # keep order: later messages wait for this one
         except Exception:
             log.exception("sending failed unexpectedly", extra={"conversation": conversation_id})
         finally:
             self._busy.discard(conversation_id)
-            self.notify()  # its next rows, if any, are due now
+            if self._notified != seen:  # rows came meanwhile: this conversation's may be due
+                self.notify()
 
     async def _send_one(self, row: sa.Row) -> bool:
         """Send one row; False when it must be retried (and later rows wait for it)."""

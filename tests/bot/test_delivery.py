@@ -106,3 +106,27 @@ async def test_a_message_waiting_for_its_retry_is_not_overtaken(
     await eventually(lambda: _true(len(echo.sent) == 2), timeout=5)
     assert echo.sent[0].parts[0].text.startswith("Hi! I'm")
     assert echo.sent[1].parts[0].text.startswith("Starter is free")
+
+
+async def test_a_message_arriving_while_its_conversation_is_handled_is_handled_next(
+    client: TestClient, app: Application, echo: EchoChannel
+) -> None:
+    """The drain had read the conversation's rows before the second was committed."""
+    import asyncio
+
+    handled: list[str] = []
+    release = asyncio.Event()
+
+    async def slow(event, ctx) -> bool:
+        handled.append(event.external_id)
+        await release.wait()
+        return False
+
+    app[PLUGINS].handlers.insert(0, slow)
+    await post(client, echo.id, body({"id": "1", "from": "u", "text": "hi"}))
+    await eventually(lambda: _true(handled == ["1"]))
+    await post(client, echo.id, body({"id": "2", "from": "u", "text": "pricing"}))
+    release.set()
+    await eventually(lambda: _true(handled == ["1", "2"]), timeout=3)
+    await eventually(lambda: _true(len(echo.sent) == 2), timeout=3)
+    assert await count(app, work_items) == 0
