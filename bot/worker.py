@@ -195,13 +195,16 @@ class Worker:
 
     async def _write(self, conn: AsyncConnection, batch: list[_Effects]) -> list[bool]:
         """One transaction for many conversations' effects; False: the handler changed."""
-        ids = [e.ctx.conversation.id for e in batch]
+        at = now()
+        # kept off the ingest hot path: these conversations were active now. Updating
+        # first also locks them (PostgreSQL) while their handler is checked
         handlers = dict(
             (
                 await conn.execute(
-                    sa.select(conversations.c.id, conversations.c.handler).where(
-                        conversations.c.id.in_(ids)
-                    )
+                    conversations.update()
+                    .where(conversations.c.id.in_([e.ctx.conversation.id for e in batch]))
+                    .values(last_message_at=at)
+                    .returning(conversations.c.id, conversations.c.handler)
                 )
             ).all()
         )
@@ -209,7 +212,6 @@ class Worker:
         done = [e for e, fine in zip(batch, ok, strict=True) if fine]
         if not done:
             return ok
-        at = now()
         replies = [
             {
                 "space_id": e.ctx.conversation.space_id,
@@ -240,12 +242,6 @@ class Worker:
                 await conn.execute(outbox.insert(), rows)
         for e in done:
             await self._write_state(conn, e.ctx, at)
-        # kept off the ingest hot path: these conversations and contacts were active now
-        await conn.execute(
-            conversations.update()
-            .where(conversations.c.id.in_([e.ctx.conversation.id for e in done]))
-            .values(last_message_at=at)
-        )
         await conn.execute(
             contacts.update()
             .where(contacts.c.id.in_([e.ctx.conversation.contact_id for e in done]))
