@@ -11,15 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
 from bot.handling import ConversationState
 from bot.metrics import Metrics
 from bot.storage.db import Database
-from bot.storage.tables import work_items
-from bot.worker import Worker, WorkItem
+from bot.storage.tables import conversations, work_items
+from bot.worker import Worker, WorkItem, state_of, with_state
 
 log = logging.getLogger(__name__)
 
@@ -138,22 +138,29 @@ class LocalWorkQueue:
         """
         async with self._slots:
             state: ConversationState | None = None
-            while items := await self._pending(conversation_id):
-                for item in items:
+            while rows := await self._pending(conversation_id):
+                state = state or state_of(rows[0])  # read with the rows: no second query
+                for row in rows:
+                    item = WorkItem(row.item_id, conversation_id, row.payload)
                     state = await self._handle(item, state)
-                if len(items) < FETCH:
+                if len(rows) < FETCH:
                     break  # rows committed since were announced, and drain again
 
-    async def _pending(self, conversation_id: int) -> list[WorkItem]:
+    async def _pending(self, conversation_id: int) -> list[sa.Row[Any]]:
+        """The conversation's next pending rows, each with the conversation's state."""
+        query = with_state(
+            sa.select(
+                work_items.c.id.label("item_id"), work_items.c.payload, conversations.c.id
+            ).join(conversations, conversations.c.id == work_items.c.conversation_id)
+        )
         async with self._db.read() as conn:
             rows = await conn.execute(
-                sa.select(work_items.c.id, work_items.c.conversation_id, work_items.c.payload)
-                .where(work_items.c.conversation_id == conversation_id)
+                query.where(work_items.c.conversation_id == conversation_id)
                 .where(work_items.c.status == "pending")
                 .order_by(work_items.c.id)
                 .limit(FETCH)
             )
-            return [WorkItem(r.id, r.conversation_id, r.payload) for r in rows]
+            return list(rows)
 
     async def _handle(
         self, item: WorkItem, state: ConversationState | None

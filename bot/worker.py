@@ -51,6 +51,32 @@ class WorkItem:
     payload: dict[str, Any]
 
 
+def with_state(query: sa.Select[Any]) -> sa.Select[Any]:
+    """`query` (over conversations) plus what a handler sees of the conversation."""
+    return (
+        query.add_columns(
+            conversations.c.space_id,
+            conversations.c.contact_id,
+            conversations.c.channel_id,
+            conversations.c.handler,
+            conversations.c.status,
+            contacts.c.language,
+            conversations.c.bot_fallbacks,
+            conversations.c.away_sent_at,
+            spaces.c.settings.label("space_settings"),
+            spaces.c.timezone,
+        )
+        .join_from(conversations, contacts, contacts.c.id == conversations.c.contact_id)
+        .join(spaces, spaces.c.id == conversations.c.space_id)
+    )
+
+
+def state_of(row: Any) -> ConversationState:
+    """A `with_state` row (its conversation id labelled `id`) as the handlers' state."""
+    values = {f.name: getattr(row, f.name) for f in dataclasses.fields(ConversationState)}
+    return ConversationState(**{**values, "space_settings": row.space_settings or {}})
+
+
 @dataclass(frozen=True)
 class _Effects:
     item: WorkItem
@@ -121,27 +147,9 @@ class Worker:
 
     async def load(self, conversation_id: int) -> ConversationState:
         async with self._db.read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(
-                        conversations.c.id,
-                        conversations.c.space_id,
-                        conversations.c.contact_id,
-                        conversations.c.channel_id,
-                        conversations.c.handler,
-                        conversations.c.status,
-                        contacts.c.language,
-                        conversations.c.bot_fallbacks,
-                        conversations.c.away_sent_at,
-                        spaces.c.settings.label("space_settings"),
-                        spaces.c.timezone,
-                    )
-                    .join(contacts, contacts.c.id == conversations.c.contact_id)
-                    .join(spaces, spaces.c.id == conversations.c.space_id)
-                    .where(conversations.c.id == conversation_id)
-                )
-            ).one()
-        return ConversationState(**{**row._mapping, "space_settings": row.space_settings or {}})
+            query = with_state(sa.select(conversations.c.id))
+            row = (await conn.execute(query.where(conversations.c.id == conversation_id))).one()
+        return state_of(row)
 
     async def _write_state(self, conn: AsyncConnection, ctx: HandlerContext, at: Any) -> None:
         """Handover, assignment, counters, fields and desk notices a handler asked for."""
