@@ -80,6 +80,7 @@ class Sender:
         """
         if len(self._busy) >= MAX_SENDING:
             return 0
+        seen = self._notified  # before the query: a later commit must be looked for again
         at = now()
         # a row waits while an earlier row of its conversation waits for its retry
         overtakes = (
@@ -126,7 +127,7 @@ class Sender:
             by_conversation[row.conversation_id].append(row)
         for conversation_id, group in by_conversation.items():
             self._busy.add(conversation_id)
-            task = asyncio.create_task(self._send_in_order(conversation_id, group, self._notified))
+            task = asyncio.create_task(self._send_in_order(conversation_id, group, seen))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return len(rows)
