@@ -74,6 +74,12 @@ def bare_app() -> web.Application:
 # --- servers as subprocesses, so the load generator has its own core -----------------
 
 
+def chancenter(env: dict[str, str], *command: str) -> None:
+    """A set-up command (`db upgrade`, `init`) against the database `env` names."""
+    run = [sys.executable, "-m", "bot", *command]
+    subprocess.run(run, env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+
+
 class Process:
     """A server in its own process, so the load generator has its own core."""
 
@@ -146,9 +152,7 @@ def server(kind: str, workdir: Path, services: Services | None = None) -> Proces
     if kind == POSTGRES_REDIS:
         assert services is not None
         env.update(services.fresh())
-        # as the Procfile's release step does: serve migrates SQLite only
-        upgrade = [sys.executable, "-m", "bot", "db", "upgrade"]
-        subprocess.run(upgrade, env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        chancenter(env, "db", "upgrade")  # the Procfile's release step: serve migrates SQLite only
     if kind == "bare":
         cmd = [sys.executable, __file__, "--bare-server", str(port)]
     else:

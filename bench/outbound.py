@@ -24,7 +24,6 @@ import json
 import os
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.ingest import Process, free_port, spread  # noqa: E402
+from bench.ingest import Process, chancenter, free_port, spread  # noqa: E402
 
 TOKEN = "123456:BENCH"
 CONCURRENCY = 100  # the bare loop's requests in flight (aiohttp's default pool size)
@@ -168,13 +167,8 @@ async def hub(platform: str, messages: int, per_second: float) -> list[float]:
             "CHANCENTER_SECRET_KEY": "bench-key",
             "CHANCENTER_TELEGRAM_API_BASE": platform,
         }
-        for command in (["db", "upgrade"], ["init"]):
-            await (
-                await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "bot", *command,
-                    env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                )
-            ).wait()  # fmt: skip
+        chancenter(env, "db", "upgrade")  # the platform runs in its own process: blocking is fine
+        chancenter(env, "init")
         backlog(Path(tmp) / "bench.db", messages, per_second)
         proc = Process([sys.executable, "-m", "bot", "serve"], env, port)
         try:
@@ -205,7 +199,7 @@ async def main(args: argparse.Namespace) -> None:
                 rates[kind].append(rate_of(seen))
                 print(f"round {n + 1} {kind}: {rates[kind][-1]:.0f} sends/s", file=sys.stderr)
         await reset(platform.url)
-        budgeted = args.budget * 10  # ten seconds' worth at the budget
+        budgeted = int(args.budget * 10)  # ten seconds' worth at the budget
         seen = await hub(platform.url, budgeted, per_second=args.budget)
     finally:
         platform.stop()

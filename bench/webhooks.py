@@ -17,7 +17,6 @@ import json
 import os
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.ingest import Process, Result, free_port, spread  # noqa: E402
+from bench.ingest import Process, Result, chancenter, free_port, spread  # noqa: E402
 
 SECRET = "bench-app-secret"
 TG_SECRET = "bench-telegram-secret"
@@ -181,20 +180,8 @@ async def round_of(server: str, kind: str, clients: int, requests: int) -> Resul
         if server == "bare":
             proc = Process([sys.executable, __file__, "--bare-server", str(port)], env, port)
         else:
-            subprocess.run(
-                [sys.executable, "-m", "bot", "db", "upgrade"],
-                env=env,
-                cwd=ROOT,
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            subprocess.run(
-                [sys.executable, "-m", "bot", "init"],
-                env=env,
-                cwd=ROOT,
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
+            chancenter(env, "db", "upgrade")
+            chancenter(env, "init")
             add_channels(Path(tmp) / "bench.db", "bench-key")
             proc = Process([sys.executable, "-m", "bot", "serve", "--no-work"], env, port)
         try:

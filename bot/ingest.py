@@ -227,40 +227,29 @@ async def _new_contacts(
     at: datetime,
 ) -> list[tuple[int, int]]:
     """A contact and its identity for each `(channel, sender)`: `(identity id, contact id)`."""
-    contact_ids = (
-        (
-            await conn.execute(
-                contacts.insert().returning(contacts.c.id, sort_by_parameter_order=True),
-                [
-                    {
-                        "space_id": space_id,
-                        "name": sender.name,
-                        "language": sender.language,
-                        "phone": sender.phone,
-                        "avatar_url": sender.avatar_url,
-                        "created_at": at,
-                    }
-                    for space_id, sender in (senders[key] for key in keys)
-                ],
-            )
-        )
-        .scalars()
-        .all()
+    made = await conn.execute(
+        contacts.insert().returning(contacts.c.id, sort_by_parameter_order=True),
+        [
+            {
+                "space_id": space_id,
+                "name": sender.name,
+                "language": sender.language,
+                "phone": sender.phone,
+                "avatar_url": sender.avatar_url,
+                "created_at": at,
+            }
+            for space_id, sender in (senders[key] for key in keys)
+        ],
     )
-    identity_ids = (
-        (
-            await conn.execute(
-                identities.insert().returning(identities.c.id, sort_by_parameter_order=True),
-                [
-                    {"contact_id": contact_id, "channel_id": channel_id, "external_id": external_id}
-                    for (channel_id, external_id), contact_id in zip(keys, contact_ids, strict=True)
-                ],
-            )
-        )
-        .scalars()
-        .all()
+    contact_ids = made.scalars().all()
+    linked = await conn.execute(
+        identities.insert().returning(identities.c.id, sort_by_parameter_order=True),
+        [
+            {"contact_id": contact_id, "channel_id": channel_id, "external_id": external_id}
+            for (channel_id, external_id), contact_id in zip(keys, contact_ids, strict=True)
+        ],
     )
-    return list(zip(identity_ids, contact_ids, strict=True))
+    return list(zip(linked.scalars().all(), contact_ids, strict=True))
 
 
 async def _status(conn: AsyncConnection, channel_id: str, event: StatusChanged) -> int:

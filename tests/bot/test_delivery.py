@@ -130,3 +130,35 @@ async def test_a_message_arriving_while_its_conversation_is_handled_is_handled_n
     await eventually(lambda: _true(handled == ["1", "2"]), timeout=3)
     await eventually(lambda: _true(len(echo.sent) == 2), timeout=3)
     assert await count(app, work_items) == 0
+
+
+async def test_a_conversation_taken_while_its_message_is_handled_is_handled_again(
+    client: TestClient, app: Application, echo: EchoChannel
+) -> None:
+    """An agent claims it meanwhile: the bot's answer is not written; the agent has it."""
+    import asyncio
+
+    from bot.storage.tables import conversations
+
+    seen: list[str] = []
+    release = asyncio.Event()
+
+    async def slow(event, ctx) -> bool:
+        seen.append(ctx.conversation.handler)
+        await release.wait()
+        return False
+
+    app[PLUGINS].handlers.insert(0, slow)
+    await post(client, echo.id, body({"id": "1", "from": "u", "text": "pricing"}))
+    await eventually(lambda: _true(seen == ["bot"]))
+    async with app[DB].write() as conn:
+        await conn.execute(conversations.update().values(handler="agent"))
+    release.set()
+    await eventually(lambda: _true(seen == ["bot", "agent"]), timeout=3)
+
+    async def handled() -> bool:
+        return await count(app, work_items) == 0
+
+    await eventually(handled)
+    assert await count(app, messages, messages.c.direction == "out") == 0
+    assert echo.sent == []
