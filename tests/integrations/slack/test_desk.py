@@ -17,6 +17,7 @@ from bot.storage.tables import (
     desk_outbox,
     field_values,
     shortcuts,
+    slack_threads,
     space_members,
     surveys,
     team_members,
@@ -35,6 +36,8 @@ async def handed_over(desk: Desk) -> tuple[int, Posted]:
     await desk.contact_says("a human please")
     await eventually(lambda: _true(any(m.blocks for m in desk.slack.messages)))
     header = next(m for m in desk.slack.messages if m.blocks)
+    # the desk records the thread just after Slack answers: a reply before that is unknown
+    await eventually(lambda: count(desk.app, slack_threads))
     return int(header.blocks[1]["block_id"].split(":")[1]), header
 
 
