@@ -257,11 +257,16 @@ async def tags_of(conn: AsyncConnection, contact_id: int) -> list[str]:
 
 
 def shown(value: Any) -> str:
-    """A field value as people read it: 12 not 12.0, a date without its time."""
+    """A field value or an answer as people read it: 12 not 12.0 (nor 1.2e+07), yes/no, a
+    date without its time, a list joined, nothing for no value."""
+    if value is None:
+        return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:g}"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     if isinstance(value, datetime):
         return value.date().isoformat()
+    if isinstance(value, list):
+        return ", ".join(map(shown, value))
     return str(value)

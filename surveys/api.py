@@ -213,7 +213,7 @@ async def results_csv(request: web.Request) -> web.StreamResponse:
         result = await conn.stream(query)
         async for r in result:
             answers = r.answers or {}
-            values = [_cell(answers.get(q)) for q in questions]
+            values = [contact_ops.shown(answers.get(q)) for q in questions]
             await response.write(
                 _row(
                     [
@@ -234,16 +234,6 @@ def _row(values: list[Any]) -> bytes:
     out = io.StringIO()
     csv.writer(out).writerow(values)
     return out.getvalue().encode()
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        return ", ".join(map(str, value))
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def setup(app: web.Application) -> None:

@@ -215,7 +215,7 @@ def _finish(ctx: HandlerContext, run: Any, status: str, answers: dict[str, Any])
     _update(ctx, run, status=status, answers=answers, step=None, finished_at=now())
     ctx.hand_over(run.return_to)
     if run.return_to == "waiting":  # the away flow: the agents see what the contact said
-        summary = ", ".join(f"{k}: {_shown(v)}" for k, v in answers.items())
+        summary = ", ".join(f"{k}: {contact_ops.shown(v)}" for k, v in answers.items())
         ctx.tell_desk("note", f"While you were away: {summary or 'no answers'}")
 
 
@@ -326,11 +326,3 @@ async def start_here(ctx: HandlerContext, which: str, return_to: str | None = No
 
     ctx.write(insert)
     return True
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, list):
-        return ", ".join(map(str, value))
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from aiohttp.web import Application
 
 from bot.auth import create_token
 from bot.bootstrap import SpaceCreated, add_admin, create_space
+from bot.contacts import shown
 from bot.ingest import now
 from bot.keys import DB, DEFAULT_SPACE
 from bot.storage.tables import contacts, identities, spaces
@@ -349,3 +350,17 @@ async def test_tags_are_listed_with_their_counts(api: Any, people: dict[str, int
         {"name": "lisbon", "contacts": 2},
         {"name": "vip", "contacts": 2},
     ]
+
+
+def test_values_are_shown_as_people_write_them() -> None:
+    assert [shown(v) for v in (12.0, 12345678.0, 2.5, True, False, None, "pro")] == [
+        "12",
+        "12345678",  # not 1.23457e+07
+        "2.5",
+        "yes",
+        "no",
+        "",
+        "pro",
+    ]
+    assert shown(datetime(2026, 11, 30, 9, 15)) == "2026-11-30"
+    assert shown(["red", 2.0, True]) == "red, 2, yes"
