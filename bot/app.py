@@ -42,6 +42,7 @@ from bot.keys import (
     REDIS,
     SENDER,
     SETTINGS,
+    WEBHOOKS,
 )
 from bot.metrics import Metrics
 from bot.plugins import Plugins
@@ -57,6 +58,7 @@ from bot.worker import Worker
 from channels.base import ChannelContext
 from surveys import api as surveys_api
 from surveys.clock import FlowClock
+from surveys.webhooks import webhook_relay
 
 log = logging.getLogger(__name__)
 
@@ -141,17 +143,23 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     desk = app.get(DESK_WAKE)  # set by an agent-desk extension (Slack) when configured
     worker = Worker(db, plugins.handlers, app[BOTS], metrics, app, desk.set if desk else None)
     app[SENDER] = sender
+    app[WEBHOOKS] = webhooks = webhook_relay(db, app[HTTP])
+
+    def committed() -> None:  # a handler's replies and webhooks are due now
+        sender.notify()
+        webhooks.notify()
+
     if REDIS in app:
         from bot.redis_queue import RedisWorkQueue
 
         queue = RedisWorkQueue(
-            app[REDIS], db, worker, metrics, settings.worker_concurrency, on_done=sender.notify
+            app[REDIS], db, worker, metrics, settings.worker_concurrency, on_done=committed
         )
-        sender.owned = queue.owned
+        sender.owned = webhooks.owned = queue.owned
         app[QUEUE] = queue
     else:
         app[QUEUE] = LocalWorkQueue(
-            db, worker, metrics, settings.worker_concurrency, on_done=sender.notify
+            db, worker, metrics, settings.worker_concurrency, on_done=committed
         )
     yield
     await app[INGESTOR].close()
@@ -160,11 +168,13 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    """The in-process consumers: the work queue and the sender (unless told not to work)."""
+    """The in-process consumers: the work queue, the sender, the webhook relay and the flow
+    clock (unless told not to work)."""
     tasks: list[asyncio.Task[None]] = []
     if app[SETTINGS].works:
         clock = FlowClock(app[DB], app[SENDER].notify)
-        tasks = [_spawn(app[QUEUE].run), _spawn(app[SENDER].run), _spawn(clock.run)]
+        consumers = (app[QUEUE].run, app[SENDER].run, app[WEBHOOKS].run, clock.run)
+        tasks = [_spawn(run) for run in consumers]
     yield
     for task in tasks:
         task.cancel()

@@ -24,6 +24,7 @@ from bot.model import (
     Inbound,
     MessageEdited,
     ReadUpTo,
+    Seen,
     Sender,
     StatusChanged,
     inbound_parts,
@@ -106,6 +107,8 @@ async def _write(db: Database, conn: AsyncConnection, batch: list[_Request]) -> 
                 results[n].updated += await _edit(conn, request.channel_id, event)
             elif isinstance(event, ReadUpTo):
                 results[n].updated += await _read_up_to(conn, request.channel_id, event)
+            elif isinstance(event, Seen):
+                results[n].updated += await _seen(conn, request.channel_id, event)
             elif isinstance(event, ContactBlocked):
                 results[n].updated += await _blocked(conn, request.channel_id, event)
     return results
@@ -276,26 +279,41 @@ async def _edit(conn: AsyncConnection, channel_id: str, event: MessageEdited) ->
 
 
 async def _read_up_to(conn: AsyncConnection, channel_id: str, event: ReadUpTo) -> int:
-    identity = (
-        sa.select(identities.c.id)
-        .where(identities.c.channel_id == channel_id)
-        .where(identities.c.external_id == event.sender.external_id)
-        .scalar_subquery()
-    )
     result = await conn.execute(
         messages.update()
         .where(messages.c.channel_id == channel_id)
         .where(messages.c.direction == "out")
         .where(messages.c.status.in_(STATUS_BEFORE["read"]))
         .where(messages.c.created_at <= event.watermark.astimezone(UTC).replace(tzinfo=None))
-        .where(
-            messages.c.conversation_id.in_(
-                sa.select(conversations.c.id).where(conversations.c.identity_id == identity)
-            )
-        )
+        .where(messages.c.conversation_id.in_(_conversations_of(channel_id, event.sender)))
         .values(status="read")
     )
     return result.rowcount
+
+
+async def _seen(conn: AsyncConnection, channel_id: str, event: Seen) -> int:
+    # "pending" counts: the sender records the send after the push the receipt answers,
+    # and it never moves a status back
+    result = await conn.execute(
+        messages.update()
+        .where(messages.c.id == event.message_id)
+        .where(messages.c.channel_id == channel_id)
+        .where(messages.c.direction == "out")
+        .where(messages.c.status.in_(STATUS_BEFORE[event.status]))
+        .where(messages.c.conversation_id.in_(_conversations_of(channel_id, event.sender)))
+        .values(status=event.status)
+    )
+    return result.rowcount
+
+
+def _conversations_of(channel_id: str, sender: Sender) -> sa.Select[tuple[int]]:
+    """Only the sender's own conversations: nobody marks another contact's messages."""
+    return (
+        sa.select(conversations.c.id)
+        .join(identities, identities.c.id == conversations.c.identity_id)
+        .where(identities.c.channel_id == channel_id)
+        .where(identities.c.external_id == sender.external_id)
+    )
 
 
 async def _blocked(conn: AsyncConnection, channel_id: str, event: ContactBlocked) -> int:

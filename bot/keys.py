@@ -12,6 +12,7 @@ from bot.bots import BotProvider
 from bot.channels import ChannelRegistry
 from bot.ingest import Ingestor
 from bot.metrics import Metrics
+from bot.outbox import OutboxRelay
 from bot.plugins import Plugins
 from bot.queue import WorkQueue
 from bot.sender import Sender
@@ -28,6 +29,8 @@ BOTS = web.AppKey("bots", BotProvider)
 INGESTOR = web.AppKey("ingestor", Ingestor)
 QUEUE = web.AppKey("queue", WorkQueue)
 SENDER = web.AppKey("sender", Sender)
+# posts flows' webhook end actions (surveys.webhooks)
+WEBHOOKS = web.AppKey("webhooks", OutboxRelay)
 DEFAULT_SPACE = web.AppKey("default_space", int)
 # set when the agent desk has new notices to deliver (the desk relay waits on it)
 DESK_WAKE = web.AppKey("desk_wake", asyncio.Event)

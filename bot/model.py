@@ -193,6 +193,16 @@ class ReadUpTo(Frozen):
     watermark: datetime
 
 
+class Seen(Frozen):
+    """The contact's app names our message by our own id (the web chat, where the hub is
+    the platform): it may come before the sender has recorded the send."""
+
+    type: Literal["seen"] = "seen"
+    sender: Sender
+    message_id: int
+    status: Literal["delivered", "read"]
+
+
 class ContactBlocked(Frozen):
     """The contact blocked (or unblocked) us: sends to them will fail until they unblock."""
 
@@ -208,6 +218,7 @@ Event = Annotated[
     | MessageEdited
     | StatusChanged
     | ReadUpTo
+    | Seen
     | ContactBlocked,
     Field(discriminator="type"),
 ]

@@ -13,7 +13,6 @@ import logging
 from datetime import datetime
 from typing import Any
 
-import aiohttp
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -21,7 +20,7 @@ from bot import contacts as contact_ops
 from bot.errors import NotFound
 from bot.handling import HandlerContext
 from bot.ingest import now
-from bot.keys import DB, HTTP
+from bot.keys import DB
 from bot.model import (
     Inbound,
     MediaPart,
@@ -37,6 +36,7 @@ from surveys.answers import NotAnAnswer, read_answer
 from surveys.conditions import holds
 from surveys.definition import END, QuestionStep, Survey, text_in
 from surveys.fields import stored
+from surveys.webhooks import post_later
 
 log = logging.getLogger(__name__)
 
@@ -257,28 +257,13 @@ async def _act(ctx: HandlerContext, action: Any, survey: Survey, answers: dict[s
     elif action.start_flow:
         await start_here(ctx, action.start_flow)
     elif action.webhook:
-        await _webhook(ctx, action.webhook, survey, answers)
-
-
-async def _webhook(ctx: HandlerContext, url: str, survey: Survey, answers: dict[str, Any]) -> None:
-    """POST the answers (three tries); a receiver that stays down is logged, the flow ends."""
-    body = {
-        "survey": survey.name,
-        "contact_id": ctx.conversation.contact_id,
-        "conversation_id": ctx.conversation.id,
-        "answers": answers,
-    }
-    for attempt in range(3):
-        try:
-            async with ctx.app[HTTP].post(
-                url, json=body, timeout=aiohttp.ClientTimeout(total=5)
-            ) as resp:
-                if resp.status < 500:
-                    return
-        except (aiohttp.ClientError, TimeoutError):
-            pass
-        log.warning("flow webhook failed", extra={"url": url, "attempt": attempt + 1})
-    log.error("flow webhook gave up", extra={"url": url, "survey": survey.name})
+        body = {
+            "survey": survey.name,
+            "contact_id": ctx.conversation.contact_id,
+            "conversation_id": ctx.conversation.id,
+            "answers": answers,
+        }
+        post_later(ctx, action.webhook, body)
 
 
 async def start_here(ctx: HandlerContext, which: str, return_to: str | None = None) -> bool:

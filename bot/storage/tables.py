@@ -443,3 +443,17 @@ flow_runs = Table(
     # the clock looks for runs left waiting
     Index("ix_flow_runs_status_updated", "status", "updated_at"),
 )
+
+# A flow's `webhook` end action, written with the run's last step and posted by the
+# webhook relay: a receiver that is down gets the answers later, never loses them.
+flow_webhooks = Table(
+    "flow_webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("conversation_id", ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    Column("last_error", Text),
+)

@@ -30,14 +30,13 @@ from bot.model import (
     MessageReceived,
     Part,
     Postback,
+    Seen,
     Sender,
-    StatusChanged,
     TextPart,
 )
 from bot.storage.tables import channels, conversations, identities, messages
 from bot.webhooks import accept
 from channels.base import Channel
-from channels.webchat.channel import outbound_external_id
 from channels.webchat.frames import Hello, Receipt, SendMessage, SendPostback, client_frame
 from channels.webchat.hub import WEBCHAT_HUB, WebchatHub
 from channels.webchat.session import new_session, visitor_of
@@ -160,10 +159,8 @@ async def _handle(
             title=frame.title,
         )
     elif isinstance(frame, Receipt):
-        external_id = outbound_external_id(visitor.id, frame.message_id)
-        await accept(
-            request.app, channel, [StatusChanged(external_id=external_id, status=frame.status)]
-        )
+        seen = Seen(sender=sender, message_id=frame.message_id, status=frame.status)
+        await accept(request.app, channel, [seen])
         return
     else:  # typing: reaches the agent desk once it exists
         return

@@ -40,7 +40,7 @@ async def _desk(app: web.Application) -> AsyncIterator[None]:
     from integrations.slack.agent_actions import AgentActions
     from integrations.slack.desk import SlackDesk
     from integrations.slack.events import build_bolt
-    from integrations.slack.relay import DeskRelay
+    from integrations.slack.relay import desk_relay
 
     settings = app[SETTINGS]
     assert settings.slack_bot_token and settings.slack_signing_secret
@@ -59,7 +59,7 @@ async def _desk(app: web.Application) -> AsyncIterator[None]:
     )
     task = None
     if settings.works:
-        relay = DeskRelay(app[DB], desk, app[DESK_WAKE], app[SENDER].owned)
+        relay = desk_relay(app[DB], desk, app[DESK_WAKE], app[SENDER].owned)
         task = asyncio.create_task(relay.run())
     log.info("Slack agent desk ready", extra={"inbox": settings.slack_inbox_channel})
     yield

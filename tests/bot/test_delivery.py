@@ -20,7 +20,7 @@ from tests.fakes.echo_channel import EchoChannel
 async def test_retry_later_is_honoured_and_the_message_is_sent_afterwards(
     client: TestClient, app: Application, echo: EchoChannel
 ) -> None:
-    echo.failures.append(RetryLater(0.3, "429 too many requests"))
+    echo.failures.append(RetryLater(1.5, "429 too many requests"))
     await post(client, echo.id, body({"id": "1", "from": "u", "text": "hi"}))
 
     async def retried() -> sa.Row | None:
@@ -32,9 +32,9 @@ async def test_retry_later_is_honoured_and_the_message_is_sent_afterwards(
     wait = (
         db_datetime(row.next_attempt_at) - datetime.now(UTC).replace(tzinfo=None)
     ).total_seconds()
-    assert 0 < wait <= 0.3
+    assert 0 < wait <= 1.5  # roomy: a loaded machine may take a while to look
     assert echo.sent == []
-    await eventually(lambda: _true(len(echo.sent) == 1), timeout=3)
+    await eventually(lambda: _true(len(echo.sent) == 1), timeout=5)
 
     async def sent() -> bool:
         return await count(app, messages, messages.c.status == "sent") == 1

@@ -7,9 +7,10 @@ import asyncio
 import sqlalchemy as sa
 from aiohttp.web import Application
 
+from bot import sender as sending
 from bot.ingest import Ingestor
-from bot.keys import DB, DEFAULT_SPACE
-from bot.model import MessageEdited, MessageReceived, Sender, StatusChanged, TextPart
+from bot.keys import CHANNELS, DB, DEFAULT_SPACE, METRICS
+from bot.model import MessageEdited, MessageReceived, Seen, Sender, StatusChanged, TextPart
 from bot.storage.tables import contacts, conversations, identities, messages, work_items
 from tests.conftest import add_channel, count
 
@@ -149,3 +150,44 @@ async def test_edits_and_statuses(app: Application) -> None:
         ).scalar_one()
     assert rows == {"m1": "received", "o1": "read"}
     assert parts == [{"type": "text", "text": "hello"}]
+
+
+async def test_a_receipt_that_beats_the_send_record_is_kept(app: Application) -> None:
+    """The web chat's receipts name our id and can arrive before the sender commits."""
+    channel = await add_channel(app, "echo")
+    ingestor = Ingestor(app[DB])
+    await ingestor.store(channel, app[DEFAULT_SPACE], [msg("m1", sender="ana")])
+    await ingestor.store(channel, app[DEFAULT_SPACE], [msg("m2", sender="bo")])
+    async with app[DB].write() as conn:
+        conv = (
+            await conn.execute(sa.select(conversations.c.id).order_by(conversations.c.id))
+        ).scalar()
+        reply = (
+            await conn.execute(
+                messages.insert()
+                .values(
+                    space_id=app[DEFAULT_SPACE],
+                    conversation_id=conv,
+                    channel_id=channel,
+                    direction="out",
+                    parts=[],
+                    status="pending",  # pushed, not yet recorded
+                )
+                .returning(messages.c.id)
+            )
+        ).scalar_one()
+
+    def seen(who: str) -> Seen:
+        return Seen(sender=Sender(external_id=who), message_id=reply, status="read")
+
+    stranger = await ingestor.store(channel, app[DEFAULT_SPACE], [seen("bo")])
+    assert stranger.updated == 0  # not Bo's message
+    assert (await ingestor.store(channel, app[DEFAULT_SPACE], [seen("ana")])).updated == 1
+    sender = sending.Sender(app[DB], app[CHANNELS], app[METRICS])
+    async with app[DB].write() as conn:  # the sender records the send afterwards
+        await sender._write(conn, [sending._Outcome(0, reply, "sent", external_id="ana:out:1")])
+    async with app[DB].read() as conn:
+        status = (
+            await conn.execute(sa.select(messages.c.status).where(messages.c.id == reply))
+        ).scalar()
+    assert status == "read"

@@ -91,7 +91,7 @@ async def df_hub(
             update={
                 "dialogflow_project": "acme-agent",
                 "dialogflow_endpoint": f"127.0.0.1:{dialogflow.port}",
-                "dialogflow_timeout": 0.3,
+                "dialogflow_timeout": 1.5,  # room for a loaded machine; the slow agent takes 3
             }
         ),
         plugins,
@@ -106,7 +106,7 @@ async def test_a_slow_agent_gets_a_fallback_reply_then_people(
 ) -> None:
     app = df_hub.server.app
     echo = await app[CHANNELS].get(await add_channel(app, "echo"))
-    dialogflow.delay = 1.0
+    dialogflow.delay = 3.0
     await say(df_hub, app, echo, "hello")
     assert echo.sent[-1].parts[0].text == BOT_ERROR_TEXT  # never unanswered
     assert (await state(app))[0] == "bot"
