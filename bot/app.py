@@ -144,22 +144,17 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     worker = Worker(db, plugins.handlers, app[BOTS], metrics, app, desk.set if desk else None)
     app[SENDER] = sender
     app[WEBHOOKS] = webhooks = webhook_relay(db, app[HTTP])
-
-    def committed() -> None:  # a handler's replies and webhooks are due now
-        sender.notify()
-        webhooks.notify()
-
     if REDIS in app:
         from bot.redis_queue import RedisWorkQueue
 
         queue = RedisWorkQueue(
-            app[REDIS], db, worker, metrics, settings.worker_concurrency, on_done=committed
+            app[REDIS], db, worker, metrics, settings.worker_concurrency, on_done=sender.notify
         )
         sender.owned = webhooks.owned = queue.owned
         app[QUEUE] = queue
     else:
         app[QUEUE] = LocalWorkQueue(
-            db, worker, metrics, settings.worker_concurrency, on_done=committed
+            db, worker, metrics, settings.worker_concurrency, on_done=sender.notify
         )
     yield
     await app[INGESTOR].close()

@@ -54,6 +54,7 @@ class HandlerContext:
     set_fields: dict[str, Any] = field(default_factory=dict)
     desk: list[tuple[str, str | None]] = field(default_factory=list)  # (kind, note)
     writes: list[Write] = field(default_factory=list)  # more, in the same transaction
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def reply(self, *parts: Part) -> None:
         """Queue one outbound message to the contact."""
@@ -65,6 +66,10 @@ class HandlerContext:
     def write(self, write: Write) -> None:
         """Run `write` in the transaction that commits the replies (e.g. a flow's state)."""
         self.writes.append(write)
+
+    def then(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the transaction has committed (wake whoever drains it)."""
+        self.after_commit.append(callback)
 
     def tell_desk(self, kind: str, note: str | None = None) -> None:
         """Queue a notice for the agent desk: `handover`, `message` (this one), `state`,

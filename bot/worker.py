@@ -128,6 +128,8 @@ class Worker:
                 self._metrics.messages.labels(direction="out").inc(len(ctx.replies))
                 if ctx.desk and self._on_desk is not None:
                     self._on_desk()
+                for callback in ctx.after_commit:
+                    callback()
                 return dataclasses.replace(
                     state,
                     handler=ctx.new_handler or state.handler,

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.handling import HandlerContext
+from bot.keys import WEBHOOKS
 from bot.outbox import Later, OutboxRelay
 from bot.partitions import Owned, everything
 from bot.storage.db import Database
@@ -36,6 +37,7 @@ def post_later(ctx: HandlerContext, url: str, body: dict[str, Any]) -> None:
         )
 
     ctx.write(queue)
+    ctx.then(ctx.app[WEBHOOKS].notify)
 
 
 def webhook_relay(
