@@ -45,7 +45,7 @@ class Metrics:
         )
         self.queue_depth = Gauge(
             "chancenter_queue_depth",
-            "Rows waiting, by queue (work, outbox)",
+            "Rows waiting, by queue (work, dead, outbox, desk, webhooks)",
             ["queue"],
             registry=r,
         )

@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from bot.keys import DB, METRICS
-from bot.storage.tables import outbox, work_items
+from bot.storage.tables import desk_outbox, flow_webhooks, outbox, work_items
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +35,21 @@ async def metrics(request: web.Request) -> web.Response:
         work = (
             await conn.execute(sa.select(sa.func.count()).where(work_items.c.status == "pending"))
         ).scalar_one()
-        out = (await conn.execute(sa.select(sa.func.count()).select_from(outbox))).scalar_one()
         dead = (
             await conn.execute(sa.select(sa.func.count()).where(work_items.c.status == "dead"))
         ).scalar_one()
+        owed = {
+            name: (await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar_one()
+            for name, table in (
+                ("outbox", outbox),
+                ("desk", desk_outbox),  # Slack notices not yet taken
+                ("webhooks", flow_webhooks),  # flow webhooks not yet taken
+            )
+        }
     registry.queue_depth.labels(queue="work").set(work)
     registry.queue_depth.labels(queue="dead").set(dead)
-    registry.queue_depth.labels(queue="outbox").set(out)
+    for name, rows in owed.items():
+        registry.queue_depth.labels(queue=name).set(rows)
     return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

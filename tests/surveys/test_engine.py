@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -369,7 +370,7 @@ async def test_a_webhook_receiver_that_is_down_gets_the_answers_later(
 
     async def hook(request: web.Request) -> web.Response:
         if refusals:
-            return web.Response(status=refusals.pop(0), headers={"Retry-After": "0"})
+            return web.Response(status=refusals.pop(0), headers={"Retry-After": "1"})
         answers.append(await request.json())
         return web.Response(status=200)
 
@@ -397,6 +398,9 @@ on_complete:
         await eventually(lambda: _empty_outbox(app))
         # the contact is answered at once, whatever the receivers do
         assert await say(client, app, echo, "fine") == ["Noted."]
+        metrics = await (await client.get("/metrics")).text()
+        owed = re.search(r'chancenter_queue_depth\{queue="webhooks"\} (\S+)', metrics)
+        assert owed is not None and float(owed[1]) >= 1  # owed, and shown
         await eventually(lambda: _true(bool(answers)), timeout=10)
         assert answers == [
             {"survey": "mood", "contact_id": 1, "conversation_id": 1, "answers": {"mood": "fine"}}
