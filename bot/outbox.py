@@ -65,17 +65,27 @@ class OutboxRelay:
                 log.exception("%s relay round failed; trying again shortly", self._what)
                 done = 0
             if done == 0:
-                idle = await idle_time(self._db, self._table.c.next_attempt_at)
+                # rows due now but behind a waiting one wait for it: look when it is due
+                due = self._table.c.next_attempt_at
+                idle = await idle_time(self._db, due, due > now())
                 await wait_for_event(self._wake, idle)
 
     async def deliver_due(self) -> int:
         """Deliver one batch of due rows; returns how many were delivered."""
-        table = self._table
+        table, at = self._table, now()
+        waiting = table.alias("waiting")  # an earlier row of the same conversation, not due
+        behind = (
+            sa.select(waiting.c.id)
+            .where(waiting.c.conversation_id == table.c.conversation_id)
+            .where(waiting.c.id < table.c.id)
+            .where(waiting.c.next_attempt_at > at)
+        )
         async with self._db.read() as conn:
             rows = (
                 await conn.execute(
                     sa.select(table)
-                    .where(table.c.next_attempt_at <= now())
+                    .where(table.c.next_attempt_at <= at)
+                    .where(~behind.exists())
                     .where(only_owned(table.c.conversation_id, self.owned))
                     .order_by(table.c.id)
                     .limit(BATCH)

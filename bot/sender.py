@@ -253,11 +253,11 @@ async def wait_for_event(event: asyncio.Event, seconds: float) -> None:
     event.clear()
 
 
-async def idle_time(db: Database, due_column: Any, most: float = IDLE_POLL) -> float:
-    """Seconds until the earliest row of an outbox is due (at most `most`)."""
+async def idle_time(db: Database, due_column: Any, *where: Any, most: float = IDLE_POLL) -> float:
+    """Seconds until the earliest row of an outbox (`where` ...) is due (at most `most`)."""
     try:
         async with db.read() as conn:
-            due = (await conn.execute(sa.select(sa.func.min(due_column)))).scalar()
+            due = (await conn.execute(sa.select(sa.func.min(due_column)).where(*where))).scalar()
     except Exception:
         return most
     if due is None:

@@ -417,3 +417,48 @@ async def _no_webhooks(app: Application) -> bool:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_webhooks_of_one_conversation_arrive_in_order_even_across_a_retry(
+    client: TestClient, app: Application, echo: EchoChannel, manager: dict[str, str]
+) -> None:
+    arrived: list[str] = []
+    refusals = [503]  # the first call, then it takes them
+
+    async def hook(request: web.Request) -> web.Response:
+        if refusals:
+            return web.Response(status=refusals.pop(), headers={"Retry-After": "2"})
+        arrived.append(request.query["n"])
+        return web.Response(status=200)
+
+    receiver = web.Application()
+    receiver.router.add_post("/hook", hook)
+    server = TestServer(receiver)
+    await server.start_server()
+    first = f"""
+name: first
+steps:
+  - {{id: mood, type: question, text: "How are you?", answer: text}}
+on_complete:
+  - webhook: {server.make_url("/hook")}?n=1
+  - start_flow: second
+"""
+    second = f"""
+name: second
+steps:
+  - {{id: more, type: question, text: "Anything else?", answer: text}}
+on_complete:
+  - webhook: {server.make_url("/hook")}?n=2
+"""
+    try:
+        await add_survey(client, manager, second)
+        survey = await add_survey(client, manager, first)
+        await say(client, app, echo, "hello")
+        await send(client, manager, survey, contact_ids=[await contact_id(app)])
+        await eventually(lambda: _empty_outbox(app))
+        assert await say(client, app, echo, "fine") == ["Anything else?"]
+        await say(client, app, echo, "no")  # the second is owed while the first waits
+        await eventually(lambda: _true(len(arrived) == 2), timeout=10)
+        assert arrived == ["1", "2"]
+    finally:
+        await server.close()
