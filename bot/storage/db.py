@@ -1,4 +1,5 @@
-"""The database handle: one async engine, and a write path that suits SQLite and PostgreSQL."""
+"""The database handle: engines for reading and writing, and a write path that suits
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from bot.storage.inline_sqlite import inline_creator
+
+BUSY_WAIT = 10.0  # seconds a SQLite write waits for another process's write to end
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -23,11 +29,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class Database:
-    """Engine plus the rules for writing.
+def _writer_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, _record)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=0")  # on the loop's thread: never wait inside SQLite
+    cursor.close()
 
-    SQLite has one writer at a time: writers in this process queue on an asyncio
-    lock instead of spinning on SQLITE_BUSY; other processes wait on busy_timeout.
+
+def _begin_immediate(conn: Any) -> None:
+    # the write lock is taken at BEGIN: a database busy with another process's write
+    # fails here, before any work, so `Database.write` can wait and begin again
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """Engines plus the rules for writing.
+
+    SQLite has one writer at a time: writers in this process queue on an asyncio lock,
+    and the write connection runs on the event loop's thread (`inline_sqlite`); a write
+    of another process is waited for off the loop. Reads use aiosqlite's threads, so a
+    long one (a view's count) never blocks the loop.
     """
 
     def __init__(self, url: str) -> None:
@@ -36,9 +57,18 @@ class Database:
         # overflow connections (opened and closed per use) cost more than the queries
         pool = {"pool_size": 20} if self.is_sqlite else {"pool_pre_ping": True}
         self.engine: AsyncEngine = create_async_engine(url, **pool)
+        self._writer = self.engine
+        self._write_lock = None
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+            self._write_lock = asyncio.Lock()
+            path = make_url(url).database
+            if path and path != ":memory:":
+                self._writer = create_async_engine(
+                    url, async_creator=inline_creator(path), pool_size=1, max_overflow=0
+                )
+                event.listen(self._writer.sync_engine, "connect", _writer_pragmas)
+                event.listen(self._writer.sync_engine, "begin", _begin_immediate)
 
     @property
     def is_sqlite(self) -> bool:
@@ -51,8 +81,29 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """One transaction that commits on exit (and rolls back on error)."""
-        async with self._write_lock or nullcontext(), self.engine.begin() as conn:
-            yield conn
+        async with self._write_lock or nullcontext(), self._writer.connect() as conn:
+            await self._begin(conn)
+            try:
+                yield conn
+            except BaseException:
+                await conn.rollback()
+                raise
+            await conn.commit()
+
+    async def _begin(self, conn: AsyncConnection) -> None:
+        """Begin, waiting (off the loop) while another process writes to SQLite."""
+        deadline = asyncio.get_running_loop().time() + BUSY_WAIT
+        delay = 0.005
+        while True:
+            try:
+                await conn.begin()
+                return
+            except OperationalError as exc:
+                if "locked" not in str(exc) or asyncio.get_running_loop().time() > deadline:
+                    raise
+            await conn.rollback()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -65,3 +116,5 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._writer is not self.engine:
+            await self._writer.dispose()
