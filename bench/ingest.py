@@ -174,12 +174,15 @@ class Result:
     rate: float
     p50: float
     p99: float
+    replies: float = 0.0  # bot replies that reached the visitors per second meanwhile
 
 
 async def load(url: str, clients: int, messages: int) -> Result:
     latencies: list[float] = []
+    replies = 0
 
     async def client(session: aiohttp.ClientSession) -> None:
+        nonlocal replies
         async with session.ws_connect(url) as ws:
             await ws.send_json({"type": "hello", "token": None})
             await ws.receive_json()
@@ -194,7 +197,7 @@ async def load(url: str, clients: int, messages: int) -> Result:
                     }
                 )
                 while (await ws.receive_json(timeout=30))["type"] != "ack":
-                    pass  # bot replies arrive on the same socket
+                    replies += 1  # bot replies arrive on the same socket
                 latencies.append(time.perf_counter() - started)
 
     connector = aiohttp.TCPConnector(limit=0)
@@ -207,6 +210,7 @@ async def load(url: str, clients: int, messages: int) -> Result:
         len(latencies) / elapsed,
         latencies[len(latencies) // 2] * 1000,
         latencies[int(len(latencies) * 0.99)] * 1000,
+        replies / elapsed,
     )
 
 
@@ -251,14 +255,18 @@ async def main(args: argparse.Namespace) -> None:
         f"\nweb-chat ingest, {args.clients} clients x {args.messages} messages, "
         f"{args.rounds} interleaved rounds (median [min-max])"
     )
-    print(f"{'server':<22} {'acks/s':>18} {'p50 ms':>16} {'p99 ms':>18} {'ratio':>6}")
+    print(
+        f"{'server':<22} {'acks/s':>18} {'p50 ms':>16} {'p99 ms':>18} {'ratio':>6} "
+        f"{'replies/s meanwhile':>20}"
+    )
     for kind in kinds:
         rs = results[kind]
         rate = statistics.median(r.rate for r in rs)
         print(
             f"{kind:<22} {spread([r.rate for r in rs]):>18} "
             f"{spread([r.p50 for r in rs], '{:.1f}'):>16} "
-            f"{spread([r.p99 for r in rs], '{:.1f}'):>18} {rate / bare_rate:>6.2f}"
+            f"{spread([r.p99 for r in rs], '{:.1f}'):>18} {rate / bare_rate:>6.2f} "
+            f"{spread([r.replies for r in rs]):>20}"
         )
 
 
