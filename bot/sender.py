@@ -66,7 +66,10 @@ class Sender:
                 log.exception("sender round failed; trying again shortly")
                 sent = 0
             if sent == 0:
-                idle = await idle_time(self._db, outbox.c.next_attempt_at)
+                # rows due now but behind a retry (or a busy conversation) are not due for
+                # us: wait for the next retry or a wake, not in a loop of queries
+                due = outbox.c.next_attempt_at
+                idle = await idle_time(self._db, due, due > now())
                 await wait_for_event(self._wake, idle)
             elif sent < BATCH:  # else more rows are due now
                 # nothing more to start until a commit or a finished send says so

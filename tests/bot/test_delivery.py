@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -9,7 +10,7 @@ from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
 from bot.errors import PermanentFailure, RetryLater
-from bot.keys import DB, PLUGINS, QUEUE
+from bot.keys import DB, PLUGINS, QUEUE, SENDER
 from bot.sender import db_datetime
 from bot.storage.tables import messages, outbox, work_items
 from tests.bot.test_webhooks import body, post
@@ -106,6 +107,29 @@ async def test_a_message_waiting_for_its_retry_is_not_overtaken(
     await eventually(lambda: _true(len(echo.sent) == 2), timeout=5)
     assert echo.sent[0].parts[0].text.startswith("Hi! I'm")
     assert echo.sent[1].parts[0].text.startswith("Starter is free")
+
+
+async def test_a_message_waiting_behind_a_retry_does_not_keep_the_sender_busy(
+    client: TestClient, app: Application, echo: EchoChannel
+) -> None:
+    echo.failures.append(RetryLater(2.0, "429 too many requests"))
+    await post(client, echo.id, body({"id": "1", "from": "u", "text": "hi"}))
+    await eventually(lambda: count(app, outbox, outbox.c.attempts == 1))
+    await post(client, echo.id, body({"id": "2", "from": "u", "text": "pricing"}))
+    await eventually(lambda: count(app, outbox, outbox.c.attempts == 0))  # due, but behind
+    sender = app[SENDER]
+    rounds = 0
+    send_due = sender.send_due
+
+    async def counted() -> int:
+        nonlocal rounds
+        rounds += 1
+        return await send_due()
+
+    sender.send_due = counted  # type: ignore[method-assign]
+    await asyncio.sleep(1.0)
+    assert rounds <= 3, f"{rounds} rounds in a second while nothing could be sent"
+    await eventually(lambda: _true(len(echo.sent) == 2), timeout=5)
 
 
 async def test_a_message_arriving_while_its_conversation_is_handled_is_handled_next(
