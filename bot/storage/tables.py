@@ -27,6 +27,15 @@ def _created() -> Column[object]:
     return Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW)
 
 
+def _retries() -> tuple[Column[object], ...]:
+    """An outbox row's delivery state: tried how often, when next, and why it failed."""
+    return (
+        Column("attempts", Integer, nullable=False, server_default="0"),
+        Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+        Column("last_error", Text),
+    )
+
+
 organizations = Table(
     "organizations",
     metadata,
@@ -203,9 +212,7 @@ outbox = Table(
         "message_id", ForeignKey("messages.id", ondelete="CASCADE"), nullable=False, unique=True
     ),
     Column("channel_id", ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
-    Column("attempts", Integer, nullable=False, server_default="0"),
-    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=NOW),
-    Column("last_error", Text),
+    *_retries(),
 )
 
 # The work queue's durable copy: a row per event waiting for the handlers.
@@ -378,9 +385,7 @@ desk_outbox = Table(
     Column("kind", String(16), nullable=False),  # handover | message | state
     Column("message_id", ForeignKey("messages.id", ondelete="CASCADE")),
     Column("note", Text),
-    Column("attempts", Integer, nullable=False, server_default="0"),
-    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=NOW),
-    Column("last_error", Text),
+    *_retries(),
 )
 
 # A conversation's Slack thread.
@@ -453,7 +458,5 @@ flow_webhooks = Table(
     Column("conversation_id", ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
     Column("url", Text, nullable=False),
     Column("body", JSON, nullable=False),
-    Column("attempts", Integer, nullable=False, server_default="0"),
-    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=NOW),
-    Column("last_error", Text),
+    *_retries(),
 )

@@ -55,14 +55,14 @@ async def test_agent_replies_assigns_and_closes(
     client: TestClient, app: Application, echo: EchoChannel, people: dict[str, Any]
 ) -> None:
     conv = await open_conversation(client, app, echo)
-    await eventually(lambda: _true(len(echo.sent) == 3))  # welcome, handover notice, away
+    await eventually(lambda: len(echo.sent) == 3)  # welcome, handover notice, away
     headers = auth(people["agent"], **{"Idempotency-Key": "k1"})
     url = f"/api/v1/conversations/{conv}/messages"
     first = await client.post(url, json={"text": "Hi, Bea here. How can I help?"}, headers=headers)
     assert first.status == 202
     again = await client.post(url, json={"text": "Hi, Bea here. How can I help?"}, headers=headers)
     assert (await again.json())["duplicate"] is True
-    await eventually(lambda: _true(len(echo.sent) == 4))
+    await eventually(lambda: len(echo.sent) == 4)
     assert echo.sent[3].sender_name == "Bea"
     assert echo.sent[3].parts[0].text == "Hi, Bea here. How can I help?"
 
@@ -84,7 +84,7 @@ async def test_agent_replies_assigns_and_closes(
     assert closed.status == 400 and "closed" in (await closed.json())["detail"]
     # the contact writes again: a new conversation, answered by the bot
     await post(client, echo.id, body({"id": "2", "from": "u1", "text": "pricing"}))
-    await eventually(lambda: _true(len(echo.sent) == 6))
+    await eventually(lambda: len(echo.sent) == 6)
     assert echo.sent[5].parts[0].text.startswith("Starter is free")
 
     # the list filters by what an agent's inbox needs
@@ -130,7 +130,3 @@ async def test_roles(client: TestClient, people: dict[str, Any]) -> None:
         await client.delete(f"/api/v1/tokens/{token_id}", headers=auth(people["admin"]))
     ).status == 204
     assert (await client.get("/api/v1/conversations", headers=auth(new))).status == 401
-
-
-async def _true(value: object) -> object:
-    return value

@@ -12,7 +12,7 @@ from aiohttp.web import Application
 from bot.errors import PermanentFailure, RetryLater
 from bot.keys import DB, PLUGINS, QUEUE, SENDER
 from bot.sender import db_datetime
-from bot.storage.tables import messages, outbox, work_items
+from bot.storage.tables import conversations, messages, outbox, work_items
 from tests.bot.test_webhooks import body, post
 from tests.conftest import count, eventually
 from tests.fakes.echo_channel import EchoChannel
@@ -35,7 +35,7 @@ async def test_retry_later_is_honoured_and_the_message_is_sent_afterwards(
     ).total_seconds()
     assert 0 < wait <= 1.5  # roomy: a loaded machine may take a while to look
     assert echo.sent == []
-    await eventually(lambda: _true(len(echo.sent) == 1), timeout=5)
+    await eventually(lambda: len(echo.sent) == 1, timeout=5)
 
     async def sent() -> bool:
         return await count(app, messages, messages.c.status == "sent") == 1
@@ -92,10 +92,6 @@ async def test_a_failing_handler_is_retried_then_set_aside(
     app[QUEUE].notify()
 
 
-async def _true(value: bool) -> bool:
-    return value
-
-
 async def test_a_message_waiting_for_its_retry_is_not_overtaken(
     client: TestClient, app: Application, echo: EchoChannel
 ) -> None:
@@ -104,7 +100,7 @@ async def test_a_message_waiting_for_its_retry_is_not_overtaken(
     await post(client, echo.id, body({"id": "1", "from": "u", "text": "hi"}))
     await eventually(lambda: count(app, outbox, outbox.c.attempts == 1))
     await post(client, echo.id, body({"id": "2", "from": "u", "text": "pricing"}))
-    await eventually(lambda: _true(len(echo.sent) == 2), timeout=5)
+    await eventually(lambda: len(echo.sent) == 2, timeout=5)
     assert echo.sent[0].parts[0].text.startswith("Hi! I'm")
     assert echo.sent[1].parts[0].text.startswith("Starter is free")
 
@@ -129,15 +125,13 @@ async def test_a_message_waiting_behind_a_retry_does_not_keep_the_sender_busy(
     sender.send_due = counted  # type: ignore[method-assign]
     await asyncio.sleep(1.0)
     assert rounds <= 3, f"{rounds} rounds in a second while nothing could be sent"
-    await eventually(lambda: _true(len(echo.sent) == 2), timeout=5)
+    await eventually(lambda: len(echo.sent) == 2, timeout=5)
 
 
 async def test_a_message_arriving_while_its_conversation_is_handled_is_handled_next(
     client: TestClient, app: Application, echo: EchoChannel
 ) -> None:
     """The drain had read the conversation's rows before the second was committed."""
-    import asyncio
-
     handled: list[str] = []
     release = asyncio.Event()
 
@@ -148,11 +142,11 @@ async def test_a_message_arriving_while_its_conversation_is_handled_is_handled_n
 
     app[PLUGINS].handlers.insert(0, slow)
     await post(client, echo.id, body({"id": "1", "from": "u", "text": "hi"}))
-    await eventually(lambda: _true(handled == ["1"]))
+    await eventually(lambda: handled == ["1"])
     await post(client, echo.id, body({"id": "2", "from": "u", "text": "pricing"}))
     release.set()
-    await eventually(lambda: _true(handled == ["1", "2"]), timeout=3)
-    await eventually(lambda: _true(len(echo.sent) == 2), timeout=3)
+    await eventually(lambda: handled == ["1", "2"], timeout=3)
+    await eventually(lambda: len(echo.sent) == 2, timeout=3)
     assert await count(app, work_items) == 0
 
 
@@ -160,10 +154,6 @@ async def test_a_conversation_taken_while_its_message_is_handled_is_handled_agai
     client: TestClient, app: Application, echo: EchoChannel
 ) -> None:
     """An agent claims it meanwhile: the bot's answer is not written; the agent has it."""
-    import asyncio
-
-    from bot.storage.tables import conversations
-
     seen: list[str] = []
     release = asyncio.Event()
 
@@ -174,11 +164,11 @@ async def test_a_conversation_taken_while_its_message_is_handled_is_handled_agai
 
     app[PLUGINS].handlers.insert(0, slow)
     await post(client, echo.id, body({"id": "1", "from": "u", "text": "pricing"}))
-    await eventually(lambda: _true(seen == ["bot"]))
+    await eventually(lambda: seen == ["bot"])
     async with app[DB].write() as conn:
         await conn.execute(conversations.update().values(handler="agent"))
     release.set()
-    await eventually(lambda: _true(seen == ["bot", "agent"]), timeout=3)
+    await eventually(lambda: seen == ["bot", "agent"], timeout=3)
 
     async def handled() -> bool:
         return await count(app, work_items) == 0

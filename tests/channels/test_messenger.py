@@ -88,7 +88,7 @@ async def test_conversation_both_ways(
 ) -> None:
     raw, headers = signed(page(msg("m1", text="hi")))
     assert (await meta_hub.post(f"/webhooks/{channel.id}", data=raw, headers=headers)).status == 200
-    await eventually(lambda: _true(graph.sent))
+    await eventually(lambda: graph.sent)
     ((object_id, body),) = graph.sent
     assert object_id == PAGE and body["recipient"] == {"id": PSID}
     assert body["messaging_type"] == "RESPONSE"
@@ -267,10 +267,6 @@ def test_render_degrades_more_than_13_quick_replies_and_splits_at_2000(
         )
     )
     assert [len(b["message"]["text"]) <= 2000 for b in long] == [True, True]
-
-
-async def _true(value: object) -> object:
-    return value
 
 
 async def _is(get: Any, expected: object) -> bool:

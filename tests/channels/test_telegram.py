@@ -147,7 +147,7 @@ async def test_hi_gets_the_welcome_with_an_inline_keyboard(
 ) -> None:
     resp = await post(hub, channel, update(1, message=message(1, text="hi")))
     assert resp.status == 200
-    await eventually(lambda: _true(fake.sent("sendMessage")))
+    await eventually(lambda: fake.sent("sendMessage"))
     (sent,) = fake.sent("sendMessage")
     assert sent.params["chat_id"] == str(CHAT)
     assert sent.params["text"].startswith("Hi! I'm the ChanCenter assistant")
@@ -179,7 +179,7 @@ async def test_callback_query_is_answered_in_the_webhook_response_and_routed(
     }
     resp = await post(hub, channel, update(2, callback_query=query))
     assert await resp.json() == {"method": "answerCallbackQuery", "callback_query_id": "cbq-1"}
-    await eventually(lambda: _true(len(fake.sent("sendMessage")) == 2))  # welcome + pricing
+    await eventually(lambda: len(fake.sent("sendMessage")) == 2)  # welcome + pricing
     assert fake.sent("sendMessage")[1].params["text"].startswith("Starter is free")
 
 
@@ -188,7 +188,7 @@ async def test_retry_after_is_honoured(
 ) -> None:
     fake.fail("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
     await post(hub, channel, update(1, message=message(1, text="hi")))
-    await eventually(lambda: _true(len(fake.sent("sendMessage")) == 2), timeout=6)
+    await eventually(lambda: len(fake.sent("sendMessage")) == 2, timeout=6)
     app = hub.server.app
     async with app[DB].read() as conn:
         status = (
@@ -408,10 +408,6 @@ def test_render_media_location_and_agent_name(channel: TelegramChannel) -> None:
     )
     assert [type(m).__name__ for m in methods] == ["SendPhoto", "SendLocation", "SendMessage"]
     assert methods[-1].text == "Bea: Here"
-
-
-async def _true(value: object) -> object:
-    return value
 
 
 async def _drained(app: Application) -> bool:

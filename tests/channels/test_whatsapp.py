@@ -66,7 +66,7 @@ async def test_conversation_both_ways_with_reply_buttons(
 ) -> None:
     raw, headers = signed(change([wa("wamid.1", "text", text={"body": "hi"})]))
     assert (await meta_hub.post(f"/webhooks/{channel.id}", data=raw, headers=headers)).status == 200
-    await eventually(lambda: _true(graph.sent))
+    await eventually(lambda: graph.sent)
     ((object_id, body),) = graph.sent
     assert object_id == NUMBER_ID and body["to"] == WA_ID
     assert body["type"] == "interactive" and body["interactive"]["type"] == "button"
@@ -217,7 +217,3 @@ def test_render_buttons_list_and_numbered_fallback(channel: WhatsAppChannel) -> 
     assert len(listed["interactive"]["action"]["sections"][0]["rows"]) == 10
     (text,) = render(11)
     assert text["type"] == "text" and "11. Plan 10" in text["text"]["body"]
-
-
-async def _true(value: object) -> object:
-    return value

@@ -156,7 +156,3 @@ async def _drained(app: Application) -> bool:
 
 async def _sent(app: Application) -> bool:
     return await count(app, outbox) == 0
-
-
-async def _true(value: bool) -> bool:
-    return value

@@ -22,7 +22,7 @@ async def test_greeting_on_a_new_conversation_gets_one_welcome(
 ) -> None:
     await post(client, echo.id, body({"id": "1", "from": "u", "text": "hello"}))
     await eventually(lambda: drained(app))
-    await eventually(lambda: _true(len(echo.sent) == 1))
+    await eventually(lambda: len(echo.sent) == 1)
     assert echo.sent[0].parts[0].text.startswith("Hi! I'm")
 
 
@@ -35,7 +35,7 @@ async def test_handover_hands_the_conversation_to_agents_and_the_bot_goes_silent
     async with app[DB].read() as conn:
         handler = (await conn.execute(sa.select(conversations.c.handler))).scalar_one()
     assert handler == "waiting"  # nobody is online to take it
-    await eventually(lambda: _true(len(echo.sent) == 3))
+    await eventually(lambda: len(echo.sent) == 3)
     assert echo.sent[1].parts[0].text.startswith("Sure, I'm connecting you")
     assert "away right now" in echo.sent[2].parts[0].text
 
@@ -43,7 +43,3 @@ async def test_handover_hands_the_conversation_to_agents_and_the_bot_goes_silent
     await eventually(lambda: drained(app))
     assert await count(app, messages, messages.c.direction == "in") == 3
     assert await count(app, messages, messages.c.direction == "out") == 3  # no bot answer
-
-
-async def _true(value: bool) -> bool:
-    return value

@@ -189,13 +189,9 @@ async def test_on_telegram_inline_keyboards(
     await eventually(lambda: _idle(hub.server.app))
     await tg.post(hub, channel, tg.update(3, message=tg.message(3, text="21 - 100")))
     await eventually(lambda: _idle(hub.server.app))
-    await eventually(lambda: _true(fake.sent("sendMessage")[-1].params["text"] == "Saved, thanks!"))
+    await eventually(lambda: fake.sent("sendMessage")[-1].params["text"] == "Saved, thanks!")
     assert await saved(hub) == {"pro", "21-100"}
 
 
 async def _idle(app: Any) -> bool:
     return await count(app, work_items) == 0 and await count(app, outbox) == 0
-
-
-async def _true(value: bool) -> bool:
-    return value

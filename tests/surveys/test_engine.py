@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -33,6 +35,8 @@ from tests.bot.test_webhooks import body, post
 from tests.conftest import count, eventually
 from tests.fakes.echo_channel import EchoChannel
 from tests.handlers.test_handover import say
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 ONBOARDING = """
 name: onboarding
@@ -106,6 +110,29 @@ async def contact_id(app: Application, who: str = "u") -> int:
         ).scalar_one()
 
 
+async def asked(
+    client: TestClient, app: Application, echo: EchoChannel, manager: dict[str, str], survey: int
+) -> None:
+    """A contact says hello, is sent `survey`, and has its first question."""
+    await say(client, app, echo, "hello")
+    await send(client, manager, survey, contact_ids=[await contact_id(app)])
+    await eventually(lambda: _empty_outbox(app))
+
+
+@contextlib.asynccontextmanager
+async def receiver(**routes: Handler) -> AsyncIterator[TestServer]:
+    """A webhook receiver serving `POST /name` with each `name=handler`."""
+    hooks = web.Application()
+    for name, handler in routes.items():
+        hooks.router.add_post(f"/{name}", handler)
+    server = TestServer(hooks)
+    await server.start_server()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
 async def sent_texts(app: Application, echo: EchoChannel, since: int) -> list[str]:
     await eventually(lambda: _empty_outbox(app))
     return [p.text for o in echo.sent[since:] for p in o.parts if hasattr(p, "text")]
@@ -173,9 +200,7 @@ async def test_give_up_skip_stop_and_the_other_branch(
     client: TestClient, app: Application, echo: EchoChannel, manager: dict[str, str]
 ) -> None:
     survey = await add_survey(client, manager)
-    await say(client, app, echo, "hello", who="u")
-    await send(client, manager, survey, contact_ids=[await contact_id(app)])
-    await eventually(lambda: _empty_outbox(app))
+    await asked(client, app, echo, manager, survey)
     assert await say(client, app, echo, "free") == ["Your work email?"]  # the other branch
     assert (await say(client, app, echo, "nope"))[-1] == "Your work email?"
     assert (await say(client, app, echo, "still nope"))[-1] == "Your work email?"
@@ -194,9 +219,7 @@ async def test_two_messages_at_once_advance_it_once_each_in_order(
     client: TestClient, app: Application, echo: EchoChannel, manager: dict[str, str]
 ) -> None:
     survey = await add_survey(client, manager)
-    await say(client, app, echo, "hello", who="u")
-    await send(client, manager, survey, contact_ids=[await contact_id(app)])
-    await eventually(lambda: _empty_outbox(app))
+    await asked(client, app, echo, manager, survey)
     # both queued at once (one delivery, as platforms batch them), in this order
     two = body({"id": "x1", "from": "u", "text": "pro"}, {"id": "x2", "from": "u", "text": "3"})
     assert (await (await post(client, echo.id, two)).json())["stored"] == 2
@@ -210,9 +233,7 @@ async def test_reminder_then_expiry_keep_the_answers(
     client: TestClient, app: Application, echo: EchoChannel, manager: dict[str, str]
 ) -> None:
     survey = await add_survey(client, manager)
-    await say(client, app, echo, "hello", who="u")
-    await send(client, manager, survey, contact_ids=[await contact_id(app)])
-    await eventually(lambda: _empty_outbox(app))
+    await asked(client, app, echo, manager, survey)
     await say(client, app, echo, "pro")
     clock = FlowClock(app[DB], app[SENDER].notify)
     assert await clock.tick(now() + timedelta(hours=1)) == (0, 0)
@@ -321,11 +342,15 @@ async def test_end_actions_webhook_next_flow_and_handover(
         received.append(await request.json())
         return web.Response(status=204)
 
-    receiver = web.Application()
-    receiver.router.add_post("/hook", hook)
-    server = TestServer(receiver)
-    await server.start_server()
-    first = f"""
+    second = """
+name: second
+steps:
+  - {id: ok, type: question, text: "May a person call you?", answer: yes_no}
+on_complete:
+  - handover: {team: Sales, note: wants a call}
+"""
+    async with receiver(hook=hook) as server:
+        first = f"""
 name: first
 steps:
   - {{id: mood, type: question, text: "How are you?", answer: text}}
@@ -334,32 +359,20 @@ on_complete:
   - webhook: {server.make_url("/hook")}
   - start_flow: second
 """
-    second = """
-name: second
-steps:
-  - {id: ok, type: question, text: "May a person call you?", answer: yes_no}
-on_complete:
-  - handover: {team: Sales, note: wants a call}
-"""
-    try:
         await add_survey(client, manager, second)
         survey = await add_survey(client, manager, first)
-        await say(client, app, echo, "hello")
-        await send(client, manager, survey, contact_ids=[await contact_id(app)])
-        await eventually(lambda: _empty_outbox(app))
+        await asked(client, app, echo, manager, survey)
         got = await say(client, app, echo, "great")
         assert got == ["Noted.", "May a person call you?"]
-        await eventually(lambda: _true(bool(received)))
+        await eventually(lambda: bool(received))
         assert received == [
             {"survey": "first", "contact_id": 1, "conversation_id": 1, "answers": {"mood": "great"}}
         ]
         await say(client, app, echo, "yes")
-        async with app[DB].read() as conn:
-            handler = (await conn.execute(sa.select(conversations.c.handler))).scalar()
-            statuses = (await conn.execute(sa.select(flow_runs.c.status))).scalars().all()
-        assert handler == "waiting" and list(statuses) == ["completed", "completed"]
-    finally:
-        await server.close()
+    async with app[DB].read() as conn:
+        handler = (await conn.execute(sa.select(conversations.c.handler))).scalar()
+        statuses = (await conn.execute(sa.select(flow_runs.c.status))).scalars().all()
+    assert handler == "waiting" and list(statuses) == ["completed", "completed"]
 
 
 async def test_a_webhook_receiver_that_is_down_gets_the_answers_later(
@@ -377,12 +390,8 @@ async def test_a_webhook_receiver_that_is_down_gets_the_answers_later(
     async def gone(request: web.Request) -> web.Response:
         return web.Response(status=410)
 
-    receiver = web.Application()
-    receiver.router.add_post("/hook", hook)
-    receiver.router.add_post("/gone", gone)
-    server = TestServer(receiver)
-    await server.start_server()
-    flow = f"""
+    async with receiver(hook=hook, gone=gone) as server:
+        flow = f"""
 name: mood
 steps:
   - {{id: mood, type: question, text: "How are you?", answer: text}}
@@ -391,32 +400,23 @@ on_complete:
   - webhook: {server.make_url("/gone")}
   - webhook: {server.make_url("/hook")}
 """
-    try:
         survey = await add_survey(client, manager, flow)
-        await say(client, app, echo, "hello")
-        await send(client, manager, survey, contact_ids=[await contact_id(app)])
-        await eventually(lambda: _empty_outbox(app))
+        await asked(client, app, echo, manager, survey)
         # the contact is answered at once, whatever the receivers do
         assert await say(client, app, echo, "fine") == ["Noted."]
         metrics = await (await client.get("/metrics")).text()
         owed = re.search(r'chancenter_queue_depth\{queue="webhooks"\} (\S+)', metrics)
         assert owed is not None and float(owed[1]) >= 1  # owed, and shown
-        await eventually(lambda: _true(bool(answers)), timeout=10)
+        await eventually(lambda: bool(answers), timeout=10)
         assert answers == [
             {"survey": "mood", "contact_id": 1, "conversation_id": 1, "answers": {"mood": "fine"}}
         ]
         assert refusals == []  # refused twice, retried, then taken
         await eventually(lambda: _no_webhooks(app))  # the 410 is not asked again
-    finally:
-        await server.close()
 
 
 async def _no_webhooks(app: Application) -> bool:
     return await count(app, flow_webhooks) == 0
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 async def test_webhooks_of_one_conversation_arrive_in_order_even_across_a_retry(
@@ -431,11 +431,8 @@ async def test_webhooks_of_one_conversation_arrive_in_order_even_across_a_retry(
         arrived.append(request.query["n"])
         return web.Response(status=200)
 
-    receiver = web.Application()
-    receiver.router.add_post("/hook", hook)
-    server = TestServer(receiver)
-    await server.start_server()
-    first = f"""
+    async with receiver(hook=hook) as server:
+        first = f"""
 name: first
 steps:
   - {{id: mood, type: question, text: "How are you?", answer: text}}
@@ -443,22 +440,17 @@ on_complete:
   - webhook: {server.make_url("/hook")}?n=1
   - start_flow: second
 """
-    second = f"""
+        second = f"""
 name: second
 steps:
   - {{id: more, type: question, text: "Anything else?", answer: text}}
 on_complete:
   - webhook: {server.make_url("/hook")}?n=2
 """
-    try:
         await add_survey(client, manager, second)
         survey = await add_survey(client, manager, first)
-        await say(client, app, echo, "hello")
-        await send(client, manager, survey, contact_ids=[await contact_id(app)])
-        await eventually(lambda: _empty_outbox(app))
+        await asked(client, app, echo, manager, survey)
         assert await say(client, app, echo, "fine") == ["Anything else?"]
         await say(client, app, echo, "no")  # the second is owed while the first waits
-        await eventually(lambda: _true(len(arrived) == 2), timeout=10)
+        await eventually(lambda: len(arrived) == 2, timeout=10)
         assert arrived == ["1", "2"]
-    finally:
-        await server.close()

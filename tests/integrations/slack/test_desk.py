@@ -35,7 +35,7 @@ async def handed_over(desk: Desk) -> tuple[int, Posted]:
     """A contact who asked for a person, and the thread that opened."""
     await desk.contact_says("hi")
     await desk.contact_says("a human please")
-    await eventually(lambda: _true(any(m.blocks for m in desk.slack.messages)))
+    await eventually(lambda: any(m.blocks for m in desk.slack.messages))
     header = next(m for m in desk.slack.messages if m.blocks)
     # the desk records the thread just after Slack answers: a reply before that is unknown
     await eventually(lambda: count(desk.app, slack_threads))
@@ -83,7 +83,7 @@ async def test_a_slack_outage_delays_the_thread_and_loses_nothing(desk: Desk) ->
     await desk.add_agent("U1", "Bea", "bea@example.com")
     _, header = await handed_over(desk)
     assert desk.slack.calls.count("chat.postMessage") >= 3  # two refused, then the header
-    await eventually(lambda: _true(len(desk.slack.thread(header.ts)) == 1), timeout=10)
+    await eventually(lambda: len(desk.slack.thread(header.ts)) == 1, timeout=10)
     assert len([m for m in desk.slack.messages if m.blocks]) == 1  # one thread, not three
     await eventually(lambda: _gone(desk))
 
@@ -107,7 +107,7 @@ async def test_slash_commands(desk: Desk) -> None:
         await create_field(conn, desk.app[DEFAULT_SPACE], "plan", "", "choice", ["free", "pro"])
     assert "one of free, pro" in await desk.command(f"field {c} plan gold", "U1")
     assert "Saved plan = pro" in await desk.command(f"field {c} plan pro", "U1")
-    await eventually(lambda: _true("Fields: plan=pro" in desk.slack.parent(header.ts).text))
+    await eventually(lambda: "Fields: plan=pro" in desk.slack.parent(header.ts).text)
     assert "Tags: vip" in desk.slack.parent(header.ts).text
 
     async with desk.app[DB].write() as conn:
@@ -119,7 +119,7 @@ async def test_slash_commands(desk: Desk) -> None:
             )
         )
     assert "Sent thanks" in await desk.command(f"s {c} thanks", "U1")
-    await eventually(lambda: _true("Bea: Thanks, Ana!" in desk.telegram_texts()))
+    await eventually(lambda: "Bea: Thanks, Ana!" in desk.telegram_texts())
 
     assert "You are away" in await desk.command("away", "U2")
     assert "You are online" in await desk.command("online", "U1")
@@ -178,16 +178,12 @@ async def _gone(desk: Desk) -> bool:
     return await count(desk.app, desk_outbox) == 0
 
 
-async def _true(value: bool) -> bool:
-    return value
-
-
 async def test_refused_bot_credentials_are_posted_to_the_inbox_once(desk: Desk) -> None:
     desk.dialogflow.fail = grpc.StatusCode.UNAUTHENTICATED
     await desk.contact_says("hi")
     await desk.contact_says("hello?")
     await eventually(lambda: _gone(desk))
-    await eventually(lambda: _true(any(m.blocks for m in desk.slack.messages)))  # handed over
+    await eventually(lambda: any(m.blocks for m in desk.slack.messages))  # handed over
     alerts = [m for m in desk.slack.messages if m.text.startswith(":warning:")]
     assert len(alerts) == 1 and alerts[0].channel == INBOX and alerts[0].thread_ts is None
     assert "refused the credentials for project acme-agent" in alerts[0].text
@@ -202,7 +198,7 @@ async def test_a_team_with_its_own_inbox_gets_its_threads_there(desk: Desk) -> N
         )
     await desk.contact_says("hi")
     await desk.contact_says("sales")  # the agent hands over to the Sales team
-    await eventually(lambda: _true(any(m.blocks for m in desk.slack.messages)))
+    await eventually(lambda: any(m.blocks for m in desk.slack.messages))
     header = next(m for m in desk.slack.messages if m.blocks)
     assert header.channel == "CSALES" and "Note: wants a quote" in header.text
     assert "Queue: Sales" in header.text  # nobody in Sales is online: it waits there
@@ -241,17 +237,15 @@ async def test_the_away_flow_asks_saves_and_tells_the_thread(desk: Desk) -> None
     await desk.add_agent("U1", "Bea", "bea@example.com")  # away
 
     conversation_id, header = await handed_over(desk)
-    await eventually(lambda: _true(desk.telegram_texts()[-1].startswith("We're away right now")))
+    await eventually(lambda: desk.telegram_texts()[-1].startswith("We're away right now"))
     await desk.contact_says("I need a refund")
-    await eventually(lambda: _true(desk.telegram_texts()[-1] == "And an email to reach you?"))
+    await eventually(lambda: desk.telegram_texts()[-1] == "And an email to reach you?")
     await desk.contact_says("ana@example.com")
-    await eventually(lambda: _true(desk.telegram_texts()[-1].startswith("Thanks! Someone will")))
+    await eventually(lambda: desk.telegram_texts()[-1].startswith("Thanks! Someone will"))
     await eventually(
-        lambda: _true(
-            any(
-                m.text == "While you were away: need: I need a refund, email: ana@example.com"
-                for m in desk.slack.thread(header.ts)
-            )
+        lambda: any(
+            m.text == "While you were away: need: I need a refund, email: ana@example.com"
+            for m in desk.slack.thread(header.ts)
         )
     )
     async with app[DB].read() as conn:
@@ -286,9 +280,9 @@ async def test_an_agent_runs_a_survey_and_gets_the_contact_back(desk: Desk) -> N
     assert "no survey 'nope'" in await desk.command(f"survey nope {conversation_id}", "U1")
     said = await desk.command(f"survey nps {conversation_id}", "U1")
     assert "Started nps" in said
-    await eventually(lambda: _true(desk.telegram_texts()[-1] == "0 to 10?"))
+    await eventually(lambda: desk.telegram_texts()[-1] == "0 to 10?")
     await desk.contact_says("9")
-    await eventually(lambda: _true(desk.telegram_texts()[-1] == "Thanks!"))
+    await eventually(lambda: desk.telegram_texts()[-1] == "Thanks!")
     async with desk.app[DB].read() as conn:
         row = (
             await conn.execute(sa.select(conversations.c.handler, conversations.c.assignee_id))
