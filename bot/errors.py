@@ -44,6 +44,10 @@ class PermanentFailure(DeliveryError):
         self.reason = reason
 
 
+class RecipientBlocked(PermanentFailure):
+    """The contact blocked us or left (Telegram 403): their identity gets nothing more."""
+
+
 class IntegrationError(ChanCenterError):
     """A third-party product (bot, Slack) failed or is misconfigured."""
 

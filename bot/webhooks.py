@@ -7,7 +7,6 @@ the redelivery is a no-op.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -18,6 +17,7 @@ from bot.http import error_response
 from bot.ingest import Stored
 from bot.keys import CHANNELS, INGESTOR, METRICS, QUEUE
 from bot.model import Event
+from bot.untrusted import loads
 from channels.base import Channel
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,10 @@ async def receive(request: web.Request) -> web.Response:
         metrics.webhooks.labels(kind=channel.kind, outcome="rejected").inc()
         raise
     try:
-        payload = json.loads(raw)
-    except ValueError:
+        payload = loads(raw)
+    except InvalidPayload:
         metrics.webhooks.labels(kind=channel.kind, outcome="invalid").inc()
-        raise InvalidPayload("body is not JSON") from None
+        raise
     events = channel.parse(payload)
     stored = await accept(app, channel, events)
     metrics.webhooks.labels(kind=channel.kind, outcome="stored").inc()
