@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.channels import ChannelRegistry
-from bot.errors import ChanCenterError, PermanentFailure, RetryLater
+from bot.errors import ChanCenterError, PermanentFailure, RecipientBlocked, RetryLater
 from bot.ingest import now
 from bot.metrics import Metrics
 from bot.model import Outbound, parts_adapter
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 BATCH = 200
 MAX_SENDING = 1000  # conversations sending at once (most of them wait on a rate limit)
 IDLE_POLL = 5.0  # seconds; catches rows whose retry time has come
+BLOCKED = "the contact has blocked this channel; nothing more is sent to them until they unblock"
 
 # built once: an alias made per query costs more than the query (column proxies)
 _inbound = messages.alias("inbound")
@@ -109,7 +110,9 @@ class Sender:
                         messages.c.id.label("message_id"),
                         messages.c.conversation_id,
                         messages.c.parts,
+                        identities.c.id.label("identity_id"),
                         identities.c.external_id.label("recipient"),
+                        identities.c.blocked,
                         last_inbound.label("last_inbound_at"),
                         users.c.name.label("sender_name"),
                     )
@@ -159,10 +162,15 @@ class Sender:
             sender_name=row.sender_name,
         )
         try:
+            if row.blocked:
+                raise RecipientBlocked(BLOCKED)
             channel = await self._channels.get(row.channel_id)
             receipt = await channel.send(outbound)
         except PermanentFailure as exc:
-            await self._group.submit(_Outcome(row.id, row.message_id, "failed", error=exc.reason))
+            blocked = row.identity_id if isinstance(exc, RecipientBlocked) else None
+            await self._record(
+                _Outcome(row.id, row.message_id, "failed", error=exc.reason, blocks=blocked)
+            )
             self._metrics.send_failures.labels(kind="permanent").inc()
             log.warning(
                 "send failed for good", extra={"message_id": row.message_id, "reason": exc.reason}
@@ -179,10 +187,35 @@ class Sender:
                 extra={"message_id": row.message_id, "after": after, "error": str(exc)},
             )
             return False
-        await self._group.submit(
+        await self._record(
             _Outcome(row.id, row.message_id, "sent", external_id=receipt.external_id)
         )
         return True
+
+    async def _record(self, outcome: _Outcome) -> None:
+        """Record a finished send, however long it takes: the send itself is never repeated.
+
+        The platform has the message now; the row may only leave the outbox through here.
+        """
+        pause = 0.1
+        while True:
+            try:
+                await self._group.submit(outcome)
+                return
+            except sa.exc.IntegrityError:
+                # the platform's id is already recorded for another message: keep ours without it
+                log.warning(
+                    "platform message id already recorded; stored without it",
+                    extra={"message_id": outcome.message_id, "external_id": outcome.external_id},
+                )
+                outcome = replace(outcome, external_id=None)
+            except Exception:
+                log.exception(
+                    "recording a send failed; trying again",
+                    extra={"message_id": outcome.message_id},
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30.0)
 
     async def _write(self, conn: AsyncConnection, outcomes: list[_Outcome]) -> list[None]:
         """Record many sends' outcomes in one transaction."""
@@ -213,6 +246,11 @@ class Sender:
             await conn.execute(
                 outbox.delete().where(outbox.c.id.in_([o.outbox_id for o in finished]))
             )
+            blocks = [o.blocks for o in finished if o.blocks is not None]
+            if blocks:
+                await conn.execute(
+                    identities.update().where(identities.c.id.in_(blocks)).values(blocked=1)
+                )
         at = now()
         for o in outcomes:
             if o.status == "retry":
@@ -242,6 +280,7 @@ class _Outcome:
     external_id: str | None = None
     error: str | None = None
     after: float = 0.0
+    blocks: int | None = None  # the identity that blocked us
 
 
 async def wait_for_event(event: asyncio.Event, seconds: float) -> None:

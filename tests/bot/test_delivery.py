@@ -9,10 +9,11 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
-from bot.errors import PermanentFailure, RetryLater
+from bot.errors import PermanentFailure, RecipientBlocked, RetryLater
 from bot.keys import DB, PLUGINS, QUEUE, SENDER
+from bot.model import SentReceipt
 from bot.sender import db_datetime
-from bot.storage.tables import conversations, messages, outbox, work_items
+from bot.storage.tables import conversations, identities, messages, outbox, work_items
 from tests.bot.test_webhooks import body, post
 from tests.conftest import count, eventually
 from tests.fakes.echo_channel import EchoChannel
@@ -176,3 +177,53 @@ async def test_a_conversation_taken_while_its_message_is_handled_is_handled_agai
     await eventually(handled)
     assert await count(app, messages, messages.c.direction == "out") == 0
     assert echo.sent == []
+
+
+async def test_a_send_the_platform_accepted_is_not_repeated_when_its_record_fails(
+    client: TestClient, app: Application, echo: EchoChannel, monkeypatch
+) -> None:
+    """The platform answers an id already recorded (an IntegrityError on the unique
+    (channel, external id)): the contact must still get the message once."""
+    sends: list[int] = []
+
+    async def same_id(outbound):
+        sends.append(outbound.message_id)
+        return SentReceipt(external_id="already-there")
+
+    monkeypatch.setattr(echo, "send", same_id)
+    await post(client, echo.id, body({"id": "already-there", "from": "u", "text": "hi"}))
+
+    async def settled() -> bool:
+        return await count(app, outbox) == 0
+
+    await eventually(settled)
+    await asyncio.sleep(0.5)  # a repeat would come within this
+    assert len(sends) == len(set(sends)) == 1
+    async with app[DB].read() as conn:
+        row = (await conn.execute(sa.select(messages).where(messages.c.direction == "out"))).one()
+    assert row.status == "sent" and row.external_id is None
+
+
+async def test_a_contact_who_blocked_us_is_marked_and_sent_nothing_more(
+    client: TestClient, app: Application, echo: EchoChannel
+) -> None:
+    echo.failures.append(RecipientBlocked("Forbidden: bot was blocked by the user"))
+    await post(client, echo.id, body({"id": "1", "from": "u", "text": "hi"}))
+
+    async def blocked() -> bool:
+        return await count(app, identities, identities.c.blocked == 1) == 1
+
+    await eventually(blocked)
+    await post(client, echo.id, body({"id": "2", "from": "u", "text": "pricing"}))
+
+    async def failed() -> list[sa.Row]:
+        async with app[DB].read() as conn:
+            rows = (
+                await conn.execute(sa.select(messages).where(messages.c.status == "failed"))
+            ).all()
+        return rows if len(rows) == 2 else []
+
+    rows = await eventually(failed)
+    assert "blocked" in rows[1].error
+    assert echo.sent == []
+    assert await count(app, outbox) == 0
