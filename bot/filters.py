@@ -154,6 +154,7 @@ def compile_filter(
     return sa.and_(
         contacts.c.space_id == space_id,
         contacts.c.merged_into_id.is_(None),  # merged contacts live on in their survivor
+        contacts.c.status != "erased",
         _group(group, scope),
     )
 

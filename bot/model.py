@@ -7,6 +7,7 @@ stored message round-trips exactly and handlers never see a platform's payload.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import IntEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -201,6 +202,14 @@ class Seen(Frozen):
     sender: Sender
     message_id: int
     status: Literal["delivered", "read"]
+
+
+class Reach(IntEnum):
+    """`identities.blocked`: whether an identity may still be sent to."""
+
+    OPEN = 0
+    BLOCKED = 1  # the contact blocked us; they may unblock
+    ERASED = 2  # the contact was erased: never again
 
 
 class ContactBlocked(Frozen):

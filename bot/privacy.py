@@ -8,6 +8,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.contacts import fields_of, get_contact, tags_of
+from bot.ingest import now
+from bot.model import Reach
 from bot.storage.tables import (
     audit_log,
     contact_tags,
@@ -75,15 +77,25 @@ async def erase(conn: AsyncConnection, space_id: int, contact_id: int, by: int |
     await conn.execute(field_values.delete().where(field_values.c.contact_id == contact_id))
     await conn.execute(contact_tags.delete().where(contact_tags.c.contact_id == contact_id))
     # identities keep their row (conversations hang off it) but lose the platform's user id
+    # and can never be sent to again: what is still queued fails, saying why
     await conn.execute(
         identities.update()
         .where(identities.c.contact_id == contact_id)
-        .values(external_id=sa.literal("erased-") + sa.cast(identities.c.id, sa.String))
+        .values(
+            external_id=sa.literal("erased-") + sa.cast(identities.c.id, sa.String),
+            blocked=int(Reach.ERASED),
+        )
     )
+    await conn.execute(
+        conversations.update()
+        .where(conversations.c.contact_id == contact_id, conversations.c.status == "open")
+        .values(status="closed", handler="bot", closed_at=now())
+    )
+    # status "erased": in no list or view, reached by no survey or broadcast
     await conn.execute(
         contacts.update()
         .where(contacts.c.id == contact_id)
-        .values(name=None, phone=None, email=None, avatar_url=None, language=None)
+        .values(name=None, phone=None, email=None, avatar_url=None, language=None, status="erased")
     )
     await conn.execute(
         audit_log.insert().values(

@@ -22,7 +22,7 @@ from bot.channels import ChannelRegistry
 from bot.errors import ChanCenterError, PermanentFailure, RecipientBlocked, RetryLater
 from bot.ingest import now
 from bot.metrics import Metrics
-from bot.model import Outbound, parts_adapter
+from bot.model import Outbound, Reach, parts_adapter
 from bot.partitions import Owned, everything, only_owned
 from bot.storage.db import Database
 from bot.storage.group import GroupCommitter
@@ -33,7 +33,10 @@ log = logging.getLogger(__name__)
 BATCH = 200
 MAX_SENDING = 1000  # conversations sending at once (most of them wait on a rate limit)
 IDLE_POLL = 5.0  # seconds; catches rows whose retry time has come
-BLOCKED = "the contact has blocked this channel; nothing more is sent to them until they unblock"
+UNREACHABLE = {
+    Reach.BLOCKED: "the contact has blocked this channel; nothing is sent until they unblock",
+    Reach.ERASED: "the contact was erased; nothing is ever sent to them",
+}
 
 # built once: an alias made per query costs more than the query (column proxies)
 _inbound = messages.alias("inbound")
@@ -163,11 +166,13 @@ class Sender:
         )
         try:
             if row.blocked:
-                raise RecipientBlocked(BLOCKED)
+                raise RecipientBlocked(UNREACHABLE[Reach(row.blocked)])
             channel = await self._channels.get(row.channel_id)
             receipt = await channel.send(outbound)
         except PermanentFailure as exc:
-            blocked = row.identity_id if isinstance(exc, RecipientBlocked) else None
+            # newly blocked: noted on the identity (an erased one stays erased)
+            fresh = isinstance(exc, RecipientBlocked) and not row.blocked
+            blocked = row.identity_id if fresh else None
             await self._record(
                 _Outcome(row.id, row.message_id, "failed", error=exc.reason, blocks=blocked)
             )
@@ -249,7 +254,9 @@ class Sender:
             blocks = [o.blocks for o in finished if o.blocks is not None]
             if blocks:
                 await conn.execute(
-                    identities.update().where(identities.c.id.in_(blocks)).values(blocked=1)
+                    identities.update()
+                    .where(identities.c.id.in_(blocks))
+                    .values(blocked=int(Reach.BLOCKED))
                 )
         at = now()
         for o in outcomes:

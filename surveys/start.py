@@ -13,8 +13,9 @@ from aiohttp import web
 from bot import conversation_ops as ops
 from bot.ingest import now
 from bot.keys import DB, PLUGINS, SENDER
-from bot.sender import db_datetime
-from bot.storage.tables import channels, conversations, flow_runs, messages, spaces
+from bot.model import Reach
+from bot.sender import UNREACHABLE, db_datetime
+from bot.storage.tables import channels, conversations, flow_runs, identities, messages, spaces
 from surveys.definition import END, Survey
 from surveys.engine import facts, find_survey, walk
 
@@ -36,8 +37,14 @@ async def start_for_contact(
     async with db.write() as conn:
         latest = (
             await conn.execute(
-                sa.select(conversations.c.identity_id, conversations.c.channel_id, channels.c.kind)
+                sa.select(
+                    conversations.c.identity_id,
+                    conversations.c.channel_id,
+                    channels.c.kind,
+                    identities.c.blocked,
+                )
                 .join(channels, channels.c.id == conversations.c.channel_id)
+                .join(identities, identities.c.id == conversations.c.identity_id)
                 .where(conversations.c.contact_id == contact_id)
                 .where(conversations.c.space_id == space_id)
                 .order_by(conversations.c.id.desc())
@@ -46,6 +53,8 @@ async def start_for_contact(
         ).first()
         if latest is None:
             return "no chat to reach them on"
+        if latest.blocked:
+            return UNREACHABLE[Reach(latest.blocked)]
         kind = app[PLUGINS].channels.get(latest.kind)
         window = kind.capabilities.window_hours if kind and kind.capabilities else None
         if window is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,6 +12,7 @@ from aiohttp.web import Application
 from bot.keys import DB
 from bot.storage.tables import audit_log, contacts, identities, messages
 from tests.bot.test_api_conversations import auth, open_conversation, people  # noqa: F401
+from tests.bot.test_webhooks import body, post
 from tests.conftest import eventually
 from tests.fakes.echo_channel import EchoChannel
 
@@ -100,3 +102,66 @@ async def test_export_then_erase(
 
 async def _last_text(echo: EchoChannel, text: str) -> bool:
     return bool(echo.sent) and echo.sent[-1].parts[0].text == text
+
+
+async def test_an_erased_contact_is_in_no_view_is_sent_nothing_and_a_new_message_is_a_new_contact(
+    client: TestClient,
+    app: Application,
+    echo: EchoChannel,
+    people: dict[str, Any],  # noqa: F811
+) -> None:
+    manager = auth(people["manager"])
+    conv = await open_conversation(client, app, echo)
+    await eventually(lambda: len(echo.sent) == 3)  # welcome, handover notice, away
+    async with app[DB].read() as conn:
+        erased_id = (await conn.execute(sa.select(contacts.c.id))).scalar_one()
+    assert (await client.post(f"/api/v1/contacts/{erased_id}/erase", headers=manager)).ok
+    view = await (
+        await client.post(
+            "/api/v1/views", json={"name": "all", "filter": {"all": []}}, headers=manager
+        )
+    ).json()
+    listed = await (
+        await client.get(f"/api/v1/views/{view['id']}/contacts", headers=manager)
+    ).json()
+    assert listed["items"] == []
+    everyone = await (await client.get("/api/v1/contacts", headers=manager)).json()
+    assert everyone["items"] == []
+
+    survey = {
+        "name": "nps",
+        "steps": [{"id": "q", "type": "question", "text": "Ok?", "answer": "yes_no"}],
+    }
+    made = await (await client.post("/api/v1/surveys", json=survey, headers=manager)).json()
+    sent = await client.post(
+        f"/api/v1/surveys/{made['id']}/send", json={"view_id": view["id"]}, headers=manager
+    )
+    assert (await sent.json())["started"] == 0
+    reply = await client.post(
+        f"/api/v1/conversations/{conv}/messages", json={"text": "still there?"}, headers=manager
+    )
+    assert reply.status == 400
+    assert "closed" in (await reply.json())["detail"]
+    await asyncio.sleep(0.3)
+    assert len(echo.sent) == 3
+    assert all(not o.recipient.startswith("erased") for o in echo.sent)
+
+    await post(client, echo.id, body({"id": "2", "from": "u1", "text": "hello again"}))
+
+    async def new_contact() -> list[int]:
+        async with app[DB].read() as conn:
+            return (
+                (await conn.execute(sa.select(contacts.c.id).order_by(contacts.c.id)))
+                .scalars()
+                .all()
+            )
+
+    ids = await eventually(lambda: _two(new_contact))
+    assert ids[0] == erased_id and ids[1] != erased_id
+    await eventually(lambda: len(echo.sent) == 4)
+    assert echo.sent[-1].recipient == "u1"
+
+
+async def _two(rows: Any) -> list[int] | None:
+    found = await rows()
+    return found if len(found) == 2 else None
