@@ -3,60 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import io
-from typing import Any
 
 import pytest
-from aiohttp import FormData, web
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from bot.keys import SETTINGS
 from bot.storage.tables import messages
 from channels.webchat.server import UPLOADS
+from tests.channels.webchat.widget import PNG, Visitor, texts, upload
 from tests.conftest import add_channel, count, eventually
-
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-
-
-class Visitor:
-    """A scripted widget: one websocket, frames in order."""
-
-    def __init__(self, client: TestClient, channel: str) -> None:
-        self.client, self.channel = client, channel
-        self.ws: Any = None
-        self.token: str | None = None
-        self.visitor: str | None = None
-
-    async def connect(self, token: str | None = None) -> list[dict[str, Any]]:
-        self.ws = await self.client.ws_connect(f"/webchat/ws?channel={self.channel}")
-        await self.ws.send_json({"type": "hello", "token": token, "language": "en-GB"})
-        session = await self.recv("session")
-        self.token, self.visitor = session["token"], session["visitor"]
-        return (await self.recv("history"))["messages"]
-
-    async def recv(self, kind: str | None = None, timeout: float = 5) -> dict[str, Any]:
-        frame = await self.ws.receive_json(timeout=timeout)
-        if kind is not None:
-            assert frame["type"] == kind, frame
-        return frame
-
-    async def say(self, text: str, id: str) -> dict[str, Any]:
-        await self.ws.send_json({"type": "message", "id": id, "text": text})
-        return await self.recv("ack")
-
-    async def replies(self, n: int) -> list[dict[str, Any]]:
-        return [(await self.recv("message"))["message"] for _ in range(n)]
-
-
-@pytest.fixture
-async def visitor(client: TestClient, webchat_channel: str) -> Visitor:
-    v = Visitor(client, webchat_channel)
-    await v.connect()
-    return v
-
-
-def texts(message: dict[str, Any]) -> list[str]:
-    return [p["text"] for p in message["parts"] if p["type"] == "text"]
 
 
 async def test_hi_gets_the_welcome_with_quick_replies(visitor: Visitor) -> None:
@@ -200,15 +156,6 @@ async def test_read_receipt_updates_status_only_for_own_messages(
         )
 
     await eventually(is_read)
-
-
-async def upload(
-    client: TestClient, channel: str, token: str | None, data: bytes, mime: str, name: str = "f"
-) -> Any:
-    form = FormData()
-    form.add_field("file", io.BytesIO(data), content_type=mime, filename=name)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return await client.post(f"/webchat/upload?channel={channel}", data=form, headers=headers)
 
 
 async def test_image_upload_is_sent_as_an_image_part(client: TestClient, visitor: Visitor) -> None:
