@@ -21,6 +21,7 @@ from bot.filters import Group, compile_filter
 from bot.keys import DB
 from bot.roles import require
 from bot.storage.tables import contact_tags, contacts, field_definitions, shortcuts, tags, views
+from bot.untrusted import loads
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -87,8 +88,10 @@ class ViewChange(BaseModel):
 
 
 async def _body(request: web.Request, model: type[M]) -> M:
+    """The request's JSON body as `model`; every way it can be wrong is a 400 naming where."""
+    data = loads(await request.read())
     try:
-        return model.model_validate_json(await request.read())
+        return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "body"

@@ -18,23 +18,39 @@ parser and everything after it recurse once a level."""
 
 _TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 _SURROGATES = re.compile("[\ud800-\udfff]")
+# JSON can carry NUL or a surrogate only as an escape: valid UTF-8 holds neither
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 
 
 def loads(raw: bytes | str, what: str = "body") -> Any:
-    """`json.loads` that answers every bad input with `InvalidPayload`, never a crash.
+    """`json.loads` that answers every bad input with `InvalidPayload`, never a crash,
+    and whose strings every database stores (see `clean_text`).
 
     The nesting is measured before parsing, and only when the body has enough
-    brackets to be deep at all, so ordinary payloads pay two `count`s.
+    brackets to be deep at all; strings are cleaned only when an escape calls for it:
+    ordinary payloads pay three C-speed scans.
     """
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
     if data.count(b"[") + data.count(b"{") > MAX_DEPTH and depth(data) > MAX_DEPTH:
         raise InvalidPayload(f"{what} nests deeper than {MAX_DEPTH} levels")
     try:
-        return json.loads(data)
+        value = json.loads(data)
     except UnicodeDecodeError:
         raise InvalidPayload(f"{what} is not UTF-8 text") from None
     except (ValueError, RecursionError):
         raise InvalidPayload(f"{what} is not JSON") from None
+    return cleaned(value) if _UNSTORABLE_ESCAPE.search(data) else value
+
+
+def cleaned(value: Any) -> Any:
+    """`value` with `clean_text` applied to every string in it, keys included."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, list):
+        return [cleaned(item) for item in value]
+    if isinstance(value, dict):
+        return {clean_text(key): cleaned(item) for key, item in value.items()}
+    return value
 
 
 def depth(data: bytes) -> int:

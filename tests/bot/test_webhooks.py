@@ -5,9 +5,12 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
+import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
+from bot.keys import DB
 from bot.storage.tables import contacts, messages, work_items
 from tests.conftest import count, eventually
 from tests.fakes.echo_channel import EchoChannel, sign
@@ -121,3 +124,61 @@ async def _async(value: object) -> object:
 
 async def _zero(app: Application) -> bool:
     return await count(app, work_items) == 0
+
+
+async def test_hostile_bodies_are_refused_without_a_trace_and_store_nothing(
+    client: TestClient, app: Application, echo: EchoChannel, caplog: pytest.LogCaptureFixture
+) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000  # under the size limit; json.loads recurses
+    refused = {
+        deep: "body nests deeper than 64 levels",
+        b"\xff\xfe\x00garbage": "body is not JSON",
+        b"": "body is not JSON",
+        '{"messages": [{"id": "1", "from": "u", "text": "caf\xe9"}]}'.encode("latin-1"): (
+            "body is not UTF-8 text"
+        ),
+    }
+    for raw, detail in refused.items():
+        resp = await post(client, echo.id, raw)
+        assert resp.status == 400, raw[:20]
+        assert resp.content_type == "application/problem+json"
+        assert (await resp.json())["detail"] == detail
+    # well-formed JSON of the wrong shape is the platform's: acknowledged, nothing kept
+    for raw in (b"null", b"42", b'"text"', b"[1, 2]", b'{"messages": {"id": 1}}', b"1e999999"):
+        resp = await post(client, echo.id, raw)
+        assert resp.status == 200, raw
+        assert (await resp.json())["events"] == 0
+    assert await count(app, messages) == 0
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
+async def test_stored_text_keeps_its_code_points_but_never_nul_or_lone_surrogates(
+    client: TestClient, app: Application, echo: EchoChannel
+) -> None:
+    kept = "\u202egnp.exe \U0001f469\u200d\U0001f4bb \u0001\u001b[31m"  # bidi, ZWJ, controls
+    raw = json.dumps(
+        {
+            "messages": [
+                {"id": "1", "from": "u", "text": kept, "name": "Eve\u202e"},
+                {"id": "2", "from": "u", "text": "a\u0000b\ud800c", "name": "Eve\u202e"},
+            ]
+        }
+    ).encode()
+    assert b"\\u0000" in raw and b"\\ud800" in raw
+    resp = await post(client, echo.id, raw)
+    assert await resp.json() == {"events": 2, "stored": 2, "duplicates": 0}
+    async with app[DB].read() as conn:
+        stored = (
+            (
+                await conn.execute(
+                    sa.select(messages.c.parts)
+                    .where(messages.c.direction == "in")
+                    .order_by(messages.c.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        name = (await conn.execute(sa.select(contacts.c.name))).scalar_one()
+    assert [p[0]["text"] for p in stored] == [kept, "ab\ufffdc"]
+    assert name == "Eve\u202e"
