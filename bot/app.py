@@ -26,7 +26,7 @@ from bot.auth import LOCAL_PRINCIPALS, auth_middleware
 from bot.bootstrap import ensure_default_space
 from bot.channels import ChannelRegistry
 from bot.errors import ConfigError
-from bot.http import error_middleware
+from bot.http import error_middleware, read_in_time
 from bot.ingest import Ingestor
 from bot.keys import (
     BOTS,
@@ -66,7 +66,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings, plugins: Plugins | None = None) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[error_middleware, auth_middleware],
+        middlewares=[error_middleware, read_in_time, auth_middleware],
     )
     app[SETTINGS] = settings
     app[PLUGINS] = plugins or Plugins.discover()

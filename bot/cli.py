@@ -226,6 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serve(settings: Settings) -> int:
     from bot.app import create_app
+    from bot.http import server_options
 
     if settings.agent_path is not None and not settings.agent_path.is_dir():
         raise ConfigError(f"--agent {settings.agent_path}: no such folder")
@@ -236,6 +237,7 @@ def _serve(settings: Settings) -> int:
         port=settings.port,
         print=lambda _: print(f"ChanCenter is listening on {url} (Ctrl+C to stop)", flush=True),
         access_log=None,
+        **server_options(settings),
     )
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -10,6 +11,7 @@ from aiohttp import web
 
 from bot.errors import ChanCenterError, http_status
 from bot.keys import SETTINGS
+from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,31 @@ def error_response(status: int, detail: str) -> web.Response:
         status=status,
         content_type="application/problem+json",
     )
+
+
+def server_options(settings: Settings) -> dict[str, float]:
+    """What `serve` gives aiohttp's server: a connection that has not sent its headers
+    within `read_timeout` (aiohttp's keep-alive timer also runs from the connection's
+    start) is closed, as is one idle that long between requests."""
+    return {"keepalive_timeout": settings.read_timeout}
+
+
+@web.middleware
+async def read_in_time(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Read a body before its handler runs, within `read_timeout`: a body that trickles in
+    is answered 408 instead of holding the handler. Multipart uploads stream (their
+    handler reads them under the same limit)."""
+    if request.body_exists and not request.content_type.startswith("multipart/"):
+        try:
+            async with asyncio.timeout(request.app[SETTINGS].read_timeout):
+                await request.read()  # kept: the handler's read() answers from it
+        except TimeoutError:
+            log.info("request body too slow", extra={"path": request.path})
+            seconds = request.app[SETTINGS].read_timeout
+            return error_response(408, f"the body did not arrive within {seconds:g} s")
+    return await handler(request)
 
 
 @web.middleware

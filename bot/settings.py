@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     # Largest webhook body or web-chat upload we accept, in bytes.
     max_body_bytes: int = Field(1_000_000, gt=0)
     max_upload_bytes: int = Field(10_000_000, gt=0)
+    # Seconds a client has to send a request's headers, and again its body: a slow
+    # sender (a slowloris) is cut off instead of holding a connection for ever.
+    read_timeout: float = Field(10.0, gt=0, le=300)
     # How many conversations the in-process worker handles at once.
     worker_concurrency: int = Field(16, ge=1)
     # serve also runs the work queue consumer and the sender: by default only without
