@@ -1,4 +1,7 @@
-"""`/api/v1` for the people of a space: users (members) and teams, and the space's settings."""
+"""`/api/v1` for the people of a space: users (members) and teams, and the space's settings.
+
+A user's record (name, email, Slack id, availability) is shared by every organization they
+belong to; a space edits only its membership of them (role, capacity, teams)."""
 
 from __future__ import annotations
 
@@ -11,26 +14,27 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot import api_invitations, api_org
 from bot.api import _path_id
 from bot.api_contacts import _body
-from bot.auth import PRINCIPAL, create_token
+from bot.api_invitations import invite, outsider, user_with_email
+from bot.api_org import EMAIL
+from bot.api_org import NewOrgMember as NewOrgMember  # re-exported for bot.openapi
+from bot.api_org import NewSpace as NewSpace
+from bot.api_org import OrgRole as OrgRole
+from bot.auth import PRINCIPAL
 from bot.bootstrap import user_by_email
 from bot.errors import Forbidden, InvalidPayload, NotFound
 from bot.keys import DB
-from bot.roles import require
+from bot.roles import RANK, may_edit_person, organization_of, require
 from bot.storage.tables import (
-    channels,
-    messages,
     organization_members,
-    organizations,
     space_members,
     spaces,
     team_members,
     teams,
     users,
 )
-
-EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
 class NewUser(BaseModel):
@@ -47,16 +51,6 @@ class UserChange(BaseModel):
     capacity: int | None = Field(
         None, ge=0, le=10_000, description="most open conversations at once; 0: no limit"
     )
-
-
-class NewOrgMember(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    email: str = Field(pattern=EMAIL, max_length=320)
-    role: Literal["admin", "billing_admin", "member"] = "member"
-
-
-class OrgRole(BaseModel):
-    role: Literal["admin", "billing_admin", "member"]
 
 
 class NewTeam(BaseModel):
@@ -144,29 +138,36 @@ async def list_users(request: web.Request) -> web.Response:
 
 
 async def add_user(request: web.Request) -> web.Response:
-    """Add someone to the space (an existing user with that email is reused)."""
+    """Add someone to the space: a new email or a member of this organization at once (201);
+    a person with an account through another organization only by invitation (202), with
+    nothing of their record in the answer."""
     require(request, "manager")
     new = await _body(request, NewUser)
-    space_id = request[PRINCIPAL].space_id
+    principal = request[PRINCIPAL]
+    space_id = principal.space_id
     async with request.app[DB].write() as conn:
+        org = await organization_of(conn, space_id)
+        known = await user_with_email(conn, new.email)
+        if known is not None:
+            already = (
+                await conn.execute(
+                    sa.select(space_members.c.user_id).where(
+                        space_members.c.space_id == space_id, space_members.c.user_id == known
+                    )
+                )
+            ).first()
+            if already is not None:
+                raise InvalidPayload(f"{new.email} is already in this space")
+            if await outsider(conn, known, org):
+                invited = await invite(conn, org, space_id, new.email, new.role, principal.user_id)
+                return web.json_response(invited, status=202)
         user_id = await user_by_email(conn, new.name, new.email, new.slack_user_id)
         await conn.execute(
             request.app[DB]
             .insert(organization_members)
-            .values(
-                organization_id=await _organization(conn, space_id), user_id=user_id, role="member"
-            )
+            .values(organization_id=org, user_id=user_id, role="member")
             .on_conflict_do_nothing()
         )
-        already = (
-            await conn.execute(
-                sa.select(space_members.c.user_id).where(
-                    space_members.c.space_id == space_id, space_members.c.user_id == user_id
-                )
-            )
-        ).first()
-        if already is not None:
-            raise InvalidPayload(f"{new.email} is already in this space")
         await conn.execute(
             space_members.insert().values(space_id=space_id, user_id=user_id, role=new.role)
         )
@@ -175,22 +176,30 @@ async def add_user(request: web.Request) -> web.Response:
 
 
 async def change_user(request: web.Request) -> web.Response:
-    """Anyone sets their own availability; managers change others and roles."""
+    """Managers change the space's membership (role, capacity). The person's own record
+    (availability, Slack id) changes only by them (an agent token: availability only) or by
+    an admin of every organization they belong to. Non-members are 404 (not 403)."""
     principal = request[PRINCIPAL]
     change = await _body(request, UserChange)
     user_id = _path_id(request, "user_id")
+    personal = change.model_dump(exclude_none=True, include={"availability", "slack_user_id"})
+    membership: dict[str, Any] = change.model_dump(exclude_none=True, include={"role"})
+    if change.capacity is not None:
+        membership["capacity"] = change.capacity or None
     async with request.app[DB].write() as conn:
         await _member(conn, principal.space_id, user_id)
-        if user_id != principal.user_id or change.role or change.capacity is not None:
+        if membership:
             require(request, "manager")
-        values = change.model_dump(exclude_none=True, exclude={"role", "capacity"})
-        if values:
-            await conn.execute(users.update().where(users.c.id == user_id).values(**values))
-        membership: dict[str, Any] = {}
-        if change.role is not None:
-            membership["role"] = change.role
-        if change.capacity is not None:
-            membership["capacity"] = change.capacity or None
+        if personal:
+            if not await may_edit_person(conn, principal, user_id):
+                raise Forbidden(
+                    "someone's availability and Slack id change only by them, or by an admin "
+                    "of every organization they belong to"
+                )
+            agent = RANK.get(principal.role, 0) < RANK["manager"]
+            if user_id == principal.user_id and agent and set(personal) != {"availability"}:
+                raise Forbidden("an agent token changes only its own availability")
+            await conn.execute(users.update().where(users.c.id == user_id).values(**personal))
         if membership:
             await conn.execute(
                 space_members.update()
@@ -398,205 +407,5 @@ def setup(app: web.Application) -> None:
     app.router.add_delete("/api/v1/teams/{team_id}/members/{user_id}", remove_team_member)
     app.router.add_get("/api/v1/space", get_space)
     app.router.add_patch("/api/v1/space", change_space)
-    setup_org(app)
-
-
-class NewSpace(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-
-
-async def list_spaces(request: web.Request) -> web.Response:
-    """The organization's spaces (organization admins only)."""
-    async with request.app[DB].read() as conn:
-        org = await _org_admin(request, conn)
-        rows = await conn.execute(
-            sa.select(spaces).where(spaces.c.organization_id == org).order_by(spaces.c.id)
-        )
-        items = [{"id": r.id, "name": r.name, "timezone": r.timezone} for r in rows]
-    return web.json_response({"items": items})
-
-
-async def create_space(request: web.Request) -> web.Response:
-    """A new space in the caller's organization, with a manager token for it (shown once)."""
-    new = await _body(request, NewSpace)
-    principal = request[PRINCIPAL]
-    async with request.app[DB].write() as conn:
-        org = await _org_admin(request, conn)
-        space_id = (
-            await conn.execute(
-                spaces.insert().values(organization_id=org, name=new.name).returning(spaces.c.id)
-            )
-        ).scalar_one()
-        if principal.user_id is not None:
-            await conn.execute(
-                space_members.insert().values(
-                    space_id=space_id, user_id=principal.user_id, role="manager"
-                )
-            )
-        token = await create_token(conn, space_id, principal.user_id, f"{new.name} admin", "admin")
-    return web.json_response({"id": space_id, "name": new.name, "token": token}, status=201)
-
-
-async def usage(request: web.Request) -> web.Response:
-    """Messages per month and channel: what billing admins see (and nothing else)."""
-    month = sa.func.substr(sa.cast(messages.c.created_at, sa.String), 1, 7)
-    async with request.app[DB].read() as conn:
-        rows = await conn.execute(
-            sa.select(
-                month.label("month"),
-                channels.c.id,
-                channels.c.kind,
-                messages.c.direction,
-                sa.func.count().label("n"),
-            )
-            .join(channels, channels.c.id == messages.c.channel_id)
-            .where(messages.c.space_id == request[PRINCIPAL].space_id)
-            .group_by(month, channels.c.id, channels.c.kind, messages.c.direction)
-            .order_by(month, channels.c.id)
-        )
-        table: dict[tuple[str, str], dict[str, Any]] = {}
-        for r in rows:
-            entry = table.setdefault(
-                (r.month, r.id),
-                {"month": r.month, "channel_id": r.id, "kind": r.kind, "in": 0, "out": 0},
-            )
-            entry[r.direction] = r.n
-    return web.json_response({"items": list(table.values())})
-
-
-async def _organization(conn: AsyncConnection, space_id: int) -> int:
-    return int(
-        (
-            await conn.execute(sa.select(spaces.c.organization_id).where(spaces.c.id == space_id))
-        ).scalar_one()
-    )
-
-
-async def _org_admin(request: web.Request, conn: AsyncConnection) -> int:
-    """The caller's organization, if they administer it: an admin token of a user whose
-    organization role is admin (a token without a user is the organization's own)."""
-    require(request, "admin")
-    principal = request[PRINCIPAL]
-    org = await _organization(conn, principal.space_id)
-    if principal.user_id is not None:
-        role = (
-            await conn.execute(
-                sa.select(organization_members.c.role).where(
-                    organization_members.c.organization_id == org,
-                    organization_members.c.user_id == principal.user_id,
-                )
-            )
-        ).scalar()
-        if role != "admin":
-            raise Forbidden("only the organization's admins do this")
-    return org
-
-
-def _org_member_json(r: Any) -> dict[str, Any]:
-    return {"user_id": r.id, "name": r.name, "email": r.email, "role": r.role}
-
-
-async def _org_members(conn: AsyncConnection, org: int, user_id: int | None = None) -> list[Any]:
-    query = (
-        sa.select(users.c.id, users.c.name, users.c.email, organization_members.c.role)
-        .join(organization_members, organization_members.c.user_id == users.c.id)
-        .where(organization_members.c.organization_id == org)
-        .order_by(users.c.id)
-    )
-    if user_id is not None:
-        query = query.where(users.c.id == user_id)
-    return list((await conn.execute(query)).all())
-
-
-async def get_organization(request: web.Request) -> web.Response:
-    async with request.app[DB].read() as conn:
-        org = await _org_admin(request, conn)
-        name = (
-            await conn.execute(sa.select(organizations.c.name).where(organizations.c.id == org))
-        ).scalar_one()
-        members = [_org_member_json(r) for r in await _org_members(conn, org)]
-    return web.json_response({"id": org, "name": name, "members": members})
-
-
-async def add_org_member(request: web.Request) -> web.Response:
-    """Someone joins the organization (an existing user keeps their other organizations)."""
-    new = await _body(request, NewOrgMember)
-    async with request.app[DB].write() as conn:
-        org = await _org_admin(request, conn)
-        user_id = await user_by_email(conn, new.name, new.email)
-        if await _org_members(conn, org, user_id):
-            raise InvalidPayload(f"{new.email} is already in this organization")
-        await conn.execute(
-            organization_members.insert().values(
-                organization_id=org, user_id=user_id, role=new.role
-            )
-        )
-        (row,) = await _org_members(conn, org, user_id)
-    return web.json_response(_org_member_json(row), status=201)
-
-
-async def change_org_member(request: web.Request) -> web.Response:
-    change = await _body(request, OrgRole)
-    user_id = _path_id(request, "user_id")
-    async with request.app[DB].write() as conn:
-        org = await _org_admin(request, conn)
-        await _keep_an_admin(conn, org, user_id, change.role)
-        await conn.execute(
-            organization_members.update()
-            .where(
-                organization_members.c.organization_id == org,
-                organization_members.c.user_id == user_id,
-            )
-            .values(role=change.role)
-        )
-        (row,) = await _org_members(conn, org, user_id)
-    return web.json_response(_org_member_json(row))
-
-
-async def remove_org_member(request: web.Request) -> web.Response:
-    """Out of the organization and all its spaces and teams; the user's other
-    organizations are untouched."""
-    user_id = _path_id(request, "user_id")
-    async with request.app[DB].write() as conn:
-        org = await _org_admin(request, conn)
-        await _keep_an_admin(conn, org, user_id, None)
-        in_org = sa.select(spaces.c.id).where(spaces.c.organization_id == org)
-        await conn.execute(
-            team_members.delete().where(
-                team_members.c.user_id == user_id,
-                team_members.c.team_id.in_(
-                    sa.select(teams.c.id).where(teams.c.space_id.in_(in_org))
-                ),
-            )
-        )
-        await conn.execute(
-            space_members.delete().where(
-                space_members.c.user_id == user_id, space_members.c.space_id.in_(in_org)
-            )
-        )
-        await conn.execute(
-            organization_members.delete().where(
-                organization_members.c.organization_id == org,
-                organization_members.c.user_id == user_id,
-            )
-        )
-    return web.Response(status=204)
-
-
-async def _keep_an_admin(conn: AsyncConnection, org: int, user_id: int, role: str | None) -> None:
-    members = await _org_members(conn, org)
-    if not any(m.id == user_id for m in members):
-        raise NotFound(f"no user {user_id} in this organization")
-    admins = {m.id for m in members if m.role == "admin"}
-    if role != "admin" and admins == {user_id}:
-        raise InvalidPayload("an organization keeps at least one admin; promote another first")
-
-
-def setup_org(app: web.Application) -> None:
-    app.router.add_get("/api/v1/organization", get_organization)
-    app.router.add_post("/api/v1/organization/members", add_org_member)
-    app.router.add_patch("/api/v1/organization/members/{user_id}", change_org_member)
-    app.router.add_delete("/api/v1/organization/members/{user_id}", remove_org_member)
-    app.router.add_get("/api/v1/spaces", list_spaces)
-    app.router.add_post("/api/v1/spaces", create_space)
-    app.router.add_get("/api/v1/usage", usage)
+    api_org.setup(app)
+    api_invitations.setup(app)

@@ -99,6 +99,24 @@ api_tokens = Table(
     Column("revoked_at", DateTime(timezone=True)),
 )
 
+# Someone who already has an account elsewhere joins an organization (space_id null) or a
+# space only by accepting, with a token of their own and the code shown once to the inviter.
+invitations = Table(
+    "invitations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("organization_id", ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False),
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE")),
+    Column("email", String(320), nullable=False),
+    Column("role", String(16), nullable=False),  # the space's role, else the organization's
+    Column("code_hash", String(64), nullable=False, unique=True),  # sha256 hex of the code
+    Column("invited_by", ForeignKey("users.id", ondelete="SET NULL")),
+    _created(),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("accepted_at", DateTime(timezone=True)),
+    Index("ix_invitations_organization_space", "organization_id", "space_id"),
+)
+
 channels = Table(
     "channels",
     metadata,

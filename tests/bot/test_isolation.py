@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
 from bot.auth import create_token
-from bot.bootstrap import create_space
+from bot.bootstrap import add_admin, create_space
 from bot.keys import DB
 from bot.storage.tables import (
     api_tokens,
@@ -60,7 +60,14 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
     assert (await client.post("/api/v1/surveys", json=survey, headers=manager)).status == 201
     await open_conversation(client, app, echo)
     async with app[DB].write() as conn:
+        elsewhere = await create_space(conn, "Initech", "Main", default=False, webchat=False)
+        await add_admin(conn, elsewhere, "Zed", "zed@example.com")
+    zed = {"name": "Zed", "email": "zed@example.com"}
+    invited = await client.post("/api/v1/users", json=zed, headers=manager)
+    assert invited.status == 202
+    async with app[DB].write() as conn:
         ids = {
+            "invitation_id": (await invited.json())["id"],
             "conversation_id": (await conn.execute(sa.select(conversations.c.id))).scalar_one(),
             "contact_id": (await conn.execute(sa.select(contacts.c.id))).scalar_one(),
             "view_id": (await conn.execute(sa.select(views.c.id))).scalar_one(),
@@ -77,6 +84,8 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
         other = await create_space(conn, "Rival", "Rival", default=False, webchat=False)
         stranger = auth(await create_token(conn, other.space_id, None, "rival", "admin"))
 
+    gone = await client.delete(f"/api/v1/invitations/{ids['invitation_id']}", headers=stranger)
+    assert gone.status == 404
     spec = await (await client.get("/api/v1/openapi.json")).json()
     checked = 0
     for path, operations in spec["paths"].items():
@@ -103,6 +112,7 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
         "/api/v1/teams",
         "/api/v1/tags",
         "/api/v1/surveys",
+        "/api/v1/invitations",
     ):
         items = (await (await client.get(path, headers=stranger)).json())["items"]
         assert items == [], path

@@ -119,8 +119,12 @@ async def test_organization_members_across_organizations(
     assert (
         await client.post("/api/v1/organization/members", json=new, headers=manager)
     ).status == 403
+    # she has an account through Globex: she is invited, and joins when she accepts
     added = await client.post("/api/v1/organization/members", json=new, headers=admin)
-    assert added.status == 201 and (await added.json())["user_id"] == carla
+    assert added.status == 202
+    accept = {"code": (await added.json())["code"]}
+    joined = await client.post("/api/v1/invitations/accept", json=accept, headers=globex)
+    assert joined.status == 200 and (await joined.json())["role"] == "billing_admin"
     # Carla is in both; each organization lists its own members only
     ours = await (await client.get("/api/v1/organization", headers=admin)).json()
     theirs = await (await client.get("/api/v1/organization", headers=globex)).json()
