@@ -7,9 +7,15 @@ above debug level.
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# what a hostile path or name could use to forge or hide log lines: control characters
+# (NUL, ESC's terminal sequences, newlines), line separators and bidi controls
+_CONTROLS = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"[{_CONTROLS}]")
+_PLAIN = re.compile(f'[^ ="{_CONTROLS}]+')
 
 
 class LogfmtFormatter(logging.Formatter):
@@ -33,9 +39,15 @@ class LogfmtFormatter(logging.Formatter):
 
 
 def _quote(value: str) -> str:
-    if value and not any(c in value for c in ' ="\n'):
+    if _PLAIN.fullmatch(value):
         return value
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    value = value.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + _UNSAFE.sub(_escape, value) + '"'
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(char) or f"\\u{ord(char):04x}"
 
 
 def setup_logging(level: str = "INFO") -> None:
