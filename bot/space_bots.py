@@ -1,4 +1,8 @@
-"""Each space's bot: its own Dialogflow agent when it has one, else the process default.
+"""Each space's bot: its own Dialogflow agent when it has one, else a bot of the hub's.
+
+The environment's Dialogflow agent (`CHANCENTER_DIALOGFLOW_PROJECT`) belongs to the
+default space: another organization's contacts must never reach that project, so every
+other space without an agent of its own gets the built-in, offline bot.
 
 Built once per space and kept; a change through the API forgets it at once in this
 process, and other processes notice within `TTL` seconds.
@@ -7,22 +11,45 @@ process, and other processes notice within `TTL` seconds.
 from __future__ import annotations
 
 import time
+from importlib.metadata import entry_points
 from typing import Any
 
 import sqlalchemy as sa
 
 from bot.bots import Bot
 from bot.crypto import Vault
+from bot.errors import ConfigError
 from bot.settings import Settings
 from bot.storage.db import Database
-from bot.storage.tables import integrations
+from bot.storage.tables import integrations, spaces
 
 TTL = 30.0
 
 
+def builtin_bot(settings: Settings) -> Bot:
+    """The built-in bot through its entry point (`bot/` names no integration)."""
+    found = entry_points(group="chancenter.bots", name="builtin")
+    if not found:
+        raise ConfigError(
+            "CHANCENTER_DIALOGFLOW_PROJECT serves the default space only, and other spaces "
+            "need the built-in bot, which is not installed"
+        )
+    factory = next(iter(found)).load()
+    bot: Bot = factory(settings)
+    return bot
+
+
 class SpaceBots:
-    def __init__(self, default: Bot, db: Database, settings: Settings) -> None:
+    def __init__(
+        self, default: Bot, db: Database, settings: Settings, others: Bot | None = None
+    ) -> None:
+        """`default` answers in the default space, `others` in every other space without its
+        own agent; unset, `others` is `default` when that is the built-in bot, else the
+        built-in bot."""
         self._default = default
+        if others is None:
+            others = builtin_bot(settings) if settings.dialogflow_project else default
+        self._others = others
         self._db = db
         self._settings = settings
         self._vault = Vault(settings.signing_key())
@@ -40,11 +67,13 @@ class SpaceBots:
                     )
                 )
             ).first()
-        version = row.updated_at if row is not None else None
+            default = sa.select(spaces.c.is_default).where(spaces.c.id == space_id)
+            is_default = row is None and bool((await conn.execute(default)).scalar())
+        version = row.updated_at if row is not None else ("default" if is_default else None)
         if cached is not None and cached[1] == version:
             bot = cached[2]
         elif row is None:
-            bot = self._default
+            bot = self._default if is_default else self._others
         else:
             from integrations.dialogflow import DialogflowBot
 

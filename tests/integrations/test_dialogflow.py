@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
+from bot.bootstrap import create_space
 from bot.bots import BotQuery
 from bot.contacts import create_field
 from bot.errors import IntegrationError
@@ -158,3 +159,21 @@ async def test_the_agent_can_start_a_survey(df_hub: TestClient, dialogflow: Fake
     asked = len(dialogflow.requests)
     assert await say(df_hub, app, echo, "4") == ["Merci!"]
     assert len(dialogflow.requests) == asked  # the flow took the answer, not the bot
+
+
+async def test_the_environment_agent_serves_the_default_space_only(
+    df_hub: TestClient, dialogflow: FakeDialogflow
+) -> None:
+    """Another organization's contacts never reach the default space's Dialogflow project:
+    their space gets the built-in bot until it connects its own agent."""
+    app = df_hub.server.app
+    async with app[DB].write() as conn:
+        rival = await create_space(conn, "Rival", "Rival", default=False, webchat=False)
+    echo = await app[CHANNELS].get(await add_channel(app, "echo", rival.space_id))
+    got = await say(df_hub, app, echo, "hello")
+    assert got and got[0].startswith("Hi! I'm")  # the built-in bot's welcome
+    await say(df_hub, app, echo, "pricing please")
+    assert dialogflow.requests == []
+    home = await app[CHANNELS].get(await add_channel(app, "echo"))
+    assert await say(df_hub, app, home, "hello") == ["Hi! I am the Dialogflow bot.", "Choose:"]
+    assert {r.session.split("/")[1] for r in dialogflow.requests} == {"acme-agent"}
