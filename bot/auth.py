@@ -1,4 +1,5 @@
-"""API tokens: random, shown once, stored as a SHA-256 hash, each scoped to one space."""
+"""API tokens: random, shown once, stored as a SHA-256 hash, each scoped to one space; a
+token issued for a user works only while that user is a member of its space."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from aiohttp import web
@@ -13,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.http import error_response
 from bot.keys import DB
-from bot.storage.tables import api_tokens
+from bot.storage.tables import api_tokens, space_members
 
 TOKEN_PREFIX = "cc_"
 PUBLIC = frozenset({"/api/v1/openapi.json", "/api/v1/docs"})
@@ -66,19 +68,35 @@ async def auth_middleware(
         async with request.app[DB].read() as conn:
             row = (
                 await conn.execute(
-                    sa.select(api_tokens)
+                    sa.select(api_tokens, space_members.c.role.label("member_role"))
+                    .outerjoin(
+                        space_members,
+                        sa.and_(
+                            space_members.c.space_id == api_tokens.c.space_id,
+                            space_members.c.user_id == api_tokens.c.user_id,
+                        ),
+                    )
                     .where(api_tokens.c.token_hash == digest)
                     .where(api_tokens.c.revoked_at.is_(None))
                 )
             ).first()
         if row is None:
             return _unauthorized("unknown or revoked token")
-        principal = Principal(row.id, row.space_id, row.user_id, row.role)
+        if row.user_id is not None and row.member_role is None:
+            return _unauthorized("this token's user is no longer in its space")
+        principal = Principal(row.id, row.space_id, row.user_id, _acting_role(row))
     request[PRINCIPAL] = principal
     if principal.role == "billing" and request.path not in BILLING:
         # billing admins see usage figures, never conversations or contacts
         return error_response(403, "a billing token only reads /api/v1/usage")
     return await handler(request)
+
+
+def _acting_role(row: Any) -> str:
+    """A token acts as its user: one issued before they were made an agent acts as one."""
+    if row.member_role == "agent" and row.role in ("manager", "admin"):
+        return "agent"
+    return str(row.role)
 
 
 def _unauthorized(detail: str) -> web.Response:

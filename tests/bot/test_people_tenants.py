@@ -306,3 +306,25 @@ async def test_leaving_an_organization_revokes_the_tokens_of_its_spaces(
     assert (await client.delete(url, headers=admin)).status == 204
     assert (await client.get("/api/v1/users", headers=hers)).status == 401
     assert (await client.get("/api/v1/users", headers=carla)).status == 200  # Globex's still works
+
+
+async def test_a_token_acts_only_while_its_user_is_in_the_space_and_within_their_role(
+    client: TestClient, app: Application, people: dict[str, Any]
+) -> None:
+    manager, agent = auth(people["manager"]), auth(people["agent"])
+    bea = f"/api/v1/users/{people['admin_id']}"
+    async with app[DB].write() as conn:
+        owner = auth(await create_token(conn, app[DEFAULT_SPACE], None, "org", "admin"))
+    # demoted to agent, her manager token does what an agent may, until she is promoted again
+    assert (await client.patch(bea, json={"role": "agent"}, headers=owner)).status == 200
+    assert (await client.get("/api/v1/tokens", headers=manager)).status == 403
+    assert (await client.patch(bea, json={"role": "manager"}, headers=manager)).status == 403
+    assert (await client.patch(bea, json={"role": "manager"}, headers=owner)).status == 200
+    assert (await client.get("/api/v1/tokens", headers=manager)).status == 200
+    # out of the space (whatever took her out), none of her tokens acts here any more
+    async with app[DB].write() as conn:
+        await conn.execute(
+            space_members.delete().where(space_members.c.user_id == people["admin_id"])
+        )
+    assert (await client.get("/api/v1/users", headers=agent)).status == 401
+    assert (await client.get("/api/v1/users", headers=owner)).status == 200
