@@ -1,13 +1,27 @@
-"""What the widget may send over the websocket, validated before anything is stored."""
+"""What the widget may send over the websocket, validated before anything is stored.
+
+A frame comes from an anonymous browser: it is parsed with `bot.untrusted.loads`
+(bounded depth, never a crash), every number is range-checked against what the
+database can hold, and every string is cleaned into storable text.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from bot.errors import InvalidPayload
+from bot.untrusted import clean_text, loads
 
 MAX_TEXT = 4096
+MAX_ID = 2**63 - 1
+"""Largest message id: a BIGINT. A larger one used to reach the group commit and fail
+it (OverflowError) for every visitor whose frame shared that commit."""
+
+Text = Annotated[str, AfterValidator(clean_text)]
 ClientId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+MessageId = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]
 
 
 class _Frame(BaseModel):
@@ -18,12 +32,14 @@ class Hello(_Frame):
     """First frame: the stored session token (or none) and the browser's language."""
 
     type: Literal["hello"]
-    token: str | None = Field(None, max_length=200)
-    language: str | None = Field(None, max_length=16)
+    # any string: one that proves no session (stale, corrupted) just starts a new one
+    token: Text | None = Field(None, max_length=200)
+    # a BCP 47 tag (navigator.language): it is stored as the contact's language
+    language: Annotated[str, Field(max_length=16, pattern=r"^[A-Za-z0-9_-]*$")] | None = None
 
 
 class Attachment(_Frame):
-    file_id: str = Field(min_length=1, max_length=64)
+    file_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
 
 class SendMessage(_Frame):
@@ -31,15 +47,15 @@ class SendMessage(_Frame):
 
     type: Literal["message"]
     id: ClientId
-    text: str = Field("", max_length=MAX_TEXT)
+    text: Text = Field("", max_length=MAX_TEXT)
     attachments: tuple[Attachment, ...] = Field((), max_length=10)
 
 
 class SendPostback(_Frame):
     type: Literal["postback"]
     id: ClientId
-    payload: str = Field(min_length=1, max_length=1000)
-    title: str | None = Field(None, max_length=200)
+    payload: Text = Field(min_length=1, max_length=1000)
+    title: Text | None = Field(None, max_length=200)
 
 
 class Typing(_Frame):
@@ -50,7 +66,7 @@ class Receipt(_Frame):
     """The visitor's browser got (`delivered`) or showed (`read`) one of our messages."""
 
     type: Literal["receipt"]
-    message_id: int
+    message_id: MessageId
     status: Literal["delivered", "read"]
 
 
@@ -58,3 +74,21 @@ ClientFrame = Annotated[
     Hello | SendMessage | SendPostback | Typing | Receipt, Field(discriminator="type")
 ]
 client_frame: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
+
+
+def parse_frame(data: str) -> ClientFrame:
+    """The frame `data` carries, or `InvalidPayload` saying briefly what is wrong with it."""
+    value = loads(data, "frame")
+    if not isinstance(value, dict):
+        raise InvalidPayload('a frame is a JSON object with a "type"')
+    try:
+        return client_frame.validate_python(value)
+    except ValidationError as exc:
+        raise InvalidPayload(_explain(exc)) from None
+
+
+def _explain(exc: ValidationError) -> str:
+    """The first problem, naming the field but never echoing the visitor's input."""
+    err = exc.errors(include_input=False, include_url=False)[0]
+    where = ".".join(str(p) for p in err["loc"]) or "frame"
+    return f"{where}: {err['msg']}"[:200]

@@ -17,8 +17,7 @@ from string import Template
 from typing import Any
 
 import sqlalchemy as sa
-from aiohttp import WSMsgType, web
-from pydantic import ValidationError
+from aiohttp import WebSocketError, WSMsgType, web
 
 from bot.api import message_json
 from bot.bus import RedisBus
@@ -37,7 +36,7 @@ from bot.model import (
 from bot.storage.tables import channels, conversations, identities, messages
 from bot.webhooks import accept
 from channels.base import Channel
-from channels.webchat.frames import Hello, Receipt, SendMessage, SendPostback, client_frame
+from channels.webchat.frames import Hello, Receipt, SendMessage, SendPostback, parse_frame
 from channels.webchat.hub import WEBCHAT_HUB, WebchatHub
 from channels.webchat.session import new_session, visitor_of
 from channels.webchat.uploads import UploadStore, serve_file
@@ -73,13 +72,16 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     visitor: Visitor | None = None
     try:
         async for msg in ws:
+            if msg.type == WSMsgType.ERROR:
+                _closed_on(channel, msg.data)
+                break
             if msg.type != WSMsgType.TEXT:
                 await _error(ws, "invalid_frame", "send JSON text frames")
                 continue
             try:
-                frame = client_frame.validate_json(msg.data)
-            except ValidationError as exc:
-                await _error(ws, "invalid_frame", _explain(exc))
+                frame = parse_frame(msg.data)
+            except InvalidPayload as exc:
+                await _error(ws, "invalid_frame", str(exc))
                 continue
             if isinstance(frame, Hello):
                 if visitor is not None:
@@ -90,10 +92,24 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 await _error(ws, "no_session", "send a hello frame first")
             else:
                 await _handle(request, ws, channel, visitor, frame)
+    except ConnectionResetError:  # the visitor went away while we answered
+        log.debug("web-chat socket went away", extra={"channel": channel.id})
     finally:
         if visitor is not None:
             hub.remove((channel.id, visitor.id), ws)
     return ws
+
+
+def _closed_on(channel: Channel, exc: BaseException) -> None:
+    """aiohttp has already closed the socket: a frame over `MAX_FRAME` (1009) or a text
+    frame that is not UTF-8 (1007). One line, no traceback: it is the visitor's doing."""
+    if isinstance(exc, WebSocketError):
+        log.info(
+            "web-chat frame refused: socket closed",
+            extra={"channel": channel.id, "close_code": int(exc.code), "reason": str(exc)[:200]},
+        )
+    else:
+        log.debug("web-chat socket failed", extra={"channel": channel.id, "error": repr(exc)})
 
 
 async def _hello(
@@ -201,14 +217,8 @@ def _parts(
 
 
 async def _error(ws: web.WebSocketResponse, code: str, detail: str, **extra: Any) -> None:
-    log.info("web-chat frame refused", extra={"code": code})
+    log.info("web-chat frame refused", extra={"code": code, "detail": detail})
     await ws.send_json({"type": "error", "code": code, "detail": detail, **extra})
-
-
-def _explain(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "frame"
-    return f"{where}: {err['msg']}"
 
 
 async def upload(request: web.Request) -> web.Response:
