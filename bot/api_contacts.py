@@ -90,6 +90,11 @@ class ViewChange(BaseModel):
 async def _body(request: web.Request, model: type[M]) -> M:
     """The request's JSON body as `model`; every way it can be wrong is a 400 naming where."""
     data = loads(await request.read())
+    if isinstance(data, dict) and model.model_config.get("extra") != "allow":
+        known = {f.alias or name for name, f in model.model_fields.items()}
+        unknown = sorted(set(data) - known)
+        if unknown:  # a misspelt field would otherwise be ignored without a word
+            raise InvalidPayload(f"{unknown[0]}: unknown field; known: {', '.join(sorted(known))}")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -136,8 +141,8 @@ async def list_contacts(request: web.Request) -> web.Response:
     group = None
     if raw := request.query.get("filter"):
         try:
-            group = Group.model_validate(json.loads(raw))
-        except (ValueError, ValidationError) as exc:
+            group = Group.model_validate(loads(raw, "filter"))
+        except ValidationError as exc:
             raise InvalidPayload(f"filter: {exc}") from None
     return await _page(request, group)
 
