@@ -49,6 +49,7 @@ async def _tell_admins(ctx: HandlerContext, problem: str) -> None:
 
 
 BOT_ERROR_TEXT = "Sorry, I can't answer right now. Please try again in a moment."
+NOT_UNDERSTOOD_TEXT = "Sorry, I didn't get that. Could you say it another way?"
 
 
 async def answer_with_bot(event: Inbound, ctx: HandlerContext) -> bool:
@@ -110,7 +111,12 @@ async def answer_with_bot(event: Inbound, ctx: HandlerContext) -> bool:
             agent=payload.get("agent"),
         )
         return True
-    misses = conversation.bot_fallbacks + 1 if failed or (last and last.fallback) else 0
+    # a reply with nothing a channel can show (a carousel, speech only) is a miss, not silence
+    silent = last is not None and not last.messages
+    if silent:
+        ctx.reply(TextPart(text=NOT_UNDERSTOOD_TEXT))
+    missed = failed or (last is not None and (last.fallback or silent))
+    misses = conversation.bot_fallbacks + 1 if missed else 0
     ctx.bot_fallbacks = misses
     if misses >= MAX_FALLBACKS:
         await hand_over(

@@ -105,11 +105,13 @@ class DialogflowBot:
 
 
 def reply_from(result: Any) -> BotReply:
-    """A `QueryResult` as a `BotReply`: one message per fulfillment message."""
+    """A `QueryResult` as a `BotReply`: one message per fulfillment message it can show;
+    with none (only carousels, speech...) the reply is empty and the hub counts a miss."""
     from google.protobuf.json_format import MessageToDict
 
     payload: dict[str, Any] = {}
     messages: list[tuple[Part, ...]] = []
+    dropped: list[str] = []  # message kinds no channel shows (carousels, speech, ...)
     for message in result.fulfillment_messages:
         kind = message._pb.WhichOneof("message")
         if kind == "text":
@@ -154,6 +156,14 @@ def reply_from(result: Any) -> BotReply:
                 messages.append(tuple(parts))
         elif kind == "payload":
             payload.update(MessageToDict(message._pb.payload))
+        else:
+            dropped.append(str(kind))
+    if dropped:
+        # the hub answers a reply it cannot show as a miss; say why for whoever edits the agent
+        log.info(
+            "dialogflow messages the channels cannot show",
+            extra={"intent": result.intent.display_name, "kinds": dropped},
+        )
     if not messages and result.fulfillment_text:
         messages.append((TextPart(text=result.fulfillment_text),))
     parameters = MessageToDict(result._pb.parameters)

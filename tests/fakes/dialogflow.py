@@ -28,6 +28,7 @@ class Intent:
     quick_replies: list[str] = field(default_factory=list)
     parameters: dict[str, Any] | None = None
     fallback: bool = False
+    rich: list[types.Intent.Message] = field(default_factory=list)  # kinds the hub can't show
 
 
 INTENTS = {
@@ -44,6 +45,22 @@ INTENTS = {
     "feedback": Intent("Feedback", ["Happy to hear it."], payload={"start_flow": "feedback"}),
     "plan": Intent(
         "Plan", ["Noted."], payload={"set_fields": {"plan": "pro"}}, parameters={"plan": "pro"}
+    ),
+    "carousel": Intent(
+        "Catalogue",
+        rich=[
+            types.Intent.Message(
+                carousel_select=types.Intent.Message.CarouselSelect(
+                    items=[types.Intent.Message.CarouselSelect.Item(title="Pro plan")]
+                ),
+                platform=types.Intent.Message.Platform.ACTIONS_ON_GOOGLE,
+            ),
+            types.Intent.Message(
+                simple_responses=types.Intent.Message.SimpleResponses(
+                    simple_responses=[types.Intent.Message.SimpleResponse(text_to_speech="Pro")]
+                )
+            ),
+        ],
     ),
 }
 FALLBACK = Intent("Default Fallback Intent", ["Sorry, I did not get that."], fallback=True)
@@ -88,6 +105,7 @@ class FakeDialogflow:
                     )
                 )
             )
+        messages += intent.rich
         if intent.payload is not None:
             payload = struct_pb2.Struct()
             payload.update(intent.payload)
@@ -99,7 +117,7 @@ class FakeDialogflow:
             language_code=query.text.language_code or query.event.language_code,
             action=intent.action,
             parameters=parameters,
-            fulfillment_text=intent.texts[0],
+            fulfillment_text=intent.texts[0] if intent.texts else "",
             fulfillment_messages=messages,
             intent=types.Intent(display_name=intent.name, is_fallback=intent.fallback),
             intent_detection_confidence=0.4 if intent.fallback else 0.9,

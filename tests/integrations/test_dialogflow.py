@@ -20,7 +20,7 @@ from bot.model import QuickRepliesPart, TextPart
 from bot.plugins import Plugins
 from bot.settings import Settings
 from bot.storage.tables import field_values, surveys
-from handlers.bot import BOT_ERROR_TEXT
+from handlers.bot import BOT_ERROR_TEXT, NOT_UNDERSTOOD_TEXT
 from integrations.dialogflow import DialogflowBot
 from surveys.definition import dump, parse_survey
 from tests.conftest import add_channel, closed_within
@@ -177,3 +177,30 @@ async def test_the_environment_agent_serves_the_default_space_only(
     home = await app[CHANNELS].get(await add_channel(app, "echo"))
     assert await say(df_hub, app, home, "hello") == ["Hi! I am the Dialogflow bot.", "Choose:"]
     assert {r.session.split("/")[1] for r in dialogflow.requests} == {"acme-agent"}
+
+
+async def test_a_reply_of_only_unsupported_kinds_is_a_miss_not_silence(
+    df_hub: TestClient, dialogflow: FakeDialogflow
+) -> None:
+    """A carousel or speech-only answer shows nothing on a messaging channel: the contact
+    gets the fallback text, and two such misses in a row hand over like other misses."""
+    app = df_hub.server.app
+    echo = await app[CHANNELS].get(await add_channel(app, "echo"))
+    await say(df_hub, app, echo, "hello")
+    assert await say(df_hub, app, echo, "carousel") == [NOT_UNDERSTOOD_TEXT]
+    assert (await state(app))[0] == "bot"
+    got = await say(df_hub, app, echo, "show the carousel")
+    assert got[0] == NOT_UNDERSTOOD_TEXT
+    assert (await state(app))[0] == "waiting"
+    metrics = await (await df_hub.get("/metrics")).text()
+    assert 'chancenter_handovers_total{trigger="fallbacks"} 1.0' in metrics
+
+
+async def test_unsupported_kinds_leave_an_empty_reply_and_a_log_line(
+    dialogflow: FakeDialogflow, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="integrations.dialogflow")
+    reply = await bot(dialogflow).detect(BotQuery(session_id="s", text="carousel"))
+    assert reply.messages == () and not reply.fallback and reply.intent == "Catalogue"
+    (record,) = [r for r in caplog.records if "cannot show" in r.message]
+    assert record.kinds == ["carousel_select", "simple_responses"]  # type: ignore[attr-defined]
