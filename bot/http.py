@@ -71,3 +71,15 @@ async def error_middleware(
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[SETTINGS].max_body_bytes
         return error_response(413, f"body larger than {limit} bytes; send less")
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+        if not request.path.startswith("/api/"):
+            raise
+        # the API answers every error alike, unknown routes included
+        if isinstance(exc, web.HTTPNotFound):
+            return error_response(
+                404, f"no {request.path} in this API; the routes are at /api/v1/openapi.json"
+            )
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        response = error_response(405, f"{request.method} is not allowed here; use {allowed}")
+        response.headers["Allow"] = allowed
+        return response

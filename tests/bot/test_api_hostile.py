@@ -83,3 +83,18 @@ async def test_nul_and_lone_surrogates_in_a_body_are_stored_cleaned(
     made = await client.post("/api/v1/teams", data=raw, headers=auth(people["admin"]))
     assert made.status == 201, await made.text()
     assert (await made.json())["name"] == "Sales \ufffd\u202e"
+
+
+async def test_unknown_routes_and_methods_answer_problem_documents(
+    client: TestClient,
+    people: dict[str, Any],  # noqa: F811
+) -> None:
+    headers = auth(people["agent"])
+    missing = await client.get("/api/v1/nothing-here", headers=headers)
+    assert missing.status == 404 and missing.content_type == "application/problem+json"
+    assert "/api/v1/openapi.json" in (await missing.json())["detail"]
+    wrong = await client.delete("/api/v1/conversations", headers=headers)
+    assert wrong.status == 405 and wrong.content_type == "application/problem+json"
+    assert "GET" in wrong.headers["Allow"] and "use GET" in (await wrong.json())["detail"]
+    page = await client.get("/no-such-page")
+    assert page.status == 404  # outside the API, aiohttp's own page
