@@ -2,12 +2,21 @@
 
 Import validates every row and keeps the valid ones; each bad row is reported
 with its line number and what to fix. Rows are committed in batches.
+
+Every CSV the hub writes goes through `csv_line`, whose `safe_cell` defuses "CSV
+injection" (OWASP): contacts choose their names and answers, and a cell starting with
+`= + - @`, tab or CR is a formula to a spreadsheet, so it gets a leading `'`. A plain
+signed number (`+34 600 123 456`, `-12.5`: digits, spaces, `( ) . , / -`) calls
+nothing and is left alone. The importer drops a `'` that precedes one of those
+characters (a spreadsheet's text marker, ours or the user's), and the exporter quotes
+a value that already starts that way, so export-then-import keeps every value.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -29,6 +38,8 @@ from bot.storage.tables import (
 
 BUILT_IN = ("name", "phone", "email", "language")
 BATCH = 500
+FORMULA_START = frozenset("=+-@\t\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9][0-9 ().,/-]*")
 
 
 @dataclass
@@ -42,7 +53,8 @@ async def import_csv(
     db: Database, space_id: int, source: TextIO, progress: Callable[[int], None] = lambda n: None
 ) -> ImportReport:
     reader = csv.DictReader(source)
-    header = [h.strip() for h in reader.fieldnames or []]
+    header = [unquoted_cell(h.strip()) for h in reader.fieldnames or []]
+    reader.fieldnames = header
     async with db.read() as conn:
         defs = await _definitions(conn, space_id)
     unknown = [
@@ -61,7 +73,7 @@ async def import_csv(
         batch.append(
             (
                 reader.line_num,
-                {k.strip(): (v or "").strip() for k, v in row.items() if k is not None},
+                {k: unquoted_cell((v or "").strip()) for k, v in row.items() if k is not None},
             )
         )
         if len(batch) >= BATCH:
@@ -159,7 +171,7 @@ async def export_csv(db: Database, space_id: int, group: Group | None) -> AsyncI
     async with db.read() as conn:
         keys = sorted(await field_defs(conn, space_id))
     header = [*BUILT_IN, "tags", *keys]
-    yield _line(header)
+    yield csv_line(header)
     before = None
     while True:
         async with db.read() as conn:
@@ -169,7 +181,7 @@ async def export_csv(db: Database, space_id: int, group: Group | None) -> AsyncI
             extra = await _extras([r.id for r in rows], conn)
         for r in rows:
             fields, tag_names = extra.get(r.id, ({}, []))
-            yield _line(
+            yield csv_line(
                 [
                     r.name or "",
                     r.phone or "",
@@ -218,7 +230,23 @@ async def _extras(
     return out
 
 
-def _line(cells: Iterable[str]) -> str:
+def safe_cell(value: object) -> str:
+    """`value` as a cell no spreadsheet runs: a leading `'` before a formula character."""
+    text = "" if value is None else str(value)
+    if text.lstrip("'")[:1] in FORMULA_START and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def unquoted_cell(text: str) -> str:
+    """The value a cell holds: `safe_cell`'s quote (or a spreadsheet user's) removed."""
+    if text[:1] == "'" and text[1:].lstrip("'")[:1] in FORMULA_START:
+        return text[1:]
+    return text
+
+
+def csv_line(cells: Iterable[object]) -> str:
+    """One CSV record, every cell through `safe_cell`: the hub's only CSV writer."""
     buffer = io.StringIO()
-    csv.writer(buffer).writerow(cells)
+    csv.writer(buffer).writerow([safe_cell(c) for c in cells])
     return buffer.getvalue()

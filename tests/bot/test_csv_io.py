@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import io
 
 import pytest
 from aiohttp.web import Application
 
 from bot.contacts import create_field
-from bot.csv_io import export_csv, import_csv
+from bot.csv_io import export_csv, import_csv, safe_cell, unquoted_cell
 from bot.errors import InvalidPayload
 from bot.filters import Group
 from bot.keys import DB, DEFAULT_SPACE
@@ -92,3 +93,63 @@ async def test_bulk_tags_by_view_and_streamed_csv(client, app: Application) -> N
         "name,phone,email,language,tags,plan,seats",
         "Bea,+351944444444,bea@x.pt,,promo,free,",
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        (
+            '=HYPERLINK("http://evil.example","click")',
+            '\'=HYPERLINK("http://evil.example","click")',
+        ),
+        ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+        ("-2+3+cmd|' /C calc'!A0", "'-2+3+cmd|' /C calc'!A0"),
+        ("@SUM(A1:A9)", "'@SUM(A1:A9)"),
+        ("\t=1+1", "'\t=1+1"),
+        ("\r=1+1", "'\r=1+1"),
+        ("'=1+1", "''=1+1"),  # a value that already looks escaped keeps its own quote
+        # phone numbers and signed numbers call nothing: kept as they are
+        ("+34 600 123 456", "+34 600 123 456"),
+        ("+1 (555) 010-9999", "+1 (555) 010-9999"),
+        ("-12.5", "-12.5"),
+        ("Ana = Bea", "Ana = Bea"),
+        ("", ""),
+        (None, ""),
+        (3, "3"),
+    ],
+)
+def test_a_cell_that_starts_a_formula_is_quoted_and_reads_back(value: object, cell: str) -> None:
+    assert safe_cell(value) == cell
+    assert unquoted_cell(cell) == ("" if value is None else str(value))
+
+
+def test_a_spreadsheet_text_marker_before_a_formula_character_is_dropped_on_import() -> None:
+    assert unquoted_cell("'+34 600 123 456") == "+34 600 123 456"
+    assert unquoted_cell("'tis") == "'tis"  # an apostrophe that escapes nothing stays
+
+
+async def test_hostile_cells_export_inert_and_round_trip_unchanged(app: Application) -> None:
+    """Contacts name themselves; those names and field values must not run in a spreadsheet."""
+    space = app[DEFAULT_SPACE]
+    async with app[DB].write() as conn:
+        await create_field(conn, space, "note", "Note", "text", [])
+    rows = [
+        ['=HYPERLINK("http://evil.example","x")', "+34 600 123 456", "a@x.es", "", "", "@SUM(A1)"],
+        ["-cmd|' /C calc'!A0", "", "b@x.es", "", "=bad,vip", "+1+cmd|' /C calc'!A0"],
+    ]
+    source = io.StringIO()
+    csv.writer(source).writerows([["name", "phone", "email", "language", "tags", "note"], *rows])
+    report = await import_csv(app[DB], space, io.StringIO(source.getvalue()))
+    assert report.errors == [] and report.created == 2
+
+    exported = "".join([line async for line in export_csv(app[DB], space, None)])
+    cells = list(csv.reader(io.StringIO(exported)))
+    dangerous = [c for row in cells for c in row if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert dangerous == ["+34 600 123 456"]  # the phone number, which calls nothing
+    assert ["'-cmd|' /C calc'!A0", "", "b@x.es", "", "'=bad,vip", "'+1+cmd|' /C calc'!A0"] in cells
+
+    again = await import_csv(app[DB], space, io.StringIO(exported))
+    assert again.errors == [] and (again.created, again.updated) == (0, 2)
+    assert "".join([line async for line in export_csv(app[DB], space, None)]) == exported
+    tags_of_b = [r for r in csv.DictReader(io.StringIO(exported)) if r["email"] == "b@x.es"]
+    assert tags_of_b[0]["tags"] == "'=bad,vip"
