@@ -17,6 +17,10 @@ from integrations.slack.agent_actions import AgentActions
 from integrations.slack.people import HOW_TO_LINK
 
 log = logging.getLogger(__name__)
+BOLT_LOG = logging.getLogger("integrations.slack.bolt")
+"""slack-bolt's own logger: its INFO lines carry request bodies (a refused signature
+logs the whole body), so only its warnings and errors are kept."""
+BOLT_LOG.setLevel(logging.WARNING)
 
 NOTE = "note:"
 
@@ -26,6 +30,7 @@ def build_bolt(actions: AgentActions, client: AsyncWebClient, signing_secret: st
         client=client,
         signing_secret=signing_secret,
         process_before_response=True,  # answer after the commit: a retry finds it done
+        logger=BOLT_LOG,  # its loggers take this level (bolt copies it at build time)
     )
 
     @bolt.event("message")

@@ -130,10 +130,13 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def signed(secret: str, body: str, content_type: str, retry: int | None = None) -> dict[str, str]:
-    """The headers Slack sends with a request body."""
+def signed(
+    secret: str, body: str | bytes, content_type: str, retry: int | None = None
+) -> dict[str, str]:
+    """The headers Slack sends with a request body (signed over its exact bytes)."""
     timestamp = str(int(time.time()))
-    digest = hmac.new(secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256)
+    raw = body.encode() if isinstance(body, str) else body
+    digest = hmac.new(secret.encode(), f"v0:{timestamp}:".encode() + raw, hashlib.sha256)
     headers = {
         "Content-Type": content_type,
         "X-Slack-Request-Timestamp": timestamp,

@@ -64,7 +64,9 @@ class Desk:
     def telegram_texts(self) -> list[str]:
         return [c.params["text"] for c in self.telegram.sent("sendMessage")]
 
-    async def slack_post(self, body: str, content_type: str, retry: int | None = None) -> Any:
+    async def slack_post(
+        self, body: str | bytes, content_type: str, retry: int | None = None
+    ) -> Any:
         return await self.hub.post(
             "/slack/events", data=body, headers=signed(SIGNING_SECRET, body, content_type, retry)
         )
