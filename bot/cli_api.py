@@ -56,7 +56,8 @@ COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
             "add-member": Call(
                 "POST",
                 "/organization/members",
-                "add someone (an existing user keeps their other organizations)",
+                "add someone (a person with an account in another organization is invited "
+                "and accepts with the printed code)",
                 (("email", {}), ("--name", {"required": True}), ("--role", ORG_ROLES)),
             ),
             "set-role": Call(
@@ -109,7 +110,8 @@ COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
             "add": Call(
                 "POST",
                 "/users",
-                "add a user to the space",
+                "add a user to the space (someone with an account in another organization is "
+                "invited: pass them the printed code)",
                 (
                     ("email", {}),
                     ("--name", {"required": True}),
@@ -120,7 +122,8 @@ COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
             "set": Call(
                 "PATCH",
                 "/users/{user_id}",
-                "change a user's availability, role or Slack id",
+                "change a user's role or capacity here; availability or Slack id only for "
+                "people of this organization alone",
                 (
                     ("user_id", ID),
                     ("--availability", {"choices": ["online", "away", "offline"]}),
@@ -128,6 +131,18 @@ COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
                     ("--slack-user-id", {}),
                     ("--capacity", {"type": int, "help": "most open conversations; 0: no limit"}),
                 ),
+            ),
+        },
+    ),
+    "invitations": (
+        "invitations of people with an account elsewhere",
+        {
+            "list": Call("GET", "/invitations", "list pending invitations"),
+            "withdraw": Call(
+                "DELETE",
+                "/invitations/{invitation_id}",
+                "withdraw a pending invitation",
+                (("invitation_id", ID),),
             ),
         },
     ),

@@ -94,6 +94,15 @@ def _delete(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _invites(operation: dict[str, Any]) -> dict[str, Any]:
+    """A POST that may invite instead of add: someone with an account elsewhere accepts."""
+    operation["post"]["responses"]["202"] = {
+        "description": "invited: someone with an account in another organization accepts "
+        "with the code (shown once)"
+    }
+    return operation
+
+
 def spec(server: str) -> dict[str, Any]:
     from bot.api_contacts import (
         BulkTags,
@@ -109,17 +118,9 @@ def spec(server: str) -> dict[str, Any]:
     )
     from bot.api_conversations import AgentMessage, Assignment, NewToken
     from bot.api_integrations import DialogflowIntegration
-    from bot.api_people import (
-        Member,
-        NewOrgMember,
-        NewSpace,
-        NewTeam,
-        NewUser,
-        OrgRole,
-        SpaceChange,
-        TeamChange,
-        UserChange,
-    )
+    from bot.api_invitations import InvitationCode
+    from bot.api_org import NewOrgMember, NewSpace, OrgRole
+    from bot.api_people import Member, NewTeam, NewUser, SpaceChange, TeamChange, UserChange
     from surveys.api import Send
     from surveys.definition import Survey
 
@@ -149,6 +150,7 @@ def spec(server: str) -> dict[str, Any]:
         OrgRole,
         TeamChange,
         DialogflowIntegration,
+        InvitationCode,
         Send,
         Survey,
     ):
@@ -351,10 +353,27 @@ def spec(server: str) -> dict[str, Any]:
             },
             "/api/v1/users": {
                 **_op("The space's users and their roles", {"type": "object"}, []),
-                **_write("Add a user to the space", NewUser, "201", []),
+                **_invites(_write("Add a user to the space", NewUser, "201", [])),
             },
+            "/api/v1/invitations": _op(
+                "Pending invitations: the space's (managers), the organization's (its admins)",
+                {"type": "object"},
+                [],
+            ),
+            "/api/v1/invitations/accept": _write(
+                "Accept an invitation with its code, as yourself; joining a space answers a "
+                "token for it (shown once)",
+                InvitationCode,
+                "200",
+                [],
+            ),
+            "/api/v1/invitations/{invitation_id}": _delete(
+                "Withdraw a pending invitation", [_param("invitation_id", "path")]
+            ),
             "/api/v1/users/{user_id}": _write(
-                "Change availability (anyone, for themselves), role or Slack id (managers)",
+                "Change the space's membership (role, capacity: managers) or the person's "
+                "availability and Slack id (themselves, or an admin of every organization they "
+                "belong to; an agent token only its own availability)",
                 UserChange,
                 "200",
                 [_param("user_id", "path")],
@@ -502,11 +521,13 @@ def spec(server: str) -> dict[str, Any]:
             "/api/v1/organization": _op(
                 "The organization and its members (organization admins)", {"type": "object"}, []
             ),
-            "/api/v1/organization/members": _write(
-                "Add someone to the organization (admin, billing_admin or member)",
-                NewOrgMember,
-                "201",
-                [],
+            "/api/v1/organization/members": _invites(
+                _write(
+                    "Add someone to the organization (admin, billing_admin or member)",
+                    NewOrgMember,
+                    "201",
+                    [],
+                )
             ),
             "/api/v1/organization/members/{user_id}": {
                 **_write(
