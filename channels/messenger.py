@@ -26,7 +26,7 @@ from bot.model import (
     TextPart,
 )
 from channels.base import parse_each
-from channels.meta import MetaChannel, MetaCredentials, within
+from channels.meta import MetaChannel, MetaCredentials, ident, listed, moment, within
 from channels.render import Capabilities, fits, numbered, split_text
 
 log = logging.getLogger(__name__)
@@ -52,19 +52,24 @@ class MessengerChannel(MetaChannel):
     kind = "messenger"
     credentials_model = MessengerCredentials
     capabilities = CAPABILITIES
+    webhook_object = "page"  # Instagram's deliveries say "instagram"
 
     @property
     def access_token(self) -> str:
         return self.config.credentials.page_token.get_secret_value()  # type: ignore[attr-defined]
 
+    @property
+    def account(self) -> str:
+        return self.config.credentials.page_id  # type: ignore[attr-defined,no-any-return]
+
     # --- in ---------------------------------------------------------------------
 
-    def parse(self, payload: Any) -> list[Event]:
-        events: list[Event] = []
-        for entry in payload.get("entry", []) if isinstance(payload, dict) else []:
-            if isinstance(entry, dict):
-                events += parse_each(self, entry.get("messaging", []), _event)
-        return events
+    def entry(self, entry: Any, foreign: list[Any]) -> list[Event]:
+        """An entry is one page's: its `id` must be this channel's page."""
+        if not self.owns(entry.get("id")):
+            foreign.append(entry.get("id"))
+            return []
+        return parse_each(self, listed(entry.get("messaging")), _event)
 
     # --- out --------------------------------------------------------------------
 
@@ -125,7 +130,7 @@ class MessengerChannel(MetaChannel):
 
 
 def _event(item: dict[str, Any]) -> list[Event]:
-    sender = Sender(external_id=str(item["sender"]["id"]))
+    sender = Sender(external_id=ident(item["sender"]["id"]))
     if "message" in item:
         message = item["message"]
         if message.get("is_echo"):
@@ -155,7 +160,7 @@ def _event(item: dict[str, Any]) -> list[Event]:
         referral = (postback.get("referral") or {}).get("ref")
         return [
             Postback(
-                external_id=postback.get("mid") or f"pb:{item['timestamp']}",
+                external_id=postback.get("mid") or f"pb:{_stamp(item['timestamp'])}",
                 sender=sender,
                 payload=postback["payload"],
                 title=postback.get("title"),
@@ -165,7 +170,7 @@ def _event(item: dict[str, Any]) -> list[Event]:
     if "delivery" in item:
         return [
             StatusChanged(external_id=mid, status="delivered")
-            for mid in item["delivery"].get("mids", [])
+            for mid in listed(item["delivery"].get("mids"))
         ]
     if "read" in item:
         return [ReadUpTo(sender=sender, watermark=_time(item["read"]["watermark"]))]
@@ -174,7 +179,7 @@ def _event(item: dict[str, Any]) -> list[Event]:
         emoji = reaction.get("emoji", "") if reaction.get("action") == "react" else ""
         return [
             Reaction(
-                external_id=f"re:{reaction['mid']}:{item['timestamp']}",
+                external_id=f"re:{ident(reaction['mid'])}:{_stamp(item['timestamp'])}",
                 sender=sender,
                 emoji=emoji,
                 to_external_id=reaction["mid"],
@@ -188,7 +193,7 @@ def _parts(message: dict[str, Any]) -> list[Part]:
     parts: list[Part] = []
     if message.get("text"):
         parts.append(TextPart(text=message["text"]))
-    for attachment in message.get("attachments", []):
+    for attachment in listed(message.get("attachments")):
         kind, payload = attachment.get("type"), attachment.get("payload") or {}
         if kind in ATTACHMENT_TYPES:
             parts.append(MediaPart(type=ATTACHMENT_TYPES[kind], url=payload.get("url")))
@@ -203,4 +208,10 @@ def _parts(message: dict[str, Any]) -> list[Part]:
 
 
 def _time(ms: Any) -> datetime:
-    return datetime.fromtimestamp(int(ms) / 1000, UTC) if ms is not None else datetime.now(UTC)
+    return moment(ms, per_second=1000) if ms is not None else datetime.now(UTC)
+
+
+def _stamp(ms: Any) -> int:
+    """A timestamp that names an event (postbacks and reactions have no id of their own)."""
+    _time(ms)  # a number in range, or the item is malformed
+    return int(ms)

@@ -1,28 +1,46 @@
-"""What Messenger and WhatsApp share: Meta's webhook signature and handshake, the Graph
-API client, its error object, and the 24-hour window.
+"""What Messenger and WhatsApp share: Meta's webhook signature and handshake, the check
+that a delivery is this channel's own, total parsing helpers, the Graph API client, its
+error object, and the 24-hour window.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 from pydantic import BaseModel, SecretStr
 
 from bot.errors import DeliveryError, PermanentFailure, RetryLater, WebhookRejected
-from bot.model import Outbound
+from bot.model import Event, Outbound
 from bot.ratelimit import paced
-from channels.base import Channel, Media
+from channels.base import Channel, Media, parse_each
 
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
-RETRYABLE = {1, 2, 4, 17, 32, 341, 613, 80007, 130429, 131000, 131016, 131048, 131056}
+USAGE_HEADER = "X-Business-Use-Case-Usage"
+# How long Meta's throttles last, from its docs (Graph API rate limiting, WhatsApp error
+# codes); a retry sooner only meets the same error. Seconds.
+THROTTLED = {
+    4: 60.0,  # the app's request limit, counted over a rolling hour
+    17: 60.0,  # the user's request limit, rolling hour
+    32: 60.0,  # the page's request limit, rolling hour
+    613: 60.0,  # calls within one hour exceeded (the Send API's limit)
+    341: 60.0,  # application limit reached
+    80007: 60.0,  # the WhatsApp Business Account's rate limit, hourly
+    130429: 5.0,  # the number's throughput (messages a second)
+    131056: 6.0,  # pair rate: one message every 6 s from a number to the same user
+    131048: 900.0,  # spam rate limit: the number's quality restricts it; lifts over hours
+}
+# Meta is down or overloaded: unknown, service, temporary send failure, something went
+# wrong, service unavailable.
+UNAVAILABLE = {1, 2, 1200, 131000, 131016}
 EXPLAINED = {
     190: "the access token expired or was revoked: add the channel again with a new one",
     551: "this person isn't available right now (they may have blocked the page)",
@@ -36,6 +54,9 @@ EXPLAINED = {
     "new terms",
     131030: "the number is not in the test number's allowed list",
     131051: "WhatsApp does not support this kind of message",
+    131048: "WhatsApp limits this number because of its quality (messages blocked or "
+    "reported as spam): see its quality rating in WhatsApp Manager",
+    131056: "too many messages to this contact in a short time (one every 6 seconds)",
 }
 
 
@@ -46,22 +67,93 @@ class MetaCredentials(BaseModel):
 
 def explain(error: Mapping[str, Any]) -> str:
     """Meta's error object in words an agent understands, keeping the platform's text."""
-    code, subcode = error.get("code"), error.get("error_subcode")
+    code, subcode = _code(error.get("code")), _code(error.get("error_subcode"))
     known = EXPLAINED.get(subcode) or EXPLAINED.get(code)  # type: ignore[arg-type]
     text = error.get("message") or error.get("title") or "unknown error"
     return f"{known} ({code}: {text})" if known else f"Meta refused the message ({code}: {text})"
 
 
-def delivery_error(status: int, body: Any) -> DeliveryError:
+def delivery_error(
+    status: int, body: Any, headers: Mapping[str, str] | None = None
+) -> DeliveryError:
     """The one place Graph API failures become retry-or-give-up decisions."""
-    error = body.get("error", {}) if isinstance(body, dict) else {}
-    code = error.get("code")
-    if status == 429 or status >= 500 or code in RETRYABLE:
-        return RetryLater(
-            30.0 if code in (4, 17, 32, 613, 80007, 130429) else 5.0,
-            f"Meta asks to slow down or is unavailable ({code or status})",
-        )
+    error = body.get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    code = _code(error.get("code"))
+    if code in THROTTLED:
+        after = max(THROTTLED[code], _regain_after(headers or {}))
+        return RetryLater(after, f"Meta asks to slow down: {explain(error)}")
+    if status == 429:
+        return RetryLater(max(30.0, _regain_after(headers or {})), "Meta asks to slow down (429)")
+    if status >= 500 or code in UNAVAILABLE:
+        return RetryLater(5.0, f"Meta is unavailable ({code or status})")
     return PermanentFailure(explain(error) if error else f"Meta answered HTTP {status}")
+
+
+def _code(value: Any) -> int | None:
+    """Meta's codes are numbers; some proxies pass them on as strings."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit() and len(value) < 12:
+        return int(value)
+    return None
+
+
+def _regain_after(headers: Mapping[str, str]) -> float:
+    """Meta's own estimate of when a throttled account may call again, in seconds (0: none).
+
+    `X-Business-Use-Case-Usage` maps business ids to usage objects carrying
+    `estimated_time_to_regain_access` in minutes.
+    """
+    try:
+        usage = json.loads(headers.get(USAGE_HEADER) or "{}")
+        minutes = [
+            float(u.get("estimated_time_to_regain_access") or 0)
+            for uses in usage.values()
+            for u in uses
+        ]
+    except (ValueError, TypeError, AttributeError):
+        return 0.0
+    return min(max(minutes, default=0.0) * 60, 24 * 3600.0)
+
+
+def listed(value: Any) -> list[Any]:
+    """A payload's list field: absent is empty, another type raises `TypeError`.
+
+    `parse_each` then skips the one item holding it, never its neighbours; iterating a
+    string or an object instead would make events of its characters or keys.
+    """
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise TypeError(f"a list was expected, not {type(value).__name__}")
+    return value
+
+
+def ident(value: Any) -> str:
+    """A platform id: a non-empty string or an integer, else `ValueError`.
+
+    `str()` of anything would turn an object or a boolean into an id nobody sent.
+    """
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"not an id: {type(value).__name__}")
+
+
+def moment(value: Any, per_second: int = 1) -> datetime:
+    """A Unix time (milliseconds with `per_second=1000`) as an aware datetime.
+
+    Out of range raises `ValueError`, which `parse_each` skips; the `OverflowError` or
+    `OSError` of the conversion would escape it and answer the webhook 500.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(f"not a time: {type(value).__name__}")
+    try:
+        return datetime.fromtimestamp(int(value) / per_second, UTC)
+    except (OverflowError, OSError) as exc:
+        raise ValueError(f"time out of range: {exc}") from None
 
 
 def within(outbound: Outbound, hours: int) -> bool:
@@ -74,7 +166,10 @@ def within(outbound: Outbound, hours: int) -> bool:
 
 
 class MetaChannel(Channel):
-    """Shared by Messenger and WhatsApp; subclasses name the token and the sending object."""
+    """Shared by Messenger and WhatsApp; subclasses name the token, the product's webhook
+    `object` and the account (page, phone number) whose deliveries are theirs."""
+
+    webhook_object: ClassVar[str]
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
@@ -89,41 +184,103 @@ class MetaChannel(Channel):
     def access_token(self) -> str:
         raise NotImplementedError
 
+    @property
+    def account(self) -> str:
+        """The page or phone number id a delivery must name to be this channel's."""
+        raise NotImplementedError
+
+    def owns(self, value: Any) -> bool:
+        return (
+            isinstance(value, str | int)
+            and not isinstance(value, bool)
+            and str(value) == self.account
+        )
+
+    # --- in ---------------------------------------------------------------------
+
+    def parse(self, payload: Any) -> list[Event]:
+        """This account's events only, and never an exception (a 500 is redelivered forever).
+
+        Spaces may share one Meta app, whose secret signs every page's and number's
+        deliveries: another product's or account's are dropped, logged once, so they are
+        stored under no channel.
+        """
+        if not isinstance(payload, dict) or payload.get("object") != self.webhook_object:
+            self._dropped("not a delivery of this product")
+            return []
+        entries = payload.get("entry")
+        if not isinstance(entries, list):
+            self._dropped("entry is not a list")
+            return []
+        foreign: list[Any] = []
+        events = parse_each(self, entries, lambda entry: self.entry(entry, foreign))
+        if foreign:
+            self._dropped("for another page or number", len(foreign))
+        return events
+
+    def entry(self, entry: Any, foreign: list[Any]) -> list[Event]:
+        """One `entry` item's events; what names another account goes to `foreign`."""
+        raise NotImplementedError
+
+    def _dropped(self, reason: str, items: int = 1) -> None:
+        log.warning(
+            "meta: delivery dropped",
+            extra={"channel": self.id, "kind": self.kind, "reason": reason, "items": items},
+        )
+
+    # --- out --------------------------------------------------------------------
+
     def verify(self, headers: Mapping[str, str], raw_body: bytes) -> None:
         secret = self.config.credentials.app_secret.get_secret_value()  # type: ignore[attr-defined]
         expected = "sha256=" + hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
-        given = headers.get(SIGNATURE_HEADER, "")
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        if not same_bytes(headers.get(SIGNATURE_HEADER, ""), expected):
             raise WebhookRejected(f"bad or missing {SIGNATURE_HEADER}")
 
     def handshake(self, query: Mapping[str, str]) -> str:
         token = self.config.credentials.verify_token.get_secret_value()  # type: ignore[attr-defined]
         given = query.get("hub.verify_token", "")
-        if query.get("hub.mode") != "subscribe" or not hmac.compare_digest(
-            given.encode(), token.encode()
-        ):
+        if query.get("hub.mode") != "subscribe" or not same_bytes(given, token):
             raise WebhookRejected("hub.verify_token does not match the channel's verify token")
         return query.get("hub.challenge", "")
 
-    async def graph(self, method: str, path: str, body: Any | None = None) -> Any:
+    async def graph(self, method: str, path: str, body: Any | None = None) -> dict[str, Any]:
         """Call the Graph API; the token travels in a header, never in a URL."""
         await self._bucket.acquire()
         url = f"{str(self.ctx.settings.graph_api_base).rstrip('/')}/{path.lstrip('/')}"
         headers = {"Authorization": f"Bearer {self.access_token}"}
         try:
             async with self.ctx.http.request(method, url, json=body, headers=headers) as resp:
-                data = await resp.json(content_type=None)
+                data = await _json(resp)
                 if resp.status >= 400:
-                    raise delivery_error(resp.status, data)
-                return data
+                    raise delivery_error(resp.status, data, resp.headers)
+                return data if isinstance(data, dict) else {}
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise RetryLater(5.0, f"Meta unreachable: {type(exc).__name__}") from None
 
     async def fetch_media(self, media_id: str) -> Media:
         """Graph media: look up the short-lived URL, then download it with the same token."""
         meta = await self.graph("GET", media_id)
+        if not isinstance(meta.get("url"), str):
+            raise PermanentFailure(f"Meta has no file for media {media_id}")
         headers = {"Authorization": f"Bearer {self.access_token}"}
         async with self.ctx.http.get(meta["url"], headers=headers) as resp:
             if resp.status >= 400:
-                raise delivery_error(resp.status, await resp.json(content_type=None))
+                raise delivery_error(resp.status, await _json(resp), resp.headers)
             return Media(await resp.read(), meta.get("mime_type") or resp.content_type)
+
+
+def same_bytes(given: str, expected: str) -> bool:
+    """Constant-time equality of what was sent, byte for byte.
+
+    A header that is not UTF-8 reaches us with surrogate escapes: encoding them back
+    gives the bytes sent, where a plain `encode()` would raise and answer 500.
+    """
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode())
+
+
+async def _json(resp: aiohttp.ClientResponse) -> Any:
+    """The body as JSON, or None: a proxy's HTML error page must not escape as ValueError."""
+    try:
+        return await resp.json(content_type=None)
+    except ValueError:
+        return None

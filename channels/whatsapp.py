@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -27,7 +26,14 @@ from bot.model import (
     TextPart,
 )
 from channels.base import parse_each
-from channels.meta import MetaChannel, MetaCredentials, explain, within
+from channels.meta import (
+    MetaChannel,
+    MetaCredentials,
+    explain,
+    listed,
+    moment,
+    within,
+)
 from channels.render import Capabilities, fits, numbered, split_text
 
 log = logging.getLogger(__name__)
@@ -66,27 +72,37 @@ class WhatsAppChannel(MetaChannel):
     kind = "whatsapp"
     credentials_model = WhatsAppCredentials
     capabilities = CAPABILITIES
+    webhook_object = "whatsapp_business_account"
 
     @property
     def access_token(self) -> str:
         return self.config.credentials.access_token.get_secret_value()  # type: ignore[attr-defined]
 
+    @property
+    def account(self) -> str:
+        return self.config.credentials.phone_number_id  # type: ignore[attr-defined,no-any-return]
+
     # --- in ---------------------------------------------------------------------
 
-    def parse(self, payload: Any) -> list[Event]:
-        events: list[Event] = []
-        for entry in payload.get("entry", []) if isinstance(payload, dict) else []:
-            for change in entry.get("changes", []) if isinstance(entry, dict) else []:
-                value = change.get("value") or {}
-                names = {
-                    c.get("wa_id"): (c.get("profile") or {}).get("name")
-                    for c in value.get("contacts", [])
-                }
-                events += parse_each(
-                    self, value.get("messages", []), partial(_message, names=names)
-                )
-                events += parse_each(self, value.get("statuses", []), lambda s: [_status(s)])
-        return events
+    def entry(self, entry: Any, foreign: list[Any]) -> list[Event]:
+        """An entry is a business account's, which may have several numbers: each change
+        is matched to this channel's number by its `metadata.phone_number_id`."""
+        changes = listed(entry.get("changes"))
+        return parse_each(self, changes, lambda change: self._change(change, foreign))
+
+    def _change(self, change: Any, foreign: list[Any]) -> list[Event]:
+        if change.get("field", "messages") != "messages":
+            log.debug("whatsapp: webhook field ignored", extra={"channel": self.id})
+            return []
+        value = change["value"]
+        metadata = value.get("metadata")
+        number = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
+        if not self.owns(number):
+            foreign.append(number)
+            return []
+        names = _names(value.get("contacts"))
+        events = parse_each(self, listed(value.get("messages")), partial(_message, names=names))
+        return events + parse_each(self, listed(value.get("statuses")), lambda s: [_status(s)])
 
     # --- out --------------------------------------------------------------------
 
@@ -180,11 +196,28 @@ def _interactive(part: QuickRepliesPart) -> dict[str, Any] | None:
     return None
 
 
-def _message(message: dict[str, Any], names: dict[str, str | None]) -> list[Event]:
+def _names(contacts: Any) -> dict[str, str]:
+    """wa_id -> profile name; a malformed contact only loses its name, never a message."""
+    names: dict[str, str] = {}
+    for contact in contacts if isinstance(contacts, list) else []:
+        if not isinstance(contact, dict):
+            continue
+        wa_id, profile = contact.get("wa_id"), contact.get("profile")
+        name = profile.get("name") if isinstance(profile, dict) else None
+        if isinstance(wa_id, str) and isinstance(name, str):
+            names[wa_id] = name
+    return names
+
+
+def _message(message: dict[str, Any], names: dict[str, str]) -> list[Event]:
     wa_id = message["from"]
+    if not isinstance(wa_id, str) or not wa_id.isdigit():
+        raise ValueError("from is not a WhatsApp id")
     sender = Sender(external_id=wa_id, name=names.get(wa_id), phone=f"+{wa_id}")
     external_id, kind = message["id"], message["type"]
-    sent_at = datetime.fromtimestamp(int(message["timestamp"]), UTC)
+    if not isinstance(kind, str):
+        raise TypeError("type is not a string")
+    sent_at = moment(message["timestamp"])
     if kind == "interactive":
         interactive = message["interactive"]
         reply = interactive.get("button_reply") or interactive.get("list_reply")
@@ -257,16 +290,16 @@ def _parts(message: dict[str, Any]) -> list[Part]:
         return [
             ContactCardPart(
                 name=c["name"]["formatted_name"],
-                phones=tuple(p["phone"] for p in c.get("phones", [])),
-                emails=tuple(e["email"] for e in c.get("emails", [])),
+                phones=tuple(p["phone"] for p in listed(c.get("phones"))),
+                emails=tuple(e["email"] for e in listed(c.get("emails"))),
             )
-            for c in message["contacts"]
+            for c in listed(message["contacts"])
         ]
     return []
 
 
 def _status(status: dict[str, Any]) -> StatusChanged:
-    errors = status.get("errors") or []
+    errors = listed(status.get("errors"))
     return StatusChanged(
         external_id=status["id"],
         status=status["status"],

@@ -23,13 +23,15 @@ from bot.model import (
     StatusChanged,
     TextPart,
 )
-from bot.storage.tables import messages
+from bot.storage.tables import contacts, messages
 from channels.messenger import MessengerChannel
 from tests.channels.conftest import VERIFY_TOKEN, meta_channel, signed
+from tests.channels.malformed import mutations, raw_post
 from tests.conftest import count, eventually
 from tests.fakes.graph import FakeGraph
 
 PAGE = "1001"
+OTHER_PAGE = "9009"  # another space's page, on the same Meta app
 PSID = "2002"
 
 
@@ -81,6 +83,17 @@ async def test_signature_is_checked_on_the_raw_body(
     headers.pop("X-Hub-Signature-256")
     assert (await meta_hub.post(f"/webhooks/{channel.id}", data=raw, headers=headers)).status == 401
     assert await count(meta_hub.server.app, messages) == 0
+
+
+async def test_a_signature_header_that_is_not_utf8_is_401_not_500(
+    meta_hub: TestClient, channel: MessengerChannel
+) -> None:
+    raw, headers = signed(page(msg("m1", text="hi")))
+    good = headers["X-Hub-Signature-256"].encode()
+    url = f"/webhooks/{channel.id}"
+    for header in (good[:-1] + b"\xff", b"\xff" + good):
+        assert await raw_post(meta_hub, url, b"X-Hub-Signature-256: " + header, raw) == 401
+    assert await raw_post(meta_hub, url, b"X-Hub-Signature-256: " + good, raw) == 200
 
 
 async def test_conversation_both_ways(
@@ -267,6 +280,120 @@ def test_render_degrades_more_than_13_quick_replies_and_splits_at_2000(
         )
     )
     assert [len(b["message"]["text"]) <= 2000 for b in long] == [True, True]
+
+
+# --- hostile or malformed deliveries ----------------------------------------------------
+
+
+async def _stored(app: Any) -> list[str]:
+    async with app[DB].read() as conn:
+        query = sa.select(messages.c.external_id).where(messages.c.direction == "in")
+        return list((await conn.execute(query.order_by(messages.c.id))).scalars())
+
+
+async def test_another_pages_entries_and_other_products_are_dropped(
+    meta_hub: TestClient, channel: MessengerChannel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Spaces may share one Meta app (one secret): only this channel's page is taken."""
+    url, app = f"/webhooks/{channel.id}", meta_hub.server.app
+    theirs = page(msg("m1", text="for the other space"))
+    theirs["entry"][0]["id"] = OTHER_PAGE
+    instagram = {**page(msg("m2", text="an Instagram DM")), "object": "instagram"}
+    no_object = {"entry": page(msg("m3", text="no object"))["entry"]}
+    for body in (theirs, instagram, no_object):
+        raw, headers = signed(body)
+        assert (await meta_hub.post(url, data=raw, headers=headers)).status == 200
+    assert await count(app, messages) == 0 and await count(app, contacts) == 0
+
+    mixed = page(msg("m4", text="ours"))
+    mixed["entry"][:0] = [
+        {"id": OTHER_PAGE, "time": 1, "messaging": [msg("m5", text="theirs")]},
+        {"id": int(OTHER_PAGE), "time": 1, "messaging": [msg("m6", text="theirs")]},
+        {"time": 1, "messaging": [msg("m7", text="no page")]},
+    ]
+    raw, headers = signed(mixed)
+    assert (await meta_hub.post(url, data=raw, headers=headers)).status == 200
+    assert await _stored(app) == ["m4"]
+
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert channel.parse(theirs) == []
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1
+
+
+MALFORMED: list[Any] = [
+    {"object": "page", "entry": None},
+    {"object": "page", "entry": "x"},
+    {"object": "page", "entry": {"id": PAGE}},
+    {"object": "page", "entry": [None, 1, "x", [], {"id": PAGE, "messaging": None}]},
+    {"object": "page", "entry": [{"id": PAGE, "messaging": msg("m1", text="a dict")}]},
+    {"object": "page", "entry": [{"id": PAGE, "messaging": [None, 5, "x", []]}]},
+    page(msg("m1", text=5)),
+    page(msg(5, text="mid is a number")),
+    page({**msg("m1", text="hi"), "sender": {"id": {"x": 1}}}),
+    page({**msg("m1", text="hi"), "sender": {"id": True}}),
+    page({**msg("m1", text="hi"), "timestamp": 10**30}),
+    page({**msg("m1", text="hi"), "timestamp": float("inf")}),
+    page({**msg("m1", text="hi"), "timestamp": 1e308}),
+    page({**msg("m1", text="hi"), "message": "hi"}),
+    page({"sender": {"id": PSID}, "timestamp": 1, "read": {"watermark": 10**30}}),
+    page({"sender": {"id": PSID}, "timestamp": 1, "postback": {"payload": 5}}),
+    page({"sender": {"id": PSID}, "timestamp": [1], "postback": {"payload": "P"}}),
+    page({"sender": {"id": PSID}, "timestamp": 1, "delivery": {"mids": "m_OUT1"}}),
+    page(msg("m1", attachments="x")),
+    page(msg("m1", attachments=[{"type": "location", "payload": {"coordinates": None}}])),
+    page(msg("m1", attachments=[{"type": "image", "payload": {"url": 5}}])),
+    [page(msg("m1", text="a list around it"))],
+    "page",
+    10**30,
+    None,
+]
+
+
+async def test_malformed_deliveries_are_200_and_store_nothing(
+    meta_hub: TestClient, channel: MessengerChannel
+) -> None:
+    """A 4xx or 5xx makes Meta redeliver forever: what cannot be understood is dropped."""
+    for n, body in enumerate(MALFORMED):
+        raw, headers = signed(body)
+        resp = await meta_hub.post(f"/webhooks/{channel.id}", data=raw, headers=headers)
+        assert resp.status == 200, (n, body, await resp.text())
+    app = meta_hub.server.app
+    assert await count(app, messages) == 0 and await count(app, contacts) == 0
+
+
+async def test_a_malformed_item_keeps_its_neighbours(
+    meta_hub: TestClient, channel: MessengerChannel
+) -> None:
+    body = page({**msg("m1", text="hi"), "timestamp": 10**30}, msg("m2", text="fine"))
+    body["entry"][:0] = [None, {"id": PAGE, "messaging": "x"}]
+    raw, headers = signed(body)
+    assert (await meta_hub.post(f"/webhooks/{channel.id}", data=raw, headers=headers)).status == 200
+    assert await _stored(meta_hub.server.app) == ["m2"]
+
+
+def test_parse_is_total_whatever_is_wrong_wherever(channel: MessengerChannel) -> None:
+    located = {
+        "type": "location",
+        "title": "Home",
+        "payload": {"coordinates": {"lat": 1, "long": 2}},
+    }
+    first = msg("m1", text="hello", attachments=[located])
+    reaction = {
+        "sender": {"id": PSID},
+        "timestamp": 9,
+        "reaction": {"mid": "m_OUT1", "action": "react", "emoji": "x"},
+    }
+    payload = page(first, msg("m2", text="second"), reaction)
+    for at, broken in mutations(payload):
+        try:
+            events = channel.parse(broken)
+        except Exception as exc:  # the assertion says where
+            raise AssertionError(f"{at} = {broken!r}: {exc!r}") from exc
+        assert isinstance(events, list)
+        if at[:4] == ("entry", 0, "messaging", 0) and at != ("entry", 0, "messaging", 0):
+            assert "m2" in [getattr(e, "external_id", None) for e in events], at
+    assert len(channel.parse(payload)) == 3
 
 
 async def _is(get: Any, expected: object) -> bool:

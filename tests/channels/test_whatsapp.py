@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
-from bot.errors import PermanentFailure
+from bot.errors import PermanentFailure, RetryLater
 from bot.keys import DB
 from bot.model import (
     ContactCardPart,
@@ -25,12 +25,15 @@ from bot.model import (
     TextPart,
 )
 from bot.storage.tables import contacts, messages
+from channels.meta import delivery_error
 from channels.whatsapp import WhatsAppChannel
 from tests.channels.conftest import meta_channel, signed
+from tests.channels.malformed import mutations
 from tests.conftest import count, eventually
 from tests.fakes.graph import FakeGraph
 
 NUMBER_ID = "3003"
+OTHER_NUMBER_ID = "9003"  # another space's number, on the same Meta app
 WA_ID = "351912345678"
 
 
@@ -133,6 +136,78 @@ async def test_rate_limit_error_is_retried(
         )
 
 
+async def test_pair_rate_limit_waits_at_least_six_seconds(
+    graph: FakeGraph, channel: WhatsAppChannel
+) -> None:
+    """One message every 6 s from a number to the same user: sooner meets the same error."""
+    graph.fail(400, 131056, "(#131056) (Business Account, Consumer Account) pair rate limit hit")
+    out = Outbound(message_id=1, conversation_id=1, recipient=WA_ID, parts=(TextPart(text="x"),))
+    with pytest.raises(RetryLater) as caught:
+        await channel.send(out)
+    assert caught.value.after >= 6 and "one every 6 seconds" in str(caught.value)
+
+
+async def test_a_proxys_html_error_page_is_retried_not_a_crash(
+    graph: FakeGraph, channel: WhatsAppChannel
+) -> None:
+    graph.fail_raw(502, "<html><body>Bad Gateway</body></html>")
+    graph.fail_raw(400, "<html>Bad Request</html>")
+    out = Outbound(message_id=1, conversation_id=1, recipient=WA_ID, parts=(TextPart(text="x"),))
+    with pytest.raises(RetryLater):
+        await channel.send(out)
+    with pytest.raises(PermanentFailure, match="HTTP 400"):
+        await channel.send(out)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "at_least", "at_most"),
+    [
+        (400, 131056, 6, 60),  # pair rate limit
+        (400, 130429, 1, 60),  # the number's throughput (a second's worth)
+        (400, 131048, 600, None),  # spam rate limit: quality, lifts in hours not seconds
+        (400, 80007, 60, None),  # the business account's hourly rate limit
+        (400, 4, 60, None),  # the app's request limit (rolling hour)
+        (400, 17, 60, None),  # the user's
+        (400, 32, 60, None),  # the page's
+        (400, 613, 60, None),  # calls within one hour
+        (429, 999, 30, None),  # a 429 of any code
+        (500, 2, 1, 60),  # Meta unavailable
+        (400, 131000, 1, 60),  # something went wrong
+        (400, "131056", 6, 60),  # a code passed on as a string
+    ],
+)
+def test_meta_throttles_map_to_waits_from_metas_docs(
+    status: int, code: Any, at_least: float, at_most: float | None
+) -> None:
+    error = delivery_error(status, {"error": {"code": code, "message": "slow down"}})
+    assert isinstance(error, RetryLater)
+    assert error.after >= at_least and (at_most is None or error.after <= at_most)
+
+
+def test_metas_estimate_of_when_access_returns_is_honoured() -> None:
+    usage = (
+        '{"123": [{"type": "whatsapp", "call_count": 100, "estimated_time_to_regain_access": 10}]}'
+    )
+    error = delivery_error(400, {"error": {"code": 80007}}, {"X-Business-Use-Case-Usage": usage})
+    assert isinstance(error, RetryLater) and error.after == 600
+    for broken in (
+        "not json",
+        "[]",
+        '{"1": 5}',
+        '{"1": [{"estimated_time_to_regain_access": "x"}]}',
+    ):
+        error = delivery_error(400, {"error": {"code": 4}}, {"X-Business-Use-Case-Usage": broken})
+        assert isinstance(error, RetryLater) and error.after == 60
+
+
+@pytest.mark.parametrize(
+    "body", [None, "x", [], {"error": "x"}, {"error": {"code": True}}, {"error": {"code": [1]}}]
+)
+def test_a_malformed_error_body_is_a_failure_not_a_crash(body: Any) -> None:
+    assert isinstance(delivery_error(400, body), PermanentFailure)
+    assert isinstance(delivery_error(503, body), RetryLater)
+
+
 async def test_media_is_proxied_with_the_token_in_a_header(
     graph: FakeGraph, channel: WhatsAppChannel
 ) -> None:
@@ -197,6 +272,147 @@ def test_parse_every_kind_and_skip_the_broken_one(channel: WhatsAppChannel) -> N
     assert isinstance(events[11], Reaction) and events[11].to_external_id == "wamid.OUT1"
     assert isinstance(events[12], StatusChanged) and events[12].status == "read"
     assert events[0].sender.name == "Ana"
+
+
+# --- hostile or malformed deliveries ----------------------------------------------------
+
+
+async def _stored(app: Any) -> list[str]:
+    async with app[DB].read() as conn:
+        query = sa.select(messages.c.external_id).where(messages.c.direction == "in")
+        return list((await conn.execute(query.order_by(messages.c.id))).scalars())
+
+
+def _for(number: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    payload["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = number
+    return payload
+
+
+async def test_another_numbers_and_products_deliveries_are_dropped(
+    meta_hub: TestClient, channel: WhatsAppChannel, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Spaces may share one Meta app (one secret): only this channel's number is taken."""
+    url, app = f"/webhooks/{channel.id}", meta_hub.server.app
+    theirs = _for(OTHER_NUMBER_ID, change([wa("w1", "text", text={"body": "other space"})]))
+    as_page = {**change([wa("w2", "text", text={"body": "hi"})]), "object": "page"}
+    no_object = {"entry": change([wa("w3", "text", text={"body": "hi"})])["entry"]}
+    no_metadata = change([wa("w4", "text", text={"body": "hi"})])
+    del no_metadata["entry"][0]["changes"][0]["value"]["metadata"]
+    for body in (theirs, as_page, no_object, no_metadata, _for(None, change([wa("w5", "text")]))):
+        raw, headers = signed(body)
+        assert (await meta_hub.post(url, data=raw, headers=headers)).status == 200
+    assert await count(app, messages) == 0 and await count(app, contacts) == 0
+
+    mixed = change([wa("w6", "text", text={"body": "ours"})])
+    other = _for(int(OTHER_NUMBER_ID), change([wa("w7", "text", text={"body": "theirs"})]))
+    mixed["entry"][0]["changes"][:0] = other["entry"][0]["changes"]
+    mixed["entry"][:0] = theirs["entry"]
+    raw, headers = signed(mixed)
+    assert (await meta_hub.post(url, data=raw, headers=headers)).status == 200
+    assert await _stored(app) == ["w6"]
+
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert channel.parse(theirs) == []
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1
+
+
+WABA = "whatsapp_business_account"
+
+
+def _with(**value: Any) -> dict[str, Any]:
+    payload = change([wa("w1", "text", text={"body": "hi"})])
+    payload["entry"][0]["changes"][0]["value"].update(value)
+    return payload
+
+
+MALFORMED: list[Any] = [
+    {"object": "page", "entry": None},
+    {"object": WABA, "entry": None},
+    {"entry": [{"changes": None}]},
+    {"object": WABA, "entry": [{"changes": None}]},
+    {"object": WABA, "entry": "x"},
+    {"object": WABA, "entry": [None, 1, "x", [], {"changes": "x"}, {"changes": {"value": {}}}]},
+    {"object": WABA, "entry": [{"changes": [None, 1, "x", {"value": None}, {"value": "x"}]}]},
+    _with(metadata=None),
+    _with(metadata="x"),
+    _with(metadata={"phone_number_id": [NUMBER_ID]}),
+    _with(messages=wa("w1", "text", text={"body": "a dict"})),
+    _with(messages=[None, 5, "x", []], statuses="x"),
+    _with(messages=[wa("w1", "text", text={"body": 5})]),
+    _with(messages=[wa("w1", "text", text="hi")]),
+    _with(messages=[wa(5, "text", text={"body": "id is a number"})]),
+    _with(messages=[{**wa("w1", "text", text={"body": "hi"}), "from": 351}]),
+    _with(messages=[{**wa("w1", "text", text={"body": "hi"}), "from": ["351"]}]),
+    _with(messages=[{**wa("w1", "text", text={"body": "hi"}), "type": ["text"]}]),
+    _with(messages=[{**wa("w1", "text", text={"body": "hi"}), "timestamp": 10**30}]),
+    _with(messages=[{**wa("w1", "text", text={"body": "hi"}), "timestamp": "9" * 40}]),
+    _with(messages=[{**wa("w1", "text", text={"body": "hi"}), "timestamp": float("inf")}]),
+    _with(messages=[{**wa("w1", "text", text={"body": "hi"}), "timestamp": 1e308}]),
+    _with(messages=[wa("w1", "location", location={"latitude": float("nan"), "longitude": 1})]),
+    _with(messages=[wa("w1", "contacts", contacts="x")]),
+    _with(
+        messages=[wa("w1", "contacts", contacts=[{"name": {"formatted_name": "R"}, "phones": "x"}])]
+    ),
+    _with(messages=[wa("w1", "image", image="x")]),
+    _with(messages=[wa("w1", "interactive", interactive={"button_reply": "x"})]),
+    _with(statuses=[{"id": "wamid.OUT1", "status": "read", "errors": "x"}], messages=[]),
+    _with(statuses=[{"id": "wamid.OUT1", "status": "failed", "errors": [5]}], messages=[]),
+    [change([wa("w1", "text", text={"body": "a list around it"})])],
+    WABA,
+    10**30,
+    None,
+]
+
+
+async def test_malformed_deliveries_are_200_and_store_nothing(
+    meta_hub: TestClient, channel: WhatsAppChannel
+) -> None:
+    """A 4xx or 5xx makes Meta redeliver forever: what cannot be understood is dropped."""
+    for n, body in enumerate(MALFORMED):
+        raw, headers = signed(body)
+        resp = await meta_hub.post(f"/webhooks/{channel.id}", data=raw, headers=headers)
+        assert resp.status == 200, (n, body, await resp.text())
+    app = meta_hub.server.app
+    assert await count(app, messages) == 0 and await count(app, contacts) == 0
+
+
+async def test_a_malformed_item_keeps_its_neighbours(
+    meta_hub: TestClient, channel: WhatsAppChannel
+) -> None:
+    bad = {**wa("w1", "text", text={"body": "hi"}), "timestamp": 10**30}
+    body = _with(
+        messages=[bad, wa("w2", "text", text={"body": "fine"})],
+        contacts=[None, "x", {"wa_id": ["x"]}, {"wa_id": WA_ID, "profile": "x"}],
+    )
+    body["entry"][0]["changes"][:0] = [None, {"value": "x"}]
+    body["entry"][:0] = [None, {"changes": "x"}]
+    raw, headers = signed(body)
+    assert (await meta_hub.post(f"/webhooks/{channel.id}", data=raw, headers=headers)).status == 200
+    assert await _stored(meta_hub.server.app) == ["w2"]
+
+
+def test_parse_is_total_whatever_is_wrong_wherever(channel: WhatsAppChannel) -> None:
+    card = {"name": {"formatted_name": "Rui"}, "phones": [{"phone": "+351"}]}
+    status = {"id": "wamid.OUT1", "status": "failed", "errors": [{"code": 131047}]}
+    payload = change(
+        [
+            wa("w1", "contacts", contacts=[card]),
+            wa("w2", "text", text={"body": "second"}),
+            wa("w3", "interactive", interactive={"button_reply": {"id": "Y", "title": "Yes"}}),
+        ],
+        statuses=[status],
+    )
+    messages_at = ("entry", 0, "changes", 0, "value", "messages")
+    for at, broken in mutations(payload):
+        try:
+            events = channel.parse(broken)
+        except Exception as exc:  # the assertion says where
+            raise AssertionError(f"{at} = {broken!r}: {exc!r}") from exc
+        assert isinstance(events, list)
+        if at[:7] == (*messages_at, 0) and len(at) > 7:
+            assert "w2" in [getattr(e, "external_id", None) for e in events], at
+    assert len(channel.parse(payload)) == 4
 
 
 def test_render_buttons_list_and_numbered_fallback(channel: WhatsAppChannel) -> None:

@@ -1,8 +1,9 @@
 """A fake Meta Graph API: the Messenger Send API, WhatsApp Cloud API messages and media.
 
 Errors use Meta's error object `{"error": {"message", "type", "code",
-"error_subcode", "fbtrace_id"}}`; tests script them with `fail(...)`. The
-access token is only accepted in the Authorization header.
+"error_subcode", "fbtrace_id"}}`; tests script them with `fail(...)`, and a
+proxy's non-JSON error page with `fail_raw(...)`. The access token is only
+accepted in the Authorization header.
 """
 
 from __future__ import annotations
@@ -18,11 +19,18 @@ class FakeGraph:
     tokens: set[str] = field(default_factory=lambda: {"PAGE-TOKEN", "WA-TOKEN"})
     sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     media: dict[str, bytes] = field(default_factory=dict)
-    failures: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    failures: list[tuple[int, dict[str, Any] | str, dict[str, str]]] = field(default_factory=list)
     url: str = ""
     _next: int = 0
 
-    def fail(self, status: int, code: int, message: str, subcode: int | None = None) -> None:
+    def fail(
+        self,
+        status: int,
+        code: int,
+        message: str,
+        subcode: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         error: dict[str, Any] = {
             "message": message,
             "type": "OAuthException",
@@ -31,7 +39,10 @@ class FakeGraph:
         }
         if subcode is not None:
             error["error_subcode"] = subcode
-        self.failures.append((status, {"error": error}))
+        self.failures.append((status, {"error": error}, headers or {}))
+
+    def fail_raw(self, status: int, text: str) -> None:
+        self.failures.append((status, text, {}))
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -49,8 +60,10 @@ class FakeGraph:
             return _error(401, 190, "Invalid OAuth access token.")
         body = await request.json()
         if self.failures:
-            status, error = self.failures.pop(0)
-            return web.json_response(error, status=status)
+            status, error, headers = self.failures.pop(0)
+            if isinstance(error, str):
+                return web.Response(text=error, status=status, content_type="text/html")
+            return web.json_response(error, status=status, headers=headers)
         self.sent.append((request.match_info["object_id"], body))
         self._next += 1
         if body.get("messaging_product") == "whatsapp":
