@@ -19,9 +19,6 @@ from bot.api import _path_id
 from bot.api_contacts import _body
 from bot.api_invitations import invite, outsider, user_with_email
 from bot.api_org import EMAIL
-from bot.api_org import NewOrgMember as NewOrgMember  # re-exported for bot.openapi
-from bot.api_org import NewSpace as NewSpace
-from bot.api_org import OrgRole as OrgRole
 from bot.auth import PRINCIPAL
 from bot.bootstrap import user_by_email
 from bot.errors import Forbidden, InvalidPayload, NotFound
