@@ -206,7 +206,8 @@ messages = Table(
     Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
     Column("conversation_id", ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
     Column("channel_id", ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
-    Column("direction", String(3), nullable=False),  # in | out
+    # in | out | note (internal: never sent to the contact)
+    Column("direction", String(4), nullable=False),
     # the platform's message id: a redelivered webhook hits the unique constraint
     Column("external_id", String(128)),
     # outbound only: "<inbound message id>:<n>" so a re-run handler writes nothing twice
@@ -217,6 +218,10 @@ messages = Table(
     Column("status", String(12), nullable=False),
     Column("error", Text),
     Column("sender_user_id", ForeignKey("users.id", ondelete="SET NULL")),
+    # contact | user | bot | flow | automation | broadcast | unknown (outbound before 0006)
+    Column("sender_type", String(12), nullable=False, server_default="unknown"),
+    # user/automation/broadcast id; bot: "builtin" or the integration id; flow: survey id or "away"
+    Column("sender_id", String(64)),
     _created(),
     UniqueConstraint("channel_id", "external_id", name="uq_messages_channel_external"),
     Index("ix_messages_conversation", "conversation_id", "id"),
