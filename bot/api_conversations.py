@@ -1,10 +1,7 @@
-"""`/api/v1` for working conversations and managing tokens."""
+"""`/api/v1` for working conversations: reply, assign, close."""
 
 from __future__ import annotations
 
-from typing import Literal
-
-import sqlalchemy as sa
 from aiohttp import web
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -12,14 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot import conversation_ops as ops
 from bot.api import _path_id
 from bot.api_contacts import _body
-from bot.auth import PRINCIPAL, create_token
-from bot.errors import InvalidPayload, NotFound
-from bot.ingest import now
+from bot.auth import PRINCIPAL
+from bot.errors import InvalidPayload
 from bot.keys import DB, DESK_WAKE, SENDER
 from bot.model import Part, TextPart
-from bot.roles import RANK, require
 from bot.shortcuts import render
-from bot.storage.tables import api_tokens
 from surveys.start import after_close
 
 
@@ -35,11 +29,6 @@ class AgentMessage(BaseModel):
 
 class Assignment(BaseModel):
     user_id: int | None = Field(None, ge=1, le=2**63 - 1)
-
-
-class NewToken(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    role: Literal["billing", "agent", "manager", "admin"] = "agent"
 
 
 async def send_message(request: web.Request) -> web.Response:
@@ -107,51 +96,7 @@ def _wake_desk(request: web.Request) -> None:
         wake.set()
 
 
-async def create_api_token(request: web.Request) -> web.Response:
-    principal = request[PRINCIPAL]
-    require(request, "manager")
-    new = await _body(request, NewToken)
-    if RANK[new.role] > RANK.get(principal.role, 0):
-        raise InvalidPayload(f"a {principal.role} token cannot create a {new.role} token")
-    async with request.app[DB].write() as conn:
-        token = await create_token(conn, principal.space_id, principal.user_id, new.name, new.role)
-    return web.json_response({"token": token, "name": new.name, "role": new.role}, status=201)
-
-
-async def list_api_tokens(request: web.Request) -> web.Response:
-    require(request, "manager")
-    async with request.app[DB].read() as conn:
-        rows = await conn.execute(
-            sa.select(api_tokens)
-            .where(api_tokens.c.space_id == request[PRINCIPAL].space_id)
-            .order_by(api_tokens.c.id)
-        )
-        items = [
-            {"id": r.id, "name": r.name, "role": r.role, "revoked": r.revoked_at is not None}
-            for r in rows
-        ]
-    return web.json_response({"items": items})
-
-
-async def revoke_api_token(request: web.Request) -> web.Response:
-    require(request, "manager")
-    token_id = _path_id(request, "token_id")
-    async with request.app[DB].write() as conn:
-        done = await conn.execute(
-            api_tokens.update()
-            .where(api_tokens.c.id == token_id)
-            .where(api_tokens.c.space_id == request[PRINCIPAL].space_id)
-            .values(revoked_at=now())
-        )
-    if done.rowcount == 0:
-        raise NotFound(f"no token {token_id} in this space")
-    return web.Response(status=204)
-
-
 def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/conversations/{conversation_id}/messages", send_message)
     app.router.add_post("/api/v1/conversations/{conversation_id}/assign", assign)
     app.router.add_post("/api/v1/conversations/{conversation_id}/close", close)
-    app.router.add_get("/api/v1/tokens", list_api_tokens)
-    app.router.add_post("/api/v1/tokens", create_api_token)
-    app.router.add_delete("/api/v1/tokens/{token_id}", revoke_api_token)

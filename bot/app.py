@@ -18,6 +18,7 @@ from bot import (
     api_conversations,
     api_integrations,
     api_people,
+    api_tokens,
     media,
     ops,
     webhooks,
@@ -79,6 +80,7 @@ def create_app(settings: Settings, plugins: Plugins | None = None) -> web.Applic
     api_conversations.setup(app)
     api_people.setup(app)
     api_integrations.setup(app)
+    api_tokens.setup(app)
     surveys_api.setup(app)
     ops.setup(app)
     media.setup(app)

@@ -116,11 +116,12 @@ def spec(server: str) -> dict[str, Any]:
         Tags,
         ViewChange,
     )
-    from bot.api_conversations import AgentMessage, Assignment, NewToken
+    from bot.api_conversations import AgentMessage, Assignment
     from bot.api_integrations import DialogflowIntegration
     from bot.api_invitations import InvitationCode
     from bot.api_org import NewOrgMember, NewSpace, OrgRole
     from bot.api_people import Member, NewTeam, NewUser, SpaceChange, TeamChange, UserChange
+    from bot.api_tokens import NewToken
     from surveys.api import Send
     from surveys.definition import Survey
 
