@@ -1,25 +1,35 @@
-"""`/api/v1/surveys`: write surveys in YAML or JSON, send them, read the results."""
+"""`/api/v1/surveys`: write surveys in YAML or JSON, send them, read the results.
+
+A survey body is untrusted: JSON goes through `bot.untrusted.loads`, YAML through a
+`safe_load` loader without aliases (a "billion laughs" grows from bytes) and at most
+`MAX_DEPTH` levels, parsed off the event loop; then both must be plain JSON-like data
+(text keys, finite numbers within 64 bits) before the survey model sees them.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from typing import Any
+import asyncio
+import math
+import re
+from typing import Annotated, Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
+import yaml
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from bot import contacts as contact_ops
 from bot.api import _int_query, _iso, _limit, _path_id
 from bot.api_contacts import _body, _view_filter
 from bot.auth import PRINCIPAL
-from bot.errors import InvalidPayload
+from bot.csv_io import csv_line
+from bot.errors import InvalidPayload, PayloadTooLarge
 from bot.filters import compile_filter
 from bot.keys import DB
 from bot.roles import require
 from bot.storage.tables import contacts, flow_runs, surveys
+from bot.untrusted import MAX_DEPTH, clean_text, loads
 from surveys.definition import dump, parse_survey
 from surveys.engine import find_survey
 from surveys.fields import check_fields
@@ -27,13 +37,108 @@ from surveys.start import start_for_contact
 
 STATUSES = ("sent", "in_progress", "completed", "expired", "stopped")
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/plain")
+MAX_SURVEY_BYTES = 512_000  # 200 steps in a few languages fit many times over
+MAX_INT = 2**63 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_INT)]
 
 
 class Send(BaseModel):
     """Start the survey for these contacts, or for every contact a saved view selects."""
 
-    contact_ids: list[int] | None = Field(None, max_length=10_000)
-    view_id: int | None = Field(None, ge=1, le=2**63 - 1)
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    contact_ids: list[Id] | None = Field(None, max_length=10_000)
+    view_id: Id | None = None
+
+
+class _Loader(yaml.SafeLoader):
+    """`yaml.safe_load`'s loader, bounded: no aliases, `MAX_DEPTH` levels, dates as text,
+    and none of YAML's types a survey has no use for (binary, sets, ordered maps)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise InvalidPayload("YAML aliases (*name) are not accepted: write the value out")
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise InvalidPayload(f"the survey nests deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _refuse(kind: str) -> Any:
+    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+        raise InvalidPayload(f"YAML {kind} ({node.tag}) is not accepted in a survey")
+
+    return construct
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_scalar)
+for _tag, _kind in (("binary", "binary data"), ("set", "a set"), ("omap", "an ordered map")):
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse(_kind))
+_Loader.add_constructor("tag:yaml.org,2002:pairs", _refuse("pairs"))
+
+
+def _load_yaml(text: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise InvalidPayload(f"not YAML or JSON: {exc}") from None
+    except InvalidPayload:
+        raise
+    except (ValueError, RecursionError) as exc:  # int() of thousands of digits, ...
+        raise InvalidPayload(f"the survey has a value YAML cannot read: {exc}") from None
+
+
+def _plain(value: Any, where: str = "survey") -> Any:
+    """`value` if it is JSON-like data a survey can hold (strings cleaned), else a 400
+    naming where: text keys, finite numbers that fit 64 bits, lists and mappings."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if abs(value) > MAX_INT:
+            raise InvalidPayload(f"{where}: a number out of range (at most {MAX_INT})")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidPayload(f"{where}: numbers must be finite")
+        return value
+    if isinstance(value, list):
+        return [_plain(item, f"{where}.{n}") for n, item in enumerate(value)]
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidPayload(f"{where}: the key {str(key)[:40]!r} must be text (quote it)")
+            out[clean_text(key)] = _plain(item, key if where == "survey" else f"{where}.{key}")
+        return out
+    raise InvalidPayload(f"{where}: a {type(value).__name__} is not accepted")
+
+
+async def _survey_data(request: web.Request) -> Any:
+    """The body as plain data: JSON, or YAML with a YAML content type."""
+    raw = await request.read()
+    if len(raw) > MAX_SURVEY_BYTES:
+        raise PayloadTooLarge(f"a survey is at most {MAX_SURVEY_BYTES} bytes")
+    if request.content_type in YAML_TYPES:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidPayload("the survey is not UTF-8 text") from None
+        data = await asyncio.to_thread(_load_yaml, text)
+    else:
+        try:
+            data = loads(raw, "the survey")
+        except InvalidPayload as exc:
+            raise InvalidPayload(f"{exc}: send JSON, or YAML as application/yaml") from None
+    return _plain(data)
 
 
 async def list_surveys(request: web.Request) -> web.Response:
@@ -59,15 +164,10 @@ async def list_surveys(request: web.Request) -> web.Response:
 async def create_survey(request: web.Request) -> web.Response:
     """The body is the survey: JSON, or YAML with a YAML content type."""
     require(request, "manager")
-    raw = await request.text()
-    if request.content_type in YAML_TYPES:
-        survey = parse_survey(raw)
-    else:
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            raise InvalidPayload("send the survey as JSON, or YAML as application/yaml") from None
-        survey = parse_survey(data)
+    data = await _survey_data(request)
+    if not isinstance(data, dict):
+        raise InvalidPayload("a survey is a mapping with name and steps")
+    survey = parse_survey(data)
     space_id = request[PRINCIPAL].space_id
     async with request.app[DB].write() as conn:
         await check_fields(conn, space_id, survey)
@@ -202,7 +302,7 @@ async def results_csv(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="{survey.name}-results.csv"',
+            "Content-Disposition": _attachment(f"{survey.name}-results.csv"),
         }
     )
     await response.prepare(request)
@@ -231,9 +331,14 @@ async def results_csv(request: web.Request) -> web.StreamResponse:
 
 
 def _row(values: list[Any]) -> bytes:
-    out = io.StringIO()
-    csv.writer(out).writerow(values)
-    return out.getvalue().encode()
+    return csv_line(values).encode()
+
+
+def _attachment(filename: str) -> str:
+    """A download name from a survey's name: ASCII-safe, plus the exact one (RFC 6266);
+    a quote or a line break in the name can't break out of the header."""
+    ascii_name = re.sub(r"[^A-Za-z0-9._-]+", "_", filename)
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def setup(app: web.Application) -> None:
