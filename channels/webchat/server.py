@@ -17,11 +17,12 @@ from string import Template
 from typing import Any
 
 import sqlalchemy as sa
-from aiohttp import WebSocketError, WSMsgType, web
+from aiohttp import BodyPartReader, WebSocketError, WSMsgType, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from bot.api import message_json
 from bot.bus import RedisBus
-from bot.errors import InvalidPayload, NotFound
+from bot.errors import ChanCenterError, InvalidPayload, NotFound, PayloadTooLarge
 from bot.http import error_response
 from bot.keys import CHANNELS, DB, DEFAULT_SPACE, REDIS, SETTINGS
 from bot.model import (
@@ -36,10 +37,11 @@ from bot.model import (
 from bot.storage.tables import channels, conversations, identities, messages
 from bot.webhooks import accept
 from channels.base import Channel
+from channels.webchat.cleanup import sweep_forever
 from channels.webchat.frames import Hello, Receipt, SendMessage, SendPostback, parse_frame
 from channels.webchat.hub import WEBCHAT_HUB, WebchatHub
 from channels.webchat.session import new_session, visitor_of
-from channels.webchat.uploads import UploadStore, serve_file
+from channels.webchat.uploads import QuotaExceeded, UploadStore, serve_file
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 UPLOADS = web.AppKey("webchat_uploads", UploadStore)
 HISTORY = 200
 MAX_FRAME = 64 * 1024
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the file itself
 
 
 @dataclass
@@ -200,6 +203,8 @@ def _parts(
         stored, _ = store.get(attachment.file_id)
         if stored.visitor_id != visitor.id or stored.channel_id != channel.id:
             raise NotFound("no such file")  # another visitor's file is not theirs to send
+        if not store.attachable(stored.file_id):
+            raise InvalidPayload("that upload has expired; upload it again")
         parts.append(
             MediaPart(
                 type=stored.kind,
@@ -228,13 +233,31 @@ async def upload(request: web.Request) -> web.Response:
     visitor_id = visitor_of(request.app[SETTINGS].signing_key(), channel.id, token.strip())
     if scheme.lower() != "bearer" or visitor_id is None:
         return error_response(401, "send the web-chat session token as a bearer token")
+    store = request.app[UPLOADS]
+    if (request.content_length or 0) > store.max_bytes + MULTIPART_OVERHEAD:
+        # refused on the declared length, before a byte of the body is read
+        raise PayloadTooLarge(f"file larger than {store.max_bytes} bytes")
     if not request.content_type.startswith("multipart/"):
         raise InvalidPayload("send the file as multipart/form-data in a field named 'file'")
-    reader = await request.multipart()
-    part = await reader.next()
-    if part is None or getattr(part, "name", None) != "file":
-        raise InvalidPayload("send the file in a multipart field named 'file'")
-    stored = await request.app[UPLOADS].save(part, channel.id, visitor_id)  # type: ignore[arg-type]
+    try:
+        reader = await request.multipart()
+        part = await reader.next()
+        if not isinstance(part, BodyPartReader) or part.name != "file":
+            raise InvalidPayload("send the file in a multipart field named 'file'")
+        stored = await store.save(part, channel.id, visitor_id)
+    except QuotaExceeded as exc:
+        log.info("web-chat upload quota used", extra={"channel": channel.id})
+        response = error_response(429, str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    except TimeoutError:
+        log.info("web-chat upload too slow", extra={"channel": channel.id})
+        return error_response(408, f"the file stalled for {store.idle_timeout:g} s; send it again")
+    except ChanCenterError:
+        raise
+    except (ValueError, HttpProcessingError) as exc:  # aiohttp's multipart parser refused it
+        log.info("web-chat upload malformed", extra={"channel": channel.id, "error": repr(exc)})
+        raise InvalidPayload("the body is not the multipart/form-data it says it is") from None
     log.info(
         "web-chat upload stored",
         extra={"channel": channel.id, "size": stored.size, "mime": stored.mime_type},
@@ -282,15 +305,19 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     redis = app.get(REDIS)
     app[WEBCHAT_HUB] = hub = WebchatHub(RedisBus(redis, "cc:webchat") if redis else None)
-    app[UPLOADS] = UploadStore(settings.data_dir / "uploads", settings.max_upload_bytes)
-    listener = None
+    app[UPLOADS] = store = UploadStore(
+        settings.data_dir / "uploads",
+        settings.max_upload_bytes,
+        idle_timeout=settings.read_timeout,
+    )
+    tasks = [asyncio.create_task(sweep_forever(store, app[DB]))]
     if hub.bus is not None:
-        listener = asyncio.create_task(hub.bus.listen(hub.delivered_from_bus))
+        tasks.append(asyncio.create_task(hub.bus.listen(hub.delivered_from_bus)))
     yield
-    if listener is not None:
-        listener.cancel()
+    for task in tasks:
+        task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await listener
+            await task
     await hub.close_all()
 
 

@@ -8,10 +8,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from bot.keys import SETTINGS
 from bot.storage.tables import messages
-from channels.webchat.server import UPLOADS
-from tests.channels.webchat.widget import PNG, Visitor, texts, upload
+from tests.channels.webchat.widget import Visitor, texts
 from tests.conftest import add_channel, count, eventually
 
 
@@ -156,51 +154,3 @@ async def test_read_receipt_updates_status_only_for_own_messages(
         )
 
     await eventually(is_read)
-
-
-async def test_image_upload_is_sent_as_an_image_part(client: TestClient, visitor: Visitor) -> None:
-    resp = await upload(client, visitor.channel, visitor.token, PNG, "image/png", "cat.png")
-    assert resp.status == 200, await resp.text()
-    meta = await resp.json()
-    assert meta["mime_type"] == "image/png" and meta["size"] == len(PNG)
-
-    served = await client.get(meta["url"])
-    assert served.status == 200 and await served.read() == PNG
-    assert served.headers["Content-Type"] == "image/png"
-    assert served.headers["X-Content-Type-Options"] == "nosniff"
-
-    await visitor.ws.send_json(
-        {"type": "message", "id": "img", "attachments": [{"file_id": meta["file_id"]}]}
-    )
-    assert (await visitor.recv("ack"))["message_id"]
-    again = Visitor(client, visitor.channel)
-    history = await again.connect(visitor.token)
-    assert history[0]["parts"][0]["type"] == "image"
-    assert history[0]["parts"][0]["url"] == meta["url"]
-
-
-async def test_upload_rules(client: TestClient, app: web.Application, visitor: Visitor) -> None:
-    no_token = await upload(client, visitor.channel, None, PNG, "image/png")
-    assert no_token.status == 401
-    exe = await upload(client, visitor.channel, visitor.token, b"MZ..", "application/x-msdownload")
-    assert exe.status == 400 and "not accepted" in (await exe.json())["detail"]
-    disguised = await upload(client, visitor.channel, visitor.token, b"<script>", "image/png")
-    assert disguised.status == 400 and "not image/png" in (await disguised.json())["detail"]
-    limit = app[SETTINGS].max_upload_bytes
-    too_big = await upload(client, visitor.channel, visitor.token, b"a" * (limit + 1), "text/plain")
-    assert too_big.status == 413
-    # nothing refused is left on disk
-    root = app[UPLOADS].root
-    assert not root.exists() or list(root.iterdir()) == []
-
-
-async def test_another_visitors_file_cannot_be_attached(
-    client: TestClient, visitor: Visitor
-) -> None:
-    meta = await (await upload(client, visitor.channel, visitor.token, PNG, "image/png")).json()
-    thief = Visitor(client, visitor.channel)
-    await thief.connect()
-    await thief.ws.send_json(
-        {"type": "message", "id": "x", "attachments": [{"file_id": meta["file_id"]}]}
-    )
-    assert (await thief.recv("error"))["code"] == "invalid_message"
