@@ -92,7 +92,12 @@ async def list_conversations(request: web.Request) -> web.Response:
 
 
 async def list_messages(request: web.Request) -> web.Response:
-    """Oldest first; keyset pagination with `?after=<id>`."""
+    """Oldest first; keyset pagination with `?after=<id>`; `?include=notes` adds the
+    agents' internal notes."""
+    known_query(request, "after", "limit", "include")
+    include = request.query.get("include")
+    if include not in (None, "notes"):
+        raise InvalidPayload("include takes only 'notes'")
     space_id = request[PRINCIPAL].space_id
     conversation_id = _path_id(request, "conversation_id")
     async with request.app[DB].read() as conn:
@@ -114,6 +119,8 @@ async def list_messages(request: web.Request) -> web.Response:
         )
         if (after := _int_query(request, "after")) is not None:
             query = query.where(messages.c.id > after)
+        if include is None:
+            query = query.where(messages.c.direction != "note")
         rows = (await conn.execute(query)).all()
     key = request.app[SETTINGS].signing_key()
     items = [message_json(r, key) for r in rows]
@@ -125,6 +132,7 @@ def message_json(r: Any, key: bytes | None = None) -> dict[str, Any]:
     return {
         "id": r.id,
         "direction": r.direction,
+        "sender": sender_json(r.sender_type, r.sender_id),
         "parts": with_media_urls(key, r.channel_id, r.parts) if key else r.parts,
         "status": r.status,
         "error": r.error,
@@ -165,6 +173,21 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def docs(request: web.Request) -> web.Response:
     return web.Response(text=docs_html(spec(str(request.url.origin()))), content_type="text/html")
+
+
+def sender_json(kind: str, sender_id: str | None) -> dict[str, Any]:
+    """`{"type", "id"}`: ids of people, automations and broadcasts are numbers."""
+    numeric = kind in ("user", "automation", "broadcast") and sender_id and sender_id.isdigit()
+    return {"type": kind, "id": int(sender_id) if numeric else sender_id}
+
+
+def known_query(request: web.Request, *names: str) -> None:
+    """A misspelt query parameter would otherwise be ignored and answer everything."""
+    unknown = sorted(set(request.query) - set(names))
+    if unknown:
+        raise InvalidPayload(
+            f"unknown query parameter {unknown[0]!r}; this route takes {', '.join(names)}"
+        )
 
 
 def _path_id(request: web.Request, name: str) -> int:

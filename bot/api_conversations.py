@@ -27,6 +27,12 @@ class AgentMessage(BaseModel):
     )
 
 
+class Note(BaseModel):
+    """Internal: the contact never sees it."""
+
+    text: str = Field(min_length=1, max_length=10_000)
+
+
 class Assignment(BaseModel):
     user_id: int | None = Field(None, ge=1, le=2**63 - 1)
 
@@ -60,6 +66,16 @@ async def send_message(request: web.Request) -> web.Response:
     return web.json_response(
         {"id": message_id, "status": "pending", "duplicate": message_id is None}, status=202
     )
+
+
+async def add_note(request: web.Request) -> web.Response:
+    """A note for the other agents, listed with `?include=notes`."""
+    principal = request[PRINCIPAL]
+    body = await _body(request, Note)
+    async with request.app[DB].write() as conn:
+        conv = await ops.get(conn, _path_id(request, "conversation_id"), principal.space_id)
+        note_id = await ops.add_note(request.app[DB], conn, conv, body.text, principal.user_id)
+    return web.json_response({"id": note_id, "direction": "note"}, status=201)
 
 
 async def assign(request: web.Request) -> web.Response:
@@ -98,5 +114,6 @@ def _wake_desk(request: web.Request) -> None:
 
 def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/conversations/{conversation_id}/messages", send_message)
+    app.router.add_post("/api/v1/conversations/{conversation_id}/notes", add_note)
     app.router.add_post("/api/v1/conversations/{conversation_id}/assign", assign)
     app.router.add_post("/api/v1/conversations/{conversation_id}/close", close)

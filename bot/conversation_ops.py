@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.errors import InvalidPayload, NotFound
 from bot.ingest import now
-from bot.model import Part, parts_adapter
+from bot.model import Author, Part, parts_adapter
 from bot.storage.db import Database
 from bot.storage.tables import (
     assignments,
@@ -135,6 +135,30 @@ async def _record(
     )
 
 
+async def add_note(
+    db: Database, conn: AsyncConnection, conversation: Any, text: str, user_id: int | None
+) -> int:
+    """An internal note on the conversation: kept with its messages, never sent."""
+    return (
+        await conn.execute(
+            db.insert(messages)
+            .values(
+                space_id=conversation.space_id,
+                conversation_id=conversation.id,
+                channel_id=conversation.channel_id,
+                direction="note",
+                parts=[{"type": "text", "text": text}],
+                status="internal",
+                sender_user_id=user_id,
+                sender_type=Author.user(user_id).type,
+                sender_id=Author.user(user_id).id,
+                created_at=now(),
+            )
+            .returning(messages.c.id)
+        )
+    ).scalar_one()
+
+
 async def queue_agent_message(
     db: Database,
     conn: AsyncConnection,
@@ -142,8 +166,12 @@ async def queue_agent_message(
     parts: list[Part],
     user_id: int | None,
     dedupe_key: str | None,
+    author: Author | None = None,
 ) -> int | None:
-    """An agent's message to the contact, queued for the sender; None: a duplicate."""
+    """A message to the contact, queued for the sender; None: a duplicate.
+
+    Sent by `author`, or else by the user `user_id` (whose name it carries)."""
+    author = author or Author.user(user_id)
     if conversation.status != "open":
         raise InvalidPayload(
             "the conversation is closed; the contact's next message opens a new one"
@@ -160,6 +188,8 @@ async def queue_agent_message(
                 parts=parts_adapter.dump_python(parts, mode="json"),
                 status="pending",
                 sender_user_id=user_id,
+                sender_type=author.type,
+                sender_id=author.id,
                 created_at=at,
                 dedupe_key=dedupe_key[:64] if dedupe_key else None,
             )

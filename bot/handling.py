@@ -15,7 +15,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.bots import BotProvider
-from bot.model import Inbound, Part
+from bot.model import BOT, Author, Inbound, Part
 
 Write = Callable[[AsyncConnection], Awaitable[Any]]
 
@@ -45,7 +45,7 @@ class HandlerContext:
     bots: BotProvider
     app: web.Application  # the hub's services, for handlers that administer it
     desk_enabled: bool = False
-    replies: list[tuple[Part, ...]] = field(default_factory=list)
+    replies: list[tuple[tuple[Part, ...], Author]] = field(default_factory=list)
     new_handler: str | None = None
     assignee_id: int | None = None  # with new_handler "agent"
     team_id: int | None = None  # the queue a waiting conversation sits in
@@ -56,9 +56,9 @@ class HandlerContext:
     writes: list[Write] = field(default_factory=list)  # more, in the same transaction
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
-    def reply(self, *parts: Part) -> None:
-        """Queue one outbound message to the contact."""
-        self.replies.append(tuple(parts))
+    def reply(self, *parts: Part, by: Author = BOT) -> None:
+        """Queue one outbound message to the contact, sent `by` the bot unless said."""
+        self.replies.append((tuple(parts), by))
 
     def hand_over(self, handler: str) -> None:
         self.new_handler = handler

@@ -129,6 +129,7 @@ async def _inbound(
             "conversation_id": conversation[request.channel_id, event.sender.external_id][0],
             "channel_id": request.channel_id,
             "direction": "in",
+            "sender_type": "contact",
             "external_id": event.external_id,
             "parts": parts_adapter.dump_python(list(inbound_parts(event)), mode="json"),
             "status": "received",

@@ -204,6 +204,30 @@ class Seen(Frozen):
     status: Literal["delivered", "read"]
 
 
+class Author(Frozen):
+    """Who sent a message: `messages.sender_type` and `sender_id`, `sender` in the API.
+
+    `id` says which one: a user's, automation's or broadcast's id; for a bot, `builtin` or
+    the Dialogflow integration's; for a flow, the survey's id or `away`.
+    """
+
+    type: Literal["contact", "user", "bot", "flow", "automation", "broadcast", "unknown"]
+    id: str | None = None
+
+    @classmethod
+    def user(cls, user_id: int | None) -> Author:
+        return cls(type="user", id=str(user_id)) if user_id is not None else UNKNOWN
+
+    @classmethod
+    def survey(cls, survey_id: int) -> Author:
+        return cls(type="flow", id=str(survey_id))
+
+
+BOT = Author(type="bot")  # the handler says which bot where it knows
+AWAY = Author(type="flow", id="away")
+UNKNOWN = Author(type="unknown")
+
+
 class Reach(IntEnum):
     """`identities.blocked`: whether an identity may still be sent to."""
 

@@ -116,7 +116,7 @@ def spec(server: str) -> dict[str, Any]:
         Tags,
         ViewChange,
     )
-    from bot.api_conversations import AgentMessage, Assignment
+    from bot.api_conversations import AgentMessage, Assignment, Note
     from bot.api_integrations import DialogflowIntegration
     from bot.api_invitations import InvitationCode
     from bot.api_org import NewOrgMember, NewSpace, OrgRole
@@ -137,6 +137,7 @@ def spec(server: str) -> dict[str, Any]:
         Merge,
         AgentMessage,
         Assignment,
+        Note,
         NewToken,
         NewUser,
         UserChange,
@@ -178,7 +179,26 @@ def spec(server: str) -> dict[str, Any]:
         "type": "object",
         "properties": {
             "id": {"type": "integer"},
-            "direction": {"enum": ["in", "out"]},
+            "direction": {"enum": ["in", "out", "note"]},
+            "sender": {
+                "type": "object",
+                "description": "who sent it; `id`: a user's, automation's or broadcast's id, "
+                "`builtin` or the integration for a bot, the survey's id or `away` for a flow",
+                "properties": {
+                    "type": {
+                        "enum": [
+                            "contact",
+                            "user",
+                            "bot",
+                            "flow",
+                            "automation",
+                            "broadcast",
+                            "unknown",
+                        ]
+                    },
+                    "id": {"type": ["integer", "string", "null"]},
+                },
+            },
             "parts": {"$ref": "#/components/schemas/Parts"},
             "status": {"type": "string"},
             "error": nullable_str,
@@ -268,7 +288,12 @@ def spec(server: str) -> dict[str, Any]:
                 **_op(
                     "A conversation's messages, oldest first",
                     _list(message, "next_after"),
-                    [_param("conversation_id", "path"), limit, _param("after")],
+                    [
+                        _param("conversation_id", "path"),
+                        limit,
+                        _param("after"),
+                        _param("include", enum=["notes"]),
+                    ],
                 ),
                 **_write(
                     "Send a message to the contact as an agent (Idempotency-Key honoured)",
@@ -277,6 +302,12 @@ def spec(server: str) -> dict[str, Any]:
                     [_param("conversation_id", "path")],
                 ),
             },
+            "/api/v1/conversations/{conversation_id}/notes": _write(
+                "Add an internal note (never sent; listed with ?include=notes)",
+                Note,
+                "201",
+                [_param("conversation_id", "path")],
+            ),
             "/api/v1/conversations/{conversation_id}/assign": _write(
                 "Assign to a user of the space (null unassigns)",
                 Assignment,

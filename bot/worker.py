@@ -232,10 +232,12 @@ class Worker:
                 "reply_to_id": e.ctx.message_id,
                 "parts": parts_adapter.dump_python(list(parts), mode="json"),
                 "status": "pending",
+                "sender_type": author.type,
+                "sender_id": author.id,
                 "created_at": at,
             }
             for e in done
-            for n, parts in enumerate(e.ctx.replies)
+            for n, (parts, author) in enumerate(e.ctx.replies)
         ]
         if replies:
             inserted = await conn.execute(

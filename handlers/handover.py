@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.handling import HandlerContext
 from bot.ingest import now
 from bot.keys import DB, METRICS
-from bot.model import TextPart
+from bot.model import AWAY, TextPart
 from bot.sender import db_datetime
 from bot.storage.tables import (
     assignments,
@@ -160,4 +160,4 @@ async def hand_over(
 
             if await start_here(ctx, away_flow, return_to="waiting"):
                 return
-        ctx.reply(TextPart(text=settings.get("away_text") or AWAY_TEXT))
+        ctx.reply(TextPart(text=settings.get("away_text") or AWAY_TEXT), by=AWAY)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from bot import conversation_ops as ops
 from bot.ingest import now
-from bot.model import TextPart
+from bot.model import Author, TextPart
 from bot.sender import db_datetime
 from bot.storage.db import Database
 from bot.storage.tables import contacts, conversations, flow_runs, surveys
@@ -91,7 +91,13 @@ class FlowClock:
         async with self._db.write() as conn:
             conversation = await ops.get(conn, run.conversation_id)
             await ops.queue_agent_message(
-                self._db, conn, conversation, [TextPart(text=text)], None, f"flow:{run.id}:remind"
+                self._db,
+                conn,
+                conversation,
+                [TextPart(text=text)],
+                None,
+                f"flow:{run.id}:remind",
+                Author.survey(run.survey_id),
             )
             await conn.execute(
                 flow_runs.update().where(flow_runs.c.id == run.id).values(reminded_at=at)

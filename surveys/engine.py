@@ -22,6 +22,7 @@ from bot.handling import HandlerContext
 from bot.ingest import now
 from bot.keys import DB
 from bot.model import (
+    Author,
     Inbound,
     MediaPart,
     MessageReceived,
@@ -149,12 +150,14 @@ async def run_flow(event: Inbound, ctx: HandlerContext) -> bool:
             ).scalar_one()
         )
         values, tags_ = await facts(conn, conversation.contact_id)
+    by = Author.survey(run.survey_id)
     language = conversation.language
     answers = dict(run.answers or {})
     values.update({f"answers.{k}": v for k, v in answers.items()})
     text = text_of(event.parts).strip().casefold() if isinstance(event, MessageReceived) else ""
     if text and text in _stop_words(survey, language):
-        ctx.reply(TextPart(text=text_in(survey.stopped_text, language, survey.language) or "OK."))
+        stopped = text_in(survey.stopped_text, language, survey.language) or "OK."
+        ctx.reply(TextPart(text=stopped), by=by)
         _finish(ctx, run, "stopped", answers)
         return True
     question = survey.step(run.step)
@@ -164,8 +167,8 @@ async def run_flow(event: Inbound, ctx: HandlerContext) -> bool:
     except NotAnAnswer as exc:
         if run.retries < question.max_retries:
             retry = text_in(question.retry_text, language, survey.language)
-            ctx.reply(TextPart(text=retry or f"Sorry, {exc}."))
-            ctx.reply(*render(question, survey, language))
+            ctx.reply(TextPart(text=retry or f"Sorry, {exc}."), by=by)
+            ctx.reply(*render(question, survey, language), by=by)
             _update(ctx, run, retries=run.retries + 1)
             return True
         log.info("flow question given up", extra={"run": run.id, "step": question.id})
@@ -182,7 +185,7 @@ async def run_flow(event: Inbound, ctx: HandlerContext) -> bool:
         start = following(survey, question, values, tags_)
     messages, waiting = walk(survey, start, values, tags_, language)
     for parts in messages:
-        ctx.reply(*parts)
+        ctx.reply(*parts, by=by)
     if waiting == END:
         await _complete(ctx, survey, run, answers, values, tags_)
     else:
@@ -229,7 +232,7 @@ async def _complete(
 ) -> None:
     done = text_in(survey.completed_text, ctx.conversation.language, survey.language)
     if done:
-        ctx.reply(TextPart(text=done))
+        ctx.reply(TextPart(text=done), by=Author.survey(run.survey_id))
     _finish(ctx, run, "completed", answers)
     for action in survey.on_complete:
         await _act(ctx, action, survey, answers)
@@ -278,7 +281,7 @@ async def start_here(ctx: HandlerContext, which: str, return_to: str | None = No
         values, tags_ = await facts(conn, conversation.contact_id)
     messages, waiting = walk(survey, survey.steps[0].id, values, tags_, conversation.language)
     for parts in messages:
-        ctx.reply(*parts)
+        ctx.reply(*parts, by=Author.survey(survey_id))
     if waiting == END:
         return True
     previous = ctx.new_handler or conversation.handler

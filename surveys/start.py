@@ -13,7 +13,7 @@ from aiohttp import web
 from bot import conversation_ops as ops
 from bot.ingest import now
 from bot.keys import DB, PLUGINS, SENDER
-from bot.model import Reach
+from bot.model import Author, Reach
 from bot.sender import UNREACHABLE, db_datetime
 from bot.storage.tables import channels, conversations, flow_runs, identities, messages, spaces
 from surveys.definition import END, Survey
@@ -102,9 +102,10 @@ async def start_for_contact(
                 .where(conversations.c.id == conversation.id)
                 .values(handler="flow")
             )
+        by = Author.survey(survey_id)
         for n, parts in enumerate(steps):
             await ops.queue_agent_message(
-                db, conn, conversation, list(parts), None, f"flow:{run_id}:{n}"
+                db, conn, conversation, list(parts), None, f"flow:{run_id}:{n}", by
             )
     app[SENDER].notify()
     return None

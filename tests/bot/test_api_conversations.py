@@ -130,3 +130,36 @@ async def test_roles(client: TestClient, people: dict[str, Any]) -> None:
         await client.delete(f"/api/v1/tokens/{token_id}", headers=auth(people["admin"]))
     ).status == 204
     assert (await client.get("/api/v1/conversations", headers=auth(new))).status == 401
+
+
+async def test_every_message_says_who_sent_it_and_notes_are_listed_on_request(
+    client: TestClient, app: Application, echo: EchoChannel, people: dict[str, Any]
+) -> None:
+    conv = await open_conversation(client, app, echo)
+    await eventually(lambda: len(echo.sent) == 3)  # welcome, handover notice, away
+    headers = auth(people["agent"])
+    url = f"/api/v1/conversations/{conv}"
+    assert (await client.post(f"{url}/messages", json={"text": "Bea here"}, headers=headers)).ok
+    note = await client.post(f"{url}/notes", json={"text": "VIP: be quick"}, headers=headers)
+    assert note.status == 201
+    listed = (await (await client.get(f"{url}/messages", headers=headers)).json())["items"]
+    assert [(m["direction"], m["sender"]["type"]) for m in listed] == [
+        ("in", "contact"),
+        ("out", "bot"),
+        ("out", "bot"),
+        ("out", "flow"),
+        ("out", "user"),
+    ]
+    assert listed[3]["sender"]["id"] == "away"
+    assert listed[4]["sender"]["id"] == people["admin_id"]
+    everything = await (
+        await client.get(f"{url}/messages", params={"include": "notes"}, headers=headers)
+    ).json()
+    notes = [m for m in everything["items"] if m["direction"] == "note"]
+    assert [(n["parts"][0]["text"], n["sender"]["id"]) for n in notes] == [
+        ("VIP: be quick", people["admin_id"])
+    ]
+    await eventually(lambda: len(echo.sent) == 4)  # the agent's reply; the note goes nowhere
+    assert "VIP: be quick" not in [p.text for o in echo.sent for p in o.parts if p.type == "text"]
+    typo = await client.get(f"{url}/messages", params={"inclde": "notes"}, headers=headers)
+    assert typo.status == 400 and "inclde" in (await typo.json())["detail"]
