@@ -6,10 +6,11 @@ Every query is scoped by the token's space: another space's ids answer 404.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from aiohttp import web
+from pydantic import BaseModel, ValidationError
 
 from bot.auth import PRINCIPAL
 from bot.contacts import get_contact as contact_row
@@ -18,7 +19,9 @@ from bot.keys import DB, SETTINGS
 from bot.media import with_media_urls
 from bot.openapi import docs_html, spec
 from bot.storage.tables import contacts, conversations, identities, messages
+from bot.untrusted import loads
 
+M = TypeVar("M", bound=BaseModel)
 MAX_LIMIT = 200
 MAX_ID = 2**63 - 1  # the databases' BIGINT
 
@@ -188,6 +191,22 @@ def known_query(request: web.Request, *names: str) -> None:
         raise InvalidPayload(
             f"unknown query parameter {unknown[0]!r}; this route takes {', '.join(names)}"
         )
+
+
+async def _body(request: web.Request, model: type[M]) -> M:
+    """The request's JSON body as `model`; every way it can be wrong is a 400 naming where."""
+    data = loads(await request.read())
+    if isinstance(data, dict) and model.model_config.get("extra") != "allow":
+        known = {f.alias or name for name, f in model.model_fields.items()}
+        unknown = sorted(set(data) - known)
+        if unknown:  # a misspelt field would otherwise be ignored without a word
+            raise InvalidPayload(f"{unknown[0]}: unknown field; known: {', '.join(sorted(known))}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        raise InvalidPayload(f"{where}: {err['msg']}") from None
 
 
 def _path_id(request: web.Request, name: str) -> int:

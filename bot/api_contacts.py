@@ -1,9 +1,9 @@
-"""`/api/v1` for contacts: search and filter, custom fields, tags, saved views."""
+"""`/api/v1` for contacts: search and filter, custom fields, tags, exports, merges."""
 
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from aiohttp import web
@@ -12,18 +12,17 @@ from pydantic import BaseModel, Field, ValidationError
 from bot import contacts as contact_ops
 from bot import merge as merge_ops
 from bot import privacy
-from bot import shortcuts as shortcut_ops
+from bot.api import _body as _body  # still imported from here by older modules
 from bot.api import _int_query, _iso, _limit, _path_id
+from bot.api_views import _view_filter as _view_filter
 from bot.auth import PRINCIPAL
 from bot.csv_io import export_csv
 from bot.errors import InvalidPayload, NotFound
 from bot.filters import Group, compile_filter
 from bot.keys import DB
 from bot.roles import require
-from bot.storage.tables import contact_tags, contacts, field_definitions, shortcuts, tags, views
+from bot.storage.tables import contact_tags, contacts, field_definitions, tags
 from bot.untrusted import loads
-
-M = TypeVar("M", bound=BaseModel)
 
 
 class NewField(BaseModel):
@@ -59,48 +58,6 @@ class BulkTags(BaseModel):
 
 class Merge(BaseModel):
     other_id: int = Field(ge=1, le=2**63 - 1, description="merged into the contact in the path")
-
-
-class NewShortcut(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
-    text: str = Field(max_length=4000)
-    quick_replies: list[str] = Field(default_factory=list, max_length=13)
-    attachment_url: str | None = Field(None, pattern=r"^https?://")
-    shared: bool = True
-
-
-class ShortcutChange(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=100)
-    text: str | None = Field(None, max_length=4000)
-    quick_replies: list[str] | None = Field(None, max_length=13)
-    attachment_url: str | None = Field(None, pattern=r"^https?://")
-
-
-class NewView(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    filter: Group
-    shared: bool = True
-
-
-class ViewChange(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    filter: Group | None = None
-
-
-async def _body(request: web.Request, model: type[M]) -> M:
-    """The request's JSON body as `model`; every way it can be wrong is a 400 naming where."""
-    data = loads(await request.read())
-    if isinstance(data, dict) and model.model_config.get("extra") != "allow":
-        known = {f.alias or name for name, f in model.model_fields.items()}
-        unknown = sorted(set(data) - known)
-        if unknown:  # a misspelt field would otherwise be ignored without a word
-            raise InvalidPayload(f"{unknown[0]}: unknown field; known: {', '.join(sorted(known))}")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "body"
-        raise InvalidPayload(f"{where}: {err['msg']}") from None
 
 
 def _contact_json(row: Any) -> dict[str, Any]:
@@ -264,112 +221,10 @@ async def remove_tag(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def list_views(request: web.Request) -> web.Response:
-    principal = request[PRINCIPAL]
-    async with request.app[DB].read() as conn:
-        rows = await conn.execute(
-            sa.select(views)
-            .where(views.c.space_id == principal.space_id)
-            .where(_visible(views, principal))
-        )
-        items = [
-            {"id": r.id, "name": r.name, "filter": r.filter, "shared": r.user_id is None}
-            for r in rows
-        ]
-    return web.json_response({"items": items})
-
-
-async def create_view(request: web.Request) -> web.Response:
-    new = await _body(request, NewView)
-    principal = request[PRINCIPAL]
-    if new.shared:
-        require(request, "manager")
-    async with request.app[DB].write() as conn:
-        # compile once now, so a view that cannot run is refused when saved
-        compile_filter(
-            new.filter, principal.space_id, await contact_ops.field_defs(conn, principal.space_id)
-        )
-        view_id = (
-            await conn.execute(
-                views.insert()
-                .values(
-                    space_id=principal.space_id,
-                    user_id=None if new.shared else principal.user_id,
-                    name=new.name,
-                    filter=new.filter.model_dump(mode="json", exclude_none=True),
-                )
-                .returning(views.c.id)
-            )
-        ).scalar_one()
-    return web.json_response({"id": view_id, "name": new.name}, status=201)
-
-
 async def view_contacts(request: web.Request) -> web.Response:
     async with request.app[DB].read() as conn:
         group = await _view_filter(conn, request[PRINCIPAL], _path_id(request, "view_id"))
     return await _page(request, group)
-
-
-async def create_shortcut(request: web.Request) -> web.Response:
-    principal = request[PRINCIPAL]
-    new = await _body(request, NewShortcut)
-    if new.shared:
-        require(request, "manager")
-    async with request.app[DB].write() as conn:
-        keys = set(await contact_ops.field_defs(conn, principal.space_id))
-        shortcut_ops.check(new.text, keys)
-        shortcut_id = (
-            await conn.execute(
-                shortcuts.insert()
-                .values(
-                    space_id=principal.space_id,
-                    user_id=None if new.shared else principal.user_id,
-                    name=new.name,
-                    text=new.text,
-                    quick_replies=new.quick_replies,
-                    attachment_url=new.attachment_url,
-                )
-                .returning(shortcuts.c.id)
-            )
-        ).scalar_one()
-    return web.json_response({"id": shortcut_id, "name": new.name}, status=201)
-
-
-async def list_shortcuts(request: web.Request) -> web.Response:
-    principal = request[PRINCIPAL]
-    async with request.app[DB].read() as conn:
-        rows = await conn.execute(
-            sa.select(shortcuts)
-            .where(shortcuts.c.space_id == principal.space_id)
-            .where(_visible(shortcuts, principal))
-        )
-        items = [
-            {
-                "id": r.id,
-                "name": r.name,
-                "text": r.text,
-                "quick_replies": r.quick_replies,
-                "shared": r.user_id is None,
-            }
-            for r in rows
-        ]
-    return web.json_response({"items": items})
-
-
-async def render_shortcut(request: web.Request) -> web.Response:
-    principal = request[PRINCIPAL]
-    contact_id = _int_query(request, "contact_id")
-    if contact_id is None:
-        raise InvalidPayload("say which contact: ?contact_id=<id>")
-    async with request.app[DB].read() as conn:
-        parts = await shortcut_ops.render(
-            conn,
-            principal.space_id,
-            _path_id(request, "shortcut_id"),
-            contact_id,
-            principal.user_id,
-        )
-    return web.json_response({"parts": [p.model_dump(mode="json") for p in parts]})
 
 
 async def export_contact(request: web.Request) -> web.Response:
@@ -435,84 +290,6 @@ async def export_contacts_csv(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _owned(conn: Any, request: web.Request, table: sa.Table, what: str) -> int:
-    """A view or shortcut the caller may change: their own, or a shared one if a manager."""
-    principal = request[PRINCIPAL]
-    item_id = _path_id(request, f"{what}_id")
-    row = (
-        await conn.execute(
-            sa.select(table.c.user_id)
-            .where(table.c.id == item_id, table.c.space_id == principal.space_id)
-            .where(_visible(table, principal))
-        )
-    ).first()
-    if row is None:
-        raise NotFound(f"no {what} {item_id} in this space")
-    if row.user_id is None:
-        require(request, "manager")
-    return item_id
-
-
-async def change_view(request: web.Request) -> web.Response:
-    change = await _body(request, ViewChange)
-    space_id = request[PRINCIPAL].space_id
-    async with request.app[DB].write() as conn:
-        view_id = await _owned(conn, request, views, "view")
-        values: dict[str, Any] = {}
-        if change.name is not None:
-            values["name"] = change.name
-        if change.filter is not None:
-            compile_filter(change.filter, space_id, await contact_ops.field_defs(conn, space_id))
-            values["filter"] = change.filter.model_dump(mode="json", exclude_none=True)
-        if values:
-            await conn.execute(views.update().where(views.c.id == view_id).values(**values))
-    return web.json_response({"id": view_id, **values})
-
-
-async def change_shortcut(request: web.Request) -> web.Response:
-    change = await _body(request, ShortcutChange)
-    space_id = request[PRINCIPAL].space_id
-    async with request.app[DB].write() as conn:
-        shortcut_id = await _owned(conn, request, shortcuts, "shortcut")
-        if change.text is not None:
-            shortcut_ops.check(change.text, set(await contact_ops.field_defs(conn, space_id)))
-        values = change.model_dump(exclude_none=True)
-        if "attachment_url" in change.model_fields_set:
-            values["attachment_url"] = change.attachment_url  # null removes it
-        if values:
-            await conn.execute(
-                shortcuts.update().where(shortcuts.c.id == shortcut_id).values(**values)
-            )
-    return web.json_response({"id": shortcut_id, **values})
-
-
-async def delete_owned(request: web.Request) -> web.Response:
-    table = views if "view_id" in request.match_info else shortcuts
-    async with request.app[DB].write() as conn:
-        item_id = await _owned(conn, request, table, "view" if table is views else "shortcut")
-        await conn.execute(table.delete().where(table.c.id == item_id))
-    return web.Response(status=204)
-
-
-def _visible(table: sa.Table, principal: Any) -> Any:
-    """Shared with the space (no owner), or the caller's own."""
-    return sa.or_(table.c.user_id.is_(None), table.c.user_id == principal.user_id)
-
-
-async def _view_filter(conn: Any, principal: Any, view_id: int) -> Group:
-    row = (
-        await conn.execute(
-            sa.select(views.c.filter)
-            .where(views.c.id == view_id)
-            .where(views.c.space_id == principal.space_id)
-            .where(_visible(views, principal))
-        )
-    ).first()
-    if row is None:
-        raise NotFound(f"no view {view_id} in this space")
-    return Group.model_validate(row.filter)
-
-
 async def merge_contacts(request: web.Request) -> web.Response:
     body = await _body(request, Merge)
     async with request.app[DB].write() as conn:
@@ -540,16 +317,7 @@ def setup(app: web.Application) -> None:
     app.router.add_put("/api/v1/contacts/{contact_id}/fields/{key}", set_field)
     app.router.add_post("/api/v1/contacts/{contact_id}/tags", add_tags)
     app.router.add_delete("/api/v1/contacts/{contact_id}/tags/{name}", remove_tag)
-    app.router.add_get("/api/v1/views", list_views)
-    app.router.add_post("/api/v1/views", create_view)
-    app.router.add_patch("/api/v1/views/{view_id}", change_view)
-    app.router.add_delete("/api/v1/views/{view_id}", delete_owned)
     app.router.add_get("/api/v1/views/{view_id}/contacts", view_contacts)
-    app.router.add_get("/api/v1/shortcuts", list_shortcuts)
-    app.router.add_post("/api/v1/shortcuts", create_shortcut)
-    app.router.add_patch("/api/v1/shortcuts/{shortcut_id}", change_shortcut)
-    app.router.add_delete("/api/v1/shortcuts/{shortcut_id}", delete_owned)
-    app.router.add_get("/api/v1/shortcuts/{shortcut_id}/render", render_shortcut)
     app.router.add_get("/api/v1/contacts/{contact_id}/export", export_contact)
     app.router.add_post("/api/v1/contacts/{contact_id}/erase", erase_contact)
     app.router.add_post("/api/v1/contacts/{contact_id}/merge", merge_contacts)

@@ -18,7 +18,9 @@ from bot import (
     api_conversations,
     api_integrations,
     api_people,
+    api_shortcuts,
     api_tokens,
+    api_views,
     media,
     ops,
     webhooks,
@@ -81,6 +83,8 @@ def create_app(settings: Settings, plugins: Plugins | None = None) -> web.Applic
     api_people.setup(app)
     api_integrations.setup(app)
     api_tokens.setup(app)
+    api_views.setup(app)
+    api_shortcuts.setup(app)
     surveys_api.setup(app)
     ops.setup(app)
     media.setup(app)

@@ -104,24 +104,15 @@ def _invites(operation: dict[str, Any]) -> dict[str, Any]:
 
 
 def spec(server: str) -> dict[str, Any]:
-    from bot.api_contacts import (
-        BulkTags,
-        FieldChange,
-        FieldValue,
-        Merge,
-        NewField,
-        NewShortcut,
-        NewView,
-        ShortcutChange,
-        Tags,
-        ViewChange,
-    )
+    from bot.api_contacts import BulkTags, FieldChange, FieldValue, Merge, NewField, Tags
     from bot.api_conversations import AgentMessage, Assignment, Note
     from bot.api_integrations import DialogflowIntegration
     from bot.api_invitations import InvitationCode
     from bot.api_org import NewOrgMember, NewSpace, OrgRole
     from bot.api_people import Member, NewTeam, NewUser, SpaceChange, TeamChange, UserChange
+    from bot.api_shortcuts import NewShortcut, ShortcutChange
     from bot.api_tokens import NewToken
+    from bot.api_views import NewView, ViewChange
     from surveys.api import Send
     from surveys.definition import Survey
 
