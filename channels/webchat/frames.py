@@ -7,9 +7,18 @@ database can hold, and every string is cleaned into storable text.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from bot.errors import InvalidPayload
 from bot.untrusted import clean_text, loads
@@ -24,6 +33,20 @@ ClientId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0
 MessageId = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]
 
 
+_TAG = re.compile(r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*")
+_LEADING = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z]{4})?(?:-(?:[A-Za-z]{2}|[0-9]{3}))?(?=-|\Z)")
+
+
+def _language(tag: str | None) -> str | None:
+    """`de-DE-u-co-phonebk` -> `de-DE` (16 characters fit the column); not a tag -> None."""
+    if tag is None or _TAG.fullmatch(tag) is None:
+        return None
+    if len(tag) <= 16:
+        return tag
+    leading = _LEADING.match(tag)
+    return leading.group(0) if leading else None
+
+
 class _Frame(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -34,8 +57,14 @@ class Hello(_Frame):
     type: Literal["hello"]
     # any string: one that proves no session (stale, corrupted) just starts a new one
     token: Text | None = Field(None, max_length=200)
-    # a BCP 47 tag (navigator.language): it is stored as the contact's language
-    language: Annotated[str, Field(max_length=16, pattern=r"^[A-Za-z0-9_-]*$")] | None = None
+    # navigator.language: a tag the contact's language column cannot hold is cut to its
+    # language and region, and one that is no tag at all is dropped (never the session)
+    language: Annotated[str, Field(max_length=100)] | None = None
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, tag: str | None) -> str | None:
+        return _language(tag)
 
 
 class Attachment(_Frame):

@@ -94,13 +94,34 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
             elif visitor is None:
                 await _error(ws, "no_session", "send a hello frame first")
             else:
-                await _handle(request, ws, channel, visitor, frame)
+                await _handled(request, ws, channel, visitor, frame)
     except ConnectionResetError:  # the visitor went away while we answered
         log.debug("web-chat socket went away", extra={"channel": channel.id})
     finally:
         if visitor is not None:
             hub.remove((channel.id, visitor.id), ws)
     return ws
+
+
+async def _handled(
+    request: web.Request, ws: web.WebSocketResponse, channel: Channel, visitor: Visitor, frame: Any
+) -> None:
+    """`_handle`, where a failure of ours (the database, a bug) is logged and the visitor
+    told to resend: it must not close the socket, nor take the other frames with it."""
+    try:
+        await _handle(request, ws, channel, visitor, frame)
+    except ConnectionResetError:
+        raise
+    except Exception:
+        log.exception("web-chat frame failed", extra={"channel": channel.id})
+        await ws.send_json(
+            {
+                "type": "error",
+                "code": "server_error",
+                "detail": "this frame could not be handled; send it again",
+                "id": getattr(frame, "id", None),
+            }
+        )
 
 
 def _closed_on(channel: Channel, exc: BaseException) -> None:

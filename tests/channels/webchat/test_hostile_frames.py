@@ -11,7 +11,8 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient
 
-from bot.storage.tables import messages
+from bot.storage.tables import contacts, messages
+from channels.webchat import server
 from channels.webchat.frames import MAX_TEXT
 from channels.webchat.server import MAX_FRAME
 from tests.channels.webchat.widget import Visitor
@@ -69,7 +70,8 @@ HOSTILE = [
     json.dumps({"type": "message", "id": "x", "text": "a" * (MAX_TEXT + 1)}),
     '{"type": "postback", "id": "x", "payload": {"a": 1}}',
     '{"type": "hello", "token": 5}',
-    '{"type": "hello", "language": "en<b>GB"}',
+    '{"type": "hello", "language": 5}',
+    '{"type": "hello", "language": "' + "a" * 101 + '"}',
     '{"type": "receipt", "message_id": "1", "status": "read"}',
     '{"type": "receipt", "message_id": true, "status": "read"}',
     '{"type": "receipt", "message_id": 1.5, "status": "read"}',
@@ -232,3 +234,48 @@ async def test_visitor_text_is_stored_cleaned_and_echoed_back(
     assert inbound[0]["parts"] == [{"type": "text", "text": expected}]
     assert expected in json.dumps(inbound[1]["parts"], ensure_ascii=False)
     no_traceback(caplog)
+
+
+async def test_a_failure_storing_one_frame_leaves_the_socket_open(
+    app: web.Application,
+    visitor: Visitor,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A server-side failure (the database, a bug) is ours: the visitor is told to resend,
+    and the socket stays."""
+    real = server.accept
+    calls = 0
+
+    async def flaky(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("database went away")
+        return await real(*args)
+
+    monkeypatch.setattr(server, "accept", flaky)
+    await visitor.ws.send_json({"type": "message", "id": "m1", "text": "hi"})
+    error = await visitor.recv("error")
+    assert error["code"] == "server_error" and error["id"] == "m1"
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == ["web-chat frame failed"]
+    assert (await visitor.say("hi", "m1"))["message_id"]  # the resend is stored
+    assert await count(app, messages, messages.c.direction == "in") == 1
+
+
+@pytest.mark.parametrize(
+    ("language", "stored"),
+    [("de-DE-u-co-phonebk", "de-DE"), ("zh-Hant-TW", "zh-Hant-TW"), ("<b>en</b>", None)],
+)
+async def test_an_odd_browser_language_never_costs_the_session(
+    client: TestClient, app: web.Application, webchat_channel: str, language: str, stored: str
+) -> None:
+    """A long tag (navigator.language may carry extensions) used to refuse the hello, so
+    the widget never got a session; the column holds 16 characters."""
+    ws = await client.ws_connect(f"/webchat/ws?channel={webchat_channel}")
+    await ws.send_json({"type": "hello", "language": language})
+    assert (await ws.receive_json(timeout=5))["type"] == "session"
+    assert (await ws.receive_json(timeout=5))["type"] == "history"
+    await ws.send_json({"type": "message", "id": "m", "text": "hi"})
+    assert (await ws.receive_json(timeout=5))["type"] == "ack"
+    assert await count(app, contacts, contacts.c.language.is_(stored)) == 1
