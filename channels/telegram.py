@@ -47,7 +47,7 @@ from aiogram.types import (
 from aiogram.utils.token import TokenValidationError
 from pydantic import BaseModel, SecretStr
 
-from bot.errors import ConfigError, PermanentFailure, RetryLater, WebhookRejected
+from bot.errors import ConfigError, PermanentFailure, RecipientBlocked, RetryLater, WebhookRejected
 from bot.model import (
     ContactBlocked,
     ContactCardPart,
@@ -64,7 +64,7 @@ from bot.model import (
     SentReceipt,
     TextPart,
 )
-from bot.ratelimit import paced
+from bot.ratelimit import paced, per_window
 from channels.base import Channel, ChannelContext, Media, parse_each
 from channels.render import Capabilities, fits, numbered, split_text
 from channels.telegram_session import SESSION
@@ -84,6 +84,9 @@ CAPABILITIES = Capabilities(
 # while something holds it: rebuilding it took 14% of a send. Held here, it is built once.
 _RESPONSES = tuple(Response[t] for t in (Message, bool, File, User))
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+GROUP_PER_MINUTE = 20  # Telegram's limit for a group, whatever the per-chat pace
+# 403s after which nothing reaches the chat until its person unblocks or adds the bot again
+GONE = ("bot was blocked by the user", "user is deactivated", "bot was kicked", "not a member")
 
 
 class TelegramCredentials(BaseModel):
@@ -103,6 +106,9 @@ class TelegramChannel(Channel):
         rate = float(self.config.settings.get("per_second", CAPABILITIES.per_second))
         self._account = self.ctx.limits.bucket(f"telegram:{self.id}", *paced(rate))
         self._chats = self.ctx.limits.bucket(f"telegram:{self.id}:chat", 1.0, burst=3)
+        self._groups = self.ctx.limits.bucket(
+            f"telegram:{self.id}:group", *per_window(GROUP_PER_MINUTE, 60.0)
+        )
 
     @classmethod
     async def prepare(cls, given: Mapping[str, str], ctx: ChannelContext) -> tuple[BaseModel, str]:
@@ -125,9 +131,11 @@ class TelegramChannel(Channel):
     # --- in ---------------------------------------------------------------------
 
     def verify(self, headers: Mapping[str, str], raw_body: bytes) -> None:
-        expected = self.config.credentials.secret_token.get_secret_value()  # type: ignore[attr-defined]
-        given = headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        """The header's exact bytes in constant time (surrogate escapes give back bytes that
+        are not UTF-8, where `encode()` would raise: a 500); an empty secret matches nothing."""
+        expected = self.config.credentials.secret_token.get_secret_value().encode()  # type: ignore[attr-defined]
+        given = headers.get(SECRET_HEADER, "").encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(given, expected) or not expected:
             raise WebhookRejected(f"bad or missing {SECRET_HEADER}")
 
     def parse(self, payload: Any) -> list[Event]:
@@ -215,8 +223,9 @@ class TelegramChannel(Channel):
 
     def webhook_response(self, payload: Any) -> dict[str, Any] | None:
         query = payload.get("callback_query") if isinstance(payload, dict) else None
-        if isinstance(query, dict) and "id" in query:
-            return {"method": "answerCallbackQuery", "callback_query_id": query["id"]}
+        query_id = query.get("id") if isinstance(query, dict) else None
+        if isinstance(query_id, str) and query_id:
+            return {"method": "answerCallbackQuery", "callback_query_id": query_id}
         return None
 
     # --- out --------------------------------------------------------------------
@@ -261,9 +270,13 @@ class TelegramChannel(Channel):
 
     async def send(self, outbound: Outbound) -> SentReceipt:
         last = None
+        group = outbound.recipient.startswith("-")  # groups, supergroups, channels
         for method in self.render(outbound):
-            await self._account.acquire()
+            # the chat's own limits first: a token of the bot's is not held while they wait
+            if group:
+                await self._groups.acquire(outbound.recipient)
             await self._chats.acquire(outbound.recipient)
+            await self._account.acquire()
             try:
                 last = await self.bot(method)
             except TelegramAPIError as exc:
@@ -326,7 +339,9 @@ def _delivery_error(exc: TelegramAPIError) -> Exception:
     if isinstance(exc, TelegramServerError | TelegramNetworkError):
         return RetryLater(5.0, f"Telegram unavailable: {exc.message}")
     if isinstance(exc, TelegramForbiddenError):
-        return PermanentFailure(f"the contact blocked the bot or never started it ({exc.message})")
+        if any(gone in exc.message for gone in GONE):
+            return RecipientBlocked(f"the contact blocked the bot or left ({exc.message})")
+        return PermanentFailure(f"Telegram does not let the bot write here ({exc.message})")
     if isinstance(exc, TelegramUnauthorizedError):
         return PermanentFailure("the bot token was revoked: add the channel again with a new one")
     if isinstance(exc, TelegramBadRequest):

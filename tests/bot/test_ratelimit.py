@@ -6,9 +6,10 @@ import asyncio
 import bisect
 import time
 
+import pytest
 from redis.asyncio import Redis as AsyncRedis
 
-from bot.ratelimit import KeyedBuckets, Limits, TokenBucket, paced
+from bot.ratelimit import KeyedBuckets, Limits, TokenBucket, paced, per_window
 from tests.servers import Redis as RedisServer
 
 
@@ -59,3 +60,49 @@ async def test_processes_sharing_redis_share_the_limit(redis_server: RedisServer
     finally:
         for c in clients:
             await c.aclose()
+
+
+class VirtualClock:
+    """Time that passes only when a bucket waits."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 0.0)
+
+
+@pytest.mark.parametrize(("limit", "seconds"), [(20, 60.0), (30, 1.0), (3, 10.0), (1, 5.0)])
+async def test_a_windowed_bucket_keeps_under_its_limit_in_any_window(
+    limit: int, seconds: float
+) -> None:
+    """Checked on virtual time: minutes of a limit without waiting for them."""
+    clock = VirtualClock()
+    bucket = TokenBucket(*per_window(limit, seconds), clock=clock, sleep=clock.sleep)
+    at: list[float] = []
+    for _ in range(limit * 6):
+        await bucket.acquire()
+        at.append(clock.now)
+
+    def busiest(span: float) -> int:
+        return max(bisect.bisect_right(at, t + span) - n for n, t in enumerate(at))
+
+    assert busiest(seconds - 1e-6) <= limit  # a tiny tolerance for float sums
+    if limit > 1:  # both ends included; one in twenty spare
+        assert busiest(seconds + 1e-6) <= limit - limit // 20
+    assert len(at) / (at[-1] / seconds) >= limit * 0.6  # not far under the limit either
+
+
+async def test_limits_hand_their_clock_to_every_bucket() -> None:
+    clock = VirtualClock()
+    limits = Limits(clock=clock, sleep=clock.sleep)
+    single, keyed = limits.bucket("a", rate=1, burst=1), limits.bucket("b", rate=1, burst=1)
+    for _ in range(3):
+        await single.acquire()
+    assert clock.now == pytest.approx(2.0)  # two waits of 1 s, on virtual time
+    for _ in range(3):
+        await keyed.acquire("chat")
+    assert clock.now == pytest.approx(4.0)

@@ -7,7 +7,7 @@ and an exception would answer 500, which platforms redeliver forever.
 from __future__ import annotations
 
 import asyncio
-import copy
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,10 +45,10 @@ def paths(value: Any, at: Path = ()) -> Iterator[Path]:
 
 
 def replaced(value: Any, at: Path, new: Any) -> Any:
-    """A deep copy of `value` with the place `at` holding `new`."""
+    """A copy of `value`, sharing nothing, with the place `at` holding `new`."""
     if not at:
         return new
-    copied = copy.deepcopy(value)
+    copied = json.loads(json.dumps(value))  # deepcopy would keep shared dicts shared
     parent = copied
     for step in at[:-1]:
         parent = parent[step]

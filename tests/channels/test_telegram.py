@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -89,7 +90,8 @@ def secret(channel: TelegramChannel) -> str:
 
 async def post(hub: TestClient, channel: TelegramChannel, body: Any, token: str | None = None):
     headers = {SECRET_HEADER: secret(channel) if token is None else token}
-    return await hub.post(f"/webhooks/{channel.id}", json=body, headers=headers)
+    headers["Content-Type"] = "application/json"
+    return await hub.post(f"/webhooks/{channel.id}", data=json.dumps(body), headers=headers)
 
 
 # --- admin --------------------------------------------------------------------------
