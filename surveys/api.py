@@ -20,8 +20,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot import contacts as contact_ops
-from bot.api import _int_query, _iso, _limit, _path_id
-from bot.api_contacts import _body, _view_filter
+from bot.api import _body, _int_query, _iso, _limit, _path_id
+from bot.api_views import _view_filter
 from bot.auth import PRINCIPAL
 from bot.csv_io import csv_line
 from bot.errors import InvalidPayload, PayloadTooLarge
