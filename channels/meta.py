@@ -228,8 +228,6 @@ class MetaChannel(Channel):
             extra={"channel": self.id, "kind": self.kind, "reason": reason, "items": items},
         )
 
-    # --- out --------------------------------------------------------------------
-
     def verify(self, headers: Mapping[str, str], raw_body: bytes) -> None:
         secret = self.config.credentials.app_secret.get_secret_value()  # type: ignore[attr-defined]
         expected = "sha256=" + hmac.new(secret.encode(), raw_body, hashlib.sha256).hexdigest()
@@ -242,6 +240,8 @@ class MetaChannel(Channel):
         if query.get("hub.mode") != "subscribe" or not same_bytes(given, token):
             raise WebhookRejected("hub.verify_token does not match the channel's verify token")
         return query.get("hub.challenge", "")
+
+    # --- out --------------------------------------------------------------------
 
     async def graph(self, method: str, path: str, body: Any | None = None) -> dict[str, Any]:
         """Call the Graph API; the token travels in a header, never in a URL."""
