@@ -1,4 +1,4 @@
-"""The REST API's first slice (`/api/v1`): enough to inspect what happened.
+"""What every `/api/v1` module shares: the body parser, query and path parameters, the spec.
 
 Every query is scoped by the token's space: another space's ids answer 404.
 """
@@ -8,17 +8,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import sqlalchemy as sa
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from bot.auth import PRINCIPAL
-from bot.contacts import get_contact as contact_row
 from bot.errors import InvalidPayload, NotFound
-from bot.keys import DB, SETTINGS
 from bot.media import with_media_urls
 from bot.openapi import docs_html, spec
-from bot.storage.tables import contacts, conversations, identities, messages
 from bot.untrusted import loads
 
 M = TypeVar("M", bound=BaseModel)
@@ -52,82 +47,12 @@ def _limit(request: web.Request) -> int:
     return limit
 
 
-async def list_conversations(request: web.Request) -> web.Response:
-    """Newest first, keyset pagination with `?before=<id>`; filters: `status`, `handler`,
-    `channel_id`, `contact_id`, `assignee_id` (`0`: unassigned)."""
-    space_id = request[PRINCIPAL].space_id
-    query = (
-        sa.select(conversations, contacts.c.name.label("contact_name"))
-        .join(contacts, contacts.c.id == conversations.c.contact_id)
-        .where(conversations.c.space_id == space_id)
-        .order_by(conversations.c.id.desc())
-        .limit(_limit(request))
-    )
-    for name, allowed in (("status", ("open", "closed")), ("handler", ("bot", "flow", "agent"))):
-        if value := request.query.get(name):
-            if value not in allowed:
-                raise InvalidPayload(f"{name} must be one of {', '.join(allowed)}")
-            query = query.where(conversations.c[name] == value)
-    if channel_id := request.query.get("channel_id"):
-        query = query.where(conversations.c.channel_id == channel_id)
-    if (contact_id := _int_query(request, "contact_id")) is not None:
-        query = query.where(conversations.c.contact_id == contact_id)
-    if (assignee_id := _int_query(request, "assignee_id")) is not None:
-        column = conversations.c.assignee_id
-        query = query.where(column.is_(None) if assignee_id == 0 else column == assignee_id)
-    if (before := _int_query(request, "before")) is not None:
-        query = query.where(conversations.c.id < before)
-    async with request.app[DB].read() as conn:
-        rows = (await conn.execute(query)).all()
-    items = [
-        {
-            "id": r.id,
-            "contact": {"id": r.contact_id, "name": r.contact_name},
-            "channel_id": r.channel_id,
-            "handler": r.handler,
-            "status": r.status,
-            "created_at": _iso(r.created_at),
-            "last_message_at": _iso(r.last_message_at),
-        }
-        for r in rows
-    ]
-    return web.json_response({"items": items, "next_before": items[-1]["id"] if items else None})
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(spec(str(request.url.origin())))
 
 
-async def list_messages(request: web.Request) -> web.Response:
-    """Oldest first; keyset pagination with `?after=<id>`; `?include=notes` adds the
-    agents' internal notes."""
-    known_query(request, "after", "limit", "include")
-    include = request.query.get("include")
-    if include not in (None, "notes"):
-        raise InvalidPayload("include takes only 'notes'")
-    space_id = request[PRINCIPAL].space_id
-    conversation_id = _path_id(request, "conversation_id")
-    async with request.app[DB].read() as conn:
-        found = (
-            await conn.execute(
-                sa.select(conversations.c.id)
-                .where(conversations.c.id == conversation_id)
-                .where(conversations.c.space_id == space_id)
-            )
-        ).scalar()
-        if found is None:
-            raise NotFound(f"no conversation {conversation_id} in this space")
-        query = (
-            sa.select(messages)
-            .where(messages.c.conversation_id == conversation_id)
-            .where(messages.c.space_id == space_id)
-            .order_by(messages.c.id)
-            .limit(_limit(request))
-        )
-        if (after := _int_query(request, "after")) is not None:
-            query = query.where(messages.c.id > after)
-        if include is None:
-            query = query.where(messages.c.direction != "note")
-        rows = (await conn.execute(query)).all()
-    key = request.app[SETTINGS].signing_key()
-    items = [message_json(r, key) for r in rows]
-    return web.json_response({"items": items, "next_after": items[-1]["id"] if items else None})
+async def docs(request: web.Request) -> web.Response:
+    return web.Response(text=docs_html(spec(str(request.url.origin()))), content_type="text/html")
 
 
 def message_json(r: Any, key: bytes | None = None) -> dict[str, Any]:
@@ -142,40 +67,6 @@ def message_json(r: Any, key: bytes | None = None) -> dict[str, Any]:
         "reply_to_id": r.reply_to_id,
         "created_at": _iso(r.created_at),
     }
-
-
-async def show_contact(request: web.Request) -> web.Response:
-    space_id = request[PRINCIPAL].space_id
-    contact_id = _path_id(request, "contact_id")
-    async with request.app[DB].read() as conn:
-        row = await contact_row(conn, space_id, contact_id)
-        ids = (
-            await conn.execute(
-                sa.select(identities.c.channel_id, identities.c.external_id).where(
-                    identities.c.contact_id == contact_id
-                )
-            )
-        ).all()
-    return web.json_response(
-        {
-            "id": row.id,
-            "name": row.name,
-            "language": row.language,
-            "phone": row.phone,
-            "email": row.email,
-            "created_at": _iso(row.created_at),
-            "last_message_at": _iso(row.last_message_at),
-            "identities": [{"channel_id": i.channel_id, "external_id": i.external_id} for i in ids],
-        }
-    )
-
-
-async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(spec(str(request.url.origin())))
-
-
-async def docs(request: web.Request) -> web.Response:
-    return web.Response(text=docs_html(spec(str(request.url.origin()))), content_type="text/html")
 
 
 def sender_json(kind: str, sender_id: str | None) -> dict[str, Any]:
@@ -219,6 +110,3 @@ def _path_id(request: web.Request, name: str) -> int:
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_get("/api/v1/docs", docs)
-    app.router.add_get("/api/v1/conversations", list_conversations)
-    app.router.add_get("/api/v1/conversations/{conversation_id}/messages", list_messages)
-    app.router.add_get("/api/v1/contacts/{contact_id}", show_contact)

@@ -16,12 +16,13 @@ from bot.api import _body as _body  # still imported from here by older modules
 from bot.api import _int_query, _iso, _limit, _path_id
 from bot.api_views import _view_filter as _view_filter
 from bot.auth import PRINCIPAL
+from bot.contacts import get_contact as contact_row
 from bot.csv_io import export_csv
 from bot.errors import InvalidPayload, NotFound
 from bot.filters import Group, compile_filter
 from bot.keys import DB
 from bot.roles import require
-from bot.storage.tables import contact_tags, contacts, field_definitions, tags
+from bot.storage.tables import contact_tags, contacts, field_definitions, identities, tags
 from bot.untrusted import loads
 
 
@@ -305,8 +306,35 @@ async def undo_merge(request: web.Request) -> web.Response:
     return web.json_response({"undone": True})
 
 
+async def show_contact(request: web.Request) -> web.Response:
+    space_id = request[PRINCIPAL].space_id
+    contact_id = _path_id(request, "contact_id")
+    async with request.app[DB].read() as conn:
+        row = await contact_row(conn, space_id, contact_id)
+        ids = (
+            await conn.execute(
+                sa.select(identities.c.channel_id, identities.c.external_id).where(
+                    identities.c.contact_id == contact_id
+                )
+            )
+        ).all()
+    return web.json_response(
+        {
+            "id": row.id,
+            "name": row.name,
+            "language": row.language,
+            "phone": row.phone,
+            "email": row.email,
+            "created_at": _iso(row.created_at),
+            "last_message_at": _iso(row.last_message_at),
+            "identities": [{"channel_id": i.channel_id, "external_id": i.external_id} for i in ids],
+        }
+    )
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/contacts", list_contacts)
+    app.router.add_get("/api/v1/contacts/{contact_id}", show_contact)
     app.router.add_get("/api/v1/contacts.csv", export_contacts_csv)
     app.router.add_post("/api/v1/tags/bulk", bulk_tags)
     app.router.add_get("/api/v1/fields", list_fields)

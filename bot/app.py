@@ -16,6 +16,7 @@ from bot import (
     api,
     api_contacts,
     api_conversations,
+    api_inbox,
     api_integrations,
     api_people,
     api_shortcuts,
@@ -78,6 +79,7 @@ def create_app(settings: Settings, plugins: Plugins | None = None) -> web.Applic
     app.cleanup_ctx.extend([_database, _http, _redis, _components, _background])
     webhooks.setup(app)
     api.setup(app)
+    api_inbox.setup(app)
     api_contacts.setup(app)
     api_conversations.setup(app)
     api_people.setup(app)

@@ -160,10 +160,13 @@ def spec(server: str) -> dict[str, Any]:
                 "properties": {"id": {"type": "integer"}, "name": nullable_str},
             },
             "channel_id": {"type": "string"},
-            "handler": {"enum": ["bot", "flow", "agent"]},
+            "handler": {"enum": ["bot", "flow", "waiting", "agent"]},
             "status": {"enum": ["open", "closed"]},
+            "assignee_id": {"type": ["integer", "null"]},
+            "team_id": {"type": ["integer", "null"]},
             "created_at": {"type": "string", "format": "date-time"},
             "last_message_at": {"type": ["string", "null"], "format": "date-time"},
+            "closed_at": {"type": ["string", "null"], "format": "date-time"},
         },
     }
     message = {
@@ -231,14 +234,30 @@ def spec(server: str) -> dict[str, Any]:
                     limit,
                     _param("before"),
                     _param("status", type="string", enum=["open", "closed"]),
-                    _param("handler", type="string", enum=["bot", "flow", "agent"]),
+                    {
+                        **_param(
+                            "handler", type="string", enum=["bot", "flow", "waiting", "agent"]
+                        ),
+                        "description": "waiting: handed over, nobody has it yet (the queue)",
+                    },
                     _param("channel_id", type="string", maxLength=32),
                     _param("contact_id"),
                     {
                         **_param("assignee_id", type="integer", minimum=0, maximum=2**63 - 1),
                         "description": "0: unassigned",
                     },
+                    {
+                        **_param("team_id", type="integer", minimum=0, maximum=2**63 - 1),
+                        "description": "0: no team",
+                    },
+                    {
+                        **_param("view_id"),
+                        "description": "the conversations of the view's contacts",
+                    },
                 ],
+            ),
+            "/api/v1/conversations/{conversation_id}": _op(
+                "One conversation", conversation, [_param("conversation_id", "path")]
             ),
             "/api/v1/contacts/{contact_id}": _op(
                 "One contact with its identities", contact, [_param("contact_id", "path")]
