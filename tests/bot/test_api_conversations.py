@@ -103,7 +103,7 @@ async def test_agent_replies_assigns_and_closes(
     assert await ids(channel_id=echo.id, status="closed") == [conv]
     assert await ids(channel_id="elsewhere") == []
     bad = await client.get("/api/v1/conversations?handler=robot", headers=agent)
-    assert bad.status == 400 and "bot, flow, agent" in (await bad.json())["detail"]
+    assert bad.status == 400 and "bot, flow, waiting, agent" in (await bad.json())["detail"]
 
 
 async def test_roles(client: TestClient, people: dict[str, Any]) -> None:
