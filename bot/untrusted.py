@@ -1,4 +1,5 @@
-"""Making what arrives from outside safe to keep: bounded JSON, text a database accepts.
+"""Making what arrives from outside safe to keep: bounded JSON and YAML, text a database
+accepts.
 
 Every body, frame or field that a platform, a visitor or an API client sends passes
 through here before the rest of the hub sees it, so no route needs its own guard.
@@ -7,11 +8,15 @@ through here before the rest of the hub sees it, so no route needs its own guard
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
+import yaml
+
 from bot.errors import InvalidPayload
 
+MAX_INT = 2**63 - 1  # the databases' BIGINT
 MAX_DEPTH = 64
 """Deeper JSON is refused: no platform nests more than about ten levels, and the
 parser and everything after it recurse once a level."""
@@ -77,3 +82,76 @@ def clean_text(text: str) -> str:
     if _SURROGATES.search(text) is not None:
         text = _SURROGATES.sub("\ufffd", text)
     return text
+
+
+class _Loader(yaml.SafeLoader):
+    """`yaml.safe_load`'s loader, bounded: no aliases, `MAX_DEPTH` levels, dates as text,
+    and none of YAML's types a survey has no use for (binary, sets, ordered maps)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise InvalidPayload("YAML aliases (*name) are not accepted: write the value out")
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise InvalidPayload(f"it nests deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _refuse(kind: str) -> Any:
+    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+        raise InvalidPayload(f"YAML {kind} ({node.tag}) is not accepted here")
+
+    return construct
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_scalar)
+for _tag, _kind in (("binary", "binary data"), ("set", "a set"), ("omap", "an ordered map")):
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse(_kind))
+_Loader.add_constructor("tag:yaml.org,2002:pairs", _refuse("pairs"))
+
+
+def load_yaml(text: str, what: str = "the document") -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise InvalidPayload(f"not YAML or JSON: {exc}") from None
+    except InvalidPayload:
+        raise
+    except (ValueError, RecursionError) as exc:  # int() of thousands of digits, ...
+        raise InvalidPayload(f"{what} has a value YAML cannot read: {exc}") from None
+
+
+def plain(value: Any, where: str = "") -> Any:
+    """`value` if it is JSON-like data a definition can hold (strings cleaned), else a 400
+    naming where (`steps.2.text`): text keys, finite numbers that fit 64 bits, lists and
+    mappings. What YAML adds (dates, sets, ...) has no place in it."""
+    here = where or "the document"
+    if isinstance(value, str):
+        return clean_text(value)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if abs(value) > MAX_INT:
+            raise InvalidPayload(f"{here}: a number out of range (at most {MAX_INT})")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidPayload(f"{here}: numbers must be finite")
+        return value
+    if isinstance(value, list):
+        return [plain(item, f"{where}.{n}" if where else str(n)) for n, item in enumerate(value)]
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidPayload(f"{here}: the key {str(key)[:40]!r} must be text (quote it)")
+            out[clean_text(key)] = plain(item, f"{where}.{key}" if where else key)
+        return out
+    raise InvalidPayload(f"{here}: a {type(value).__name__} is not accepted")

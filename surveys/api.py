@@ -1,21 +1,18 @@
 """`/api/v1/surveys`: write surveys in YAML or JSON, send them, read the results.
 
-A survey body is untrusted: JSON goes through `bot.untrusted.loads`, YAML through a
-`safe_load` loader without aliases (a "billion laughs" grows from bytes) and at most
-`MAX_DEPTH` levels, parsed off the event loop; then both must be plain JSON-like data
-(text keys, finite numbers within 64 bits) before the survey model sees them.
+A survey body is untrusted: JSON goes through `bot.untrusted.loads`, YAML through its
+bounded `load_yaml` (off the event loop); then both must be `plain` JSON-like data before
+the survey model sees them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import re
 from typing import Annotated, Any
 from urllib.parse import quote
 
 import sqlalchemy as sa
-import yaml
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,7 +26,7 @@ from bot.filters import compile_filter
 from bot.keys import DB
 from bot.roles import require
 from bot.storage.tables import contacts, flow_runs, surveys
-from bot.untrusted import MAX_DEPTH, clean_text, loads
+from bot.untrusted import MAX_INT, load_yaml, loads, plain
 from surveys.definition import dump, parse_survey
 from surveys.engine import find_survey
 from surveys.fields import check_fields
@@ -38,7 +35,6 @@ from surveys.start import start_for_contact
 STATUSES = ("sent", "in_progress", "completed", "expired", "stopped")
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/plain")
 MAX_SURVEY_BYTES = 512_000  # 200 steps in a few languages fit many times over
-MAX_INT = 2**63 - 1
 Id = Annotated[int, Field(ge=1, le=MAX_INT)]
 
 
@@ -51,77 +47,6 @@ class Send(BaseModel):
     view_id: Id | None = None
 
 
-class _Loader(yaml.SafeLoader):
-    """`yaml.safe_load`'s loader, bounded: no aliases, `MAX_DEPTH` levels, dates as text,
-    and none of YAML's types a survey has no use for (binary, sets, ordered maps)."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise InvalidPayload("YAML aliases (*name) are not accepted: write the value out")
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                raise InvalidPayload(f"the survey nests deeper than {MAX_DEPTH} levels")
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-
-def _refuse(kind: str) -> Any:
-    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-        raise InvalidPayload(f"YAML {kind} ({node.tag}) is not accepted in a survey")
-
-    return construct
-
-
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_scalar)
-for _tag, _kind in (("binary", "binary data"), ("set", "a set"), ("omap", "an ordered map")):
-    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse(_kind))
-_Loader.add_constructor("tag:yaml.org,2002:pairs", _refuse("pairs"))
-
-
-def _load_yaml(text: str) -> Any:
-    try:
-        return yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        raise InvalidPayload(f"not YAML or JSON: {exc}") from None
-    except InvalidPayload:
-        raise
-    except (ValueError, RecursionError) as exc:  # int() of thousands of digits, ...
-        raise InvalidPayload(f"the survey has a value YAML cannot read: {exc}") from None
-
-
-def _plain(value: Any, where: str = "survey") -> Any:
-    """`value` if it is JSON-like data a survey can hold (strings cleaned), else a 400
-    naming where: text keys, finite numbers that fit 64 bits, lists and mappings."""
-    if isinstance(value, str):
-        return clean_text(value)
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        if abs(value) > MAX_INT:
-            raise InvalidPayload(f"{where}: a number out of range (at most {MAX_INT})")
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidPayload(f"{where}: numbers must be finite")
-        return value
-    if isinstance(value, list):
-        return [_plain(item, f"{where}.{n}") for n, item in enumerate(value)]
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidPayload(f"{where}: the key {str(key)[:40]!r} must be text (quote it)")
-            out[clean_text(key)] = _plain(item, key if where == "survey" else f"{where}.{key}")
-        return out
-    raise InvalidPayload(f"{where}: a {type(value).__name__} is not accepted")
-
-
 async def _survey_data(request: web.Request) -> Any:
     """The body as plain data: JSON, or YAML with a YAML content type."""
     raw = await request.read()
@@ -132,13 +57,13 @@ async def _survey_data(request: web.Request) -> Any:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise InvalidPayload("the survey is not UTF-8 text") from None
-        data = await asyncio.to_thread(_load_yaml, text)
+        data = await asyncio.to_thread(load_yaml, text, "the survey")
     else:
         try:
             data = loads(raw, "the survey")
         except InvalidPayload as exc:
             raise InvalidPayload(f"{exc}: send JSON, or YAML as application/yaml") from None
-    return _plain(data)
+    return plain(data)
 
 
 async def list_surveys(request: web.Request) -> web.Response:

@@ -29,12 +29,12 @@ import json
 import re
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from bot.errors import InvalidPayload
 from bot.filters import Group
 from bot.model import Frozen
+from bot.untrusted import load_yaml, plain
 
 ID = r"^[a-z][a-z0-9_]{0,63}$"
 END = "end"
@@ -176,11 +176,10 @@ def text_in(text: Text | None, language: str | None, default: str) -> str | None
 def parse_survey(source: str | bytes | dict[str, Any]) -> Survey:
     """YAML or JSON text (or already parsed) to a `Survey`, or one clear error."""
     data: Any = source
-    if isinstance(source, str | bytes):
-        try:
-            data = yaml.safe_load(source)
-        except yaml.YAMLError as exc:
-            raise InvalidPayload(f"not YAML or JSON: {exc}") from None
+    if isinstance(source, bytes):
+        source = source.decode("utf-8", "replace")
+    if isinstance(source, str):
+        data = plain(load_yaml(source, "the survey"))
     if not isinstance(data, dict):
         raise InvalidPayload("a survey is a mapping with name and steps")
     try:
