@@ -21,7 +21,7 @@ from bot.bootstrap import user_by_email
 from bot.errors import InvalidPayload, NotFound
 from bot.ingest import now
 from bot.keys import DB
-from bot.roles import org_admin
+from bot.roles import org_admin, organization_of, require_billing
 from bot.storage.tables import (
     api_tokens,
     channels,
@@ -84,9 +84,14 @@ async def create_space(request: web.Request) -> web.Response:
     return web.json_response({"id": space_id, "name": new.name, "token": token}, status=201)
 
 
+def _month() -> sa.ColumnElement[str]:
+    return sa.func.substr(sa.cast(messages.c.created_at, sa.String), 1, 7)
+
+
 async def usage(request: web.Request) -> web.Response:
-    """Messages per month and channel: what billing admins see (and nothing else)."""
-    month = sa.func.substr(sa.cast(messages.c.created_at, sa.String), 1, 7)
+    """The space's messages per month and channel (billing and admin tokens)."""
+    require_billing(request)
+    month = _month()
     async with request.app[DB].read() as conn:
         rows = await conn.execute(
             sa.select(
@@ -109,6 +114,57 @@ async def usage(request: web.Request) -> web.Response:
             )
             entry[r.direction] = r.n
     return web.json_response({"items": list(table.values())})
+
+
+async def organization_usage(request: web.Request) -> web.Response:
+    """The subscription's figures: the organization's spaces, members (seats) and channels,
+    and its messages per month and space, every space's (billing and admin tokens)."""
+    require_billing(request)
+    month = _month()
+    async with request.app[DB].read() as conn:
+        org = await organization_of(conn, request[PRINCIPAL].space_id)
+        in_org = sa.select(spaces.c.id).where(spaces.c.organization_id == org)
+        seats = sa.select(organization_members.c.user_id).where(
+            organization_members.c.organization_id == org
+        )
+        seats = seats.union(
+            sa.select(space_members.c.user_id).where(space_members.c.space_id.in_(in_org))
+        )
+        counts = (
+            await conn.execute(
+                sa.select(
+                    sa.select(sa.func.count()).select_from(in_org.subquery()).scalar_subquery(),
+                    sa.select(sa.func.count()).select_from(seats.subquery()).scalar_subquery(),
+                    sa.select(sa.func.count())
+                    .where(channels.c.space_id.in_(in_org))
+                    .scalar_subquery(),
+                )
+            )
+        ).one()
+        rows = await conn.execute(
+            sa.select(
+                month.label("month"), messages.c.space_id, messages.c.direction, sa.func.count()
+            )
+            .where(messages.c.space_id.in_(in_org))
+            .group_by(month, messages.c.space_id, messages.c.direction)
+            .order_by(month, messages.c.space_id)
+        )
+        table: dict[tuple[str, int], dict[str, Any]] = {}
+        for m, space_id, direction, n in rows:
+            entry = table.setdefault(
+                (m, space_id), {"month": m, "space_id": space_id, "in": 0, "out": 0}
+            )
+            entry[direction] = n
+    spaces_n, members_n, channels_n = counts
+    return web.json_response(
+        {
+            "organization_id": org,
+            "spaces": spaces_n,
+            "members": members_n,
+            "channels": channels_n,
+            "items": list(table.values()),
+        }
+    )
 
 
 def _org_member_json(r: Any) -> dict[str, Any]:
@@ -234,3 +290,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/spaces", list_spaces)
     app.router.add_post("/api/v1/spaces", create_space)
     app.router.add_get("/api/v1/usage", usage)
+    app.router.add_get("/api/v1/organization/usage", organization_usage)

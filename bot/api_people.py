@@ -367,8 +367,14 @@ async def get_space(request: web.Request) -> web.Response:
 
 
 async def change_space(request: web.Request) -> web.Response:
+    """A field left out stays as it is; a setting sent as null is removed (the space then
+    uses the default: always open, the built-in texts, no survey); name and time zone stay."""
     require(request, "manager")
     change = await _body(request, SpaceChange)
+    sent = change.model_fields_set
+    for kept in ("name", "timezone"):
+        if kept in sent and getattr(change, kept) is None:
+            raise InvalidPayload(f"{kept}: a space keeps one; send a new value instead of null")
     if change.timezone is not None:
         try:
             ZoneInfo(change.timezone)
@@ -378,15 +384,19 @@ async def change_space(request: web.Request) -> web.Response:
             ) from None
     values = change.model_dump(mode="json", exclude_none=True, include={"name", "timezone"})
     settings = change.model_dump(mode="json", exclude_none=True, include=set(SPACE_SETTINGS))
+    cleared = {k for k in sent & set(SPACE_SETTINGS) if getattr(change, k) is None}
     if change.business_hours is not None:
         settings.update(change.business_hours.model_dump(mode="json"))
+    elif "business_hours" in sent:
+        cleared |= {"days", "holidays"}
     space_id = request[PRINCIPAL].space_id
     async with request.app[DB].write() as conn:
-        if settings:
+        if settings or cleared:
             stored = (
                 await conn.execute(sa.select(spaces.c.settings).where(spaces.c.id == space_id))
             ).scalar_one()
-            values["settings"] = {**(stored or {}), **settings}
+            merged = {**(stored or {}), **settings}
+            values["settings"] = {k: v for k, v in merged.items() if k not in cleared}
         if values:
             await conn.execute(spaces.update().where(spaces.c.id == space_id).values(**values))
     return await get_space(request)

@@ -1,5 +1,6 @@
 """API tokens: random, shown once, stored as a SHA-256 hash, each scoped to one space; a
-token issued for a user works only while that user is a member of its space."""
+token issued for a user acts as them: only while they are in its space (a billing token:
+while they bill its organization), and never above their role there."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 from aiohttp import web
@@ -15,11 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.http import error_response
 from bot.keys import DB
-from bot.storage.tables import api_tokens, space_members
+from bot.storage.tables import api_tokens, organization_members, space_members, spaces
 
 TOKEN_PREFIX = "cc_"
 PUBLIC = frozenset({"/api/v1/openapi.json", "/api/v1/docs"})
-BILLING = frozenset({"/api/v1/usage"})
+BILLING = ("/api/v1/usage", "/api/v1/organization/usage")
+# admin: the organization's admin; manager: changes the space's settings;
+# agent: works conversations and contacts; billing: reads usage only.
+RANK = {"billing": 0, "agent": 1, "manager": 2, "admin": 3}
 
 
 @dataclass(frozen=True)
@@ -68,12 +71,24 @@ async def auth_middleware(
         async with request.app[DB].read() as conn:
             row = (
                 await conn.execute(
-                    sa.select(api_tokens, space_members.c.role.label("member_role"))
+                    sa.select(
+                        api_tokens,
+                        space_members.c.role.label("member_role"),
+                        organization_members.c.role.label("org_role"),
+                    )
+                    .join(spaces, spaces.c.id == api_tokens.c.space_id)
                     .outerjoin(
                         space_members,
                         sa.and_(
                             space_members.c.space_id == api_tokens.c.space_id,
                             space_members.c.user_id == api_tokens.c.user_id,
+                        ),
+                    )
+                    .outerjoin(
+                        organization_members,
+                        sa.and_(
+                            organization_members.c.organization_id == spaces.c.organization_id,
+                            organization_members.c.user_id == api_tokens.c.user_id,
                         ),
                     )
                     .where(api_tokens.c.token_hash == digest)
@@ -82,21 +97,36 @@ async def auth_middleware(
             ).first()
         if row is None:
             return _unauthorized("unknown or revoked token")
-        if row.user_id is not None and row.member_role is None:
-            return _unauthorized("this token's user is no longer in its space")
-        principal = Principal(row.id, row.space_id, row.user_id, _acting_role(row))
+        role = str(row.role)
+        if row.user_id is not None:
+            held = ceiling(row.member_role, row.org_role, billing=role == "billing")
+            if held is None:
+                return _unauthorized(
+                    "this token's user no longer bills this organization"
+                    if role == "billing"
+                    else "this token's user is no longer in its space"
+                )
+            role = min(role, held, key=RANK.__getitem__)
+        principal = Principal(row.id, row.space_id, row.user_id, role)
     request[PRINCIPAL] = principal
     if principal.role == "billing" and request.path not in BILLING:
         # billing admins see usage figures, never conversations or contacts
-        return error_response(403, "a billing token only reads /api/v1/usage")
+        return error_response(403, "a billing token only reads usage (" + ", ".join(BILLING) + ")")
     return await handler(request)
 
 
-def _acting_role(row: Any) -> str:
-    """A token acts as its user: one issued before they were made an agent acts as one."""
-    if row.member_role == "agent" and row.role in ("manager", "admin"):
-        return "agent"
-    return str(row.role)
+def ceiling(member_role: str | None, org_role: str | None, *, billing: bool) -> str | None:
+    """The highest role a token of this person may act with in a space, or None if none:
+    a billing token while they are an admin or billing admin of the organization (in a
+    space or not); any other while they are in the space, as its agent or manager, and as
+    an admin only if they also administer the organization."""
+    if billing:
+        return "billing" if org_role in ("admin", "billing_admin") else None
+    if member_role is None:
+        return None
+    if member_role == "manager" and org_role == "admin":
+        return "admin"
+    return member_role
 
 
 def _unauthorized(detail: str) -> web.Response:

@@ -7,19 +7,47 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.auth import PRINCIPAL, Principal
-from bot.errors import Forbidden
+from bot.auth import PRINCIPAL, RANK, Principal, ceiling
+from bot.errors import Forbidden, NotFound
 from bot.storage.tables import organization_members, space_members, spaces
-
-# admin: the organization's admin; manager: changes the space's settings;
-# agent: works conversations and contacts.
-RANK = {"billing": 0, "agent": 1, "manager": 2, "admin": 3}
 
 
 def require(request: web.Request, role: str) -> None:
     have = request[PRINCIPAL].role
     if RANK.get(have, 0) < RANK[role]:
         raise Forbidden(f"this needs a {role} token or higher; yours is {have}")
+
+
+def require_billing(request: web.Request) -> None:
+    """Usage is the subscription's: its organization's admins and billing admins read it
+    (the token acts as admin or billing only while its user is one of those)."""
+    have = request[PRINCIPAL].role
+    if have not in ("billing", "admin"):
+        raise Forbidden(f"usage is read with a billing or admin token; yours is {have}")
+
+
+async def highest_role(conn: AsyncConnection, space_id: int, user_id: int, role: str) -> str | None:
+    """The highest role a `role` token issued for this user may carry in the space (it
+    never acts above it), None if they may hold no such token; NotFound for strangers."""
+    org = await organization_of(conn, space_id)
+    member_role = (
+        await conn.execute(
+            sa.select(space_members.c.role).where(
+                space_members.c.space_id == space_id, space_members.c.user_id == user_id
+            )
+        )
+    ).scalar()
+    org_role = (
+        await conn.execute(
+            sa.select(organization_members.c.role).where(
+                organization_members.c.organization_id == org,
+                organization_members.c.user_id == user_id,
+            )
+        )
+    ).scalar()
+    if member_role is None and (role != "billing" or org_role is None):
+        raise NotFound(f"no user {user_id} in this space")
+    return ceiling(member_role, org_role, billing=role == "billing")
 
 
 async def organization_of(conn: AsyncConnection, space_id: int) -> int:

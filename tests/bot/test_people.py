@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
 from bot.auth import create_token
 from bot.bootstrap import add_admin, create_space
 from bot.keys import DB, DEFAULT_SPACE
-from bot.storage.tables import team_members
+from bot.storage.tables import spaces, team_members
 from tests.bot.test_api_conversations import auth, open_conversation, people  # noqa: F401
 from tests.conftest import count
 
@@ -176,3 +177,43 @@ async def test_teams_are_deleted_with_their_memberships(
     assert (await (await client.get("/api/v1/teams", headers=agent)).json())["items"] == []
     assert await count(app, team_members) == 0
     assert (await client.delete(f"/api/v1/teams/{team}", headers=manager)).status == 404
+
+
+SETTINGS: dict[str, Any] = {
+    "business_hours": {"days": {"mon": ["09:00", "17:00"]}, "holidays": ["2025-12-25"]},
+    "away_text": "We are away",
+    "away_every_minutes": 30,
+    "handover_text": "A person will answer",
+    "handover_keywords": {"en": ["human"]},
+    "away_flow": "away",
+    "csat_survey": "csat",
+}
+
+
+async def test_space_settings_are_cleared_by_null_and_kept_when_absent(
+    client: TestClient, app, people: dict[str, Any]
+) -> None:
+    manager = auth(people["manager"])
+    set_all = await client.patch("/api/v1/space", json=SETTINGS, headers=manager)
+    assert set_all.status == 200
+    assert {k: (await set_all.json())[k] for k in SETTINGS} == SETTINGS
+    # absent: unchanged
+    renamed = await client.patch("/api/v1/space", json={"name": "Acme"}, headers=manager)
+    assert {k: (await renamed.json())[k] for k in SETTINGS} == SETTINGS
+    # null: removed, one at a time, the others kept
+    for i, key in enumerate(SETTINGS):
+        cleared = await client.patch("/api/v1/space", json={key: None}, headers=manager)
+        assert cleared.status == 200
+        space = await cleared.json()
+        assert space[key] is None
+        assert {k: space[k] for k in list(SETTINGS)[i + 1 :]} == {
+            k: SETTINGS[k] for k in list(SETTINGS)[i + 1 :]
+        }
+    async with app[DB].read() as conn:
+        query = sa.select(spaces.c.settings).where(spaces.c.id == app[DEFAULT_SPACE])
+        stored = (await conn.execute(query)).scalar_one()
+    assert stored == {}  # the handover reads its defaults again
+    # a space keeps its name and time zone
+    for key in ("name", "timezone"):
+        kept = await client.patch("/api/v1/space", json={key: None}, headers=manager)
+        assert kept.status == 400 and key in (await kept.json())["detail"]
