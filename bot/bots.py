@@ -37,6 +37,9 @@ class BotReply(Frozen):
 
 
 class Bot(Protocol):
+    # which bot answered, recorded on its messages: `builtin`, `dialogflow:<project>`
+    name: str
+
     async def detect(self, query: BotQuery) -> BotReply: ...
 
 

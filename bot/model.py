@@ -200,7 +200,7 @@ class Seen(Frozen):
 
     type: Literal["seen"] = "seen"
     sender: Sender
-    message_id: int
+    message_id: int = Field(ge=1, le=2**63 - 1)  # the databases' BIGINT
     status: Literal["delivered", "read"]
 
 

@@ -146,7 +146,8 @@ def parse_each(
     for item in items:
         try:
             events.extend(parse_one(item))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # ValidationError too
+        # ValidationError is a ValueError; out-of-range numbers raise the last two
+        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, OSError) as exc:
             log.warning(
                 "malformed item skipped",
                 extra={"channel": channel.id, "kind": channel.kind, "error": type(exc).__name__},

@@ -8,7 +8,7 @@ from bot.bots import BotQuery, BotReply
 from bot.errors import BadCredentials, IntegrationError
 from bot.handling import HandlerContext
 from bot.keys import DB, METRICS
-from bot.model import Inbound, Postback, Reaction, TextPart, text_of
+from bot.model import Author, Inbound, Postback, Reaction, TextPart, text_of
 from bot.storage.tables import integrations
 from handlers.handover import hand_over
 from surveys.engine import start_here
@@ -63,6 +63,7 @@ async def answer_with_bot(event: Inbound, ctx: HandlerContext) -> bool:
         )
     if (query := _query(event, session_id, conversation.language)) is not None:
         queries.append(query)
+    by = Author(type="bot", id=bot.name)
     replies: list[BotReply] = []
     failed = False
     for query in queries:
@@ -85,7 +86,7 @@ async def answer_with_bot(event: Inbound, ctx: HandlerContext) -> bool:
         replies.append(reply)
     for reply in replies:
         for parts in reply.messages:
-            ctx.reply(*parts)
+            ctx.reply(*parts, by=by)
         ctx.set_fields.update(reply.payload.get("set_fields") or {})
         log.info(
             "bot answered",
@@ -96,7 +97,7 @@ async def answer_with_bot(event: Inbound, ctx: HandlerContext) -> bool:
             },
         )
     if failed:
-        ctx.reply(TextPart(text=BOT_ERROR_TEXT))
+        ctx.reply(TextPart(text=BOT_ERROR_TEXT), by=by)
     last = replies[-1] if replies else None
     flow = last.payload.get("start_flow") if last is not None else None
     if flow and await start_here(ctx, str(flow)):
@@ -114,7 +115,7 @@ async def answer_with_bot(event: Inbound, ctx: HandlerContext) -> bool:
     # a reply with nothing a channel can show (a carousel, speech only) is a miss, not silence
     silent = last is not None and not last.messages
     if silent:
-        ctx.reply(TextPart(text=NOT_UNDERSTOOD_TEXT))
+        ctx.reply(TextPart(text=NOT_UNDERSTOOD_TEXT), by=by)
     missed = failed or (last is not None and (last.fallback or silent))
     misses = conversation.bot_fallbacks + 1 if missed else 0
     ctx.bot_fallbacks = misses

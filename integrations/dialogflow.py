@@ -56,6 +56,7 @@ class DialogflowBot:
         timeout: float = 5.0,
     ) -> None:
         self.project = project
+        self.name = f"dialogflow:{project}"
         self.language = language
         self.environment = environment
         self.timeout = timeout

@@ -11,6 +11,8 @@ from integrations.builtin_bot.matcher import Matcher
 
 
 class BuiltinBot:
+    name = "builtin"
+
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
         self._matcher = Matcher(agent)

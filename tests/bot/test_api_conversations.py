@@ -150,6 +150,7 @@ async def test_every_message_says_who_sent_it_and_notes_are_listed_on_request(
         ("out", "flow"),
         ("out", "user"),
     ]
+    assert [m["sender"]["id"] for m in listed[1:3]] == ["builtin", "builtin"]
     assert listed[3]["sender"]["id"] == "away"
     assert listed[4]["sender"]["id"] == people["admin_id"]
     everything = await (
