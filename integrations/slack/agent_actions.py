@@ -27,6 +27,7 @@ from bot.storage.tables import channels, contacts, conversations, shortcuts, use
 from handlers.admin import channel_command
 from handlers.handover import pick_assignee
 from integrations.slack.people import HOW_TO_LINK, user_for
+from integrations.slack.safe import inline
 from surveys.engine import find_survey
 from surveys.start import after_close, start_for_contact
 
@@ -173,7 +174,9 @@ class AgentActions:
                 waiting = [] if name == "away" else await self._waiting(conn)
             if not waiting:
                 return f"You are {name}."
-            listed = "\n".join(f"• #{c.id} {c.name or 'a contact'} on {c.kind}" for c in waiting)
+            listed = "\n".join(
+                f"• #{c.id} {inline(c.name or 'a contact', 100)} on {c.kind}" for c in waiting
+            )
             return f"You are online. Waiting for someone:\n{listed}\nTake one: `claim ID`"
         if name == "channel":
             async with self.app[DB].read() as conn:

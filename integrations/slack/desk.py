@@ -25,8 +25,10 @@ from bot.storage.tables import (
     teams,
     users,
 )
+from integrations.slack.safe import SECTION_LIMIT, TEXT_LIMIT, cut, inert, inline, link
 
 TRANSCRIPT = 10  # messages shown when a thread opens
+TRANSCRIPT_EACH = 3_000  # characters of each: ten fit in one Slack message
 STATES = {
     "bot": "with the bot",
     "flow": "in a flow",
@@ -50,7 +52,8 @@ class SlackDesk:
     ) -> None:
         """One desk notice; raises on a Slack failure (the relay retries)."""
         if kind == "alert":  # for the admins, in the inbox itself
-            await self.client.chat_postMessage(channel=self.inbox, text=f":warning: {note}")
+            text = f":warning: {inert(note or '')}"
+            await self.client.chat_postMessage(channel=self.inbox, text=text)
             return
         async with self.db.read() as conn:
             thread = (
@@ -76,12 +79,16 @@ class SlackDesk:
         else:
             channel, ts = thread.slack_channel, thread.ts
         if kind == "note":
-            await self.client.chat_postMessage(channel=channel, thread_ts=ts, text=note)
+            # a flow's summary quotes the contact's answers
+            text = inert(note or "")
+            await self.client.chat_postMessage(channel=channel, thread_ts=ts, text=text)
         elif kind == "handover":
             await self.client.chat_update(channel=channel, ts=ts, **header)
             if note:
                 await self.client.chat_postMessage(
-                    channel=channel, thread_ts=ts, text=f":bell: handed over again: {note}"
+                    channel=channel,
+                    thread_ts=ts,
+                    text=f":bell: handed over again: {inert(note, 2000)}",
                 )
         elif kind == "state":
             await self.client.chat_update(channel=channel, ts=ts, **header)
@@ -117,22 +124,24 @@ class SlackDesk:
             )
         return channel, ts
 
-    def message_text(self, channel_id: str, parts: list[dict[str, Any]]) -> str:
+    def message_text(
+        self, channel_id: str, parts: list[dict[str, Any]], limit: int = TEXT_LIMIT
+    ) -> str:
+        """A message as agents read it; everything the contact chose is `inert`."""
         lines = []
         for part in with_media_urls(self.key, channel_id, parts):
             if part["type"] == "text":
-                lines.append(part["text"])
+                lines.append(inert(part["text"], limit))
             elif part.get("url"):
                 url = part["url"] if "://" in part["url"] else self.public_url + part["url"]
-                label = part.get("caption") or part.get("name") or part["type"]
-                lines.append(f"<{url}|{label}>")
+                lines.append(link(url, part.get("caption") or part.get("name") or part["type"]))
             elif part["type"] == "location":
                 lines.append(f":round_pushpin: {part['latitude']}, {part['longitude']}")
             elif part["type"] == "postback":
-                lines.append(f"[{part.get('title') or part['payload']}]")
+                lines.append(f"[{inline(part.get('title') or part['payload'], 200)}]")
             elif part["type"] == "quick_replies":
-                lines.append(" ".join(f"[{r['title']}]" for r in part["replies"]))
-        return "\n".join(lines) or "(empty message)"
+                lines.append(" ".join(f"[{inline(r['title'], 200)}]" for r in part["replies"]))
+        return cut("\n".join(lines), limit) or "(empty message)"
 
     async def _transcript(self, conversation_id: int) -> str:
         async with self.db.read() as conn:
@@ -149,10 +158,10 @@ class SlackDesk:
             ).all()
         lines = []
         for r in reversed(rows):
-            who = "Contact" if r.direction == "in" else (r.name or "Bot")
-            text = self.message_text(r.channel_id, r.parts).replace("\n", "\n>")
-            lines.append(f"*{who}:*\n>{text}")
-        return "\n".join(lines)
+            who = "Contact" if r.direction == "in" else inline(r.name or "Bot", 100)
+            text = self.message_text(r.channel_id, r.parts, TRANSCRIPT_EACH)
+            lines.append(f"*{who}:*\n>" + text.replace("\n", "\n>"))
+        return cut("\n".join(lines), TEXT_LIMIT)
 
     async def _header(
         self, conn: AsyncConnection, conversation_id: int, note: str | None
@@ -179,21 +188,24 @@ class SlackDesk:
         ).one()
         tag_names = await tags_of(conn, c.contact_id)
         fields = await fields_of(conn, c.contact_id)
-        name = c.contact_name or c.phone or c.email or f"contact {c.contact_id}"
+        name = inline(c.contact_name or c.phone or c.email or f"contact {c.contact_id}", 200)
         state = "closed" if c.status == "closed" else STATES.get(c.handler, c.handler)
-        assignee = f"<@{c.slack_user_id}>" if c.slack_user_id else (c.assignee_name or "nobody")
-        queue = f" · Queue: {c.team_name}" if c.team_name else ""
+        assignee = (
+            f"<@{c.slack_user_id}>" if c.slack_user_id else inline(c.assignee_name or "nobody", 100)
+        )
+        queue = f" · Queue: {inline(c.team_name, 100)}" if c.team_name else ""
         lines = [
-            f"*{name}* on {c.kind} ({c.channel_name}) · conversation #{c.id}",
+            f"*{name}* on {c.kind} ({inline(c.channel_name, 100)}) · conversation #{c.id}",
             f"State: {state} · Assignee: {assignee}{queue}",
         ]
         if tag_names:
-            lines.append("Tags: " + ", ".join(tag_names))
+            lines.append("Tags: " + ", ".join(inline(t, 100) for t in tag_names))
         if fields:
-            lines.append("Fields: " + ", ".join(f"{k}={shown(v)}" for k, v in fields.items()))
+            shown_fields = (f"{inline(k, 100)}={inline(shown(v), 300)}" for k, v in fields.items())
+            lines.append("Fields: " + ", ".join(shown_fields))
         if note:
-            lines.append(f"Note: {note}")
-        text = "\n".join(lines)
+            lines.append(f"Note: {inline(note, 500)}")
+        text = cut("\n".join(lines), SECTION_LIMIT)  # text and section both
         blocks: list[dict[str, Any]] = [
             {"type": "section", "text": {"type": "mrkdwn", "text": text}}
         ]

@@ -43,21 +43,35 @@ class Desk:
     def app(self) -> Any:
         return self.hub.server.app
 
-    async def contact_says(self, text: str) -> None:
+    async def contact_says(
+        self,
+        text: str | None,
+        *,
+        name: str = "Ana",
+        caption: str | None = None,
+        channel: TelegramChannel | None = None,
+        chat: int = CHAT,
+    ) -> None:
+        """A Telegram message (a photo when `caption` is given) to `channel` (ours)."""
         self.updates += 1
-        body = {
-            "update_id": 1000 + self.updates,
-            "message": {
-                "message_id": self.updates,
-                "date": 1767225600,
-                "chat": {"id": CHAT, "type": "private", "first_name": "Ana"},
-                "from": {"id": CHAT, "is_bot": False, "first_name": "Ana", "language_code": "en"},
-                "text": text,
-            },
+        who = {"id": chat, "is_bot": False, "first_name": name, "language_code": "en"}
+        message: dict[str, Any] = {
+            "message_id": self.updates,
+            "date": 1767225600,
+            "chat": {"id": chat, "type": "private", "first_name": name},
+            "from": who,
         }
-        secret = self.channel.config.credentials.secret_token.get_secret_value()  # type: ignore[attr-defined]
+        if text is not None:
+            message["text"] = text
+        if caption is not None:
+            photo = {"file_id": "F1", "file_unique_id": "U1", "width": 9, "height": 9}
+            message |= {"photo": [photo], "caption": caption}
+        channel = channel or self.channel
+        secret = channel.config.credentials.secret_token.get_secret_value()  # type: ignore[attr-defined]
         resp = await self.hub.post(
-            f"/webhooks/{self.channel.id}", json=body, headers={SECRET_HEADER: secret}
+            f"/webhooks/{channel.id}",
+            json={"update_id": 1000 + self.updates, "message": message},
+            headers={SECRET_HEADER: secret},
         )
         assert resp.status == 200, await resp.text()
 
