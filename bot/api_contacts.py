@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -57,11 +59,21 @@ class BulkTags(BaseModel):
     view_id: int | None = Field(None, ge=1, le=2**63 - 1)
 
 
+class ContactChange(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    email: str | None = Field(None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    phone: str | None = Field(None, max_length=32, pattern=r"^\+?[0-9][0-9 ()./-]{2,31}$")
+    language: str | None = Field(None, max_length=16, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]+)*$")
+
+
 class Merge(BaseModel):
     other_id: int = Field(ge=1, le=2**63 - 1, description="merged into the contact in the path")
 
 
-def _contact_json(row: Any) -> dict[str, Any]:
+def _contact_json(
+    row: Any, fields: dict[str, Any], tags_: list[str], **more: Any
+) -> dict[str, Any]:
+    """The one contact representation: every list and `GET /contacts/{id}` answer it."""
     return {
         "id": row.id,
         "name": row.name,
@@ -70,9 +82,37 @@ def _contact_json(row: Any) -> dict[str, Any]:
         "language": row.language,
         "status": row.status,
         "assignee_id": row.assignee_id,
+        "team_id": row.team_id,
+        "fields": {key: _field_value(value) for key, value in fields.items()},
+        "tags": tags_,
         "created_at": _iso(row.created_at),
         "last_message_at": _iso(row.last_message_at),
+        **more,
     }
+
+
+def _field_value(value: Any) -> Any:
+    return value.date().isoformat() if isinstance(value, datetime) else value
+
+
+async def _contacts_json(conn: Any, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """A page of contacts with their fields and tags: two queries for the page, not two
+    per contact."""
+    ids = [r.id for r in rows]
+    fields: dict[int, dict[str, Any]] = {i: {} for i in ids}
+    tags_: dict[int, list[str]] = {i: [] for i in ids}
+    if ids:
+        for contact_id, key, value in await contact_ops.fields_of_many(conn, ids):
+            fields[contact_id][key] = value
+        found = await conn.execute(
+            sa.select(contact_tags.c.contact_id, tags.c.name)
+            .join(tags, tags.c.id == contact_tags.c.tag_id)
+            .where(contact_tags.c.contact_id.in_(ids))
+            .order_by(tags.c.name)
+        )
+        for contact_id, name in found:
+            tags_[contact_id].append(name)
+    return [_contact_json(r, fields[r.id], tags_[r.id]) for r in rows]
 
 
 async def _page(request: web.Request, group: Group | None) -> web.Response:
@@ -87,7 +127,7 @@ async def _page(request: web.Request, group: Group | None) -> web.Response:
             _int_query(request, "before"),
             request.query.get("count") in ("1", "true"),
         )
-    items = [_contact_json(r) for r in rows]
+        items = await _contacts_json(conn, rows)
     body: dict[str, Any] = {"items": items, "next_before": items[-1]["id"] if items else None}
     if total is not None:
         body["count"] = total
@@ -310,31 +350,40 @@ async def show_contact(request: web.Request) -> web.Response:
     space_id = request[PRINCIPAL].space_id
     contact_id = _path_id(request, "contact_id")
     async with request.app[DB].read() as conn:
-        row = await contact_row(conn, space_id, contact_id)
-        ids = (
-            await conn.execute(
-                sa.select(identities.c.channel_id, identities.c.external_id).where(
-                    identities.c.contact_id == contact_id
-                )
+        return web.json_response(await _one(conn, space_id, contact_id))
+
+
+async def change_contact(request: web.Request) -> web.Response:
+    """Name, email, phone, language; null clears one."""
+    change = await _body(request, ContactChange)
+    space_id = request[PRINCIPAL].space_id
+    contact_id = _path_id(request, "contact_id")
+    async with request.app[DB].write() as conn:
+        await contact_row(conn, space_id, contact_id)
+        values = {name: getattr(change, name) for name in change.model_fields_set}
+        if values:
+            await conn.execute(contacts.update().where(contacts.c.id == contact_id).values(values))
+        return web.json_response(await _one(conn, space_id, contact_id))
+
+
+async def _one(conn: Any, space_id: int, contact_id: int) -> dict[str, Any]:
+    row = await contact_row(conn, space_id, contact_id)
+    ids = (
+        await conn.execute(
+            sa.select(identities.c.channel_id, identities.c.external_id).where(
+                identities.c.contact_id == contact_id
             )
-        ).all()
-    return web.json_response(
-        {
-            "id": row.id,
-            "name": row.name,
-            "language": row.language,
-            "phone": row.phone,
-            "email": row.email,
-            "created_at": _iso(row.created_at),
-            "last_message_at": _iso(row.last_message_at),
-            "identities": [{"channel_id": i.channel_id, "external_id": i.external_id} for i in ids],
-        }
-    )
+        )
+    ).all()
+    (shown,) = await _contacts_json(conn, [row])
+    shown["identities"] = [{"channel_id": i.channel_id, "external_id": i.external_id} for i in ids]
+    return shown
 
 
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/contacts", list_contacts)
     app.router.add_get("/api/v1/contacts/{contact_id}", show_contact)
+    app.router.add_patch("/api/v1/contacts/{contact_id}", change_contact)
     app.router.add_get("/api/v1/contacts.csv", export_contacts_csv)
     app.router.add_post("/api/v1/tags/bulk", bulk_tags)
     app.router.add_get("/api/v1/fields", list_fields)

@@ -21,7 +21,7 @@ from bot.bootstrap import user_by_email
 from bot.errors import InvalidPayload, NotFound
 from bot.ingest import now
 from bot.keys import DB
-from bot.roles import org_admin, organization_of, require_billing
+from bot.roles import org_admin, organization_of, require, require_billing
 from bot.storage.tables import (
     api_tokens,
     channels,
@@ -89,8 +89,9 @@ def _month() -> sa.ColumnElement[str]:
 
 
 async def usage(request: web.Request) -> web.Response:
-    """The space's messages per month and channel (billing and admin tokens)."""
-    require_billing(request)
+    """The space's messages per month and channel: its managers' report, and billing's."""
+    if request[PRINCIPAL].role != "billing":
+        require(request, "manager")
     month = _month()
     async with request.app[DB].read() as conn:
         rows = await conn.execute(

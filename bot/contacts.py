@@ -223,8 +223,16 @@ async def get_contact(conn: AsyncConnection, space_id: int, contact_id: int) -> 
 
 async def fields_of(conn: AsyncConnection, contact_id: int) -> dict[str, Any]:
     """A contact's custom field values by key: str, float, bool or datetime."""
+    return {key: value for _, key, value in await fields_of_many(conn, [contact_id])}
+
+
+async def fields_of_many(
+    conn: AsyncConnection, contact_ids: list[int]
+) -> list[tuple[int, str, Any]]:
+    """`(contact id, key, value)` for every field value of these contacts, by key."""
     rows = await conn.execute(
         sa.select(
+            field_values.c.contact_id,
             field_definitions.c.key,
             field_definitions.c.type,
             field_values.c.value_text,
@@ -232,18 +240,21 @@ async def fields_of(conn: AsyncConnection, contact_id: int) -> dict[str, Any]:
             field_values.c.value_date,
         )
         .join(field_values, field_values.c.field_id == field_definitions.c.id)
-        .where(field_values.c.contact_id == contact_id)
+        .where(field_values.c.contact_id.in_(contact_ids))
         .order_by(field_definitions.c.key)
     )
-    values: dict[str, Any] = {}
+    found = []
     for r in rows:
         if r.value_text is not None:
-            values[r.key] = r.value_text
+            value: Any = r.value_text
         elif r.value_date is not None:
-            values[r.key] = r.value_date
+            value = r.value_date
         elif r.value_number is not None:
-            values[r.key] = bool(r.value_number) if r.type == "boolean" else r.value_number
-    return values
+            value = bool(r.value_number) if r.type == "boolean" else r.value_number
+        else:
+            continue
+        found.append((r.contact_id, r.key, value))
+    return found
 
 
 async def tags_of(conn: AsyncConnection, contact_id: int) -> list[str]:

@@ -104,7 +104,15 @@ def _invites(operation: dict[str, Any]) -> dict[str, Any]:
 
 
 def spec(server: str) -> dict[str, Any]:
-    from bot.api_contacts import BulkTags, FieldChange, FieldValue, Merge, NewField, Tags
+    from bot.api_contacts import (
+        BulkTags,
+        ContactChange,
+        FieldChange,
+        FieldValue,
+        Merge,
+        NewField,
+        Tags,
+    )
     from bot.api_conversations import AgentMessage, Assignment, Note
     from bot.api_integrations import DialogflowIntegration
     from bot.api_invitations import InvitationCode
@@ -120,6 +128,7 @@ def spec(server: str) -> dict[str, Any]:
     defs = parts.pop("$defs", {})
     for model in (
         FieldValue,
+        ContactChange,
         NewField,
         NewShortcut,
         NewView,
@@ -208,6 +217,13 @@ def spec(server: str) -> dict[str, Any]:
             "language": nullable_str,
             "phone": nullable_str,
             "email": nullable_str,
+            "status": {"enum": ["open", "closed"]},
+            "assignee_id": {"type": ["integer", "null"]},
+            "team_id": {"type": ["integer", "null"]},
+            "fields": {"type": "object", "description": "custom field values by key"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "created_at": {"type": "string", "format": "date-time"},
+            "last_message_at": {"type": ["string", "null"], "format": "date-time"},
             "identities": {
                 "type": "array",
                 "items": {
@@ -259,9 +275,20 @@ def spec(server: str) -> dict[str, Any]:
             "/api/v1/conversations/{conversation_id}": _op(
                 "One conversation", conversation, [_param("conversation_id", "path")]
             ),
-            "/api/v1/contacts/{contact_id}": _op(
-                "One contact with its identities", contact, [_param("contact_id", "path")]
-            ),
+            "/api/v1/contacts/{contact_id}": {
+                **_op(
+                    "One contact: fields, tags, assignee, team and identities",
+                    contact,
+                    [_param("contact_id", "path")],
+                ),
+                **_write(
+                    "Change name, email, phone or language (null clears one)",
+                    ContactChange,
+                    "200",
+                    [_param("contact_id", "path")],
+                    "patch",
+                ),
+            },
             "/api/v1/contacts": _op(
                 "Contacts, newest first: `q` searches, `filter` is a JSON filter group",
                 _list(contact, "next_before"),
@@ -507,20 +534,44 @@ def spec(server: str) -> dict[str, Any]:
             ),
             "/api/v1/space": {
                 **_op("The space's settings", {"type": "object"}, []),
-                **_write("Rename the space or set its time zone", SpaceChange, "200", [], "patch"),
+                **_write(
+                    "Change the space's name, time zone and settings; a setting sent as null "
+                    "is removed, one left out is unchanged (name and time zone cannot be null)",
+                    SpaceChange,
+                    "200",
+                    [],
+                    "patch",
+                ),
             },
             "/api/v1/spaces": {
                 **_op("The organization's spaces (organization admins)", {"type": "object"}, []),
                 **_write("Create a space; answers an admin token for it", NewSpace, "201", []),
             },
             "/api/v1/usage": _op(
-                "Messages per month and channel (billing admins may read it)",
+                "The space's messages per month and channel (managers, admins, billing)",
+                {"type": "object"},
+                [],
+            ),
+            "/api/v1/organization/usage": _op(
+                "The subscription's figures: the organization's spaces, members and channels, "
+                "and messages per month and space (billing and admin tokens)",
                 {"type": "object"},
                 [],
             ),
             "/api/v1/tokens": {
-                **_op("The space's API tokens (never their secrets)", {"type": "object"}, []),
-                **_write("Create a token (shown once)", NewToken, "201", []),
+                **_op(
+                    "The space's API tokens (never their secrets), each with whose it is "
+                    "(user_id, user_name, user_email)",
+                    {"type": "object"},
+                    [],
+                ),
+                **_write(
+                    "Create a token (shown once) acting as `user_id` (a member of the space; "
+                    "default: you), never above their role",
+                    NewToken,
+                    "201",
+                    [],
+                ),
             },
             "/api/v1/tokens/{token_id}": _delete("Revoke a token", [_param("token_id", "path")]),
             "/api/v1/contacts/{contact_id}/tags/{name}": _delete(

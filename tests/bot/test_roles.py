@@ -20,6 +20,7 @@ ROLES = ("admin", "billing_admin", "manager", "agent")
 OK_ALL = dict.fromkeys(ROLES, 200)
 ADMIN_ONLY = {"admin": 200, "billing_admin": 403, "manager": 403, "agent": 403}
 BILLING = {"admin": 200, "billing_admin": 200, "manager": 403, "agent": 403}
+REPORTS = {"admin": 200, "billing_admin": 200, "manager": 200, "agent": 403}
 MANAGERS = {"admin": 200, "billing_admin": 403, "manager": 200, "agent": 403}
 SPACE = {"admin": 200, "billing_admin": 403, "manager": 200, "agent": 200}
 
@@ -47,7 +48,7 @@ ROUTES: list[tuple[str, str, str, Any, dict[str, int]]] = [
     ),
     ("spaces: list", "GET", "/api/v1/spaces", None, ADMIN_ONLY),
     ("spaces: create", "POST", "/api/v1/spaces", {"name": "S {role}"}, _created(ADMIN_ONLY)),
-    ("usage: the space", "GET", "/api/v1/usage", None, BILLING),
+    ("usage: the space", "GET", "/api/v1/usage", None, REPORTS),
     ("usage: the subscription", "GET", "/api/v1/organization/usage", None, BILLING),
     ("space: read settings", "GET", "/api/v1/space", None, SPACE),
     ("space: change settings", "PATCH", "/api/v1/space", {"away_text": "x"}, MANAGERS),
