@@ -104,13 +104,7 @@ async def _contacts_json(conn: Any, rows: Sequence[Any]) -> list[dict[str, Any]]
     if ids:
         for contact_id, key, value in await contact_ops.fields_of_many(conn, ids):
             fields[contact_id][key] = value
-        found = await conn.execute(
-            sa.select(contact_tags.c.contact_id, tags.c.name)
-            .join(tags, tags.c.id == contact_tags.c.tag_id)
-            .where(contact_tags.c.contact_id.in_(ids))
-            .order_by(tags.c.name)
-        )
-        for contact_id, name in found:
+        for contact_id, name in await contact_ops.tags_of_many(conn, ids):
             tags_[contact_id].append(name)
     return [_contact_json(r, fields[r.id], tags_[r.id]) for r in rows]
 

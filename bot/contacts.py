@@ -257,6 +257,17 @@ async def fields_of_many(
     return found
 
 
+async def tags_of_many(conn: AsyncConnection, contact_ids: list[int]) -> list[tuple[int, str]]:
+    """`(contact id, tag name)` for these contacts, by name."""
+    rows = await conn.execute(
+        sa.select(contact_tags.c.contact_id, tags.c.name)
+        .join(tags, tags.c.id == contact_tags.c.tag_id)
+        .where(contact_tags.c.contact_id.in_(contact_ids))
+        .order_by(tags.c.name)
+    )
+    return [(r.contact_id, r.name) for r in rows]
+
+
 async def tags_of(conn: AsyncConnection, contact_id: int) -> list[str]:
     rows = await conn.execute(
         sa.select(tags.c.name)

@@ -1,4 +1,6 @@
-"""Contacts in and out as CSV: built-in columns, custom fields by key, a `tags` column.
+"""Contacts in and out as CSV: `id`, built-in columns, custom fields by key, `tags`.
+
+An export can be edited and imported back: a row with an `id` updates that contact.
 
 Import validates every row and keeps the valid ones; each bad row is reported
 with its line number and what to fix. Rows are committed in batches.
@@ -24,19 +26,26 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.contacts import field_defs, find, stored_value, tag
+from bot.contacts import (
+    field_defs,
+    fields_of_many,
+    find,
+    shown,
+    stored_value,
+    tag,
+    tags_of_many,
+)
 from bot.errors import InvalidPayload
 from bot.filters import Group
 from bot.storage.db import Database
 from bot.storage.tables import (
-    contact_tags,
     contacts,
     field_definitions,
     field_values,
-    tags,
 )
 
 BUILT_IN = ("name", "phone", "email", "language")
+COLUMNS = frozenset({"id", *BUILT_IN, "tags"})
 BATCH = 500
 FORMULA_START = frozenset("=+-@\t\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?[0-9][0-9 ().,/-]*")
@@ -57,15 +66,11 @@ async def import_csv(
     reader.fieldnames = header
     async with db.read() as conn:
         defs = await _definitions(conn, space_id)
-    unknown = [
-        h
-        for h in header
-        if h not in BUILT_IN and h != "tags" and h.removeprefix("fields.") not in defs
-    ]
+    unknown = [h for h in header if h not in COLUMNS and h.removeprefix("fields.") not in defs]
     if unknown:
         raise InvalidPayload(
-            f"unknown column(s) {', '.join(unknown)}: use {', '.join(BUILT_IN)}, tags, or a custom "
-            f"field key ({', '.join(sorted(defs)) or 'none defined yet'})"
+            f"unknown column(s) {', '.join(unknown)}: use id, {', '.join(BUILT_IN)}, tags, "
+            f"or a custom field key ({', '.join(sorted(defs)) or 'none defined yet'})"
         )
     report = ImportReport()
     batch: list[tuple[int, dict[str, str]]] = []
@@ -111,15 +116,14 @@ async def _commit(
                         value,
                     )
                     for key, value in row.items()
-                    if key not in BUILT_IN and key != "tags" and value
+                    if key not in COLUMNS and value
                 }
+                if not any(row.get(k) for k in ("id", *BUILT_IN)):
+                    raise InvalidPayload("a contact needs a name, phone or email")
+                contact_id = await _upsert(conn, space_id, row, report)
             except InvalidPayload as exc:
                 report.errors.append(f"line {line}: {exc}")
                 continue
-            if not any(row.get(k) for k in BUILT_IN):
-                report.errors.append(f"line {line}: a contact needs a name, phone or email")
-                continue
-            contact_id = await _upsert(conn, space_id, row, report)
             for key, typed in values.items():
                 field_id = defs[key].id
                 await conn.execute(
@@ -138,7 +142,26 @@ async def _commit(
 async def _upsert(
     conn: AsyncConnection, space_id: int, row: dict[str, str], report: ImportReport
 ) -> int:
-    """The same person by email or phone is updated, not duplicated."""
+    """The contact of the row's `id`, else the same person by email or phone, is updated,
+    not duplicated."""
+    if raw := row.get("id"):
+        wanted = int(raw) if raw.isdigit() and len(raw) < 19 else 0
+        found = (
+            await conn.execute(
+                sa.select(contacts.c.id).where(
+                    contacts.c.id == wanted,
+                    contacts.c.space_id == space_id,
+                    contacts.c.status != "erased",
+                )
+            )
+        ).scalar()
+        if found is None:
+            raise InvalidPayload(f"no contact {raw} in this space (leave id empty to add one)")
+        values = {k: row[k] for k in BUILT_IN if row.get(k)}
+        if values:
+            await conn.execute(contacts.update().where(contacts.c.id == found).values(**values))
+        report.updated += 1
+        return int(found)
     match = [contacts.c.email == row["email"]] if row.get("email") else []
     match += [contacts.c.phone == row["phone"]] if row.get("phone") else []
     found = None
@@ -170,7 +193,7 @@ async def export_csv(db: Database, space_id: int, group: Group | None) -> AsyncI
     """CSV text, page by page (keyset), so a million contacts never sit in memory."""
     async with db.read() as conn:
         keys = sorted(await field_defs(conn, space_id))
-    header = [*BUILT_IN, "tags", *keys]
+    header = ["id", *BUILT_IN, "tags", *keys]
     yield csv_line(header)
     before = None
     while True:
@@ -178,56 +201,26 @@ async def export_csv(db: Database, space_id: int, group: Group | None) -> AsyncI
             rows, _ = await find(conn, space_id, group, None, BATCH, before, with_count=False)
             if not rows:
                 return
-            extra = await _extras([r.id for r in rows], conn)
+            ids = [r.id for r in rows]
+            fields: dict[int, dict[str, str]] = {i: {} for i in ids}
+            for contact_id, key, value in await fields_of_many(conn, ids):
+                fields[contact_id][key] = shown(value)
+            tag_names: dict[int, list[str]] = {i: [] for i in ids}
+            for contact_id, name in await tags_of_many(conn, ids):
+                tag_names[contact_id].append(name)
         for r in rows:
-            fields, tag_names = extra.get(r.id, ({}, []))
             yield csv_line(
                 [
+                    r.id,
                     r.name or "",
                     r.phone or "",
                     r.email or "",
                     r.language or "",
-                    ",".join(sorted(tag_names)),
-                    *(fields.get(k, "") for k in keys),
+                    ",".join(tag_names[r.id]),
+                    *(fields[r.id].get(k, "") for k in keys),
                 ]
             )
         before = rows[-1].id
-
-
-async def _extras(
-    ids: list[int], conn: AsyncConnection
-) -> dict[int, tuple[dict[str, str], list[str]]]:
-    out: dict[int, tuple[dict[str, str], list[str]]] = {i: ({}, []) for i in ids}
-    values = await conn.execute(
-        sa.select(
-            field_values.c.contact_id,
-            field_definitions.c.key,
-            field_values.c.value_text,
-            field_values.c.value_number,
-            field_values.c.value_date,
-        )
-        .join(field_definitions, field_definitions.c.id == field_values.c.field_id)
-        .where(field_values.c.contact_id.in_(ids))
-    )
-    for v in values:
-        text = (
-            v.value_text
-            if v.value_text is not None
-            else (
-                v.value_date.date().isoformat()
-                if v.value_date is not None
-                else f"{v.value_number:g}"
-            )
-        )
-        out[v.contact_id][0][v.key] = text
-    tagged = await conn.execute(
-        sa.select(contact_tags.c.contact_id, tags.c.name)
-        .join(tags, tags.c.id == contact_tags.c.tag_id)
-        .where(contact_tags.c.contact_id.in_(ids))
-    )
-    for t in tagged:
-        out[t.contact_id][1].append(t.name)
-    return out
 
 
 def safe_cell(value: object) -> str:

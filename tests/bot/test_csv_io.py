@@ -42,14 +42,30 @@ async def test_import_then_export(app: Application) -> None:
     assert (again.created, again.updated) == (0, 1)
 
     lines = [line async for line in export_csv(app[DB], space, None)]
-    assert lines[0] == "name,phone,email,language,tags,plan,seats\r\n"
+    assert lines[0] == "id,name,phone,email,language,tags,plan,seats\r\n"
     assert lines[1:] == [
-        "Bea,+351944444444,bea@x.pt,,,free,\r\n",
-        'Ana L.,+351911111111,ana@x.pt,pt,"lisbon,vip",free,3\r\n',
+        "2,Bea,+351944444444,bea@x.pt,,,free,\r\n",
+        '1,Ana L.,+351911111111,ana@x.pt,pt,"lisbon,vip",free,3\r\n',
     ]
     vips = Group.model_validate({"all": [{"field": "tags", "op": "has_tag", "value": "vip"}]})
     only = [line async for line in export_csv(app[DB], space, vips)]
-    assert len(only) == 2 and only[1].startswith("Ana L.")
+    assert len(only) == 2 and only[1].startswith("1,Ana L.")
+
+
+async def test_an_edited_export_imports_back_onto_the_same_contacts(app: Application) -> None:
+    space = app[DEFAULT_SPACE]
+    await import_csv(app[DB], space, io.StringIO("name,email\nAna,ana@x.pt\nBea,bea@x.pt\n"))
+    exported = "".join([line async for line in export_csv(app[DB], space, None)])
+    edited = exported.replace("ana@x.pt", "ana@new.pt").replace("Bea", "Beatriz")
+    report = await import_csv(app[DB], space, io.StringIO(edited))
+    assert (report.created, report.updated, report.errors) == (0, 2, [])
+    again = "".join([line async for line in export_csv(app[DB], space, None)])
+    assert again == edited  # the same two contacts, changed: no third
+    wrong = await import_csv(app[DB], space, io.StringIO("id,name\n999,Zed\nabc,Yan\n"))
+    assert wrong.errors == [
+        "line 2: no contact 999 in this space (leave id empty to add one)",
+        "line 3: no contact abc in this space (leave id empty to add one)",
+    ]
 
 
 async def test_unknown_columns_are_refused_before_anything_is_stored(app: Application) -> None:
@@ -90,8 +106,8 @@ async def test_bulk_tags_by_view_and_streamed_csv(client, app: Application) -> N
     assert csv_resp.headers["Content-Type"].startswith("text/csv")
     text = await csv_resp.text()
     assert text.splitlines() == [
-        "name,phone,email,language,tags,plan,seats",
-        "Bea,+351944444444,bea@x.pt,,promo,free,",
+        "id,name,phone,email,language,tags,plan,seats",
+        "2,Bea,+351944444444,bea@x.pt,,promo,free,",
     ]
 
 
@@ -146,7 +162,9 @@ async def test_hostile_cells_export_inert_and_round_trip_unchanged(app: Applicat
     cells = list(csv.reader(io.StringIO(exported)))
     dangerous = [c for row in cells for c in row if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
     assert dangerous == ["+34 600 123 456"]  # the phone number, which calls nothing
-    assert ["'-cmd|' /C calc'!A0", "", "b@x.es", "", "'=bad,vip", "'+1+cmd|' /C calc'!A0"] in cells
+    assert ["'-cmd|' /C calc'!A0", "", "b@x.es", "", "'=bad,vip", "'+1+cmd|' /C calc'!A0"] in [
+        row[1:] for row in cells
+    ]
 
     again = await import_csv(app[DB], space, io.StringIO(exported))
     assert again.errors == [] and (again.created, again.updated) == (0, 2)
