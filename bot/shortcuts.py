@@ -1,4 +1,8 @@
-"""Shortcuts: message templates agents send, with `{{contact.first_name}}`-style variables."""
+"""Shortcuts: message templates agents send, with `{{contact.first_name}}`-style variables.
+
+A variable may say what to write when it is empty, `{{contact.first_name | default: "there"}}`,
+so a contact without a name reads "Hi there", not "Hi ,".
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,10 @@ from bot.storage.tables import (
     users,
 )
 
-VARIABLE = re.compile(r"\{\{\s*([a-z_][a-z0-9_.]*)\s*\}\}")
+VARIABLE = re.compile(
+    r"\{\{\s*([a-z_][a-z0-9_.]*)\s*"
+    r"(?:\|\s*default:\s*(?:\"([^\"]*)\"|'([^']*)')\s*)?\}\}"
+)
 KNOWN = (
     "contact.name",
     "contact.first_name",
@@ -29,7 +36,16 @@ KNOWN = (
 
 
 def variables(text: str) -> list[str]:
-    return VARIABLE.findall(text)
+    return [m.group(1) for m in VARIABLE.finditer(text)]
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    """The template with each variable's value, or its default when the value is empty."""
+
+    def value(m: re.Match[str]) -> str:
+        return values.get(m.group(1)) or m.group(2) or m.group(3) or ""
+
+    return VARIABLE.sub(value, text)
 
 
 def check(text: str, field_keys: set[str]) -> None:
@@ -63,7 +79,7 @@ async def render(
         raise NotFound(f"no shortcut {shortcut_id} in this space")
     contact = await get_contact(conn, space_id, contact_id)
     values = await _values(conn, contact, agent_id)
-    text = VARIABLE.sub(lambda m: values.get(m.group(1), ""), row.text)
+    text = fill(row.text, values)
     parts: list[Part] = [TextPart(text=text)] if text.strip() else []
     if row.attachment_url:
         parts.append(MediaPart(type="file", url=row.attachment_url))

@@ -165,3 +165,39 @@ async def test_an_erased_contact_is_in_no_view_is_sent_nothing_and_a_new_message
 async def _two(rows: Any) -> list[int] | None:
     found = await rows()
     return found if len(found) == 2 else None
+
+
+async def test_a_variable_takes_its_default_when_the_contact_has_no_value(
+    client: TestClient,
+    app: Application,
+    echo: EchoChannel,
+    people: dict[str, Any],  # noqa: F811
+) -> None:
+    manager = auth(people["manager"])
+    made = await client.post(
+        "/api/v1/shortcuts",
+        headers=manager,
+        json={
+            "name": "hi",
+            "text": "Hi {{contact.first_name | default: \"there\"}}, {{ agent.name|default:'us' }}"
+            " here. {{contact.email}}",
+        },
+    )
+    assert made.status == 201, await made.text()
+    await open_conversation(client, app, echo)
+    async with app[DB].read() as conn:
+        contact_id = (await conn.execute(sa.select(contacts.c.id))).scalar_one()
+    url = f"/api/v1/shortcuts/{(await made.json())['id']}/render"
+    params = {"contact_id": str(contact_id)}
+    rendered = await (await client.get(url, params=params, headers=manager)).json()
+    assert rendered["parts"][0]["text"] == "Hi there, Bea here. "
+    async with app[DB].write() as conn:
+        await conn.execute(contacts.update().values(name="Rita Lee"))
+    rendered = await (await client.get(url, params=params, headers=manager)).json()
+    assert rendered["parts"][0]["text"] == "Hi Rita, Bea here. "
+    bad = await client.post(
+        "/api/v1/shortcuts",
+        headers=manager,
+        json={"name": "x", "text": 'Hi {{contact.nick | default: "you"}}'},
+    )
+    assert bad.status == 400 and "contact.nick" in (await bad.json())["detail"]
