@@ -17,7 +17,8 @@ class Metrics:
         )
         self.messages = Counter(
             "chancenter_messages",
-            "Messages stored, by direction (in, out)",
+            "Messages by direction: in when stored, out when sent or failed for good (what "
+            "/api/v1/usage counts, once the outbox is drained)",
             ["direction"],
             registry=r,
         )
@@ -51,7 +52,7 @@ class Metrics:
         )
         self.ingest_seconds = Histogram(
             "chancenter_ingest_seconds",
-            "Time from request to durable commit",
+            "Time to commit what a webhook or a web-chat frame carried and queue it",
             registry=r,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
         )

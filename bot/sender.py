@@ -206,6 +206,8 @@ class Sender:
         while True:
             try:
                 await self._group.submit(outcome)
+                # every outbound message, whoever wrote it, leaves the outbox once, here
+                self._metrics.messages.labels(direction="out").inc()
                 return
             except sa.exc.IntegrityError:
                 # the platform's id is already recorded for another message: keep ours without it

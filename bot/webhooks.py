@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 
 async def receive(request: web.Request) -> web.Response:
-    started = time.perf_counter()
     app = request.app
     channel = await app[CHANNELS].get(request.match_info["channel_id"])
     metrics = app[METRICS]
@@ -42,7 +41,6 @@ async def receive(request: web.Request) -> web.Response:
     events = channel.parse(payload)
     stored = await accept(app, channel, events)
     metrics.webhooks.labels(kind=channel.kind, outcome="stored").inc()
-    metrics.ingest_seconds.observe(time.perf_counter() - started)
     reply = channel.webhook_response(payload)
     if reply is not None:
         return web.json_response(reply)
@@ -63,10 +61,12 @@ async def handshake(request: web.Request) -> web.Response:
 
 async def accept(app: web.Application, channel: Channel, events: list[Event]) -> Stored:
     """Commit parsed events and wake the worker: the ingest step shared by every transport."""
+    started = time.perf_counter()
     stored = await app[INGESTOR].store(channel.id, channel.config.space_id, events)
     if stored.queued:
         await app[QUEUE].announce(stored.conversation_ids)
         app[METRICS].messages.labels(direction="in").inc(stored.queued)
+    app[METRICS].ingest_seconds.observe(time.perf_counter() - started)
     log.debug(
         "events stored",
         extra={"channel": channel.id, "events": len(events), "duplicates": stored.duplicates},

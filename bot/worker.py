@@ -125,7 +125,6 @@ class Worker:
                 if await handler(ctx.event, ctx):
                     break
             if await self._group.submit(_Effects(item, ctx)):
-                self._metrics.messages.labels(direction="out").inc(len(ctx.replies))
                 if ctx.desk and self._on_desk is not None:
                     self._on_desk()
                 for callback in ctx.after_commit:
