@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -318,8 +319,11 @@ async def demo(request: web.Request) -> web.Response:
         ).scalar()
     if channel_id is None:
         raise NotFound("the default space has no web-chat channel; add one with the CLI")
-    html = Template((STATIC / "demo.html").read_text()).substitute(channel_id=channel_id)
-    return web.Response(text=html, content_type="text/html")
+    public_url = html.escape(str(request.app[SETTINGS].public_url).rstrip("/"))
+    page = Template((STATIC / "demo.html").read_text()).substitute(
+        channel_id=channel_id, public_url=public_url
+    )
+    return web.Response(text=page, content_type="text/html")
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

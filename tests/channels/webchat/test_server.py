@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from bot.app import create_app
+from bot.plugins import Plugins
+from bot.settings import Settings
 from bot.storage.tables import messages
 from tests.channels.webchat.widget import Visitor, texts
 from tests.conftest import add_channel, count, eventually
@@ -154,3 +158,13 @@ async def test_read_receipt_updates_status_only_for_own_messages(
         )
 
     await eventually(is_read)
+
+
+async def test_the_demo_page_snippet_points_at_the_public_url(
+    aiohttp_client: Any, settings: Settings, plugins: Plugins
+) -> None:
+    public = settings.model_copy(update={"public_url": "https://chat.acme.example/"})
+    client = await aiohttp_client(create_app(public, plugins))
+    page = await (await client.get("/")).text()
+    assert '&lt;script src="https://chat.acme.example/webchat/widget.js"' in page
+    assert "localhost:8080" not in page
