@@ -177,13 +177,16 @@ async def _runs(request: web.Request) -> tuple[int, Any]:
     )
 
 
-def _run_json(r: Any) -> dict[str, Any]:
+def _run_json(r: Any, saved_to: dict[str, str]) -> dict[str, Any]:
+    """A run's answers by step id, and again by the custom field each was saved to."""
+    answers = r.answers or {}
     return {
         "id": r.id,
         "contact_id": r.contact_id,
         "contact_name": r.name,
         "status": r.status,
-        "answers": r.answers,
+        "answers": answers,
+        "fields": {field: answers[step] for step, field in saved_to.items() if step in answers},
         "started_at": _iso(r.created_at),
         "finished_at": _iso(r.finished_at),
     }
@@ -195,6 +198,7 @@ async def results(request: web.Request) -> web.Response:
     if (before := _int_query(request, "before")) is not None:
         query = query.where(flow_runs.c.id < before)
     async with request.app[DB].read() as conn:
+        _, survey = await find_survey(conn, request[PRINCIPAL].space_id, survey_id)
         rows = (await conn.execute(query.limit(_limit(request)))).all()
         counted = dict(
             (
@@ -207,7 +211,8 @@ async def results(request: web.Request) -> web.Response:
         )
     counts = {status: counted.get(status, 0) for status in STATUSES}
     total = sum(counts.values())
-    items = [_run_json(r) for r in rows]
+    saved_to = {s.id: s.save_to for s in survey.steps if getattr(s, "save_to", None)}
+    items = [_run_json(r, saved_to) for r in rows]
     return web.json_response(
         {
             "counts": counts,

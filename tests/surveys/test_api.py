@@ -214,3 +214,20 @@ async def test_a_survey_name_cannot_break_out_of_the_download_header(
     disposition = resp.headers["Content-Disposition"]
     assert disposition.startswith('attachment; filename="q3_x_Set-Cookie_a_b-results.csv"; ')
     assert "filename*=UTF-8''q3%22%3B%20x%3D%0D%0ASet-Cookie%3A%20a%3Db-results.csv" in disposition
+
+
+async def test_results_are_keyed_by_the_field_each_answer_was_saved_to(
+    client: TestClient,
+    app: Application,
+    echo: EchoChannel,
+    manager: dict[str, str],  # noqa: F811
+) -> None:
+    survey = await add_survey(client, manager)
+    await say(client, app, echo, "hello", who="u")
+    await send(client, manager, survey, contact_ids=[await contact_id(app)])
+    for answer in ("pro", "12", "ana@acme.example"):
+        await say(client, app, echo, answer)
+    results = await (await client.get(f"/api/v1/surveys/{survey}/results", headers=manager)).json()
+    (run,) = results["items"]
+    assert run["answers"] == {"plan": "pro", "seats": 12.0, "email": "ana@acme.example"}
+    assert run["fields"] == {"plan": "pro", "seats": 12.0, "work_email": "ana@acme.example"}
