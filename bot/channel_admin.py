@@ -13,7 +13,7 @@ from bot.crypto import Vault
 from bot.errors import ConfigError, NotFound
 from bot.keys import CHANNELS, DB, HTTP, SETTINGS
 from bot.storage.tables import channels
-from channels.base import ChannelContext
+from channels.base import Channel, ChannelContext
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +23,14 @@ class ChannelInfo:
     id: str
     kind: str
     name: str
-    webhook_url: str
+    webhook_url: str | None  # None: the channel takes no webhooks (web chat)
 
 
 def _info(app: web.Application, channel_id: str, kind: str, name: str) -> ChannelInfo:
+    cls = app[CHANNELS].kinds.get(kind)
+    # a channel that keeps the base `verify` refuses every webhook: no URL to show
+    if cls is None or cls.verify is Channel.verify:
+        return ChannelInfo(channel_id, kind, name, None)
     public = str(app[SETTINGS].public_url).rstrip("/")
     return ChannelInfo(channel_id, kind, name, f"{public}/webhooks/{channel_id}")
 

@@ -1,30 +1,45 @@
-"""`chancenter` (also `python -m bot`): serve the hub and administer it."""
+"""`chancenter` (also `python -m bot`): serve the hub and administer it.
+
+Builds the parser from plain declarations and imports a command's machinery only when
+it runs, so `--help` answers at once. Standard output is the command's answer; log
+lines go to standard error, and for admin commands only with `--verbose`.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
+import contextlib
+import os
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from pathlib import Path
-
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from bot.cli_api import add_commands
+from bot.cli_output import common_flags
 from bot.errors import ChanCenterError, ConfigError
-from bot.logs import setup_logging
-from bot.settings import Settings, load_settings
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
+# commands that create the database when there is none; the others refuse to
+CREATES_DATABASE = {"serve", "init", "db"}
+# the exit status of a program stopped by SIGPIPE, as `cat` or `git log` in `... | head`
+BROKEN_PIPE = 141
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chancenter",
         description="ChanCenter: one hub for Telegram, Messenger, WhatsApp and web chat. "
-        "Settings come from CHANCENTER_* environment variables (see the README).",
+        "Settings come from CHANCENTER_* environment variables (see the README). "
+        "Every command has --help; list, show and add commands take --json.",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print log lines (to standard error) for admin commands",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -59,23 +74,27 @@ def _parser() -> argparse.ArgumentParser:
         help="with CHANCENTER_REDIS_URL, also do the work (the default without Redis)",
     )
 
-    commands.add_parser(
+    worker = commands.add_parser(
         "worker",
         help="consume the shared work queue (scale-out mode)",
         description="Consume the shared work queue on Redis: bots, flows, replies, the Slack "
         "desk, reminders. Needs CHANCENTER_REDIS_URL (and a shared database, PostgreSQL); "
         "without Redis, `serve` does the work in-process. Stops cleanly on SIGTERM.",
     )
+    for service in (serve, worker):
+        common_flags(service, json_output=False)
     queue = commands.add_parser(
         "queue", help="the work queue", description="The work queue's state."
     )
     queue_sub = queue.add_subparsers(dest="queue_command", required=True, metavar="COMMAND")
-    queue_sub.add_parser(
+    dead = queue_sub.add_parser(
         "dead-letters",
         help="list work items set aside after repeated failures",
         description="Work items that failed on every attempt, with their last error. "
         "`--retry` puts them back in the queue.",
-    ).add_argument("--retry", action="store_true", help="queue them again")
+    )
+    dead.add_argument("--retry", action="store_true", help="queue them again")
+    common_flags(dead)
 
     db = commands.add_parser("db", help="database schema", description="Database schema.")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
@@ -85,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Apply Alembic migrations to CHANCENTER_DATABASE_URL.",
     )
     upgrade.add_argument("--revision", default="head", help="target revision (default: head)")
+    common_flags(upgrade, json_output=False)
 
     init = commands.add_parser(
         "init",
@@ -97,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--space", default="Main", help="name of the new space (with --org)")
     init.add_argument("--admin-email", default="admin@localhost", help="the admin's email")
     init.add_argument("--admin-name", default="Admin", help="the admin's name")
+    common_flags(init)
     _channel_commands(commands)
     users = commands.add_parser("users", help="users of the hub", description="Users of the hub.")
     users_sub = users.add_subparsers(dest="users_command", required=True, metavar="COMMAND")
@@ -108,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
         "`/channel ...` admin commands sent from there are obeyed.",
     )
     link.add_argument("--user", required=True, help="the user's email or id")
+    common_flags(link)
 
     contacts = commands.add_parser(
         "contacts",
@@ -133,6 +155,7 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--view", type=int, help="only the contacts this saved view selects")
     for command in (imp, exp):
         command.add_argument("--space", type=int, help="space id (default: the default space)")
+        common_flags(command, json_output=False)
     add_commands(commands)
     return parser
 
@@ -169,14 +192,31 @@ def _channel_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         command = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         if name == "remove":
             command.add_argument("channel_id", help="the id `channels list` shows")
-    for command in (add, *sub.choices.values()):
-        if not any(a.dest == "space" for a in command._actions):
-            command.add_argument("--space", type=int, help="space id (default: the default space)")
+    for command in sub.choices.values():
+        command.add_argument("--space", type=int, help="space id (default: the default space)")
+        common_flags(command, json_output=command is not sub.choices["remove"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; `... | head` ends quietly, as `cat` or `git log` do."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit
+    except BrokenPipeError:
+        # what is still buffered goes nowhere, without a second error at exit
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
+        from bot.logs import setup_logging
+        from bot.settings import load_settings
+
         overrides: dict[str, object] = {}
         if args.command == "serve":
             overrides = {
@@ -187,257 +227,73 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.work is not None:
                 overrides["work"] = args.work
         settings = load_settings(**overrides)
-        setup_logging(settings.log_level)
-        if args.command == "serve":
-            return _serve(settings)
-        if args.command == "worker":
-            if settings.redis_url is None:
-                raise ConfigError(
-                    "`chancenter worker` consumes the shared Redis queue: set "
-                    "CHANCENTER_REDIS_URL. Without Redis, `chancenter serve` does the work "
-                    "in-process."
-                )
-            return asyncio.run(_worker(settings.model_copy(update={"work": True})))
-        if args.command == "queue":
-            return asyncio.run(_dead_letters(settings, args.retry))
-        if args.command == "db":
-            from bot.storage.migrate import upgrade
-
-            upgrade(settings.database_url, args.revision)
-            print(f"database is at revision {args.revision}")
-            return 0
-        if args.command == "init":
-            return asyncio.run(_init(settings, args))
-        if args.command == "channels":
-            return asyncio.run(_channels(settings, args))
-        if getattr(args, "call", None) is not None:
-            from bot import cli_api
-
-            return asyncio.run(cli_api.run(settings, args))
-        if args.command == "users":
-            return asyncio.run(_link(settings, args.user))
-        if args.command == "contacts":
-            return asyncio.run(_contacts(settings, args))
+        setup_logging(_log_level(settings, args))
+        if args.command == "worker" and settings.redis_url is None:
+            raise ConfigError(
+                "`chancenter worker` consumes the shared Redis queue: set "
+                "CHANCENTER_REDIS_URL. Without Redis, `chancenter serve` does the work "
+                "in-process."
+            )
+        if args.command not in CREATES_DATABASE:
+            _require_database(settings)
+        return _run(settings, args)
     except ChanCenterError as exc:
         print(f"chancenter: {exc}", file=sys.stderr)
         return 2
-    return 1
 
 
-def _serve(settings: Settings) -> int:
-    from bot.app import create_app
-    from bot.http import server_options
+def _run(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
 
-    if settings.agent_path is not None and not settings.agent_path.is_dir():
-        raise ConfigError(f"--agent {settings.agent_path}: no such folder")
-    url = f"http://{settings.host}:{settings.port}"
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        print=lambda _: print(f"ChanCenter is listening on {url} (Ctrl+C to stop)", flush=True),
-        access_log=None,
-        **server_options(settings),
-    )
-    return 0
+    from bot import cli_hub
 
+    if args.command == "serve":
+        return cli_hub.serve(settings)
+    if args.command == "worker":
+        return asyncio.run(cli_hub.worker(settings.model_copy(update={"work": True})))
+    if args.command == "db":
+        from bot.storage.migrate import upgrade
 
-async def _init(settings: Settings, args: argparse.Namespace) -> int:
-    import sqlalchemy as sa
+        upgrade(settings.database_url, args.revision)
+        print(f"database is at revision {args.revision}")
+        return 0
+    if getattr(args, "call", None) is not None:
+        from bot import cli_call
 
-    from bot.auth import create_token
-    from bot.bootstrap import SpaceCreated, add_admin, create_space, ensure_default_space
-    from bot.storage.db import Database
-    from bot.storage.migrate import upgrade
-    from bot.storage.tables import channels, spaces
-
-    if settings.is_sqlite:
-        await asyncio.to_thread(upgrade, settings.database_url)
-    db = Database(settings.database_url)
-    try:
-        if args.org is None:
-            space_id = await ensure_default_space(db, webchat=True)
-        async with db.write() as conn:
-            if args.org is None:
-                space = (await conn.execute(sa.select(spaces).where(spaces.c.id == space_id))).one()
-                channel_id = (
-                    await conn.execute(
-                        sa.select(channels.c.id)
-                        .where(channels.c.space_id == space_id)
-                        .where(channels.c.kind == "webchat")
-                    )
-                ).scalar()
-                created = SpaceCreated(space.organization_id, space_id, channel_id)
-            else:
-                created = await create_space(
-                    conn, args.org, args.space, default=False, webchat=True
-                )
-            user_id = await add_admin(conn, created, args.admin_name, args.admin_email)
-            token = await create_token(conn, created.space_id, user_id, "init", "admin")
-    finally:
-        await db.close()
-    print(f"organization: {created.organization_id}")
-    print(f"space:        {created.space_id}")
-    print(f"web chat:     {created.webchat_channel_id}")
-    print(f"admin user:   {user_id} <{args.admin_email}>")
-    print(f"API token:    {token}")
-    print("Keep the token: it is shown once. Use it as 'Authorization: Bearer <token>'.")
-    return 0
+        return asyncio.run(cli_call.run(settings, args))
+    run = {
+        "queue": cli_hub.dead_letters,
+        "init": cli_hub.init,
+        "channels": cli_hub.channels_command,
+        "users": cli_hub.link,
+        "contacts": cli_hub.contacts,
+    }[args.command]
+    return asyncio.run(run(settings, args))
 
 
-async def _worker(settings: Settings) -> int:
-    """The hub's components without a web server: consume, send, relay, remind."""
-    import signal
-
-    from bot.app import create_app
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(create_app(settings))
-    await runner.setup()
-    print("ChanCenter worker is running (Ctrl+C to stop)", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-    return 0
+def _log_level(settings: Settings, args: argparse.Namespace) -> str:
+    """Services log at CHANCENTER_LOG_LEVEL; an admin command only says what went wrong,
+    unless asked for more with `--verbose`."""
+    if args.command in ("serve", "worker"):
+        return settings.log_level
+    if not getattr(args, "verbose", False):
+        return "ERROR"
+    return "DEBUG" if settings.log_level.upper() == "DEBUG" else "INFO"
 
 
-async def _dead_letters(settings: Settings, retry: bool) -> int:
-    import sqlalchemy as sa
-
-    from bot.keys import DB
-    from bot.storage.tables import work_items
-
-    async with _hub(settings) as app:
-        async with app[DB].read() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(work_items)
-                    .where(work_items.c.status == "dead")
-                    .order_by(work_items.c.id)
-                )
-            ).all()
-        for r in rows:
-            print(
-                f"{r.id}\tconversation {r.conversation_id}\t{r.attempts} attempts\t{r.last_error}"
-            )
-        if retry and rows:
-            async with app[DB].write() as conn:
-                await conn.execute(
-                    work_items.update()
-                    .where(work_items.c.status == "dead")
-                    .values(status="pending", attempts=0)
-                )
-            print(f"{len(rows)} queued again", file=sys.stderr)
-        elif not rows:
-            print("no dead letters", file=sys.stderr)
-    return 0
-
-
-@asynccontextmanager
-async def _hub(settings: Settings, socket: Path | None = None) -> AsyncIterator[web.Application]:
-    """The hub's components, started without working (for admin commands); listening
-    only on `socket`, when given."""
-    from bot.app import create_app
-
-    runner = web.AppRunner(create_app(settings.model_copy(update={"work": False})))
-    await runner.setup()
-    try:
-        if socket is not None:
-            await web.UnixSite(runner, str(socket)).start()
-        yield runner.app
-    finally:
-        await runner.cleanup()
-
-
-async def _channels(settings: Settings, args: argparse.Namespace) -> int:
-    from bot import channel_admin
-    from bot.keys import DEFAULT_SPACE
-
-    async with _hub(settings) as app:
-        space_id = args.space or app[DEFAULT_SPACE]
-        if args.channels_command == "add":
-            given = {
-                flag[2:].replace("-", "_"): value
-                for flag in CHANNEL_FLAGS
-                if (value := getattr(args, flag[2:].replace("-", "_"))) is not None
-            }
-            info = await channel_admin.add_channel(app, space_id, args.kind, given)
-            print(f"connected {info.kind} channel {info.name}: {info.id}")
-            print(f"webhook: {info.webhook_url}")
-        elif args.channels_command == "list":
-            for info in await channel_admin.list_channels(app, space_id):
-                print(f"{info.id}\t{info.kind}\t{info.name}")
-        else:
-            await channel_admin.remove_channel(app, space_id, args.channel_id)
-            print(f"removed channel {args.channel_id}")
-    return 0
-
-
-async def _link(settings: Settings, who: str) -> int:
-    import sqlalchemy as sa
-
-    from bot.keys import DB
-    from bot.links import new_code
-    from bot.storage.tables import users
-
-    async with _hub(settings) as app, app[DB].write() as conn:
-        match = users.c.id == int(who) if who.isdigit() else users.c.email == who
-        user_id = (await conn.execute(sa.select(users.c.id).where(match))).scalar()
-        if user_id is None:
-            raise ConfigError(f"no user {who!r}: `chancenter init --admin-email ...` creates one")
-        code = await new_code(conn, user_id)
-    print(
-        f"Send this from your own Telegram, Messenger or WhatsApp chat with the bot "
-        f"(valid 15 minutes):\n\n    /link {code}"
-    )
-    return 0
-
-
-async def _contacts(settings: Settings, args: argparse.Namespace) -> int:
-    import sqlalchemy as sa
-    from tqdm import tqdm
-
-    from bot.csv_io import export_csv, import_csv
-    from bot.filters import Group
-    from bot.keys import DB, DEFAULT_SPACE
-    from bot.storage.tables import views
-
-    async with _hub(settings) as app:
-        space_id = args.space or app[DEFAULT_SPACE]
-        if args.contacts_command == "import":
-            if not args.file.is_file():
-                raise ConfigError(f"{args.file}: no such file")
-            with args.file.open(newline="", encoding="utf-8-sig") as count_lines:
-                total = max(sum(1 for _ in count_lines) - 1, 0)
-            with (
-                args.file.open(newline="", encoding="utf-8-sig") as source,
-                tqdm(total=total, unit="row", desc="importing", file=sys.stderr) as bar,
-            ):
-                report = await import_csv(app[DB], space_id, source, bar.update)
-            for error in report.errors:
-                print(error, file=sys.stderr)
-            print(
-                f"{report.created} created, {report.updated} updated, "
-                f"{len(report.errors)} rows refused"
-            )
-            return 1 if report.errors else 0
-        group = None
-        if args.view is not None:
-            async with app[DB].read() as conn:
-                saved = (
-                    await conn.execute(
-                        sa.select(views.c.filter)
-                        .where(views.c.id == args.view)
-                        .where(views.c.space_id == space_id)
-                    )
-                ).scalar()
-            if saved is None:
-                raise ConfigError(f"no view {args.view} in space {space_id}")
-            group = Group.model_validate(saved)
-        async for line in export_csv(app[DB], space_id, group):
-            sys.stdout.write(line)
-    return 0
+def _require_database(settings: Settings) -> None:
+    """Refuse to work on a SQLite file that is not there: creating an empty one would
+    make the user's data look gone (a command run from another folder, a typo)."""
+    if not settings.is_sqlite:
+        return
+    name = settings.database_url.split(":///", 1)[-1].split("?", 1)[0]
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    path = Path(name).resolve()
+    if not path.exists():
+        raise ConfigError(
+            f"no database at {path} (CHANCENTER_DATABASE_URL={settings.database_url}).\n"
+            "  Point CHANCENTER_DATABASE_URL at yours, e.g. "
+            "sqlite+aiosqlite:////srv/chancenter/chancenter.db,\n"
+            "  or run from its folder; `chancenter init` (or `serve`) creates a new one here."
+        )

@@ -1,31 +1,47 @@
-"""`chancenter orgs|spaces|users|teams|fields|tags|views|shortcuts|tokens ...`.
+"""`chancenter orgs|spaces|users|teams|fields|tags|views|shortcuts|tokens ...`: the table.
 
 Each command is one REST call, made in-process over a private Unix socket as the
-organization's own admin: the CLI obeys exactly the rules, validation and errors of
-the API, with no second implementation to drift from it.
+organization's own admin (`bot.cli_call`): the CLI obeys exactly the rules, validation
+and errors of the API, with no second implementation to drift from it. This module only
+declares the commands, so `--help` imports nothing heavy.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
-import secrets
-import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from bot.errors import ChanCenterError
-from bot.settings import Settings
+from bot.cli_output import common_flags
 
 Arg = tuple[str, dict[str, Any]]
 ID = {"type": int}
 ORG_ROLES = {"choices": ["admin", "billing_admin", "member"]}
 SPACE_ROLES = {"choices": ["manager", "agent"]}
+# settings `spaces set --clear` removes (the API takes null for each)
+CLEARABLE = [
+    "business_hours",
+    "away_text",
+    "away_every_minutes",
+    "handover_text",
+    "handover_keywords",
+    "away_flow",
+    "csat_survey",
+]
+
+
+def user_ref(text: str) -> int | str:
+    """A user as people name them: an email, or the id `users list` shows."""
+    if text.isdigit():
+        return int(text)
+    if "@" in text.strip("@"):
+        return text.strip()
+    raise argparse.ArgumentTypeError(f"{text!r}: give an email or a numeric id")
+
+
+USER = {"type": user_ref, "metavar": "USER", "help": "an email or an id"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +52,7 @@ class Call:
     args: tuple[Arg, ...] = ()
     query: dict[str, str] = field(default_factory=dict)
     body: str | None = None  # the argument that is the whole request body
+    people: str = "/users"  # where an email given for a USER resolves to an id
 
 
 def _json_file(path: str) -> Any:
@@ -46,6 +63,13 @@ def _json_file(path: str) -> Any:
         return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise argparse.ArgumentTypeError(f"{path}: {exc}") from None
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
 
 
 COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
@@ -64,13 +88,15 @@ COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
                 "PATCH",
                 "/organization/members/{user_id}",
                 "change a member's role",
-                (("user_id", ID), ("role", ORG_ROLES)),
+                (("user_id", USER), ("role", ORG_ROLES)),
+                people="/organization",
             ),
             "remove-member": Call(
                 "DELETE",
                 "/organization/members/{user_id}",
                 "remove someone from the organization and its spaces",
-                (("user_id", ID),),
+                (("user_id", USER),),
+                people="/organization",
             ),
         },
     ),
@@ -85,20 +111,37 @@ COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
             "set": Call(
                 "PATCH",
                 "/space",
-                "rename the space, set its time zone, business hours and away reply",
+                "rename the space, set (or --clear) its time zone, business hours, away "
+                "and handover replies",
                 (
                     ("--name", {}),
                     ("--timezone", {"help": "e.g. Europe/Lisbon"}),
                     (
                         "--business-hours",
                         {
-                            "type": json.loads,
+                            "type": _json,
                             "help": 'JSON, e.g. \'{"days": {"mon": ["09:00", "18:00"]}, '
                             '"holidays": ["2026-12-25"]}\'',
                         },
                     ),
                     ("--away-text", {"help": "sent outside hours or when nobody is online"}),
                     ("--away-every-minutes", {"type": int, "help": "at most one away reply per"}),
+                    ("--handover-text", {"help": "said when a person takes over"}),
+                    (
+                        "--handover-keywords",
+                        {"type": _json, "help": 'JSON, e.g. \'{"en": ["agent", "human"]}\''},
+                    ),
+                    ("--away-flow", {"help": "a survey run instead of the away text"}),
+                    ("--csat-survey", {"help": "a survey sent when a conversation closes"}),
+                    (
+                        "--clear",
+                        {
+                            "action": "append",
+                            "choices": CLEARABLE,
+                            "metavar": "SETTING",
+                            "help": f"remove a setting (repeatable): {', '.join(CLEARABLE)}",
+                        },
+                    ),
                 ),
             ),
         },
@@ -125,7 +168,7 @@ COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
                 "change a user's role or capacity here; availability or Slack id only for "
                 "people of this organization alone",
                 (
-                    ("user_id", ID),
+                    ("user_id", USER),
                     ("--availability", {"choices": ["online", "away", "offline"]}),
                     ("--role", SPACE_ROLES),
                     ("--slack-user-id", {}),
@@ -167,13 +210,13 @@ COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
                 "POST",
                 "/teams/{team_id}/members",
                 "add a user to a team",
-                (("team_id", ID), ("user_id", ID)),
+                (("team_id", ID), ("user_id", USER)),
             ),
             "remove-member": Call(
                 "DELETE",
                 "/teams/{team_id}/members/{user_id}",
                 "take a user out of a team",
-                (("team_id", ID), ("user_id", ID)),
+                (("team_id", ID), ("user_id", USER)),
             ),
         },
     ),
@@ -260,7 +303,7 @@ COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
                 "POST",
                 "/views",
                 "save a shared view",
-                (("name", {}), ("filter", {"type": json.loads, "help": "a JSON filter group"})),
+                (("name", {}), ("filter", {"type": _json, "help": "a JSON filter group"})),
             ),
             "contacts": Call(
                 "GET",
@@ -273,7 +316,7 @@ COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
                 "PATCH",
                 "/views/{view_id}",
                 "rename a view or change its filter",
-                (("view_id", ID), ("--name", {}), ("--filter", {"type": json.loads})),
+                (("view_id", ID), ("--name", {}), ("--filter", {"type": _json})),
             ),
             "remove": Call("DELETE", "/views/{view_id}", "delete a view", (("view_id", ID),)),
         },
@@ -363,7 +406,7 @@ COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
             "results": Call(
                 "GET",
                 "/surveys/{survey_id}/results",
-                "answers per contact (add --csv for a spreadsheet)",
+                "answers per contact, counts and completion rate (--csv for a spreadsheet)",
                 (("survey_id", ID),),
             ),
         },
@@ -379,6 +422,14 @@ COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
                 (
                     ("name", {}),
                     ("--role", {"choices": ["billing", "agent", "manager", "admin"]}),
+                    (
+                        "--user",
+                        {
+                            **USER,
+                            "dest": "user_id",
+                            "help": "the person the token acts as (an email or an id)",
+                        },
+                    ),
                 ),
             ),
             "revoke": Call("DELETE", "/tokens/{token_id}", "revoke a token", (("token_id", ID),)),
@@ -402,6 +453,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
             if call.path.endswith("/results"):
                 command.add_argument("--csv", action="store_true", help="CSV to standard output")
             command.add_argument("--space", type=int, help="space id (default: the default space)")
+            common_flags(command)
             command.set_defaults(call=call)
 
 
@@ -412,71 +464,3 @@ def _subcommands(
         if isinstance(action, argparse._SubParsersAction):
             return action
     return parser.add_subparsers(dest=f"{group}_command", required=True, metavar="COMMAND")
-
-
-def _request(call: Call, args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
-    """The call's URL (path arguments filled in) and its other arguments."""
-    names = [options.get("dest", flag.lstrip("-").replace("-", "_")) for flag, options in call.args]
-    values = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-    path = re.sub(r"{(\w+)}", lambda m: str(values.pop(m.group(1))), call.path)
-    return "/api/v1" + path, values
-
-
-async def run(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.auth import LOCAL_PRINCIPALS, Principal, hash_token
-    from bot.cli import _hub
-    from bot.keys import DEFAULT_SPACE
-
-    url, values = _request(args.call, args)
-    if getattr(args, "csv", False):
-        url += ".csv"
-    payload: Any = values.pop(args.call.body) if args.call.body else values
-    token = secrets.token_urlsafe(32)
-    with tempfile.TemporaryDirectory() as private:
-        sock = Path(private) / "hub.sock"
-        async with _hub(settings, sock) as app:
-            space_id = args.space or app[DEFAULT_SPACE]
-            app[LOCAL_PRINCIPALS][hash_token(token)] = Principal(0, space_id, None, "admin")
-            get = args.call.method == "GET"
-            async with (
-                aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(sock))) as http,
-                http.request(
-                    args.call.method,
-                    f"http://hub{url}",
-                    params={**args.call.query, **values} if get else None,
-                    json=None if get or args.call.method == "DELETE" else payload,
-                    headers={"Authorization": f"Bearer {token}"},
-                ) as response,
-            ):
-                if response.content_type == "text/csv":
-                    sys.stdout.write(await response.text())
-                    return 0
-                body = await response.json() if response.content_type.endswith("json") else None
-    if response.status >= 400:
-        raise ChanCenterError(body["detail"] if body else f"HTTP {response.status}")
-    _print(body)
-    return 0
-
-
-def _print(body: Any) -> None:
-    """Lists as tab-separated rows under a header; anything else as JSON."""
-    if body is None:
-        print("done")
-    elif isinstance(body.get("items"), list) and body["items"]:
-        items = body["items"]
-        columns = list(items[0])
-        print("\t".join(columns))
-        for item in items:
-            print("\t".join(_cell(item.get(c)) for c in columns))
-        if "count" in body:
-            print(f"{body['count']} in all", file=sys.stderr)
-    elif isinstance(body.get("items"), list):
-        print("(none)" + (f", {body['count']} in all" if "count" in body else ""), file=sys.stderr)
-    else:
-        print(json.dumps(body, indent=2, ensure_ascii=False))
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import subprocess
@@ -117,6 +118,7 @@ def test_channels_add_list_remove(tmp_path: Path) -> None:
         "CHANCENTER_DATA_DIR": str(tmp_path),
         "CHANCENTER_PUBLIC_URL": "https://hub.example",
     }
+    assert run("db", "upgrade", env=env).returncode == 0
     missing = run("channels", "add", "whatsapp", "--app-secret", "s", env=env)
     assert missing.returncode == 2
     assert "needs --verify-token, --phone-number-id, --access-token" in missing.stderr
@@ -142,3 +144,126 @@ def test_channels_add_list_remove(tmp_path: Path) -> None:
     assert run("channels", "remove", channel_id, env=env).returncode == 0
     gone = run("channels", "remove", channel_id, env=env)
     assert gone.returncode == 2 and "channels list" in gone.stderr
+
+
+HEAVY = ("sqlalchemy", "aiohttp", "pydantic", "google", "slack_bolt", "aiogram", "yaml", "alembic")
+
+
+def test_help_imports_nothing_heavy() -> None:
+    """`--help` at every level answers before any framework is imported (issue #14)."""
+    script = (
+        "import io, sys\n"
+        "from bot.cli import main\n"
+        "for argv in (['--help'], ['users', 'list', '--help'], ['channels', 'add', '--help'],"
+        " ['surveys', '--help'], ['serve', '--help']):\n"
+        "    sys.stdout = io.StringIO()\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "sys.stdout = sys.__stdout__\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    assert "bot" in loaded and not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+@pytest.fixture
+def hub_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    env = {
+        "CHANCENTER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}",
+        "CHANCENTER_DATA_DIR": str(tmp_path),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+def test_output_is_the_answer_and_logs_wait_for_verbose(
+    capsys: pytest.CaptureFixture[str], hub_env: dict[str, str]
+) -> None:
+    assert main(["init"]) == 0
+    out, err = capsys.readouterr()
+    assert "API token:" in out and err == ""  # no "created the default space" line
+    assert main(["channels", "add", "webchat"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("connected webchat channel") and "webhook" not in out
+    assert err == ""
+    assert main(["--verbose", "channels", "add", "webchat"]) == 0
+    out, err = capsys.readouterr()
+    assert "level=info" not in out and 'msg="channel added"' in err
+    assert main(["channels", "list", "-v"]) == 0
+    assert capsys.readouterr().out.count("webchat") >= 3
+
+
+def test_a_command_without_a_database_says_how_to_point_at_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CHANCENTER_DATABASE_URL", raising=False)
+    for command in (["users", "list"], ["channels", "list"], ["queue", "dead-letters"]):
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert "CHANCENTER_DATABASE_URL" in err and str(tmp_path / "chancenter.db") in err
+        assert "chancenter init" in err
+    assert not (tmp_path / "chancenter.db").exists()
+    assert main(["init"]) == 0  # init (like serve and db upgrade) creates it
+    assert (tmp_path / "chancenter.db").exists()
+
+
+def test_linking_an_unknown_user_suggests_adding_them(
+    capsys: pytest.CaptureFixture[str], hub_env: dict[str, str]
+) -> None:
+    assert main(["init"]) == 0
+    capsys.readouterr()
+    assert main(["users", "link", "--user", "nobody@example.com"]) == 2
+    err = capsys.readouterr().err
+    assert "users add nobody@example.com --name" in err and "init" not in err
+
+
+def test_init_and_channels_answer_json_for_scripts(
+    capsys: pytest.CaptureFixture[str], hub_env: dict[str, str]
+) -> None:
+    assert main(["init", "--admin-email", "ana@example.com", "--json"]) == 0
+    created = json.loads(capsys.readouterr().out)
+    assert created["token"].startswith("cc_") and created["email"] == "ana@example.com"
+    assert main(["channels", "list", "--json"]) == 0
+    (channel,) = json.loads(capsys.readouterr().out)["items"]
+    assert channel["id"] == created["webchat_channel_id"] and channel["webhook_url"] is None
+    assert main(["channels", "add", "webchat", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["kind"] == "webchat"
+    assert main(["queue", "dead-letters", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"items": []}
+
+
+def test_a_closed_pipe_ends_quietly(
+    capsys: pytest.CaptureFixture[str], hub_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`chancenter surveys show 1 | head`: no BrokenPipeError traceback when head exits."""
+    survey = tmp_path / "nps.yml"
+    survey.write_text(
+        "name: nps\nsteps:\n"
+        + "".join(
+            f"  - id: q{n}\n    type: question\n    text: Question {n}?\n    answer: text\n"
+            for n in range(50)
+        )
+    )
+    assert main(["db", "upgrade"]) == 0 and main(["surveys", "add", str(survey)]) == 0
+    read, write = os.pipe()
+    os.close(read)  # as `head` does once it has its lines
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "bot", "surveys", "show", "1"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **hub_env},
+            timeout=60,
+        )
+    finally:
+        os.close(write)
+    assert result.stderr == "" and result.returncode == 141
