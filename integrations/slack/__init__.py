@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bot.http import error_response
-from bot.keys import DB, DESK_WAKE, SENDER, SETTINGS
+from bot.keys import DB, DEFAULT_SPACE, DESK_WAKE, SENDER, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ async def _desk(app: web.Application) -> AsyncIterator[None]:
     desk = SlackDesk(
         client,
         app[DB],
+        app[DEFAULT_SPACE],  # the environment's desk serves the default space only
         str(settings.slack_inbox_channel),
         str(settings.public_url),
         settings.signing_key(),

@@ -7,6 +7,7 @@ posted into the thread; media go as links through the hub's signed `/media/` pro
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,6 +28,8 @@ from bot.storage.tables import (
 )
 from integrations.slack.safe import SECTION_LIMIT, TEXT_LIMIT, cut, inert, inline, link
 
+log = logging.getLogger(__name__)
+
 TRANSCRIPT = 10  # messages shown when a thread opens
 TRANSCRIPT_EACH = 3_000  # characters of each: ten fit in one Slack message
 STATES = {
@@ -39,10 +42,17 @@ STATES = {
 
 class SlackDesk:
     def __init__(
-        self, client: AsyncWebClient, db: Database, inbox: str, public_url: str, key: bytes
+        self,
+        client: AsyncWebClient,
+        db: Database,
+        space_id: int,
+        inbox: str,
+        public_url: str,
+        key: bytes,
     ) -> None:
         self.client = client
         self.db = db
+        self.space_id = space_id  # the one space this Slack workspace serves
         self.inbox = inbox
         self.public_url = public_url.rstrip("/")
         self.key = key
@@ -50,7 +60,13 @@ class SlackDesk:
     async def deliver(
         self, kind: str, conversation_id: int, message_id: int | None, note: str | None
     ) -> None:
-        """One desk notice; raises on a Slack failure (the relay retries)."""
+        """One desk notice; raises on a Slack failure (the relay retries).
+
+        A notice about another space's conversation is dropped: that space's agents
+        are not in this Slack workspace (its handovers wait in ChanCenter)."""
+        if not await self._ours(conversation_id):
+            log.debug("desk notice for another space dropped", extra={"kind": kind})
+            return
         if kind == "alert":  # for the admins, in the inbox itself
             text = f":warning: {inert(note or '')}"
             await self.client.chat_postMessage(channel=self.inbox, text=text)
@@ -104,6 +120,15 @@ class SlackDesk:
                     text=self.message_text(row.channel_id, row.parts),
                     unfurl_links=False,
                 )
+
+    async def _ours(self, conversation_id: int) -> bool:
+        async with self.db.read() as conn:
+            space_id = (
+                await conn.execute(
+                    sa.select(conversations.c.space_id).where(conversations.c.id == conversation_id)
+                )
+            ).scalar()
+        return space_id == self.space_id
 
     async def _open(
         self, conversation_id: int, inbox: str, header: dict[str, Any]
