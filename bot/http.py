@@ -70,6 +70,7 @@ async def error_middleware(
         return error_response(status, str(exc))
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[SETTINGS].max_body_bytes
+        log.info("request refused", extra={"path": request.path, "status": 413})
         return error_response(413, f"body larger than {limit} bytes; send less")
     except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
         if not request.path.startswith("/api/"):
