@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.cli_api import add_commands
+from bot.cli_api import COMMANDS
 from bot.cli_output import common_flags
 from bot.errors import ChanCenterError, ConfigError
 
@@ -195,6 +195,34 @@ def _channel_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     for command in sub.choices.values():
         command.add_argument("--space", type=int, help="space id (default: the default space)")
         common_flags(command, json_output=command is not sub.choices["remove"])
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for group, (text, calls) in COMMANDS.items():
+        parser = commands.choices.get(group) or commands.add_parser(
+            group, help=text, description=text[0].upper() + text[1:] + "."
+        )
+        sub = _subcommands(parser, group)
+        for name, call in calls.items():
+            command = sub.add_parser(
+                name, help=call.help, description=f"{call.help[0].upper()}{call.help[1:]}."
+            )
+            for flag, options in call.args:
+                command.add_argument(flag, **options)
+            if call.path.endswith("/results"):
+                command.add_argument("--csv", action="store_true", help="CSV to standard output")
+            command.add_argument("--space", type=int, help="space id (default: the default space)")
+            common_flags(command)
+            command.set_defaults(call=call)
+
+
+def _subcommands(
+    parser: argparse.ArgumentParser, group: str
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return parser.add_subparsers(dest=f"{group}_command", required=True, metavar="COMMAND")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.cli_output import common_flags
-
 Arg = tuple[str, dict[str, Any]]
 ID = {"type": int}
 ORG_ROLES = {"choices": ["admin", "billing_admin", "member"]}
@@ -436,31 +434,3 @@ COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
         },
     ),
 }
-
-
-def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    for group, (text, calls) in COMMANDS.items():
-        parser = commands.choices.get(group) or commands.add_parser(
-            group, help=text, description=text[0].upper() + text[1:] + "."
-        )
-        sub = _subcommands(parser, group)
-        for name, call in calls.items():
-            command = sub.add_parser(
-                name, help=call.help, description=f"{call.help[0].upper()}{call.help[1:]}."
-            )
-            for flag, options in call.args:
-                command.add_argument(flag, **options)
-            if call.path.endswith("/results"):
-                command.add_argument("--csv", action="store_true", help="CSV to standard output")
-            command.add_argument("--space", type=int, help="space id (default: the default space)")
-            common_flags(command)
-            command.set_defaults(call=call)
-
-
-def _subcommands(
-    parser: argparse.ArgumentParser, group: str
-) -> argparse._SubParsersAction[argparse.ArgumentParser]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    return parser.add_subparsers(dest=f"{group}_command", required=True, metavar="COMMAND")
