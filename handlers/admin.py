@@ -82,7 +82,8 @@ async def channel_command(app: web.Application, space_id: int, text: str) -> str
             if bare:
                 given.setdefault("token", bare[0])
             info = await channel_admin.add_channel(app, space_id, kind, given)
-            return f"Connected {info.kind} {info.name} as {info.id}.\nWebhook: {info.webhook_url}"
+            webhook = f"\nWebhook: {info.webhook_url}" if info.webhook_url else ""
+            return f"Connected {info.kind} {info.name} as {info.id}.{webhook}"
     except ChanCenterError as exc:
         return f"{exc}"
     return USAGE
