@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
-from bot.errors import PermanentFailure
+from bot.errors import ConfigError, PermanentFailure
 from bot.model import (
     Event,
     LocationPart,
@@ -25,8 +26,17 @@ from bot.model import (
     StatusChanged,
     TextPart,
 )
-from channels.base import parse_each
-from channels.meta import MetaChannel, MetaCredentials, ident, listed, moment, within
+from channels.base import ChannelContext, parse_each
+from channels.meta import (
+    MetaChannel,
+    MetaCredentials,
+    ident,
+    listed,
+    moment,
+    numeric_id,
+    read_node,
+    within,
+)
 from channels.render import Capabilities, fits, numbered, split_text
 
 log = logging.getLogger(__name__)
@@ -41,6 +51,14 @@ CAPABILITIES = Capabilities(
 )
 HUMAN_AGENT_HOURS = 24 * 7  # the HUMAN_AGENT tag lets a person answer for 7 days
 ATTACHMENT_TYPES = {"image": "image", "audio": "audio", "video": "video", "file": "file"}
+TOKEN_HELP = (
+    "the page's own access token (Meta for Developers > your app > Messenger > Settings > "
+    "Access Tokens)"
+)
+FIXES: dict[int | None, str] = {
+    190: f"check --page-token: it must be {TOKEN_HELP}, still valid",
+    None: f"check --page-token is {TOKEN_HELP}, with the pages_messaging permission",
+}
 
 
 class MessengerCredentials(MetaCredentials):
@@ -53,6 +71,26 @@ class MessengerChannel(MetaChannel):
     credentials_model = MessengerCredentials
     capabilities = CAPABILITIES
     webhook_object = "page"  # Instagram's deliveries say "instagram"
+
+    @classmethod
+    async def prepare(cls, given: Mapping[str, str], ctx: ChannelContext) -> tuple[BaseModel, str]:
+        """The token must be the page's own: `GET /me` with a page token is that page.
+
+        `GET /{page-id}` would not do: a page's id and name are public to any token.
+        """
+        credentials, _ = await super().prepare(given, ctx)
+        assert isinstance(credentials, MessengerCredentials)
+        page_id = numeric_id(credentials.page_id, "--page-id", "page's id")
+        token = credentials.page_token.get_secret_value()
+        me = await read_node(ctx, token, "me", "id,name", FIXES)
+        name = me.get("name") if isinstance(me.get("name"), str) else None
+        if str(me["id"]) != page_id:
+            raise ConfigError(
+                f"that token is for {name or 'someone'} ({me['id']}), not page {page_id}: "
+                f"--page-token must be {TOKEN_HELP} (a user's or another page's will not do); "
+                "nothing was stored"
+            )
+        return credentials, name or f"page {page_id}"
 
     @property
     def access_token(self) -> str:

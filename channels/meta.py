@@ -16,10 +16,11 @@ from typing import Any, ClassVar
 import aiohttp
 from pydantic import BaseModel, SecretStr
 
-from bot.errors import DeliveryError, PermanentFailure, RetryLater, WebhookRejected
+from bot.errors import ConfigError, DeliveryError, PermanentFailure, RetryLater, WebhookRejected
 from bot.model import Event, Outbound
 from bot.ratelimit import paced
-from channels.base import Channel, Media, parse_each
+from bot.settings import Settings
+from channels.base import Channel, ChannelContext, Media, parse_each
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ THROTTLED = {
 # Meta is down or overloaded: unknown, service, temporary send failure, something went
 # wrong, service unavailable.
 UNAVAILABLE = {1, 2, 1200, 131000, 131016}
+CHECK_TIMEOUT = 15.0  # seconds the credentials check at `channels add` waits for Meta
 EXPLAINED = {
     190: "the access token expired or was revoked: add the channel again with a new one",
     551: "this person isn't available right now (they may have blocked the page)",
@@ -246,7 +248,7 @@ class MetaChannel(Channel):
     async def graph(self, method: str, path: str, body: Any | None = None) -> dict[str, Any]:
         """Call the Graph API; the token travels in a header, never in a URL."""
         await self._bucket.acquire()
-        url = f"{str(self.ctx.settings.graph_api_base).rstrip('/')}/{path.lstrip('/')}"
+        url = graph_url(self.ctx.settings, path)
         headers = {"Authorization": f"Bearer {self.access_token}"}
         try:
             async with self.ctx.http.request(method, url, json=body, headers=headers) as resp:
@@ -267,6 +269,70 @@ class MetaChannel(Channel):
             if resp.status >= 400:
                 raise delivery_error(resp.status, await _json(resp), resp.headers)
             return Media(await resp.read(), meta.get("mime_type") or resp.content_type)
+
+
+def graph_url(settings: Settings, path: str) -> str:
+    """`CHANCENTER_GRAPH_API_BASE` (with its version, `/v21.0`) and a node's path."""
+    return f"{str(settings.graph_api_base).rstrip('/')}/{path.lstrip('/')}"
+
+
+async def read_node(
+    ctx: ChannelContext, token: str, node: str, fields: str, fixes: Mapping[int | None, str]
+) -> dict[str, Any]:
+    """`GET /{node}?fields=...` when a channel is added: the node, or a `ConfigError`.
+
+    Meta's refusal keeps its code and message, followed by what to do (`fixes` by code,
+    `None` for any other); an outage or a throttle says to try again. The caller stores
+    nothing when this raises. The token travels in a header, never in a URL.
+    """
+    base = str(ctx.settings.graph_api_base).rstrip("/")
+    headers = {"Authorization": f"Bearer {token}"}
+    timeout = aiohttp.ClientTimeout(total=CHECK_TIMEOUT)
+    try:
+        async with ctx.http.get(
+            graph_url(ctx.settings, node),
+            params={"fields": fields},
+            headers=headers,
+            timeout=timeout,
+        ) as resp:
+            status, data, answered = resp.status, await _json(resp), resp.headers
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ConfigError(
+            f"Meta's Graph API did not answer at {base} ({type(exc).__name__}): nothing was "
+            "stored; try again in a minute"
+        ) from None
+    error = data.get("error") if isinstance(data, dict) else None
+    if status < 400 and isinstance(data, dict) and error is None and data.get("id"):
+        return data
+    if isinstance(error, dict):
+        code, text = _code(error.get("code")), str(error.get("message") or "no message")
+        # "Malformed access token EAA...": Meta may echo the token back
+        text = text.replace(token, "<the token>") if token else text
+        if isinstance(delivery_error(status, data, answered), RetryLater):
+            raise ConfigError(
+                f"Meta's Graph API is unavailable or busy ({code}: {text}): nothing was "
+                "stored; try again in a few minutes"
+            )
+        raise ConfigError(
+            f"Meta refused ({code}: {text}): {fixes.get(code, fixes[None])}; nothing was stored"
+        )
+    if status >= 500 or status == 429:
+        raise ConfigError(
+            f"Meta's Graph API is unavailable (HTTP {status}): nothing was stored; try again "
+            "in a few minutes"
+        )
+    raise ConfigError(
+        f"{base} answered HTTP {status} without a Graph API answer: check "
+        "CHANCENTER_GRAPH_API_BASE (Meta's is https://graph.facebook.com/v21.0); nothing "
+        "was stored"
+    )
+
+
+def numeric_id(value: str, flag: str, what: str) -> str:
+    """Meta's ids are digits; anything else would only reach a wrong URL path."""
+    if not value.isdigit() or not value.isascii():
+        raise ConfigError(f"{flag} is the {what} (digits only), not {value!r}")
+    return value
 
 
 def same_bytes(given: str, expected: str) -> bool:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from bot.errors import PermanentFailure
 from bot.model import (
@@ -25,13 +26,15 @@ from bot.model import (
     StatusChanged,
     TextPart,
 )
-from channels.base import parse_each
+from channels.base import ChannelContext, parse_each
 from channels.meta import (
     MetaChannel,
     MetaCredentials,
     explain,
     listed,
     moment,
+    numeric_id,
+    read_node,
     within,
 )
 from channels.render import Capabilities, fits, numbered, split_text
@@ -62,6 +65,18 @@ SEND_MEDIA = {
     "sticker": "sticker",
 }
 
+NUMBER_HELP = (
+    "check --phone-number-id (the number's id from WhatsApp Manager or your app's API Setup, "
+    "not the number itself) and that --access-token's system user is assigned to its "
+    "WhatsApp Business Account"
+)
+FIXES: dict[int | None, str] = {
+    190: "check --access-token: use a System User access token with the "
+    "whatsapp_business_messaging permission (Business Settings > System users), still valid",
+    100: NUMBER_HELP,
+    None: NUMBER_HELP + ", with the whatsapp_business_management permission",
+}
+
 
 class WhatsAppCredentials(MetaCredentials):
     phone_number_id: str
@@ -73,6 +88,22 @@ class WhatsAppChannel(MetaChannel):
     credentials_model = WhatsAppCredentials
     capabilities = CAPABILITIES
     webhook_object = "whatsapp_business_account"
+
+    @classmethod
+    async def prepare(cls, given: Mapping[str, str], ctx: ChannelContext) -> tuple[BaseModel, str]:
+        """The token must read the number: a token of another business account cannot."""
+        credentials, _ = await super().prepare(given, ctx)
+        assert isinstance(credentials, WhatsAppCredentials)
+        number_id = numeric_id(credentials.phone_number_id, "--phone-number-id", "number's id")
+        token = credentials.access_token.get_secret_value()
+        number = await read_node(
+            ctx, token, number_id, "id,display_phone_number,verified_name", FIXES
+        )
+        name, phone = number.get("verified_name"), number.get("display_phone_number")
+        shown = [str(v) for v in (name, phone) if isinstance(v, str) and v]
+        if len(shown) == 2:
+            return credentials, f"{shown[0]} ({shown[1]})"
+        return credentials, shown[0] if shown else f"number {number_id}"
 
     @property
     def access_token(self) -> str:

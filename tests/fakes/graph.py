@@ -1,25 +1,66 @@
-"""A fake Meta Graph API: the Messenger Send API, WhatsApp Cloud API messages and media.
+"""A fake Meta Graph API: the Messenger Send API, WhatsApp Cloud API messages and media,
+and the node reads `channels add` checks credentials with.
 
 Errors use Meta's error object `{"error": {"message", "type", "code",
-"error_subcode", "fbtrace_id"}}`; tests script them with `fail(...)`, and a
-proxy's non-JSON error page with `fail_raw(...)`. The access token is only
-accepted in the Authorization header.
+"error_subcode", "fbtrace_id"}}`; tests script them with `fail(...)` (sends) or
+`fail(..., read=True)` (node reads), and a proxy's non-JSON error page with
+`fail_raw(...)`. The access token is only accepted in the Authorization header.
+Every path also answers under a version prefix (`/v21.0/...`), as the real base does.
+
+Node reads follow Meta's documented behaviour: `GET /me` with a page token is that
+page; `GET /{page-id}` answers any valid token (a page's id and name are public, so
+only `/me` proves whose token it is); `GET /{phone-number-id}` answers only a token
+allowed on the number's business account, else error 100/33 as for an id that does
+not exist; only the `fields` asked for come back (with `id`), an unknown field is
+error 100; a bad token is HTTP 400, code 190.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+VERSION = r"/{version:v[0-9]+\.[0-9]+}"
+UNSUPPORTED = (
+    "Unsupported get request. Object with ID '{}' does not exist, cannot be loaded due to "
+    "missing permissions, or does not support this operation. Please read the Graph API "
+    "documentation at https://developers.facebook.com/docs/graph-api"
+)
+Failure = tuple[int, dict[str, Any] | str, dict[str, str]]
+
 
 @dataclass
 class FakeGraph:
     tokens: set[str] = field(default_factory=lambda: {"PAGE-TOKEN", "WA-TOKEN"})
+    # page id -> its fields and the page access token that is "me"
+    pages: dict[str, dict[str, str]] = field(
+        default_factory=lambda: {
+            "1001": {"id": "1001", "name": "Acme Support", "token": "PAGE-TOKEN"}
+        }
+    )
+    # phone number id -> its fields; `tokens`: who may read it (the WABA's system users)
+    numbers: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {
+            "3003": {
+                "id": "3003",
+                "verified_name": "Acme Support",
+                "display_phone_number": "+1 555-010-3003",
+                "quality_rating": "GREEN",
+                "code_verification_status": "VERIFIED",
+                "platform_type": "CLOUD_API",
+                "tokens": {"WA-TOKEN"},
+            }
+        }
+    )
     sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    reads: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # path, query
     media: dict[str, bytes] = field(default_factory=dict)
-    failures: list[tuple[int, dict[str, Any] | str, dict[str, str]]] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    read_failures: list[Failure] = field(default_factory=list)
+    stall: float = 0.0  # seconds a node read waits before answering (a hung Graph API)
     url: str = ""
     _next: int = 0
 
@@ -30,6 +71,7 @@ class FakeGraph:
         message: str,
         subcode: int | None = None,
         headers: dict[str, str] | None = None,
+        read: bool = False,
     ) -> None:
         error: dict[str, Any] = {
             "message": message,
@@ -39,31 +81,33 @@ class FakeGraph:
         }
         if subcode is not None:
             error["error_subcode"] = subcode
-        self.failures.append((status, {"error": error}, headers or {}))
+        queue = self.read_failures if read else self.failures
+        queue.append((status, {"error": error}, headers or {}))
 
-    def fail_raw(self, status: int, text: str) -> None:
-        self.failures.append((status, text, {}))
+    def fail_raw(self, status: int, text: str, read: bool = False) -> None:
+        (self.read_failures if read else self.failures).append((status, text, {}))
 
     def app(self) -> web.Application:
         app = web.Application()
-        app.router.add_post("/{object_id}/messages", self._messages)
-        app.router.add_get("/download/{media_id}", self._download)
-        app.router.add_get("/{media_id}", self._media_url)
+        for prefix in ("", VERSION):
+            app.router.add_post(prefix + "/{object_id}/messages", self._messages)
+            app.router.add_get(prefix + "/download/{media_id}", self._download)
+            app.router.add_get(prefix + "/{object_id}", self._node)
         return app
 
-    def _authorized(self, request: web.Request) -> bool:
+    def _token(self, request: web.Request) -> str | None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        return scheme == "Bearer" and token in self.tokens and "access_token" not in request.query
+        return token if scheme == "Bearer" and "access_token" not in request.query else None
+
+    def _authorized(self, request: web.Request) -> bool:
+        return self._token(request) in self.tokens
 
     async def _messages(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
             return _error(401, 190, "Invalid OAuth access token.")
         body = await request.json()
         if self.failures:
-            status, error, headers = self.failures.pop(0)
-            if isinstance(error, str):
-                return web.Response(text=error, status=status, content_type="text/html")
-            return web.json_response(error, status=status, headers=headers)
+            return _scripted(self.failures.pop(0))
         self.sent.append((request.match_info["object_id"], body))
         self._next += 1
         if body.get("messaging_product") == "whatsapp":
@@ -78,14 +122,46 @@ class FakeGraph:
             {"recipient_id": body["recipient"]["id"], "message_id": f"m_OUT{self._next}"}
         )
 
-    async def _media_url(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
-            return _error(401, 190, "Invalid OAuth access token.")
-        media_id = request.match_info["media_id"]
-        if media_id not in self.media:
-            return _error(400, 100, "Unsupported get request.")
-        return web.json_response(
-            {"url": f"{self.url}/download/{media_id}", "mime_type": "image/jpeg", "id": media_id}
+    async def _node(self, request: web.Request) -> web.Response:
+        """`GET /{id}`: me, a page, a phone number or a media file, as the token may see."""
+        self.reads.append((request.path, dict(request.query)))
+        if self.stall:
+            await asyncio.sleep(self.stall)
+        if self.read_failures:
+            return _scripted(self.read_failures.pop(0))
+        token, object_id = self._token(request), request.match_info["object_id"]
+        if not token:
+            return _error(400, 104, "An access token is required to request this resource.")
+        if token not in self.tokens:
+            return _error(
+                400,
+                190,
+                "Invalid OAuth access token - Cannot parse access token",
+                headers={"WWW-Authenticate": 'OAuth "Facebook Platform" "invalid_token"'},
+            )
+        if object_id == "me":
+            page = next((p for p in self.pages.values() if p["token"] == token), None)
+            if page is None:  # a system user's token
+                return _fields(request, {"id": "5005", "name": "ChanCenter System User"}, "User")
+            return _fields(request, page, "Page")
+        if object_id in self.pages:
+            return _fields(request, self.pages[object_id], "Page")
+        number = self.numbers.get(object_id)
+        if number is not None and token in number["tokens"]:
+            return _fields(request, number, "WhatsAppBusinessPhoneNumber")
+        if object_id in self.media:
+            return web.json_response(
+                {
+                    "messaging_product": "whatsapp",
+                    "url": f"{self.url}/download/{object_id}",
+                    "mime_type": "image/jpeg",
+                    "sha256": "0" * 64,
+                    "file_size": len(self.media[object_id]),
+                    "id": object_id,
+                }
+            )
+        return _error(
+            400, 100, UNSUPPORTED.format(object_id), subcode=33, kind="GraphMethodException"
         )
 
     async def _download(self, request: web.Request) -> web.Response:
@@ -94,15 +170,36 @@ class FakeGraph:
         return web.Response(body=self.media[request.match_info["media_id"]])
 
 
-def _error(status: int, code: int, message: str) -> web.Response:
-    return web.json_response(
-        {
-            "error": {
-                "message": message,
-                "type": "OAuthException",
-                "code": code,
-                "fbtrace_id": "AbC",
-            }
-        },
-        status=status,
-    )
+def _fields(request: web.Request, node: dict[str, Any], node_type: str) -> web.Response:
+    """The fields asked for, and `id`; Meta refuses a field the node does not have."""
+    known = {k: v for k, v in node.items() if k not in ("token", "tokens")}
+    asked = [f for f in request.query.get("fields", "").split(",") if f] or list(known)
+    for name in asked:
+        if name not in known:
+            return _error(
+                400,
+                100,
+                f"(#100) Tried accessing nonexisting field ({name}) on node type ({node_type})",
+            )
+    return web.json_response({name: known[name] for name in {*asked, "id"}})
+
+
+def _scripted(failure: Failure) -> web.Response:
+    status, error, headers = failure
+    if isinstance(error, str):
+        return web.Response(text=error, status=status, content_type="text/html")
+    return web.json_response(error, status=status, headers=headers)
+
+
+def _error(
+    status: int,
+    code: int,
+    message: str,
+    subcode: int | None = None,
+    kind: str = "OAuthException",
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    error: dict[str, Any] = {"message": message, "type": kind, "code": code, "fbtrace_id": "AbC"}
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    return web.json_response({"error": error}, status=status, headers=headers)
