@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
@@ -16,6 +17,8 @@ from aiohttp.test_utils import TestClient
 from bot.app import create_app
 from bot.cli import _parser, main
 from bot.settings import Settings
+from tests.channels.conftest import graph  # noqa: F401 - the fake Graph API fixture
+from tests.fakes.graph import FakeGraph
 
 
 @pytest.fixture(autouse=True)
@@ -112,17 +115,21 @@ async def test_init_prints_a_token_that_opens_the_api(tmp_path: Path, aiohttp_cl
     assert resp.status == 200
 
 
-def test_channels_add_list_remove(tmp_path: Path) -> None:
+async def test_channels_add_list_remove(tmp_path: Path, graph: FakeGraph) -> None:  # noqa: F811
+    graph.tokens.add("WA-SECRET")
+    graph.numbers["3003"]["tokens"].add("WA-SECRET")
     env = {
         "CHANCENTER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}",
         "CHANCENTER_DATA_DIR": str(tmp_path),
         "CHANCENTER_PUBLIC_URL": "https://hub.example",
+        "CHANCENTER_GRAPH_API_BASE": graph.url,
     }
     assert run("db", "upgrade", env=env).returncode == 0
     missing = run("channels", "add", "whatsapp", "--app-secret", "s", env=env)
     assert missing.returncode == 2
     assert "needs --verify-token, --phone-number-id, --access-token" in missing.stderr
-    added = run(
+    added = await asyncio.to_thread(  # the fake Graph API answers the check meanwhile
+        run,
         "channels",
         "add",
         "whatsapp",
@@ -137,10 +144,11 @@ def test_channels_add_list_remove(tmp_path: Path) -> None:
         env=env,
     )
     assert added.returncode == 0, added.stderr
-    channel_id = added.stdout.split()[4]
+    channel_id = added.stdout.splitlines()[0].split()[-1]
     assert f"webhook: https://hub.example/webhooks/{channel_id}" in added.stdout
     listed = run("channels", "list", env=env)
     assert f"{channel_id}\twhatsapp" in listed.stdout and "WA-SECRET" not in listed.stdout
+    assert "Acme Support (+1 555-010-3003)" in listed.stdout
     assert run("channels", "remove", channel_id, env=env).returncode == 0
     gone = run("channels", "remove", channel_id, env=env)
     assert gone.returncode == 2 and "channels list" in gone.stderr
