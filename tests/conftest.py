@@ -160,3 +160,9 @@ async def count(app: web.Application, table: sa.Table, *where: Any) -> int:
         return (
             await conn.execute(sa.select(sa.func.count()).select_from(table).where(*where))
         ).scalar_one()
+
+
+async def single(app: web.Application, column: Any) -> Any:
+    """The one value of `column` in the database (a test's only contact, say)."""
+    async with app[DB].read() as conn:
+        return (await conn.execute(sa.select(column))).scalar_one()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
-from bot.keys import DB
 from bot.storage.tables import contacts
 from tests.bot.test_api_conversations import auth, open_conversation, people  # noqa: F401
+from tests.conftest import single
 from tests.fakes.echo_channel import EchoChannel
 
 
@@ -21,8 +20,7 @@ async def test_a_contact_reads_back_with_its_fields_and_tags_everywhere(
     people: dict[str, Any],  # noqa: F811
 ) -> None:
     await open_conversation(client, app, echo)
-    async with app[DB].read() as conn:
-        contact_id = (await conn.execute(sa.select(contacts.c.id))).scalar_one()
+    contact_id = await single(app, contacts.c.id)
     manager = auth(people["manager"])
     await client.post("/api/v1/fields", json={"key": "plan", "type": "text"}, headers=manager)
     await client.post("/api/v1/fields", json={"key": "renews", "type": "date"}, headers=manager)
@@ -47,8 +45,7 @@ async def test_patch_edits_name_email_phone_language_and_null_clears(
     people: dict[str, Any],  # noqa: F811
 ) -> None:
     await open_conversation(client, app, echo)
-    async with app[DB].read() as conn:
-        contact_id = (await conn.execute(sa.select(contacts.c.id))).scalar_one()
+    contact_id = await single(app, contacts.c.id)
     agent = auth(people["agent"])
     url = f"/api/v1/contacts/{contact_id}"
     changed = await client.patch(

@@ -13,7 +13,7 @@ from bot.keys import DB
 from bot.storage.tables import audit_log, contacts, identities, messages
 from tests.bot.test_api_conversations import auth, open_conversation, people  # noqa: F401
 from tests.bot.test_webhooks import body, post
-from tests.conftest import eventually
+from tests.conftest import eventually, single
 from tests.fakes.echo_channel import EchoChannel
 
 
@@ -42,8 +42,7 @@ async def test_shortcut_renders_variables_and_is_sent_by_an_agent(
     shortcut = (await made.json())["id"]
 
     conv = await open_conversation(client, app, echo)
-    async with app[DB].read() as conn:
-        contact_id = (await conn.execute(sa.select(contacts.c.id))).scalar_one()
+    contact_id = await single(app, contacts.c.id)
     await client.put(
         f"/api/v1/contacts/{contact_id}/fields/plan", json={"value": "Pro"}, headers=manager
     )
@@ -75,8 +74,7 @@ async def test_export_then_erase(
     people: dict[str, Any],  # noqa: F811
 ) -> None:
     await open_conversation(client, app, echo)
-    async with app[DB].read() as conn:
-        contact_id = (await conn.execute(sa.select(contacts.c.id))).scalar_one()
+    contact_id = await single(app, contacts.c.id)
     url = f"/api/v1/contacts/{contact_id}"
     await client.post(f"{url}/tags", json={"tags": ["vip"]}, headers=auth(people["agent"]))
     data = await (await client.get(f"{url}/export", headers=auth(people["agent"]))).json()
@@ -113,8 +111,7 @@ async def test_an_erased_contact_is_in_no_view_is_sent_nothing_and_a_new_message
     manager = auth(people["manager"])
     conv = await open_conversation(client, app, echo)
     await eventually(lambda: len(echo.sent) == 3)  # welcome, handover notice, away
-    async with app[DB].read() as conn:
-        erased_id = (await conn.execute(sa.select(contacts.c.id))).scalar_one()
+    erased_id = await single(app, contacts.c.id)
     assert (await client.post(f"/api/v1/contacts/{erased_id}/erase", headers=manager)).ok
     view = await (
         await client.post(
@@ -185,8 +182,7 @@ async def test_a_variable_takes_its_default_when_the_contact_has_no_value(
     )
     assert made.status == 201, await made.text()
     await open_conversation(client, app, echo)
-    async with app[DB].read() as conn:
-        contact_id = (await conn.execute(sa.select(contacts.c.id))).scalar_one()
+    contact_id = await single(app, contacts.c.id)
     url = f"/api/v1/shortcuts/{(await made.json())['id']}/render"
     params = {"contact_id": str(contact_id)}
     rendered = await (await client.get(url, params=params, headers=manager)).json()
