@@ -1,4 +1,5 @@
-"""`/api/v1` for working conversations: reply, assign, close."""
+"""`/api/v1` for working conversations: reply, assign, close; and assigning a contact,
+which is what an assignment is (the conversations follow their contact)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,11 @@ class Note(BaseModel):
 
 
 class Assignment(BaseModel):
+    """`user_id` (null: nobody), `team_id` (alone: round robin among its available members,
+    else the team's queue), or both."""
+
     user_id: int | None = Field(None, ge=1, le=2**63 - 1)
+    team_id: int | None = Field(None, ge=1, le=2**63 - 1)
 
 
 async def send_message(request: web.Request) -> web.Response:
@@ -79,25 +84,75 @@ async def add_note(request: web.Request) -> web.Response:
 
 
 async def assign(request: web.Request) -> web.Response:
+    """To a user, a team (round robin inside it), or nobody (`{}` or `user_id: null`);
+    the contact is assigned with it."""
     principal = request[PRINCIPAL]
     body = await _body(request, Assignment)
     async with request.app[DB].write() as conn:
         conv = await ops.get(conn, _path_id(request, "conversation_id"), principal.space_id)
-        await ops.assign(conn, conv, body.user_id, principal.user_id)
+        if body.team_id is not None and "user_id" not in body.model_fields_set:
+            await ops.assign_team(conn, conv, body.team_id, principal.user_id)
+        else:
+            await ops.assign(conn, conv, body.user_id, principal.user_id, team_id=body.team_id)
         await _tell_desk(request, conn, conv.id)
+        conv = await ops.get(conn, conv.id)
     _wake_desk(request)
-    return web.json_response({"id": conv.id, "assignee_id": body.user_id})
+    return web.json_response(
+        {
+            "id": conv.id,
+            "assignee_id": conv.assignee_id,
+            "team_id": conv.team_id,
+            "handler": conv.handler,
+        }
+    )
+
+
+async def assign_contact(request: web.Request) -> web.Response:
+    """The contact's assignee and team, with or without a conversation; its open
+    conversations follow (a waiting one is taken by the assignee)."""
+    principal = request[PRINCIPAL]
+    body = await _body(request, Assignment)
+    given = body.model_fields_set
+    if not given:
+        raise InvalidPayload("give user_id (null: nobody), team_id, or both")
+    async with request.app[DB].write() as conn:
+        user_id, team_id, followed = await ops.assign_contact(
+            conn,
+            principal.space_id,
+            _path_id(request, "contact_id"),
+            body.user_id,
+            body.team_id,
+            principal.user_id,
+            pick="user_id" not in given,
+        )
+        for conversation_id in followed:
+            await _tell_desk(request, conn, conversation_id)
+    if followed:
+        _wake_desk(request)
+    return web.json_response(
+        {
+            "id": _path_id(request, "contact_id"),
+            "assignee_id": user_id,
+            "team_id": team_id,
+            "conversation_ids": followed,
+        }
+    )
 
 
 async def close(request: web.Request) -> web.Response:
-    """Close it: the bot answers again when the contact writes next (a new conversation)."""
+    """Close it: the bot answers again when the contact writes next (a new conversation).
+
+    With the space's `csat_survey`, its question is asked in this conversation, which
+    the contact's answer still reaches; closing again changes nothing."""
     principal = request[PRINCIPAL]
     async with request.app[DB].write() as conn:
         conv = await ops.get(conn, _path_id(request, "conversation_id"), principal.space_id)
-        await ops.close(conn, conv.id)
-        await _tell_desk(request, conn, conv.id)
-    _wake_desk(request)
-    await after_close(request.app, conv.id)
+        closed = await ops.close(conn, conv.id)
+        if closed:
+            await _tell_desk(request, conn, conv.id)
+    if closed:
+        _wake_desk(request)
+        await after_close(request.app, conv.id)
     return web.json_response({"id": conv.id, "status": "closed"})
 
 
@@ -117,3 +172,4 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/conversations/{conversation_id}/notes", add_note)
     app.router.add_post("/api/v1/conversations/{conversation_id}/assign", assign)
     app.router.add_post("/api/v1/conversations/{conversation_id}/close", close)
+    app.router.add_post("/api/v1/contacts/{contact_id}/assign", assign_contact)

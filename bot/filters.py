@@ -265,12 +265,9 @@ def _compare(c: Condition, kind: str, column: Any) -> ColumnElement[bool]:
             low, high = _pair(c, float)
             return column.between(low, high)
         number = _number(c, value)
-        return {
-            "is": column == number,
-            "is_not": column != number,
-            "gt": column > number,
-            "lt": column < number,
-        }[op]
+        if op == "is_not":  # an unassigned contact is not user 4's either
+            return sa.or_(column != number, column.is_(None))
+        return {"is": column == number, "gt": column > number, "lt": column < number}[op]
     # dates
     if op == "within_last":
         return column >= now() - duration(c)

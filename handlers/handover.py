@@ -1,14 +1,17 @@
 """Handing a conversation to people: who gets it, and what the contact hears meanwhile.
 
-Assignment: the requested agent, else round robin among the online members of the
-requested team (or the space) under their capacity, else the team's queue
-(`waiting`). Away reply: outside business hours or with nobody to take it, once
-per window.
+Assignment: the requested agent, else the contact's assignee when available, else
+round robin among the online members of the requested team (or the space) under
+their capacity, else the team's queue (`waiting`); outside business hours nobody
+unless the space says `assign_outside_hours`. The contact hears one answer: the
+trigger's announcement, or the away reply instead (outside business hours or with
+nobody to take it, once per window).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,19 +19,13 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.handling import HandlerContext
+from bot import conversation_ops as ops
+from bot.handling import HandlerContext, Write
 from bot.ingest import now
 from bot.keys import DB, METRICS
-from bot.model import AWAY, TextPart
+from bot.model import AWAY, BOT, Author, Part, TextPart
 from bot.sender import db_datetime
-from bot.storage.tables import (
-    assignments,
-    conversations,
-    space_members,
-    team_members,
-    teams,
-    users,
-)
+from bot.storage.tables import contacts, space_members, teams, users
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +64,14 @@ def in_business_hours(settings: dict[str, Any], timezone: str, at: datetime) -> 
 
 
 async def pick_assignee(
-    conn: AsyncConnection, space_id: int, team: str | None, agent: str | None
+    conn: AsyncConnection,
+    space_id: int,
+    team: str | None,
+    agent: str | None,
+    contact_id: int | None = None,
 ) -> tuple[int | None, int | None]:
-    """(user id or None, team id or None)."""
+    """(user id or None, team id or None): the agent named, else the contact's assignee
+    when available, else round robin in the team (or the space)."""
     if agent:
         user_id = (
             await conn.execute(
@@ -81,42 +83,23 @@ async def pick_assignee(
         ).scalar()
         if user_id is not None:
             return user_id, None
-    team_id = None
-    if team:
-        team_id = (
-            await conn.execute(
-                sa.select(teams.c.id).where(teams.c.space_id == space_id, teams.c.name == team)
-            )
+    team_id = await team_named(conn, space_id, team)
+    prefer = None
+    if contact_id is not None:
+        prefer = (
+            await conn.execute(sa.select(contacts.c.assignee_id).where(contacts.c.id == contact_id))
         ).scalar()
-    open_load = (
-        sa.select(sa.func.count())
-        .where(conversations.c.assignee_id == users.c.id)
-        .where(conversations.c.status == "open")
-        .where(conversations.c.handler == "agent")
-        .scalar_subquery()
-    )
-    last_given = (
-        sa.select(sa.func.max(assignments.c.id))
-        .where(assignments.c.user_id == users.c.id)
-        .scalar_subquery()
-    )
-    query = (
-        sa.select(users.c.id)
-        .join(space_members, space_members.c.user_id == users.c.id)
-        .where(space_members.c.space_id == space_id)
-        .where(users.c.availability == "online")
-        .where(sa.or_(space_members.c.capacity.is_(None), open_load < space_members.c.capacity))
-        # round robin: whoever was given a conversation longest ago (or never) first
-        .order_by(sa.func.coalesce(last_given, 0), users.c.id)
-        .limit(1)
-    )
-    if team_id is not None:
-        query = query.where(
-            users.c.id.in_(
-                sa.select(team_members.c.user_id).where(team_members.c.team_id == team_id)
-            )
+    return await ops.available_member(conn, space_id, team_id, prefer), team_id
+
+
+async def team_named(conn: AsyncConnection, space_id: int, team: str | None) -> int | None:
+    if not team:
+        return None
+    return (
+        await conn.execute(
+            sa.select(teams.c.id).where(teams.c.space_id == space_id, teams.c.name == team)
         )
-    return (await conn.execute(query)).scalar(), team_id
+    ).scalar()
 
 
 async def hand_over(
@@ -125,17 +108,31 @@ async def hand_over(
     note: str | None = None,
     team: str | None = None,
     agent: str | None = None,
+    announce: Sequence[Sequence[Part]] = (),
+    by: Author = BOT,
 ) -> None:
+    """Hand the conversation to people, and the contact one coherent answer: `announce`
+    (what the trigger says, e.g. "getting a person") when someone can take it now, else
+    the away reply instead (once per window). Outside business hours nobody is assigned
+    unless the space says `assign_outside_hours`."""
     conversation = ctx.conversation
     settings, timezone = conversation.space_settings, conversation.timezone
+    at = now()
+    open_now = in_business_hours(settings, timezone, at)
     async with ctx.app[DB].read() as conn:
-        user_id, team_id = await pick_assignee(conn, conversation.space_id, team, agent)
+        if open_now or settings.get("assign_outside_hours"):
+            user_id, team_id = await pick_assignee(
+                conn, conversation.space_id, team, agent, conversation.contact_id
+            )
+        else:
+            user_id, team_id = None, await team_named(conn, conversation.space_id, team)
     if user_id is not None:
         ctx.hand_over("agent")
         ctx.assignee_id = user_id
     else:
         ctx.hand_over("waiting")
     ctx.team_id = team_id
+    ctx.write(_contact_assigned(conversation.contact_id, user_id, team_id))
     ctx.tell_desk("handover", note)
     ctx.app[METRICS].handovers.labels(trigger=trigger).inc()
     log.info(
@@ -147,11 +144,10 @@ async def hand_over(
             "team": team_id,
         },
     )
-    at = now()
     window = timedelta(minutes=int(settings.get("away_every_minutes", 720)))
     sent = db_datetime(conversation.away_sent_at)
     recently = sent is not None and at - sent < window
-    if (user_id is None or not in_business_hours(settings, timezone, at)) and not recently:
+    if (user_id is None or not open_now) and not recently:
         ctx.away_sent = True
         away_flow = settings.get("away_flow")
         # the away flow asks what they need; with someone assigned, a word is enough
@@ -161,3 +157,24 @@ async def hand_over(
             if await start_here(ctx, away_flow, return_to="waiting"):
                 return
         ctx.reply(TextPart(text=settings.get("away_text") or AWAY_TEXT), by=AWAY)
+        return
+    for parts in announce:
+        ctx.reply(*parts, by=by)
+
+
+def _contact_assigned(contact_id: int, user_id: int | None, team_id: int | None) -> Write:
+    """The contact is given to whoever took the conversation (and to its team); with
+    nobody free it stays its assignee's, who gets it first next time."""
+    values: dict[str, Any] = {}
+    if user_id is not None:
+        values["assignee_id"] = user_id
+    if team_id is not None:
+        values["team_id"] = team_id
+
+    async def write(conn: AsyncConnection) -> None:
+        if values:
+            await conn.execute(
+                contacts.update().where(contacts.c.id == contact_id).values(**values)
+            )
+
+    return write

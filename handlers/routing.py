@@ -9,7 +9,9 @@ contact's messages answer it.
 from __future__ import annotations
 
 import logging
+from functools import partial
 
+from bot import conversation_ops as ops
 from bot.handling import HandlerContext
 from bot.model import Inbound, MessageReceived, Postback, TextPart, text_of
 from handlers.bot import answer_with_bot
@@ -24,6 +26,10 @@ HANDOVER_TEXT = "Sure, I'm getting a person to help you."
 async def route(event: Inbound, ctx: HandlerContext) -> bool:
     """Entry point `chancenter.handlers:route`."""
     conversation = ctx.conversation
+    if ctx.opened:
+        # the views' `status` follows: kept off the ingest's hot path, written with the
+        # handlers' effects (a close sets it back to `closed`)
+        ctx.write(partial(ops.contact_opened, contact_id=conversation.contact_id))
     if conversation.handler in ("waiting", "agent"):
         if isinstance(event, MessageReceived | Postback):
             ctx.tell_desk("message")
@@ -35,7 +41,9 @@ async def route(event: Inbound, ctx: HandlerContext) -> bool:
     if isinstance(event, MessageReceived):
         settings = conversation.space_settings
         if asks_for_human(text_of(event.parts), conversation.language, settings):
-            ctx.reply(TextPart(text=settings.get("handover_text") or HANDOVER_TEXT))
-            await hand_over(ctx, "keyword", note="the contact asked for a person")
+            said = TextPart(text=settings.get("handover_text") or HANDOVER_TEXT)
+            await hand_over(
+                ctx, "keyword", note="the contact asked for a person", announce=[(said,)]
+            )
             return True
     return await answer_with_bot(event, ctx)

@@ -78,12 +78,15 @@ class FlowClock:
                 .where(flow_runs.c.id == run.id, flow_runs.c.status.in_(ACTIVE))
                 .values(status="expired", finished_at=at, step=None)
             )
-            await conn.execute(
-                conversations.update()
-                .where(conversations.c.id == run.conversation_id)
-                .where(conversations.c.handler == "flow")
-                .values(handler=run.return_to)
-            )
+            if run.return_to == "closed":  # a satisfaction survey nobody answered
+                await ops.close_for_good(conn, run.conversation_id)
+            else:
+                await conn.execute(
+                    conversations.update()
+                    .where(conversations.c.id == run.conversation_id)
+                    .where(conversations.c.handler == "flow")
+                    .values(handler=run.return_to)
+                )
         log.info("flow expired", extra={"run": run.id, "conversation": run.conversation_id})
 
     async def _remind(self, run: sa.Row, survey: Survey, at: datetime) -> None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot import contacts as contact_ops
+from bot import conversation_ops as ops
 from bot.errors import NotFound
 from bot.handling import HandlerContext
 from bot.ingest import now
@@ -216,6 +218,9 @@ def _update(ctx: HandlerContext, run: Any, **values: Any) -> None:
 
 def _finish(ctx: HandlerContext, run: Any, status: str, answers: dict[str, Any]) -> None:
     _update(ctx, run, status=status, answers=answers, step=None, finished_at=now())
+    if run.return_to == "closed":  # the satisfaction survey of a closed conversation
+        ctx.write(partial(ops.close_for_good, conversation_id=run.conversation_id))
+        return
     ctx.hand_over(run.return_to)
     if run.return_to == "waiting":  # the away flow: the agents see what the contact said
         summary = ", ".join(f"{k}: {contact_ops.shown(v)}" for k, v in answers.items())

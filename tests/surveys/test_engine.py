@@ -34,7 +34,7 @@ from surveys.clock import FlowClock
 from tests.bot.test_webhooks import body, post
 from tests.conftest import count, eventually
 from tests.fakes.echo_channel import EchoChannel
-from tests.handlers.test_handover import say
+from tests.handlers.test_handover import agent, say
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
@@ -292,7 +292,8 @@ completed_text: Thank you!
     await add_survey(client, manager, csat)
     async with app[DB].write() as conn:
         await conn.execute(spaces.update().values(settings={"csat_survey": "csat"}))
-    await say(client, app, echo, "hello")
+    await agent(app, "Bea", "online")
+    await say(client, app, echo, "human")  # a person handles it: it gets the survey
     async with app[DB].read() as conn:
         conversation = (await conn.execute(sa.select(conversations.c.id))).scalar_one()
     before = len(echo.sent)
