@@ -268,3 +268,16 @@ async def test_a_handover_in_hours_with_nobody_online_is_one_reply(
     assert await say(client, app, echo, "human", who="bruno") == [
         "Sure, I'm getting a person to help you."
     ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="handlers/bot.py must hand the bot's handover reply to hand_over(announce=...)",
+)
+async def test_the_bots_handover_outside_hours_is_one_reply(
+    client: TestClient, app: Application, echo: EchoChannel
+) -> None:
+    await agent(app, "Bea", "online")
+    await space_settings(app, **ALWAYS_CLOSED, away_text="We open at 9.")
+    await say(client, app, echo, "hello")
+    assert await say(client, app, echo, "talk to a human") == ["We open at 9."]
