@@ -148,3 +148,30 @@ async def test_an_unanswered_survey_expires_and_the_conversation_stays_closed(
     assert [r.status for r in await runs(app)] == ["expired"]
     assert (await say(client, app, echo, "pricing"))[-1].startswith("Starter is free")
     assert await count(app, conversations) == 2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bot/api_inbox.py must show a conversation with closed_at as closed",
+)
+async def test_the_inbox_shows_it_closed_while_its_survey_waits(
+    client: TestClient,
+    app: Application,
+    echo: EchoChannel,
+    manager: dict[str, str],  # noqa: F811
+    csat: int,
+) -> None:
+    await agent(app, "Bea", "online")
+    await say(client, app, echo, "human")
+    conversation = (await latest(app, "u")).id
+    await close(client, manager, conversation)
+    resp = await client.get(f"/api/v1/conversations/{conversation}", headers=manager)
+    shown = await resp.json()
+    assert shown["status"] == "closed" and shown["closed_at"] is not None
+
+    async def listed(status: str) -> list[int]:
+        resp = await client.get("/api/v1/conversations", params={"status": status}, headers=manager)
+        return [c["id"] for c in (await resp.json())["items"]]
+
+    assert await listed("open") == []
+    assert await listed("closed") == [conversation]
