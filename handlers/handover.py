@@ -3,9 +3,9 @@
 Assignment: the requested agent, else the contact's assignee when available, else
 round robin among the online members of the requested team (or the space) under
 their capacity, else the team's queue (`waiting`); outside business hours nobody
-unless the space says `assign_outside_hours`. The contact hears one answer: the
-trigger's announcement, or the away reply instead (outside business hours or with
-nobody to take it, once per window).
+unless the space says `assign_outside_hours`. Away reply: outside business hours
+(then instead of the trigger's "getting a person") or with nobody to take it, once
+per window.
 """
 
 from __future__ import annotations
@@ -111,10 +111,10 @@ async def hand_over(
     announce: Sequence[Sequence[Part]] = (),
     by: Author = BOT,
 ) -> None:
-    """Hand the conversation to people, and the contact one coherent answer: `announce`
-    (what the trigger says, e.g. "getting a person") when someone can take it now, else
-    the away reply instead (once per window). Outside business hours nobody is assigned
-    unless the space says `assign_outside_hours`."""
+    """Hand the conversation to people. The contact hears `announce` (what the trigger
+    says, e.g. "getting a person"), then the away reply if nobody can take it (once per
+    window); outside business hours the away reply alone, one coherent answer, and nobody
+    is assigned unless the space says `assign_outside_hours`."""
     conversation = ctx.conversation
     settings, timezone = conversation.space_settings, conversation.timezone
     at = now()
@@ -147,19 +147,21 @@ async def hand_over(
     window = timedelta(minutes=int(settings.get("away_every_minutes", 720)))
     sent = db_datetime(conversation.away_sent_at)
     recently = sent is not None and at - sent < window
-    if (user_id is None or not open_now) and not recently:
-        ctx.away_sent = True
-        away_flow = settings.get("away_flow")
-        # the away flow asks what they need; with someone assigned, a word is enough
-        if user_id is None and away_flow:
-            from surveys.engine import start_here
-
-            if await start_here(ctx, away_flow, return_to="waiting"):
-                return
-        ctx.reply(TextPart(text=settings.get("away_text") or AWAY_TEXT), by=AWAY)
+    away = (user_id is None or not open_now) and not recently
+    if open_now or not away:  # outside hours the away reply is the one answer
+        for parts in announce:
+            ctx.reply(*parts, by=by)
+    if not away:
         return
-    for parts in announce:
-        ctx.reply(*parts, by=by)
+    ctx.away_sent = True
+    away_flow = settings.get("away_flow")
+    # the away flow asks what they need; with someone assigned, a word is enough
+    if user_id is None and away_flow:
+        from surveys.engine import start_here
+
+        if await start_here(ctx, away_flow, return_to="waiting"):
+            return
+    ctx.reply(TextPart(text=settings.get("away_text") or AWAY_TEXT), by=AWAY)
 
 
 def _contact_assigned(contact_id: int, user_id: int | None, team_id: int | None) -> Write:

@@ -8,20 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
 from bot.app import create_app
-from bot.keys import CHANNELS
+from bot.keys import CHANNELS, DB
 from bot.plugins import Plugins
 from bot.settings import Settings
-from bot.storage.tables import messages, work_items
+from bot.storage.tables import conversations, messages, work_items
 from handlers.bot import NOT_UNDERSTOOD_TEXT
 from integrations.builtin_bot import SAMPLE_AGENT
 from tests.bot.test_webhooks import body, post
 from tests.conftest import add_channel, closed_within, count, eventually
 from tests.fakes.echo_channel import EchoChannel
-from tests.handlers.test_handover import agent, say, state
+from tests.handlers.test_handover import say, state
 
 
 async def drained(app: Application) -> bool:
@@ -40,18 +41,20 @@ async def test_greeting_on_a_new_conversation_gets_one_welcome(
 async def test_handover_hands_the_conversation_to_agents_and_the_bot_goes_silent(
     client: TestClient, app: Application, echo: EchoChannel
 ) -> None:
-    bea = await agent(app, "Bea", "online")
     await post(client, echo.id, body({"id": "1", "from": "u", "text": "hi"}))
     await post(client, echo.id, body({"id": "2", "from": "u", "text": "talk to a human"}))
     await eventually(lambda: drained(app))
-    assert await state(app) == ("agent", bea)
-    await eventually(lambda: len(echo.sent) == 2)  # Bea can take it: the bot's words, no away
+    async with app[DB].read() as conn:
+        handler = (await conn.execute(sa.select(conversations.c.handler))).scalar_one()
+    assert handler == "waiting"  # nobody is online to take it
+    await eventually(lambda: len(echo.sent) == 3)
     assert echo.sent[1].parts[0].text.startswith("Sure, I'm connecting you")
+    assert "away right now" in echo.sent[2].parts[0].text
 
     await post(client, echo.id, body({"id": "3", "from": "u", "text": "pricing"}))
     await eventually(lambda: drained(app))
     assert await count(app, messages, messages.c.direction == "in") == 3
-    assert await count(app, messages, messages.c.direction == "out") == 2  # no bot answer
+    assert await count(app, messages, messages.c.direction == "out") == 3  # no bot answer
 
 
 @pytest.fixture
