@@ -38,7 +38,13 @@ async def list_conversations(request: web.Request) -> web.Response:
         if (value := request.query.get(name)) is not None:
             if value not in allowed:
                 raise InvalidPayload(f"{name} must be one of {', '.join(allowed)}")
-            query = query.where(conversations.c[name] == value)
+            if name == "status":  # closed_at: closed, even while its satisfaction survey waits
+                closed = sa.or_(
+                    conversations.c.status == "closed", conversations.c.closed_at.is_not(None)
+                )
+                query = query.where(closed if value == "closed" else ~closed)
+            else:
+                query = query.where(conversations.c[name] == value)
     if (channel_id := request.query.get("channel_id")) is not None:
         query = query.where(conversations.c.channel_id == channel_id)
     if (contact_id := _int_query(request, "contact_id")) is not None:
@@ -81,7 +87,7 @@ def conversation_json(r: Any) -> dict[str, Any]:
         "contact": {"id": r.contact_id, "name": r.contact_name},
         "channel_id": r.channel_id,
         "handler": r.handler,
-        "status": r.status,
+        "status": "closed" if r.closed_at is not None else r.status,
         "assignee_id": r.assignee_id,
         "team_id": r.team_id,
         "created_at": _iso(r.created_at),

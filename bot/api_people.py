@@ -25,6 +25,7 @@ from bot.errors import Forbidden, InvalidPayload, NotFound
 from bot.keys import DB
 from bot.roles import RANK, may_edit_person, organization_of, require
 from bot.storage.tables import (
+    contacts,
     organization_members,
     space_members,
     spaces,
@@ -93,6 +94,15 @@ class SpaceChange(BaseModel):
     )
     csat_survey: str | None = Field(
         None, max_length=100, description="a survey sent when a conversation closes"
+    )
+    csat_bot_conversations: bool | None = Field(
+        None, description="the satisfaction survey also after conversations only the bot had"
+    )
+    release_on_close: bool | None = Field(
+        None, description="a close unassigns the contact (by default it keeps its assignee)"
+    )
+    assign_outside_hours: bool | None = Field(
+        None, description="handovers outside business hours are assigned too"
     )
 
 
@@ -320,6 +330,10 @@ async def delete_team(request: web.Request) -> web.Response:
     space_id, team_id = request[PRINCIPAL].space_id, _path_id(request, "team_id")
     async with request.app[DB].write() as conn:
         await _team(conn, space_id, team_id)
+        # contacts name their team without a foreign key: none keeps a deleted one
+        await conn.execute(
+            contacts.update().where(contacts.c.team_id == team_id).values(team_id=None)
+        )
         await conn.execute(teams.delete().where(teams.c.id == team_id))
     return web.Response(status=204)
 
@@ -345,6 +359,9 @@ SPACE_SETTINGS = (
     "handover_keywords",
     "away_flow",
     "csat_survey",
+    "csat_bot_conversations",
+    "release_on_close",
+    "assign_outside_hours",
 )
 
 

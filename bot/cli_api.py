@@ -27,7 +27,19 @@ CLEARABLE = [
     "handover_keywords",
     "away_flow",
     "csat_survey",
+    "csat_bot_conversations",
+    "release_on_close",
+    "assign_outside_hours",
 ]
+
+
+def _yes_no(text: str) -> bool:
+    if text not in ("true", "false"):
+        raise argparse.ArgumentTypeError("say true or false")
+    return text == "true"
+
+
+YES_NO = {"type": _yes_no, "metavar": "true|false"}
 
 
 def user_ref(text: str) -> int | str:
@@ -131,6 +143,15 @@ COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
                     ),
                     ("--away-flow", {"help": "a survey run instead of the away text"}),
                     ("--csat-survey", {"help": "a survey sent when a conversation closes"}),
+                    (
+                        "--csat-bot-conversations",
+                        {**YES_NO, "help": "the survey also after bot-only conversations"},
+                    ),
+                    ("--release-on-close", {**YES_NO, "help": "a close unassigns the contact"}),
+                    (
+                        "--assign-outside-hours",
+                        {**YES_NO, "help": "assign handovers outside business hours too"},
+                    ),
                     (
                         "--clear",
                         {

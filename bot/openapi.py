@@ -346,14 +346,23 @@ def spec(server: str) -> dict[str, Any]:
                 [_param("conversation_id", "path")],
             ),
             "/api/v1/conversations/{conversation_id}/assign": _write(
-                "Assign to a user of the space (null unassigns)",
+                "Assign to a user (null unassigns) or a team (round robin, else its queue); "
+                "the contact is assigned with it",
                 Assignment,
                 "200",
                 [_param("conversation_id", "path")],
             ),
+            "/api/v1/contacts/{contact_id}/assign": _write(
+                "Assign the contact: user_id (null: nobody), team_id alone (round robin in the "
+                "team), or both; its open conversations follow",
+                Assignment,
+                "200",
+                [_param("contact_id", "path")],
+            ),
             "/api/v1/conversations/{conversation_id}/close": {
                 "post": {
-                    "summary": "Close; the contact's next message opens a new one with the bot",
+                    "summary": "Close; the contact's next message opens a new one with the bot "
+                    "(with the space's csat_survey, the survey is asked in this conversation)",
                     "parameters": [_param("conversation_id", "path")],
                     "responses": {"200": {"description": "closed"}, "401": _ERROR, "404": _ERROR},
                 }

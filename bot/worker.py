@@ -258,6 +258,14 @@ class Worker:
             .where(contacts.c.id.in_([e.ctx.conversation.contact_id for e in done]))
             .values(last_message_at=at)
         )
+        # a contact with a newly opened conversation is open again, whoever handled it
+        opened = [e.ctx.conversation.contact_id for e in done if e.ctx.opened]
+        if opened:
+            await conn.execute(
+                contacts.update()
+                .where(contacts.c.id.in_(opened), contacts.c.status == "closed")
+                .values(status="open")
+            )
         await conn.execute(
             work_items.delete().where(work_items.c.id.in_([e.item.id for e in done]))
         )

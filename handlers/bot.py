@@ -84,9 +84,14 @@ async def answer_with_bot(event: Inbound, ctx: HandlerContext) -> bool:
         if replies and ctx.opened and (reply.fallback or reply.intent == replies[0].intent):
             continue
         replies.append(reply)
+    last = replies[-1] if replies else None
+    # a handover's announcement is hand_over's to say, or to replace by the away reply
+    handing_over = last is not None and last.handover and not last.payload.get("start_flow")
+    announce = last.messages if handing_over and last is not None else ()
     for reply in replies:
-        for parts in reply.messages:
-            ctx.reply(*parts, by=by)
+        if reply is not last or not announce:
+            for parts in reply.messages:
+                ctx.reply(*parts, by=by)
         ctx.set_fields.update(reply.payload.get("set_fields") or {})
         log.info(
             "bot answered",
@@ -98,7 +103,6 @@ async def answer_with_bot(event: Inbound, ctx: HandlerContext) -> bool:
         )
     if failed:
         ctx.reply(TextPart(text=BOT_ERROR_TEXT), by=by)
-    last = replies[-1] if replies else None
     flow = last.payload.get("start_flow") if last is not None else None
     if flow and await start_here(ctx, str(flow)):
         return True
@@ -110,6 +114,8 @@ async def answer_with_bot(event: Inbound, ctx: HandlerContext) -> bool:
             note=payload.get("note"),
             team=payload.get("team"),
             agent=payload.get("agent"),
+            announce=announce,
+            by=by,
         )
         return True
     # a reply with nothing a channel can show (a carousel, speech only) is a miss, not silence

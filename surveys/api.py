@@ -184,6 +184,7 @@ def _run_json(r: Any, saved_to: dict[str, str]) -> dict[str, Any]:
         "id": r.id,
         "contact_id": r.contact_id,
         "contact_name": r.name,
+        "conversation_id": r.conversation_id,  # a satisfaction survey's: the one it rates
         "status": r.status,
         "answers": answers,
         "fields": {field: answers[step] for step, field in saved_to.items() if step in answers},

@@ -25,7 +25,7 @@ from bot.model import TextPart
 from bot.shortcuts import render
 from bot.storage.tables import channels, contacts, conversations, shortcuts, users
 from handlers.admin import channel_command
-from handlers.handover import pick_assignee
+from handlers.handover import team_named
 from integrations.slack.people import HOW_TO_LINK, user_for
 from integrations.slack.safe import inline
 from surveys.engine import find_survey
@@ -69,21 +69,13 @@ class AgentActions:
             return f"<@{slack_id}> is not a user of this space yet."
         async with self.app[DB].write() as conn:
             conversation = await ops.get(conn, conversation_id, self.space_id)
-            team_id = None
-            if user_id is None:
-                user_id, team_id = await pick_assignee(
-                    conn, self.space_id, target.lstrip("@"), None
-                )
-                if team_id is None:
-                    raise NotFound(f"no user or team {target!r}")
             if user_id is not None:
                 await ops.assign(conn, conversation, user_id, by_user_id, take=True)
             else:
-                await conn.execute(
-                    conversations.update()
-                    .where(conversations.c.id == conversation_id)
-                    .values(team_id=team_id, handler="waiting", assignee_id=None)
-                )
+                team_id = await team_named(conn, self.space_id, target.lstrip("@"))
+                if team_id is None:
+                    raise NotFound(f"no user or team {target!r}")
+                user_id = await ops.assign_team(conn, conversation, team_id, by_user_id)
             await ops.desk_notice(conn, conversation_id)
         self._wake()
         if user_id is None:
@@ -101,10 +93,11 @@ class AgentActions:
     async def close(self, conversation_id: int) -> str:
         async with self.app[DB].write() as conn:
             await ops.get(conn, conversation_id, self.space_id)
-            await ops.close(conn, conversation_id)
+            closed = await ops.close(conn, conversation_id)
             await ops.desk_notice(conn, conversation_id)
         self._wake()
-        await after_close(self.app, conversation_id)
+        if closed:  # closing it twice asks no second satisfaction survey
+            await after_close(self.app, conversation_id)
         return f"Closed #{conversation_id}."
 
     async def _survey(self, which: str, conversation_id: int) -> str:

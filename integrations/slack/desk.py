@@ -214,7 +214,9 @@ class SlackDesk:
         tag_names = await tags_of(conn, c.contact_id)
         fields = await fields_of(conn, c.contact_id)
         name = inline(c.contact_name or c.phone or c.email or f"contact {c.contact_id}", 200)
-        state = "closed" if c.status == "closed" else STATES.get(c.handler, c.handler)
+        # closed_at: an agent closed it, even while its satisfaction survey still waits
+        closed = c.status == "closed" or c.closed_at is not None
+        state = "closed" if closed else STATES.get(c.handler, c.handler)
         assignee = (
             f"<@{c.slack_user_id}>" if c.slack_user_id else inline(c.assignee_name or "nobody", 100)
         )
@@ -234,7 +236,7 @@ class SlackDesk:
         blocks: list[dict[str, Any]] = [
             {"type": "section", "text": {"type": "mrkdwn", "text": text}}
         ]
-        if c.status == "open":
+        if not closed:
             blocks.append(
                 {
                     "type": "actions",

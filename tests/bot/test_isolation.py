@@ -29,6 +29,7 @@ BODIES: dict[str, Any] = {
     "/api/v1/conversations/{conversation_id}/messages": {"text": "hi"},
     "/api/v1/conversations/{conversation_id}/notes": {"text": "hi"},
     "/api/v1/conversations/{conversation_id}/assign": {"user_id": None},
+    "/api/v1/contacts/{contact_id}/assign": {"user_id": None},
     "/api/v1/contacts/{contact_id}": {"name": "x"},
     "/api/v1/contacts/{contact_id}/fields/{key}": {"value": "x"},
     "/api/v1/contacts/{contact_id}/tags": {"tags": ["x"]},

@@ -270,10 +270,6 @@ async def test_in_hours_the_contact_hears_who_comes_and_the_away_reply_if_nobody
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="handlers/bot.py must hand the bot's handover reply to hand_over(announce=...)",
-)
 async def test_the_bots_handover_outside_hours_is_one_reply(
     client: TestClient, app: Application, echo: EchoChannel
 ) -> None:

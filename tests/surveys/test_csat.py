@@ -150,10 +150,6 @@ async def test_an_unanswered_survey_expires_and_the_conversation_stays_closed(
     assert await count(app, conversations) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/api_inbox.py must show a conversation with closed_at as closed",
-)
 async def test_the_inbox_shows_it_closed_while_its_survey_waits(
     client: TestClient,
     app: Application,
