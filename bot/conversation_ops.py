@@ -363,9 +363,15 @@ async def _record(
 
 
 async def add_note(
-    db: Database, conn: AsyncConnection, conversation: Any, text: str, user_id: int | None
-) -> int:
-    """An internal note on the conversation: kept with its messages, never sent."""
+    db: Database,
+    conn: AsyncConnection,
+    conversation: Any,
+    text: str,
+    user_id: int | None,
+    dedupe_key: str | None = None,
+) -> int | None:
+    """An internal note on the conversation: kept with its messages, never sent; None: a
+    duplicate (a retried request with the same `dedupe_key`)."""
     return (
         await conn.execute(
             db.insert(messages)
@@ -379,11 +385,13 @@ async def add_note(
                 sender_user_id=user_id,
                 sender_type=Author.user(user_id).type,
                 sender_id=Author.user(user_id).id,
+                dedupe_key=dedupe_key[:64] if dedupe_key else None,
                 created_at=now(),
             )
+            .on_conflict_do_nothing()
             .returning(messages.c.id)
         )
-    ).scalar_one()
+    ).scalar()
 
 
 async def queue_agent_message(

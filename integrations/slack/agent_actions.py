@@ -141,6 +141,12 @@ class AgentActions:
         self.app[SENDER].notify()
         self._wake()
 
+    async def note(self, conversation_id: int, user_id: int, text: str, key: str) -> None:
+        """A `note:` in the thread: kept on the conversation for the agents, never sent."""
+        async with self.app[DB].write() as conn:
+            conversation = await ops.get(conn, conversation_id, self.space_id)
+            await ops.add_note(self.app[DB], conn, conversation, text, user_id, key)
+
     async def command(self, text: str, slack_user_id: str) -> str:
         """`/chancenter ...`: the answer, shown only to the caller."""
         try:

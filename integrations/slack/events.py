@@ -38,8 +38,8 @@ def build_bolt(actions: AgentActions, client: AsyncWebClient, signing_secret: st
         if event.get("subtype") or event.get("bot_id") or not event.get("thread_ts"):
             return  # edits, joins, bot posts and top-level chatter are not replies
         text = (event.get("text") or "").strip()
-        if not text or text.lower().startswith(NOTE):
-            return  # `note:` stays among agents
+        if not text:
+            return
         async with actions.app[DB].read() as conn:
             conversation_id = (
                 await conn.execute(
@@ -61,11 +61,14 @@ def build_bolt(actions: AgentActions, client: AsyncWebClient, signing_secret: st
                 event["thread_ts"],
             )
             return
+        # the message's ts is its identity: a Slack retry writes nothing twice
+        key = f"slack:{event['channel']}:{event['ts']}"
+        if text.lower().startswith(NOTE):  # `note:` stays among agents, kept as a note
+            if note := text[len(NOTE) :].strip():
+                await actions.note(conversation_id, user_id, note, key)
+            return
         try:
-            # the message's ts is its identity: a Slack retry writes nothing twice
-            await actions.reply(
-                conversation_id, user_id, text, f"slack:{event['channel']}:{event['ts']}"
-            )
+            await actions.reply(conversation_id, user_id, text, key)
         except ChanCenterError as exc:
             await _tell(
                 client, event["channel"], event["user"], f"Not sent: {exc}", event["thread_ts"]

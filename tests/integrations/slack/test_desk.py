@@ -16,6 +16,7 @@ from bot.storage.tables import (
     conversations,
     desk_outbox,
     field_values,
+    messages,
     outbox,
     shortcuts,
     slack_threads,
@@ -288,3 +289,30 @@ async def test_an_agent_runs_a_survey_and_gets_the_contact_back(desk: Desk) -> N
             await conn.execute(sa.select(conversations.c.handler, conversations.c.assignee_id))
         ).one()
     assert row.handler == "agent"  # back with Bea
+
+
+async def test_a_note_in_the_thread_is_kept_on_the_conversation_and_never_sent(
+    desk: Desk,
+) -> None:
+    bea = await desk.add_agent("U1", "Bea", "bea@example.com")
+    conversation_id, header = await handed_over(desk)
+    await eventually(lambda: _all_sent(desk))
+    sent = len(desk.telegram_texts())
+    for retry in (None, 1):  # Slack retries: one note, not two
+        await desk.reply_in_thread(
+            header.ts, "U1", "note: VIP, wants a call", ts="1800000000.000011", retry=retry
+        )
+
+    async def notes() -> list[sa.Row]:
+        async with desk.app[DB].read() as conn:
+            return (
+                await conn.execute(sa.select(messages).where(messages.c.direction == "note"))
+            ).all()
+
+    (note,) = await eventually(notes)
+    assert note.conversation_id == conversation_id
+    assert note.parts == [{"type": "text", "text": "VIP, wants a call"}]
+    assert (note.sender_type, note.sender_id) == ("user", str(bea))
+    await asyncio.sleep(0.2)
+    assert len(desk.telegram_texts()) == sent
+    assert await count(desk.app, messages, messages.c.direction == "note") == 1
