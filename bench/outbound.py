@@ -118,7 +118,7 @@ async def bare_loop(platform: str, messages: int) -> list[float]:
 
 def backlog(db: Path, messages: int, per_second: float) -> None:
     """A Telegram channel and `messages` pending replies, one per chat."""
-    from bot.crypto import Vault
+    from bot.workspace.crypto import Vault
 
     sealed = Vault(b"bench-key").seal({"token": TOKEN, "secret_token": "s"})
     at = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")

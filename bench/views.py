@@ -3,7 +3,7 @@
 Builds a SQLite database (or, with --postgres, a throwaway PostgreSQL cluster) with
 N contacts in one space (and N/10 in another, as noise), custom fields and tags,
 then runs views through the hub's own query code
-(`bot.contacts.find`): median of 5 runs [min-max], in ms. Then drops the secondary
+(`bot.workspace.contacts.find`): median of 5 runs [min-max], in ms. Then drops the secondary
 indexes and runs the same queries again, in the same run.
 
     .venv/bin/python bench/views.py [--contacts 100000 1000000] [--postgres]
@@ -29,10 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from bot.contacts import find  # noqa: E402
-from bot.filters import Group  # noqa: E402
 from bot.storage.db import Database  # noqa: E402
 from bot.storage.migrate import upgrade  # noqa: E402
+from bot.workspace.contacts import find  # noqa: E402
+from bot.workspace.filters import Group  # noqa: E402
 
 VIEWS: dict[str, dict[str, Any]] = {
     "all contacts": {"all": []},

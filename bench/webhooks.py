@@ -125,7 +125,7 @@ def bare_app() -> web.Application:
 
 def add_channels(db: Path, secret_key: str) -> None:
     """Channel rows sealed the way `channels add` seals them (no platform to call here)."""
-    from bot.crypto import Vault
+    from bot.workspace.crypto import Vault
 
     vault = Vault(secret_key.encode())
     meta = {"app_secret": SECRET, "verify_token": "v"}

@@ -12,26 +12,22 @@ import aiohttp
 import sqlalchemy as sa
 from aiohttp import web
 
-from bot import (
-    api,
-    api_contacts,
-    api_conversations,
-    api_inbox,
-    api_integrations,
-    api_people,
-    api_shortcuts,
-    api_tokens,
-    api_views,
-    media,
-    ops,
-    webhooks,
-)
-from bot.auth import LOCAL_PRINCIPALS, auth_middleware
-from bot.bootstrap import ensure_default_space
-from bot.channels import ChannelRegistry
+from bot.api import contacts as api_contacts
+from bot.api import conversations as api_conversations
+from bot.api import inbox as api_inbox
+from bot.api import integrations as api_integrations
+from bot.api import ops
+from bot.api import params as api
+from bot.api import people as api_people
+from bot.api import shortcuts as api_shortcuts
+from bot.api import tokens as api_tokens
+from bot.api import views as api_views
+from bot.api.auth import LOCAL_PRINCIPALS, auth_middleware
+from bot.api.http import error_middleware, read_in_time
+from bot.delivery import media
+from bot.delivery.ratelimit import Limits
+from bot.delivery.sender import Sender
 from bot.errors import ConfigError
-from bot.http import error_middleware, read_in_time
-from bot.ingest import Ingestor
 from bot.keys import (
     BOTS,
     CHANNELS,
@@ -49,16 +45,18 @@ from bot.keys import (
     WEBHOOKS,
 )
 from bot.metrics import Metrics
+from bot.pipeline import webhooks
+from bot.pipeline.channels import ChannelRegistry
+from bot.pipeline.ingest import Ingestor
+from bot.pipeline.queue import LocalWorkQueue
+from bot.pipeline.worker import Worker
 from bot.plugins import Plugins
-from bot.queue import LocalWorkQueue
-from bot.ratelimit import Limits
-from bot.sender import Sender
 from bot.settings import Settings
-from bot.space_bots import SpaceBots
 from bot.storage.db import Database
 from bot.storage.migrate import upgrade
 from bot.storage.tables import channels
-from bot.worker import Worker
+from bot.workspace.bootstrap import ensure_default_space
+from bot.workspace.space_bots import SpaceBots
 from channels.base import ChannelContext
 from surveys import api as surveys_api
 from surveys.clock import FlowClock
@@ -153,7 +151,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     app[SENDER] = sender
     app[WEBHOOKS] = webhooks = webhook_relay(db, app[HTTP])
     if REDIS in app:
-        from bot.redis_queue import RedisWorkQueue
+        from bot.pipeline.redis_queue import RedisWorkQueue
 
         queue = RedisWorkQueue(
             app[REDIS], db, worker, metrics, settings.worker_concurrency, on_done=sender.notify

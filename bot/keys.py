@@ -8,14 +8,14 @@ import aiohttp
 from aiohttp import web
 from redis.asyncio import Redis
 
-from bot.bots import BotProvider
-from bot.channels import ChannelRegistry
-from bot.ingest import Ingestor
+from bot.delivery.outbox import OutboxRelay
+from bot.delivery.sender import Sender
 from bot.metrics import Metrics
-from bot.outbox import OutboxRelay
+from bot.pipeline.bots import BotProvider
+from bot.pipeline.channels import ChannelRegistry
+from bot.pipeline.ingest import Ingestor
+from bot.pipeline.queue import WorkQueue
 from bot.plugins import Plugins
-from bot.queue import WorkQueue
-from bot.sender import Sender
 from bot.settings import Settings
 from bot.storage.db import Database
 

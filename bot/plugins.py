@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from bot.bots import Bot
-    from bot.handling import HandlerContext
+    from bot.pipeline.bots import Bot
+    from bot.pipeline.handling import HandlerContext
     from bot.settings import Settings
     from channels.base import Channel
 

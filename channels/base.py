@@ -29,9 +29,9 @@ import aiohttp
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from bot.delivery.ratelimit import Limits
 from bot.errors import ConfigError, NotFound, WebhookRejected
 from bot.model import Event, Outbound, SentReceipt
-from bot.ratelimit import Limits
 from bot.settings import Settings
 from channels.render import Capabilities
 

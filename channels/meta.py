@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 import aiohttp
 from pydantic import BaseModel, SecretStr
 
+from bot.delivery.ratelimit import paced
 from bot.errors import ConfigError, DeliveryError, PermanentFailure, RetryLater, WebhookRejected
 from bot.model import Event, Outbound
-from bot.ratelimit import paced
 from bot.settings import Settings
 from channels.base import Channel, ChannelContext, Media, parse_each
 

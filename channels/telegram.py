@@ -47,6 +47,7 @@ from aiogram.types import (
 from aiogram.utils.token import TokenValidationError
 from pydantic import BaseModel, SecretStr
 
+from bot.delivery.ratelimit import paced, per_window
 from bot.errors import ConfigError, PermanentFailure, RecipientBlocked, RetryLater, WebhookRejected
 from bot.model import (
     ContactBlocked,
@@ -64,7 +65,6 @@ from bot.model import (
     SentReceipt,
     TextPart,
 )
-from bot.ratelimit import paced, per_window
 from channels.base import Channel, ChannelContext, Media, parse_each
 from channels.render import Capabilities, fits, numbered, split_text
 from channels.telegram_session import SESSION

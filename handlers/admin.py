@@ -12,12 +12,12 @@ import shlex
 
 from aiohttp import web
 
-from bot import channel_admin
 from bot.errors import ChanCenterError
-from bot.handling import HandlerContext
 from bot.keys import DB
-from bot.links import linked_admin, redeem
 from bot.model import Inbound, MessageReceived, TextPart, text_of
+from bot.pipeline.handling import HandlerContext
+from bot.workspace import channel_admin
+from bot.workspace.links import linked_admin, redeem
 
 log = logging.getLogger(__name__)
 

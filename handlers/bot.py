@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from bot.bots import BotQuery, BotReply
 from bot.errors import BadCredentials, IntegrationError
-from bot.handling import HandlerContext
 from bot.keys import DB, METRICS
 from bot.model import Author, Inbound, Postback, Reaction, TextPart, text_of
+from bot.pipeline.bots import BotQuery, BotReply
+from bot.pipeline.handling import HandlerContext
 from bot.storage.tables import integrations
 from handlers.handover import hand_over
 from surveys.engine import start_here

@@ -19,13 +19,13 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot import conversation_ops as ops
-from bot.handling import HandlerContext, Write
-from bot.ingest import now
+from bot.delivery.sender import db_datetime
 from bot.keys import DB, METRICS
 from bot.model import AWAY, BOT, Author, Part, TextPart
-from bot.sender import db_datetime
+from bot.pipeline.handling import HandlerContext, Write
+from bot.pipeline.ingest import now
 from bot.storage.tables import contacts, space_members, teams, users
+from bot.workspace import conversations as ops
 
 log = logging.getLogger(__name__)
 

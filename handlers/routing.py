@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from functools import partial
 
-from bot import conversation_ops as ops
-from bot.handling import HandlerContext
 from bot.model import Inbound, MessageReceived, Postback, TextPart, text_of
+from bot.pipeline.handling import HandlerContext
+from bot.workspace import conversations as ops
 from handlers.bot import answer_with_bot
 from handlers.handover import asks_for_human, hand_over
 from surveys.engine import run_flow

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.bots import BotQuery, BotReply
 from bot.errors import BadCredentials, ConfigError, IntegrationError
 from bot.model import MediaPart, Part, QuickRepliesPart, QuickReply, TextPart
+from bot.pipeline.bots import BotQuery, BotReply
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)

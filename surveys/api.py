@@ -1,6 +1,6 @@
 """`/api/v1/surveys`: write surveys in YAML or JSON, send them, read the results.
 
-A survey body is untrusted: JSON goes through `bot.untrusted.loads`, YAML through its
+A survey body is untrusted: JSON goes through `bot.pipeline.untrusted.loads`, YAML through its
 bounded `load_yaml` (off the event loop); then both must be `plain` JSON-like data before
 the survey model sees them.
 """
@@ -16,17 +16,17 @@ import sqlalchemy as sa
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot import contacts as contact_ops
-from bot.api import _body, _int_query, _iso, _limit, _path_id
-from bot.api_views import _view_filter
-from bot.auth import PRINCIPAL
-from bot.csv_io import csv_line
+from bot.api.auth import PRINCIPAL
+from bot.api.params import _body, _int_query, _iso, _limit, _path_id
+from bot.api.roles import require
+from bot.api.views import _view_filter
 from bot.errors import InvalidPayload, PayloadTooLarge
-from bot.filters import compile_filter
 from bot.keys import DB
-from bot.roles import require
+from bot.pipeline.untrusted import MAX_INT, load_yaml, loads, plain
 from bot.storage.tables import contacts, flow_runs, surveys
-from bot.untrusted import MAX_INT, load_yaml, loads, plain
+from bot.workspace import contacts as contact_ops
+from bot.workspace.csv_io import csv_line
+from bot.workspace.filters import compile_filter
 from surveys.definition import dump, parse_survey
 from surveys.engine import find_survey
 from surveys.fields import check_fields

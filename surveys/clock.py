@@ -10,12 +10,12 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from bot import conversation_ops as ops
-from bot.ingest import now
+from bot.delivery.sender import db_datetime
 from bot.model import Author, TextPart
-from bot.sender import db_datetime
+from bot.pipeline.ingest import now
 from bot.storage.db import Database
 from bot.storage.tables import contacts, conversations, flow_runs, surveys
+from bot.workspace import conversations as ops
 from surveys.definition import Survey, text_in
 from surveys.engine import ACTIVE
 

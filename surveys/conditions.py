@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.filters import Condition, Group, as_datetime, duration
-from bot.ingest import now
+from bot.pipeline.ingest import now
+from bot.workspace.filters import Condition, Group, as_datetime, duration
 
 
 def holds(group: Group, values: dict[str, Any], tags: set[str]) -> bool:

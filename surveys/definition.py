@@ -32,9 +32,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from bot.errors import InvalidPayload
-from bot.filters import Group
 from bot.model import Frozen
-from bot.untrusted import load_yaml, plain
+from bot.pipeline.untrusted import load_yaml, plain
+from bot.workspace.filters import Group
 
 ID = r"^[a-z][a-z0-9_]{0,63}$"
 END = "end"

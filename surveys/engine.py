@@ -17,11 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot import contacts as contact_ops
-from bot import conversation_ops as ops
 from bot.errors import NotFound
-from bot.handling import HandlerContext
-from bot.ingest import now
 from bot.keys import DB
 from bot.model import (
     Author,
@@ -34,7 +30,11 @@ from bot.model import (
     TextPart,
     text_of,
 )
+from bot.pipeline.handling import HandlerContext
+from bot.pipeline.ingest import now
 from bot.storage.tables import contacts, flow_runs, surveys
+from bot.workspace import contacts as contact_ops
+from bot.workspace import conversations as ops
 from surveys.answers import NotAnAnswer, read_answer
 from surveys.conditions import holds
 from surveys.definition import END, QuestionStep, Survey, text_in

@@ -16,13 +16,13 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
-from bot import conversation_ops as ops
+from bot.delivery.sender import UNREACHABLE, db_datetime
 from bot.errors import NotFound
-from bot.ingest import now
 from bot.keys import DB, PLUGINS, SENDER
 from bot.model import Author, Reach
-from bot.sender import UNREACHABLE, db_datetime
+from bot.pipeline.ingest import now
 from bot.storage.tables import channels, conversations, flow_runs, identities, messages, spaces
+from bot.workspace import conversations as ops
 from surveys.definition import END, Survey
 from surveys.engine import facts, find_survey, walk
 

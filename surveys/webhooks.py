@@ -15,10 +15,10 @@ import aiohttp
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.handling import HandlerContext
+from bot.delivery.outbox import Later, OutboxRelay
 from bot.keys import WEBHOOKS
-from bot.outbox import Later, OutboxRelay
-from bot.partitions import Owned, everything
+from bot.pipeline.handling import HandlerContext
+from bot.pipeline.partitions import Owned, everything
 from bot.storage.db import Database
 from bot.storage.tables import flow_webhooks
 

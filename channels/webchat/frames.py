@@ -1,6 +1,6 @@
 """What the widget may send over the websocket, validated before anything is stored.
 
-A frame comes from an anonymous browser: it is parsed with `bot.untrusted.loads`
+A frame comes from an anonymous browser: it is parsed with `bot.pipeline.untrusted.loads`
 (bounded depth, never a crash), every number is range-checked against what the
 database can hold, and every string is cleaned into storable text.
 """
@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from bot.errors import InvalidPayload
-from bot.untrusted import clean_text, loads
+from bot.pipeline.untrusted import clean_text, loads
 
 MAX_TEXT = 4096
 MAX_ID = 2**63 - 1

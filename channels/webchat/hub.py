@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.bus import RedisBus
+from bot.delivery.bus import RedisBus
 
 log = logging.getLogger(__name__)
 

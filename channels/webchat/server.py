@@ -21,10 +21,10 @@ import sqlalchemy as sa
 from aiohttp import BodyPartReader, WebSocketError, WSMsgType, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from bot.api import message_json
-from bot.bus import RedisBus
+from bot.api.http import error_response
+from bot.api.params import message_json
+from bot.delivery.bus import RedisBus
 from bot.errors import ChanCenterError, InvalidPayload, NotFound, PayloadTooLarge
-from bot.http import error_response
 from bot.keys import CHANNELS, DB, DEFAULT_SPACE, REDIS, SETTINGS
 from bot.model import (
     MediaPart,
@@ -35,8 +35,8 @@ from bot.model import (
     Sender,
     TextPart,
 )
+from bot.pipeline.webhooks import accept
 from bot.storage.tables import channels, conversations, identities, messages
-from bot.webhooks import accept
 from channels.base import Channel
 from channels.webchat.cleanup import sweep_forever
 from channels.webchat.frames import Hello, Receipt, SendMessage, SendPostback, parse_frame

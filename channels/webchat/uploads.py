@@ -19,7 +19,7 @@ from pathlib import Path
 from aiohttp import BodyPartReader, web
 
 from bot.errors import ChanCenterError, InvalidPayload, NotFound, PayloadTooLarge
-from bot.untrusted import clean_text
+from bot.pipeline.untrusted import clean_text
 
 # What a visitor may send, and the bytes each such file starts with.
 ALLOWED: dict[str, tuple[bytes, ...]] = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import zlib
 
-from bot.bots import BotQuery, BotReply
 from bot.model import Part, TextPart
+from bot.pipeline.bots import BotQuery, BotReply
 from integrations.builtin_bot.agent import Agent, Intent
 from integrations.builtin_bot.matcher import Matcher
 

@@ -16,14 +16,14 @@ from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot import contacts as contact_ops
-from bot import conversation_ops as ops
 from bot.errors import ChanCenterError, InvalidPayload, NotFound
 from bot.keys import DB, DEFAULT_SPACE, DESK_WAKE, SENDER
-from bot.links import may_administer
 from bot.model import TextPart
-from bot.shortcuts import render
 from bot.storage.tables import channels, contacts, conversations, shortcuts, users
+from bot.workspace import contacts as contact_ops
+from bot.workspace import conversations as ops
+from bot.workspace.links import may_administer
+from bot.workspace.shortcuts import render
 from handlers.admin import channel_command
 from handlers.handover import team_named
 from integrations.slack.people import HOW_TO_LINK, user_for

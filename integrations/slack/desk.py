@@ -14,8 +14,7 @@ import sqlalchemy as sa
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.contacts import fields_of, shown, tags_of
-from bot.media import with_media_urls
+from bot.delivery.media import with_media_urls
 from bot.storage.db import Database
 from bot.storage.tables import (
     channels,
@@ -26,6 +25,7 @@ from bot.storage.tables import (
     teams,
     users,
 )
+from bot.workspace.contacts import fields_of, shown, tags_of
 from integrations.slack.safe import SECTION_LIMIT, TEXT_LIMIT, cut, inert, inline, link
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from bot.errors import InvalidPayload
-from bot.untrusted import loads
+from bot.pipeline.untrusted import loads
 
 MAX_SKEW = 300  # seconds; Slack's advice against replayed requests
 COMMAND = "/chancenter"

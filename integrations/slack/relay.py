@@ -8,8 +8,8 @@ import asyncio
 import sqlalchemy as sa
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.outbox import Later, OutboxRelay
-from bot.partitions import Owned, everything
+from bot.delivery.outbox import Later, OutboxRelay
+from bot.pipeline.partitions import Owned, everything
 from bot.storage.db import Database
 from bot.storage.tables import desk_outbox
 from integrations.slack.desk import SlackDesk

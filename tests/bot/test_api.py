@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
-from bot.auth import create_token
-from bot.bootstrap import create_space
+from bot.api.auth import create_token
 from bot.keys import DB, DEFAULT_SPACE
 from bot.storage.tables import api_tokens, work_items
+from bot.workspace.bootstrap import create_space
 from tests.bot.test_webhooks import body, post
 from tests.conftest import add_channel, count, eventually
 from tests.fakes.echo_channel import EchoChannel

@@ -9,10 +9,10 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
-from bot.auth import create_token
-from bot.bootstrap import SpaceCreated, add_admin
+from bot.api.auth import create_token
 from bot.keys import DB, DEFAULT_SPACE
 from bot.storage.tables import conversations, spaces, work_items
+from bot.workspace.bootstrap import SpaceCreated, add_admin
 from tests.bot.test_webhooks import body, post
 from tests.conftest import count, eventually
 from tests.fakes.echo_channel import EchoChannel

@@ -10,8 +10,8 @@ import grpc
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bot.api.auth import create_token
 from bot.app import create_app
-from bot.auth import create_token
 from bot.keys import CHANNELS, DB, DEFAULT_SPACE
 from bot.plugins import Plugins
 from bot.settings import Settings

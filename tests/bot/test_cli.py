@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
-from bot.cli import _parser, main
+from bot.cli.main import _parser, main
 from bot.settings import Settings
 from tests.channels.conftest import graph  # noqa: F401 - the fake Graph API fixture
 from tests.fakes.graph import FakeGraph
@@ -161,7 +161,7 @@ def test_help_imports_nothing_heavy() -> None:
     """`--help` at every level answers before any framework is imported (issue #14)."""
     script = (
         "import io, sys\n"
-        "from bot.cli import main\n"
+        "from bot.cli.main import main\n"
         "for argv in (['--help'], ['users', 'list', '--help'], ['channels', 'add', '--help'],"
         " ['surveys', '--help'], ['serve', '--help']):\n"
         "    sys.stdout = io.StringIO()\n"

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from bot.cli_output import emit
+from bot.cli.output import emit
 
 
 class Terminal(io.StringIO):

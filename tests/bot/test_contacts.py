@@ -11,12 +11,12 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
-from bot.auth import create_token
-from bot.bootstrap import SpaceCreated, add_admin, create_space
-from bot.contacts import shown
-from bot.ingest import now
+from bot.api.auth import create_token
 from bot.keys import DB, DEFAULT_SPACE
+from bot.pipeline.ingest import now
 from bot.storage.tables import contacts, identities, spaces
+from bot.workspace.bootstrap import SpaceCreated, add_admin, create_space
+from bot.workspace.contacts import shown
 from tests.conftest import add_channel
 
 

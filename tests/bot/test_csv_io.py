@@ -8,11 +8,11 @@ import io
 import pytest
 from aiohttp.web import Application
 
-from bot.contacts import create_field
-from bot.csv_io import export_csv, import_csv, safe_cell, unquoted_cell
 from bot.errors import InvalidPayload
-from bot.filters import Group
 from bot.keys import DB, DEFAULT_SPACE
+from bot.workspace.contacts import create_field
+from bot.workspace.csv_io import export_csv, import_csv, safe_cell, unquoted_cell
+from bot.workspace.filters import Group
 
 CSV = """name,phone,email,language,tags,plan,seats
 Ana Lima,+351911111111,ana@x.pt,pt,"vip,lisbon",pro,3
@@ -74,7 +74,7 @@ async def test_unknown_columns_are_refused_before_anything_is_stored(app: Applic
 
 
 async def test_bulk_tags_by_view_and_streamed_csv(client, app: Application) -> None:
-    from bot.auth import create_token
+    from bot.api.auth import create_token
 
     space = app[DEFAULT_SPACE]
     async with app[DB].write() as conn:

@@ -9,10 +9,10 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
+from bot.delivery.sender import db_datetime
 from bot.errors import PermanentFailure, RecipientBlocked, RetryLater
 from bot.keys import DB, PLUGINS, QUEUE, SENDER
 from bot.model import SentReceipt
-from bot.sender import db_datetime
 from bot.storage.tables import conversations, identities, messages, outbox, work_items
 from tests.bot.test_webhooks import body, post
 from tests.conftest import count, eventually
@@ -65,9 +65,9 @@ async def test_permanent_failure_marks_the_message_failed_with_the_reason(
 async def test_a_failing_handler_is_retried_then_set_aside(
     client: TestClient, app: Application, echo: EchoChannel, monkeypatch
 ) -> None:
-    import bot.queue
+    import bot.pipeline.queue
 
-    monkeypatch.setattr(bot.queue, "MAX_ATTEMPTS", 2)
+    monkeypatch.setattr(bot.pipeline.queue, "MAX_ATTEMPTS", 2)
     calls = []
 
     async def broken(event, ctx) -> bool:

@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 from typing import Any
 
+from bot.api.http import server_options
 from bot.app import create_app
-from bot.http import server_options
 from bot.plugins import Plugins
 from bot.settings import Settings
 

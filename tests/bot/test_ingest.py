@@ -7,10 +7,10 @@ import asyncio
 import sqlalchemy as sa
 from aiohttp.web import Application
 
-from bot import sender as sending
-from bot.ingest import Ingestor
+from bot.delivery import sender as sending
 from bot.keys import CHANNELS, DB, DEFAULT_SPACE, METRICS
 from bot.model import MessageEdited, MessageReceived, Seen, Sender, StatusChanged, TextPart
+from bot.pipeline.ingest import Ingestor
 from bot.storage.tables import contacts, conversations, identities, messages, work_items
 from tests.conftest import add_channel, count
 

@@ -9,8 +9,7 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
-from bot.auth import create_token
-from bot.bootstrap import add_admin, create_space
+from bot.api.auth import create_token
 from bot.keys import DB
 from bot.storage.tables import (
     api_tokens,
@@ -22,6 +21,7 @@ from bot.storage.tables import (
     teams,
     views,
 )
+from bot.workspace.bootstrap import add_admin, create_space
 from tests.bot.test_api_conversations import auth, open_conversation, people  # noqa: F401
 from tests.fakes.echo_channel import EchoChannel
 

@@ -8,10 +8,10 @@ from typing import Any
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
-from bot.auth import create_token
-from bot.bootstrap import add_admin, create_space
+from bot.api.auth import create_token
 from bot.keys import DB, DEFAULT_SPACE
 from bot.storage.tables import spaces, team_members
+from bot.workspace.bootstrap import add_admin, create_space
 from tests.bot.test_api_conversations import auth, open_conversation, people  # noqa: F401
 from tests.conftest import count
 

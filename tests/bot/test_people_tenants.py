@@ -13,11 +13,11 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
-from bot.auth import create_token
-from bot.bootstrap import add_admin, create_space
-from bot.ingest import now
+from bot.api.auth import create_token
 from bot.keys import DB, DEFAULT_SPACE
+from bot.pipeline.ingest import now
 from bot.storage.tables import invitations, organization_members, space_members, spaces, users
+from bot.workspace.bootstrap import add_admin, create_space
 from tests.bot.test_api_conversations import auth, people  # noqa: F401
 
 CARLA = {"name": "Carla Globex", "email": "carla@example.com", "slack": "U0CARLASECRET"}

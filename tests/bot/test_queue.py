@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-import bot.queue
+import bot.pipeline.queue
 from bot.app import create_app
 from bot.keys import QUEUE
 from bot.plugins import Plugins
@@ -32,7 +32,7 @@ async def test_a_scan_finding_more_than_it_takes_looks_again(
     for n in range(5):
         await post(client, channel, body({"id": str(n), "from": f"u{n}", "text": "hi"}))
     assert await count(app, work_items) == 5
-    monkeypatch.setattr(bot.queue, "SCAN", 2)
+    monkeypatch.setattr(bot.pipeline.queue, "SCAN", 2)
     running = asyncio.create_task(app[QUEUE].run())
     try:
 

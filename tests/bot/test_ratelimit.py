@@ -9,7 +9,7 @@ import time
 import pytest
 from redis.asyncio import Redis as AsyncRedis
 
-from bot.ratelimit import KeyedBuckets, Limits, TokenBucket, paced, per_window
+from bot.delivery.ratelimit import KeyedBuckets, Limits, TokenBucket, paced, per_window
 from tests.servers import Redis as RedisServer
 
 

@@ -11,9 +11,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import create_app
-from bot.channel_admin import add_channel
 from bot.keys import CHANNELS, DEFAULT_SPACE
 from bot.settings import Settings
+from bot.workspace.channel_admin import add_channel
 from channels.meta import MetaChannel
 from tests.conftest import closed_within
 from tests.fakes.graph import FakeGraph

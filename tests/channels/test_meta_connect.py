@@ -13,10 +13,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
-from bot.channel_admin import add_channel, list_channels
 from bot.errors import ConfigError
 from bot.keys import DEFAULT_SPACE
 from bot.settings import Settings
+from bot.workspace.channel_admin import add_channel, list_channels
 from handlers.admin import channel_command
 from tests.channels.conftest import APP_SECRET, VERIFY_TOKEN
 from tests.conftest import closed_within

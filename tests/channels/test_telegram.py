@@ -10,9 +10,8 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.web import Application
 
+from bot.api.auth import create_token
 from bot.app import create_app
-from bot.auth import create_token
-from bot.channel_admin import add_channel, list_channels, remove_channel
 from bot.errors import ConfigError
 from bot.keys import CHANNELS, DB, DEFAULT_SPACE
 from bot.model import (
@@ -29,6 +28,7 @@ from bot.model import (
     TextPart,
 )
 from bot.storage.tables import channels, messages, work_items
+from bot.workspace.channel_admin import add_channel, list_channels, remove_channel
 from channels.telegram import SECRET_HEADER, TelegramChannel
 from tests.conftest import closed_within, count, eventually
 from tests.fakes.telegram import FakeTelegram

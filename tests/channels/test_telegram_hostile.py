@@ -17,10 +17,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
+from bot.delivery.ratelimit import Limits
 from bot.errors import PermanentFailure, RecipientBlocked, WebhookRejected
 from bot.keys import HTTP, SETTINGS
 from bot.model import TextPart
-from bot.ratelimit import Limits
 from bot.storage.tables import contacts, messages
 from channels.base import ChannelContext
 from channels.telegram import SECRET_HEADER, TelegramChannel

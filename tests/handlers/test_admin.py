@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from aiohttp.test_utils import TestClient
 
-from bot.bootstrap import SpaceCreated, add_admin
 from bot.keys import DB, DEFAULT_SPACE
-from bot.links import new_code
+from bot.workspace.bootstrap import SpaceCreated, add_admin
+from bot.workspace.links import new_code
 from channels.telegram import TelegramChannel
 from tests.channels.test_telegram import (  # noqa: F401 - fixtures
     channel,

@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
-from bot.bootstrap import user_by_email
 from bot.keys import DB, DEFAULT_SPACE
 from bot.storage.tables import (
     assignments,
@@ -21,6 +20,7 @@ from bot.storage.tables import (
     users,
     work_items,
 )
+from bot.workspace.bootstrap import user_by_email
 from handlers.handover import in_business_hours
 from tests.bot.test_webhooks import body, post
 from tests.conftest import count, eventually

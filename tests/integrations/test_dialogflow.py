@@ -11,15 +11,15 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
-from bot.bootstrap import create_space
-from bot.bots import BotQuery
-from bot.contacts import create_field
 from bot.errors import IntegrationError
 from bot.keys import CHANNELS, DB, DEFAULT_SPACE
 from bot.model import QuickRepliesPart, TextPart
+from bot.pipeline.bots import BotQuery
 from bot.plugins import Plugins
 from bot.settings import Settings
 from bot.storage.tables import field_values, surveys
+from bot.workspace.bootstrap import create_space
+from bot.workspace.contacts import create_field
 from handlers.bot import BOT_ERROR_TEXT, NOT_UNDERSTOOD_TEXT
 from integrations.dialogflow import DialogflowBot
 from surveys.definition import dump, parse_survey

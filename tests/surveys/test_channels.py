@@ -9,11 +9,11 @@ import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
-from bot.auth import create_token
-from bot.channel_admin import add_channel
-from bot.contacts import create_field
+from bot.api.auth import create_token
 from bot.keys import CHANNELS, DB, DEFAULT_SPACE
 from bot.storage.tables import field_values, identities, outbox, work_items
+from bot.workspace.channel_admin import add_channel
+from bot.workspace.contacts import create_field
 from channels.messenger import MessengerChannel
 from channels.telegram import TelegramChannel
 from channels.whatsapp import WhatsAppChannel

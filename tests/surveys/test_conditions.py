@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.filters import Group
+from bot.workspace.filters import Group
 from surveys.conditions import holds
 
 VALUES = {

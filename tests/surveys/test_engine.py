@@ -16,10 +16,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.web import Application
 
-from bot.auth import create_token
-from bot.contacts import create_field
-from bot.ingest import now
+from bot.api.auth import create_token
 from bot.keys import DB, DEFAULT_SPACE, SENDER
+from bot.pipeline.ingest import now
 from bot.storage.tables import (
     contacts,
     conversations,
@@ -30,6 +29,7 @@ from bot.storage.tables import (
     outbox,
     spaces,
 )
+from bot.workspace.contacts import create_field
 from surveys.clock import FlowClock
 from tests.bot.test_webhooks import body, post
 from tests.conftest import count, eventually

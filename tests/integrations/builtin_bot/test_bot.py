@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.bots import BotQuery
 from bot.errors import ConfigError
 from bot.model import QuickRepliesPart, TextPart
+from bot.pipeline.bots import BotQuery
 from integrations.builtin_bot import SAMPLE_AGENT, BuiltinBot, load_agent
 from integrations.builtin_bot.matcher import normalize
 

@@ -11,11 +11,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 from bot.app import create_app
-from bot.bootstrap import user_by_email
-from bot.channel_admin import add_channel
 from bot.keys import CHANNELS, DB, DEFAULT_SPACE
 from bot.settings import Settings
 from bot.storage.tables import space_members, users
+from bot.workspace.bootstrap import user_by_email
+from bot.workspace.channel_admin import add_channel
 from channels.telegram import SECRET_HEADER, TelegramChannel
 from tests.conftest import closed_within
 from tests.fakes import dialogflow

@@ -8,8 +8,7 @@ import asyncio
 import grpc
 import sqlalchemy as sa
 
-from bot.auth import create_token
-from bot.contacts import create_field
+from bot.api.auth import create_token
 from bot.keys import DB, DEFAULT_SPACE
 from bot.storage.tables import (
     assignments,
@@ -26,6 +25,7 @@ from bot.storage.tables import (
     teams,
     users,
 )
+from bot.workspace.contacts import create_field
 from surveys.definition import dump, parse_survey
 from tests.conftest import count, eventually
 from tests.fakes.slack import Posted

@@ -7,10 +7,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bot.auth import create_token
-from bot.contacts import create_field, set_field
+from bot.api.auth import create_token
 from bot.keys import DB, DEFAULT_SPACE
 from bot.storage.tables import contacts
+from bot.workspace.contacts import create_field, set_field
 from integrations.slack.safe import FSI, PDI, SECTION_LIMIT, TEXT_LIMIT, inert, inline, link
 from tests.conftest import eventually
 from tests.fakes.slack import Posted

@@ -8,10 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bot.auth import create_token
-from bot.bootstrap import create_space
-from bot.channel_admin import add_channel
-from bot.contacts import create_field
+from bot.api.auth import create_token
 from bot.keys import CHANNELS, DB, DEFAULT_SPACE
 from bot.storage.tables import (
     assignments,
@@ -26,6 +23,9 @@ from bot.storage.tables import (
     space_members,
     surveys,
 )
+from bot.workspace.bootstrap import create_space
+from bot.workspace.channel_admin import add_channel
+from bot.workspace.contacts import create_field
 from channels.telegram import TelegramChannel
 from surveys.definition import dump, parse_survey
 from tests.conftest import count, eventually

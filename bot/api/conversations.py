@@ -1,0 +1,175 @@
+"""`/api/v1` for working conversations: reply, assign, close; and assigning a contact,
+which is what an assignment is (the conversations follow their contact)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.api.auth import PRINCIPAL
+from bot.api.contacts import _body
+from bot.api.params import _path_id
+from bot.errors import InvalidPayload
+from bot.keys import DB, DESK_WAKE, SENDER
+from bot.model import Part, TextPart
+from bot.workspace import conversations as ops
+from bot.workspace.shortcuts import render
+from surveys.start import after_close
+
+
+class AgentMessage(BaseModel):
+    """Text, or parts for anything richer (quick replies, media by URL, location)."""
+
+    text: str | None = Field(None, min_length=1, max_length=10_000)
+    parts: list[Part] | None = Field(None, min_length=1, max_length=10)
+    shortcut_id: int | None = Field(
+        None, ge=1, le=2**63 - 1, description="rendered for the contact"
+    )
+
+
+class Note(BaseModel):
+    """Internal: the contact never sees it."""
+
+    text: str = Field(min_length=1, max_length=10_000)
+
+
+class Assignment(BaseModel):
+    """`user_id` (null: nobody), `team_id` (alone: round robin among its available members,
+    else the team's queue), or both."""
+
+    user_id: int | None = Field(None, ge=1, le=2**63 - 1)
+    team_id: int | None = Field(None, ge=1, le=2**63 - 1)
+
+
+async def send_message(request: web.Request) -> web.Response:
+    """Queue an agent's message to the contact, on the conversation's channel.
+
+    An `Idempotency-Key` header makes a retried request a no-op.
+    """
+    principal = request[PRINCIPAL]
+    body = await _body(request, AgentMessage)
+    parts: list[Part] = list(body.parts or ([TextPart(text=body.text)] if body.text else []))
+    if not parts and body.shortcut_id is None:
+        raise InvalidPayload("send text, parts or a shortcut_id")
+    key = request.headers.get("Idempotency-Key")
+    async with request.app[DB].write() as conn:
+        conv = await ops.get(conn, _path_id(request, "conversation_id"), principal.space_id)
+        if body.shortcut_id is not None:
+            parts += await render(
+                conn, principal.space_id, body.shortcut_id, conv.contact_id, principal.user_id
+            )
+        message_id = await ops.queue_agent_message(
+            request.app[DB],
+            conn,
+            conv,
+            parts,
+            principal.user_id,
+            f"api:{principal.token_id}:{key}" if key else None,
+        )
+    request.app[SENDER].notify()
+    return web.json_response(
+        {"id": message_id, "status": "pending", "duplicate": message_id is None}, status=202
+    )
+
+
+async def add_note(request: web.Request) -> web.Response:
+    """A note for the other agents, listed with `?include=notes`."""
+    principal = request[PRINCIPAL]
+    body = await _body(request, Note)
+    async with request.app[DB].write() as conn:
+        conv = await ops.get(conn, _path_id(request, "conversation_id"), principal.space_id)
+        note_id = await ops.add_note(request.app[DB], conn, conv, body.text, principal.user_id)
+    return web.json_response({"id": note_id, "direction": "note"}, status=201)
+
+
+async def assign(request: web.Request) -> web.Response:
+    """To a user, a team (round robin inside it), or nobody (`{}` or `user_id: null`);
+    the contact is assigned with it."""
+    principal = request[PRINCIPAL]
+    body = await _body(request, Assignment)
+    async with request.app[DB].write() as conn:
+        conv = await ops.get(conn, _path_id(request, "conversation_id"), principal.space_id)
+        if body.team_id is not None and "user_id" not in body.model_fields_set:
+            await ops.assign_team(conn, conv, body.team_id, principal.user_id)
+        else:
+            await ops.assign(conn, conv, body.user_id, principal.user_id, team_id=body.team_id)
+        await _tell_desk(request, conn, conv.id)
+        conv = await ops.get(conn, conv.id)
+    _wake_desk(request)
+    return web.json_response(
+        {
+            "id": conv.id,
+            "assignee_id": conv.assignee_id,
+            "team_id": conv.team_id,
+            "handler": conv.handler,
+        }
+    )
+
+
+async def assign_contact(request: web.Request) -> web.Response:
+    """The contact's assignee and team, with or without a conversation; its open
+    conversations follow (a waiting one is taken by the assignee)."""
+    principal = request[PRINCIPAL]
+    body = await _body(request, Assignment)
+    given = body.model_fields_set
+    if not given:
+        raise InvalidPayload("give user_id (null: nobody), team_id, or both")
+    async with request.app[DB].write() as conn:
+        user_id, team_id, followed = await ops.assign_contact(
+            conn,
+            principal.space_id,
+            _path_id(request, "contact_id"),
+            body.user_id,
+            body.team_id,
+            principal.user_id,
+            pick="user_id" not in given,
+        )
+        for conversation_id in followed:
+            await _tell_desk(request, conn, conversation_id)
+    if followed:
+        _wake_desk(request)
+    return web.json_response(
+        {
+            "id": _path_id(request, "contact_id"),
+            "assignee_id": user_id,
+            "team_id": team_id,
+            "conversation_ids": followed,
+        }
+    )
+
+
+async def close(request: web.Request) -> web.Response:
+    """Close it: the bot answers again when the contact writes next (a new conversation).
+
+    With the space's `csat_survey`, its question is asked in this conversation, which
+    the contact's answer still reaches; closing again changes nothing."""
+    principal = request[PRINCIPAL]
+    async with request.app[DB].write() as conn:
+        conv = await ops.get(conn, _path_id(request, "conversation_id"), principal.space_id)
+        closed = await ops.close(conn, conv.id)
+        if closed:
+            await _tell_desk(request, conn, conv.id)
+    if closed:
+        _wake_desk(request)
+        await after_close(request.app, conv.id)
+    return web.json_response({"id": conv.id, "status": "closed"})
+
+
+async def _tell_desk(request: web.Request, conn: AsyncConnection, conversation_id: int) -> None:
+    """With an agent desk (Slack), its thread shows what the API changed."""
+    if DESK_WAKE in request.app:
+        await ops.desk_notice(conn, conversation_id)
+
+
+def _wake_desk(request: web.Request) -> None:
+    if (wake := request.app.get(DESK_WAKE)) is not None:
+        wake.set()
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/api/v1/conversations/{conversation_id}/messages", send_message)
+    app.router.add_post("/api/v1/conversations/{conversation_id}/notes", add_note)
+    app.router.add_post("/api/v1/conversations/{conversation_id}/assign", assign)
+    app.router.add_post("/api/v1/conversations/{conversation_id}/close", close)
+    app.router.add_post("/api/v1/contacts/{contact_id}/assign", assign_contact)

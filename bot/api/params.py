@@ -1,0 +1,112 @@
+"""What every `/api/v1` module shares: the body parser, query and path parameters, the spec.
+
+Every query is scoped by the token's space: another space's ids answer 404.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from bot.api.openapi import docs_html, spec
+from bot.delivery.media import with_media_urls
+from bot.errors import InvalidPayload, NotFound
+from bot.pipeline.untrusted import loads
+
+M = TypeVar("M", bound=BaseModel)
+MAX_LIMIT = 200
+MAX_ID = 2**63 - 1  # the databases' BIGINT
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+def _int_query(request: web.Request, name: str, default: int | None = None) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_ID:
+        raise InvalidPayload(f"query parameter {name!r} must be an integer from 0 to {MAX_ID}")
+    return value
+
+
+def _limit(request: web.Request) -> int:
+    limit = _int_query(request, "limit", 50)
+    if limit is None or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidPayload(f"limit must be between 1 and {MAX_LIMIT}")
+    return limit
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(spec(str(request.url.origin())))
+
+
+async def docs(request: web.Request) -> web.Response:
+    return web.Response(text=docs_html(spec(str(request.url.origin()))), content_type="text/html")
+
+
+def message_json(r: Any, key: bytes | None = None) -> dict[str, Any]:
+    """A stored message; with `key`, platform media get a signed `/media/` URL."""
+    return {
+        "id": r.id,
+        "direction": r.direction,
+        "sender": sender_json(r.sender_type, r.sender_id),
+        "parts": with_media_urls(key, r.channel_id, r.parts) if key else r.parts,
+        "status": r.status,
+        "error": r.error,
+        "reply_to_id": r.reply_to_id,
+        "created_at": _iso(r.created_at),
+    }
+
+
+def sender_json(kind: str, sender_id: str | None) -> dict[str, Any]:
+    """`{"type", "id"}`: ids of people, automations and broadcasts are numbers."""
+    numeric = kind in ("user", "automation", "broadcast") and sender_id and sender_id.isdigit()
+    return {"type": kind, "id": int(sender_id) if numeric else sender_id}
+
+
+def known_query(request: web.Request, *names: str) -> None:
+    """A misspelt query parameter would otherwise be ignored and answer everything."""
+    unknown = sorted(set(request.query) - set(names))
+    if unknown:
+        raise InvalidPayload(
+            f"unknown query parameter {unknown[0]!r}; this route takes {', '.join(names)}"
+        )
+
+
+async def _body(request: web.Request, model: type[M]) -> M:
+    """The request's JSON body as `model`; every way it can be wrong is a 400 naming where."""
+    data = loads(await request.read())
+    if isinstance(data, dict) and model.model_config.get("extra") != "allow":
+        known = {f.alias or name for name, f in model.model_fields.items()}
+        unknown = sorted(set(data) - known)
+        if unknown:  # a misspelt field would otherwise be ignored without a word
+            raise InvalidPayload(f"{unknown[0]}: unknown field; known: {', '.join(sorted(known))}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        raise InvalidPayload(f"{where}: {err['msg']}") from None
+
+
+def _path_id(request: web.Request, name: str) -> int:
+    raw = request.match_info[name]
+    if not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+        raise NotFound(f"no {name.removesuffix('_id')} {raw!r}: ids are positive integers")
+    return int(raw)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/v1/openapi.json", openapi)
+    app.router.add_get("/api/v1/docs", docs)

@@ -1,0 +1,457 @@
+"""`chancenter orgs|spaces|users|teams|fields|tags|views|shortcuts|tokens ...`: the table.
+
+Each command is one REST call, made in-process over a private Unix socket as the
+organization's own admin (`bot.cli.call`): the CLI obeys exactly the rules, validation
+and errors of the API, with no second implementation to drift from it. This module only
+declares the commands, so `--help` imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Arg = tuple[str, dict[str, Any]]
+ID = {"type": int}
+ORG_ROLES = {"choices": ["admin", "billing_admin", "member"]}
+SPACE_ROLES = {"choices": ["manager", "agent"]}
+# settings `spaces set --clear` removes (the API takes null for each)
+CLEARABLE = [
+    "business_hours",
+    "away_text",
+    "away_every_minutes",
+    "handover_text",
+    "handover_keywords",
+    "away_flow",
+    "csat_survey",
+    "csat_bot_conversations",
+    "release_on_close",
+    "assign_outside_hours",
+]
+
+
+def _yes_no(text: str) -> bool:
+    if text not in ("true", "false"):
+        raise argparse.ArgumentTypeError("say true or false")
+    return text == "true"
+
+
+YES_NO = {"type": _yes_no, "metavar": "true|false"}
+
+
+def user_ref(text: str) -> int | str:
+    """A user as people name them: an email, or the id `users list` shows."""
+    if text.isdigit():
+        return int(text)
+    if "@" in text.strip("@"):
+        return text.strip()
+    raise argparse.ArgumentTypeError(f"{text!r}: give an email or a numeric id")
+
+
+USER = {"type": user_ref, "metavar": "USER", "help": "an email or an id"}
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str  # `{name}` segments come from the positional argument of that name
+    help: str
+    args: tuple[Arg, ...] = ()
+    query: dict[str, str] = field(default_factory=dict)
+    body: str | None = None  # the argument that is the whole request body
+    people: str = "/users"  # where an email given for a USER resolves to an id
+
+
+def _json_file(path: str) -> Any:
+    """A JSON (or YAML, its superset in practice) file's content."""
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise argparse.ArgumentTypeError(f"{path}: {exc}") from None
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+
+
+COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
+    "orgs": (
+        "your organization and its members (`init --org` creates one)",
+        {
+            "show": Call("GET", "/organization", "show the organization and its members"),
+            "add-member": Call(
+                "POST",
+                "/organization/members",
+                "add someone (a person with an account in another organization is invited "
+                "and accepts with the printed code)",
+                (("email", {}), ("--name", {"required": True}), ("--role", ORG_ROLES)),
+            ),
+            "set-role": Call(
+                "PATCH",
+                "/organization/members/{user_id}",
+                "change a member's role",
+                (("user_id", USER), ("role", ORG_ROLES)),
+                people="/organization",
+            ),
+            "remove-member": Call(
+                "DELETE",
+                "/organization/members/{user_id}",
+                "remove someone from the organization and its spaces",
+                (("user_id", USER),),
+                people="/organization",
+            ),
+        },
+    ),
+    "spaces": (
+        "the organization's spaces and the current space's settings",
+        {
+            "list": Call("GET", "/spaces", "list the organization's spaces"),
+            "create": Call(
+                "POST", "/spaces", "create a space (prints an admin token)", (("name", {}),)
+            ),
+            "show": Call("GET", "/space", "show the space's settings"),
+            "set": Call(
+                "PATCH",
+                "/space",
+                "rename the space, set (or --clear) its time zone, business hours, away "
+                "and handover replies",
+                (
+                    ("--name", {}),
+                    ("--timezone", {"help": "e.g. Europe/Lisbon"}),
+                    (
+                        "--business-hours",
+                        {
+                            "type": _json,
+                            "help": 'JSON, e.g. \'{"days": {"mon": ["09:00", "18:00"]}, '
+                            '"holidays": ["2026-12-25"]}\'',
+                        },
+                    ),
+                    ("--away-text", {"help": "sent outside hours or when nobody is online"}),
+                    ("--away-every-minutes", {"type": int, "help": "at most one away reply per"}),
+                    ("--handover-text", {"help": "said when a person takes over"}),
+                    (
+                        "--handover-keywords",
+                        {"type": _json, "help": 'JSON, e.g. \'{"en": ["agent", "human"]}\''},
+                    ),
+                    ("--away-flow", {"help": "a survey run instead of the away text"}),
+                    ("--csat-survey", {"help": "a survey sent when a conversation closes"}),
+                    (
+                        "--csat-bot-conversations",
+                        {**YES_NO, "help": "the survey also after bot-only conversations"},
+                    ),
+                    ("--release-on-close", {**YES_NO, "help": "a close unassigns the contact"}),
+                    (
+                        "--assign-outside-hours",
+                        {**YES_NO, "help": "assign handovers outside business hours too"},
+                    ),
+                    (
+                        "--clear",
+                        {
+                            "action": "append",
+                            "choices": CLEARABLE,
+                            "metavar": "SETTING",
+                            "help": f"remove a setting (repeatable): {', '.join(CLEARABLE)}",
+                        },
+                    ),
+                ),
+            ),
+        },
+    ),
+    "users": (
+        "the space's users",
+        {
+            "list": Call("GET", "/users", "list the space's users"),
+            "add": Call(
+                "POST",
+                "/users",
+                "add a user to the space (someone with an account in another organization is "
+                "invited: pass them the printed code)",
+                (
+                    ("email", {}),
+                    ("--name", {"required": True}),
+                    ("--role", SPACE_ROLES),
+                    ("--slack-user-id", {}),
+                ),
+            ),
+            "set": Call(
+                "PATCH",
+                "/users/{user_id}",
+                "change a user's role or capacity here; availability or Slack id only for "
+                "people of this organization alone",
+                (
+                    ("user_id", USER),
+                    ("--availability", {"choices": ["online", "away", "offline"]}),
+                    ("--role", SPACE_ROLES),
+                    ("--slack-user-id", {}),
+                    ("--capacity", {"type": int, "help": "most open conversations; 0: no limit"}),
+                ),
+            ),
+        },
+    ),
+    "invitations": (
+        "invitations of people with an account elsewhere",
+        {
+            "list": Call("GET", "/invitations", "list pending invitations"),
+            "withdraw": Call(
+                "DELETE",
+                "/invitations/{invitation_id}",
+                "withdraw a pending invitation",
+                (("invitation_id", ID),),
+            ),
+        },
+    ),
+    "teams": (
+        "teams of users",
+        {
+            "list": Call("GET", "/teams", "list teams and their members"),
+            "create": Call(
+                "POST",
+                "/teams",
+                "create a team",
+                (("name", {}), ("--slack-channel", {"help": "the team's own Slack inbox id"})),
+            ),
+            "set": Call(
+                "PATCH",
+                "/teams/{team_id}",
+                "rename a team or set its Slack inbox channel",
+                (("team_id", ID), ("--name", {}), ("--slack-channel", {})),
+            ),
+            "delete": Call("DELETE", "/teams/{team_id}", "delete a team", (("team_id", ID),)),
+            "add-member": Call(
+                "POST",
+                "/teams/{team_id}/members",
+                "add a user to a team",
+                (("team_id", ID), ("user_id", USER)),
+            ),
+            "remove-member": Call(
+                "DELETE",
+                "/teams/{team_id}/members/{user_id}",
+                "take a user out of a team",
+                (("team_id", ID), ("user_id", USER)),
+            ),
+        },
+    ),
+    "fields": (
+        "custom fields of contacts",
+        {
+            "list": Call("GET", "/fields", "list the custom fields"),
+            "add": Call(
+                "POST",
+                "/fields",
+                "define a custom field",
+                (
+                    ("key", {"help": "lowercase letters, digits and _"}),
+                    (
+                        "type",
+                        {
+                            "choices": [
+                                "text",
+                                "number",
+                                "date",
+                                "boolean",
+                                "choice",
+                                "email",
+                                "phone",
+                                "url",
+                            ]
+                        },
+                    ),
+                    ("--label", {}),
+                    ("--option", {"action": "append", "dest": "options", "help": "repeatable"}),
+                ),
+            ),
+            "set": Call(
+                "PATCH",
+                "/fields/{field_id}",
+                "relabel a field or change a choice field's options",
+                (
+                    ("field_id", ID),
+                    ("--label", {}),
+                    ("--option", {"action": "append", "dest": "options", "help": "repeatable"}),
+                ),
+            ),
+            "remove": Call(
+                "DELETE",
+                "/fields/{field_id}",
+                "delete a field and every contact's value for it",
+                (("field_id", ID),),
+            ),
+        },
+    ),
+    "tags": (
+        "tags on contacts",
+        {
+            "list": Call("GET", "/tags", "list tags and how many contacts carry each"),
+            "add": Call(
+                "POST",
+                "/contacts/{contact_id}/tags",
+                "tag a contact",
+                (("contact_id", ID), ("tags", {"nargs": "+"})),
+            ),
+            "remove": Call(
+                "DELETE",
+                "/contacts/{contact_id}/tags/{name}",
+                "untag a contact",
+                (("contact_id", ID), ("name", {})),
+            ),
+            "bulk": Call(
+                "POST",
+                "/tags/bulk",
+                "tag (or untag) every contact a saved view selects",
+                (
+                    ("tags", {"nargs": "+"}),
+                    ("--view-id", {**ID, "required": True}),
+                    ("--action", {"choices": ["add", "remove"], "default": "add"}),
+                ),
+            ),
+        },
+    ),
+    "views": (
+        "saved filters over contacts",
+        {
+            "list": Call("GET", "/views", "list the saved views"),
+            "create": Call(
+                "POST",
+                "/views",
+                "save a shared view",
+                (("name", {}), ("filter", {"type": _json, "help": "a JSON filter group"})),
+            ),
+            "contacts": Call(
+                "GET",
+                "/views/{view_id}/contacts",
+                "the newest contacts a view selects, and their count",
+                (("view_id", ID),),
+                {"count": "1"},
+            ),
+            "set": Call(
+                "PATCH",
+                "/views/{view_id}",
+                "rename a view or change its filter",
+                (("view_id", ID), ("--name", {}), ("--filter", {"type": _json})),
+            ),
+            "remove": Call("DELETE", "/views/{view_id}", "delete a view", (("view_id", ID),)),
+        },
+    ),
+    "shortcuts": (
+        "message templates for agents",
+        {
+            "list": Call("GET", "/shortcuts", "list the shortcuts"),
+            "add": Call(
+                "POST",
+                "/shortcuts",
+                "save a shared shortcut",
+                (
+                    ("name", {}),
+                    ("text", {"help": "e.g. 'Hi {{contact.first_name}}'"}),
+                    ("--quick-reply", {"action": "append", "dest": "quick_replies"}),
+                    ("--attachment-url", {}),
+                ),
+            ),
+            "set": Call(
+                "PATCH",
+                "/shortcuts/{shortcut_id}",
+                "change a shortcut",
+                (("shortcut_id", ID), ("--name", {}), ("--text", {})),
+            ),
+            "remove": Call(
+                "DELETE",
+                "/shortcuts/{shortcut_id}",
+                "delete a shortcut",
+                (("shortcut_id", ID),),
+            ),
+        },
+    ),
+    "integrations": (
+        "the space's own Dialogflow agent",
+        {
+            "list": Call("GET", "/integrations", "list integrations and their last error"),
+            "dialogflow": Call(
+                "PUT",
+                "/integrations/dialogflow",
+                "answer the space with this Dialogflow ES agent",
+                (
+                    ("project", {"help": "the GCP project id of the agent"}),
+                    (
+                        "--credentials",
+                        {"type": _json_file, "help": "the service account's JSON key file"},
+                    ),
+                    ("--language", {"help": "when the contact's is unknown (default: en)"}),
+                    ("--environment", {"help": "a Dialogflow environment (default: draft)"}),
+                ),
+            ),
+            "remove-dialogflow": Call(
+                "DELETE", "/integrations/dialogflow", "go back to the hub's default bot"
+            ),
+        },
+    ),
+    "surveys": (
+        "surveys and other conversational flows",
+        {
+            "add": Call(
+                "POST",
+                "/surveys",
+                "save a survey written in YAML or JSON",
+                (("file", {"type": _json_file, "help": "the survey (.yml, .yaml or .json)"}),),
+                body="file",
+            ),
+            "list": Call("GET", "/surveys", "list the surveys"),
+            "show": Call(
+                "GET", "/surveys/{survey_id}", "show a survey's definition", (("survey_id", ID),)
+            ),
+            "remove": Call(
+                "DELETE",
+                "/surveys/{survey_id}",
+                "remove a survey and its results",
+                (("survey_id", ID),),
+            ),
+            "send": Call(
+                "POST",
+                "/surveys/{survey_id}/send",
+                "start a survey for some contacts or a saved view",
+                (
+                    ("survey_id", ID),
+                    ("--view-id", ID),
+                    ("--contact-id", {**ID, "action": "append", "dest": "contact_ids"}),
+                ),
+            ),
+            "results": Call(
+                "GET",
+                "/surveys/{survey_id}/results",
+                "answers per contact, counts and completion rate (--csv for a spreadsheet)",
+                (("survey_id", ID),),
+            ),
+        },
+    ),
+    "tokens": (
+        "API tokens of the space",
+        {
+            "list": Call("GET", "/tokens", "list tokens (never their secrets)"),
+            "create": Call(
+                "POST",
+                "/tokens",
+                "create a token (printed once)",
+                (
+                    ("name", {}),
+                    ("--role", {"choices": ["billing", "agent", "manager", "admin"]}),
+                    (
+                        "--user",
+                        {
+                            **USER,
+                            "dest": "user_id",
+                            "help": "the person the token acts as (an email or an id)",
+                        },
+                    ),
+                ),
+            ),
+            "revoke": Call("DELETE", "/tokens/{token_id}", "revoke a token", (("token_id", ID),)),
+        },
+    ),
+}

@@ -1,0 +1,265 @@
+"""The commands that run the hub's own components: serve, worker, init, queue, channels,
+users link, contacts. Imported only when one of them runs, so `--help` stays instant."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from aiohttp import web
+
+from bot.app import create_app
+from bot.cli.main import CHANNEL_FLAGS
+from bot.cli.output import emit
+from bot.errors import ConfigError
+from bot.keys import DB, DEFAULT_SPACE
+from bot.settings import Settings
+from bot.storage.tables import channels, spaces, users, views, work_items
+from bot.workspace import channel_admin
+
+
+@asynccontextmanager
+async def hub(settings: Settings, socket: Path | None = None) -> AsyncIterator[web.Application]:
+    """The hub's components, started without working (for admin commands); listening
+    only on `socket`, when given."""
+    runner = web.AppRunner(create_app(settings.model_copy(update={"work": False})))
+    await runner.setup()
+    try:
+        if socket is not None:
+            await web.UnixSite(runner, str(socket)).start()
+        yield runner.app
+    finally:
+        await runner.cleanup()
+
+
+def serve(settings: Settings) -> int:
+    from bot.api.http import server_options
+
+    if settings.agent_path is not None and not settings.agent_path.is_dir():
+        raise ConfigError(f"--agent {settings.agent_path}: no such folder")
+    url = f"http://{settings.host}:{settings.port}"
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=lambda _: print(f"ChanCenter is listening on {url} (Ctrl+C to stop)", flush=True),
+        access_log=None,
+        **server_options(settings),
+    )
+    return 0
+
+
+async def worker(settings: Settings) -> int:
+    """The hub's components without a web server: consume, send, relay, remind."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    print("ChanCenter worker is running (Ctrl+C to stop)", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+    return 0
+
+
+async def init(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.api.auth import create_token
+    from bot.storage.db import Database
+    from bot.storage.migrate import upgrade
+    from bot.workspace.bootstrap import SpaceCreated, add_admin, create_space, ensure_default_space
+
+    if settings.is_sqlite:
+        await asyncio.to_thread(upgrade, settings.database_url)
+    db = Database(settings.database_url)
+    try:
+        if args.org is None:
+            space_id = await ensure_default_space(db, webchat=True)
+        async with db.write() as conn:
+            if args.org is None:
+                space = (await conn.execute(sa.select(spaces).where(spaces.c.id == space_id))).one()
+                channel_id = (
+                    await conn.execute(
+                        sa.select(channels.c.id)
+                        .where(channels.c.space_id == space_id)
+                        .where(channels.c.kind == "webchat")
+                    )
+                ).scalar()
+                created = SpaceCreated(space.organization_id, space_id, channel_id)
+            else:
+                created = await create_space(
+                    conn, args.org, args.space, default=False, webchat=True
+                )
+            user_id = await add_admin(conn, created, args.admin_name, args.admin_email)
+            token = await create_token(conn, created.space_id, user_id, "init", "admin")
+    finally:
+        await db.close()
+    if args.json:
+        emit(
+            {
+                "organization_id": created.organization_id,
+                "space_id": created.space_id,
+                "webchat_channel_id": created.webchat_channel_id,
+                "user_id": user_id,
+                "email": args.admin_email,
+                "token": token,
+            },
+            as_json=True,
+        )
+        return 0
+    print(f"organization: {created.organization_id}")
+    print(f"space:        {created.space_id}")
+    print(f"web chat:     {created.webchat_channel_id}")
+    print(f"admin user:   {user_id} <{args.admin_email}>")
+    print(f"API token:    {token}")
+    print("Keep the token: it is shown once. Use it as 'Authorization: Bearer <token>'.")
+    return 0
+
+
+async def dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    async with hub(settings) as app:
+        async with app[DB].read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(work_items)
+                    .where(work_items.c.status == "dead")
+                    .order_by(work_items.c.id)
+                )
+            ).all()
+        if args.retry and rows:
+            async with app[DB].write() as conn:
+                await conn.execute(
+                    work_items.update()
+                    .where(work_items.c.status == "dead")
+                    .values(status="pending", attempts=0)
+                )
+    items = [
+        {
+            "id": r.id,
+            "conversation_id": r.conversation_id,
+            "attempts": r.attempts,
+            "last_error": r.last_error,
+        }
+        for r in rows
+    ]
+    if args.json:
+        emit({"items": items, **({"queued_again": len(rows)} if args.retry else {})}, True)
+        return 0
+    for r in rows:
+        print(f"{r.id}\tconversation {r.conversation_id}\t{r.attempts} attempts\t{r.last_error}")
+    if args.retry and rows:
+        print(f"{len(rows)} queued again", file=sys.stderr)
+    elif not rows:
+        print("no dead letters", file=sys.stderr)
+    return 0
+
+
+async def channels_command(settings: Settings, args: argparse.Namespace) -> int:
+    async with hub(settings) as app:
+        space_id = args.space or app[DEFAULT_SPACE]
+        if args.channels_command == "add":
+            given = {
+                flag[2:].replace("-", "_"): value
+                for flag in CHANNEL_FLAGS
+                if (value := getattr(args, flag[2:].replace("-", "_"))) is not None
+            }
+            info = await channel_admin.add_channel(app, space_id, args.kind, given)
+            if args.json:
+                emit(_channel_json(info), True)
+                return 0
+            print(f"connected {info.kind} channel {info.name}: {info.id}")
+            if info.webhook_url is not None:  # web chat takes no webhooks
+                print(f"webhook: {info.webhook_url}")
+        elif args.channels_command == "list":
+            found = await channel_admin.list_channels(app, space_id)
+            if args.json:
+                emit({"items": [_channel_json(info) for info in found]}, True)
+            else:
+                for info in found:
+                    print(f"{info.id}\t{info.kind}\t{info.name}")
+        else:
+            await channel_admin.remove_channel(app, space_id, args.channel_id)
+            print(f"removed channel {args.channel_id}")
+    return 0
+
+
+def _channel_json(info: channel_admin.ChannelInfo) -> dict[str, str | None]:
+    return {"id": info.id, "kind": info.kind, "name": info.name, "webhook_url": info.webhook_url}
+
+
+async def link(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.workspace.links import new_code
+
+    who = args.user
+    async with hub(settings) as app, app[DB].write() as conn:
+        match = users.c.id == int(who) if who.isdigit() else users.c.email == who
+        user_id = (await conn.execute(sa.select(users.c.id).where(match))).scalar()
+        if user_id is None:
+            if who.isdigit():
+                raise ConfigError(f"no user {who}: `chancenter users list` shows who there is")
+            raise ConfigError(
+                f"no user {who!r}: `chancenter users add {who} --name NAME` adds them"
+            )
+        code = await new_code(conn, user_id)
+    if args.json:
+        emit({"user_id": user_id, "code": code, "valid_minutes": 15}, True)
+        return 0
+    print(
+        f"Send this from your own Telegram, Messenger or WhatsApp chat with the bot "
+        f"(valid 15 minutes):\n\n    /link {code}"
+    )
+    return 0
+
+
+async def contacts(settings: Settings, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from bot.workspace.csv_io import export_csv, import_csv
+    from bot.workspace.filters import Group
+
+    async with hub(settings) as app:
+        space_id = args.space or app[DEFAULT_SPACE]
+        if args.contacts_command == "import":
+            if not args.file.is_file():
+                raise ConfigError(f"{args.file}: no such file")
+            with args.file.open(newline="", encoding="utf-8-sig") as count_lines:
+                total = max(sum(1 for _ in count_lines) - 1, 0)
+            with (
+                args.file.open(newline="", encoding="utf-8-sig") as source,
+                # a progress bar on a terminal only (disable=None): no noise in a log
+                tqdm(
+                    total=total, unit="row", desc="importing", file=sys.stderr, disable=None
+                ) as bar,
+            ):
+                report = await import_csv(app[DB], space_id, source, bar.update)
+            for error in report.errors:
+                print(error, file=sys.stderr)
+            print(
+                f"{report.created} created, {report.updated} updated, "
+                f"{len(report.errors)} rows refused"
+            )
+            return 1 if report.errors else 0
+        group = None
+        if args.view is not None:
+            async with app[DB].read() as conn:
+                saved = (
+                    await conn.execute(
+                        sa.select(views.c.filter)
+                        .where(views.c.id == args.view)
+                        .where(views.c.space_id == space_id)
+                    )
+                ).scalar()
+            if saved is None:
+                raise ConfigError(f"no view {args.view} in space {space_id}")
+            group = Group.model_validate(saved)
+        async for line in export_csv(app[DB], space_id, group):
+            sys.stdout.write(line)
+    return 0

@@ -1,0 +1,1 @@
+"""How a message goes out: the outbox relay, the sender, rate limits, fan-out, media."""

@@ -1,0 +1,136 @@
+"""Drains an outbox table (rows written in the commit that caused them) to somebody
+outside: in order per conversation, deleted only once taken, retried with backoff.
+
+An outage delays what is owed, it never drops it. The table needs the columns `id`,
+`conversation_id`, `attempts`, `next_attempt_at` and `last_error`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from bot.delivery.sender import idle_time, wait_for_event
+from bot.pipeline.ingest import now
+from bot.pipeline.partitions import Owned, everything, only_owned
+from bot.storage.db import Database
+
+log = logging.getLogger(__name__)
+
+BATCH = 50
+MAX_BACKOFF = 300.0
+
+
+class Later(Exception):
+    """Raised by a delivery that should be tried again, after `retry_after` if given."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class OutboxRelay:
+    """`deliver(row)` returns once the receiver took the row, or raises `Later`."""
+
+    def __init__(
+        self,
+        db: Database,
+        table: sa.Table,
+        deliver: Callable[[sa.Row], Awaitable[None]],
+        what: str,
+        owned: Owned = everything,
+        wake: asyncio.Event | None = None,
+    ) -> None:
+        self._db = db
+        self._table = table
+        self._deliver = deliver
+        self._what = what  # for the log: "desk notice", "flow webhook"
+        self.owned = owned
+        self._wake = wake or asyncio.Event()
+
+    def notify(self) -> None:
+        """Something was committed to the outbox: look now, not at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                done = await self.deliver_due()
+            except Exception:
+                log.exception("%s relay round failed; trying again shortly", self._what)
+                done = 0
+            if done == 0:
+                # rows due now but behind a waiting one wait for it: look when it is due
+                due = self._table.c.next_attempt_at
+                idle = await idle_time(self._db, due, due > now())
+                await wait_for_event(self._wake, idle)
+
+    async def deliver_due(self) -> int:
+        """Deliver one batch of due rows; returns how many were delivered."""
+        table, at = self._table, now()
+        waiting = table.alias("waiting")  # an earlier row of the same conversation, not due
+        behind = (
+            sa.select(waiting.c.id)
+            .where(waiting.c.conversation_id == table.c.conversation_id)
+            .where(waiting.c.id < table.c.id)
+            .where(waiting.c.next_attempt_at > at)
+        )
+        async with self._db.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(table)
+                    .where(table.c.next_attempt_at <= at)
+                    .where(~behind.exists())
+                    .where(only_owned(table.c.conversation_id, self.owned))
+                    .order_by(table.c.id)
+                    .limit(BATCH)
+                )
+            ).all()
+        by_conversation: dict[int, list[sa.Row]] = defaultdict(list)
+        for row in rows:
+            by_conversation[row.conversation_id].append(row)
+        counts = await asyncio.gather(
+            *(self._in_order(group) for group in by_conversation.values())
+        )
+        return sum(counts)
+
+    async def _in_order(self, rows: list[sa.Row]) -> int:
+        for n, row in enumerate(rows):
+            try:
+                await self._deliver(row)
+            except Later as exc:
+                await self._retry_later(row, exc)
+                return n  # the conversation's later rows wait for this one
+            async with self._db.write() as conn:
+                await conn.execute(self._table.delete().where(self._table.c.id == row.id))
+        return len(rows)
+
+    async def _retry_later(self, row: sa.Row, exc: Later) -> None:
+        delay = min(0.5 * 2.0**row.attempts, MAX_BACKOFF)
+        if exc.retry_after is not None:
+            delay = max(delay, exc.retry_after)
+        log.warning(
+            "%s not taken; retrying",
+            self._what,
+            extra={
+                "conversation": row.conversation_id,
+                "attempt": row.attempts + 1,
+                "retry_in": delay,
+                "error": str(exc)[:200],
+            },
+        )
+        async with self._db.write() as conn:
+            await conn.execute(
+                self._table.update()
+                .where(self._table.c.id == row.id)
+                .values(
+                    attempts=row.attempts + 1,
+                    next_attempt_at=now() + timedelta(seconds=delay),
+                    last_error=str(exc)[:500],
+                )
+            )

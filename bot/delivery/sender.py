@@ -1,0 +1,325 @@
+"""The sender: delivers outbox rows through their channel, in order per conversation.
+
+A row leaves the outbox when the platform accepted the message (status `sent`)
+or refused it for good (status `failed`, with the platform's reason). Transient
+failures are retried with backoff, honouring the platform's `retry_after`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.errors import ChanCenterError, PermanentFailure, RecipientBlocked, RetryLater
+from bot.metrics import Metrics
+from bot.model import Outbound, Reach, parts_adapter
+from bot.pipeline.channels import ChannelRegistry
+from bot.pipeline.ingest import now
+from bot.pipeline.partitions import Owned, everything, only_owned
+from bot.storage.db import Database
+from bot.storage.group import GroupCommitter
+from bot.storage.tables import conversations, identities, messages, outbox, users
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+MAX_SENDING = 1000  # conversations sending at once (most of them wait on a rate limit)
+IDLE_POLL = 5.0  # seconds; catches rows whose retry time has come
+UNREACHABLE = {
+    Reach.BLOCKED: "the contact has blocked this channel; nothing is sent until they unblock",
+    Reach.ERASED: "the contact was erased; nothing is ever sent to them",
+}
+
+# built once: an alias made per query costs more than the query (column proxies)
+_inbound = messages.alias("inbound")
+_earlier, _earlier_message = outbox.alias("earlier"), messages.alias("earlier_message")
+
+
+class Sender:
+    def __init__(
+        self, db: Database, channels: ChannelRegistry, metrics: Metrics, owned: Owned = everything
+    ) -> None:
+        self.owned = owned
+        self._db = db
+        self._channels = channels
+        self._metrics = metrics
+        self._wake = asyncio.Event()
+        self._notified = 0  # how many times rows were said to be due
+        self._busy: set[int] = set()  # conversations with a send task running
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._group: GroupCommitter[_Outcome, None] = GroupCommitter(db, self._write)
+
+    def notify(self) -> None:
+        self._notified += 1
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                sent = await self.send_due()
+            except Exception:
+                # e.g. the database is briefly unreachable: nothing is lost, rows stay due
+                log.exception("sender round failed; trying again shortly")
+                sent = 0
+            if sent == 0:
+                # rows due now but behind a retry (or a busy conversation) are not due for
+                # us: wait for the next retry or a wake, not in a loop of queries
+                due = outbox.c.next_attempt_at
+                idle = await idle_time(self._db, due, due > now())
+                await wait_for_event(self._wake, idle)
+            elif sent < BATCH:  # else more rows are due now
+                # nothing more to start until a commit or a finished send says so
+                await wait_for_event(self._wake, IDLE_POLL)
+
+    async def send_due(self) -> int:
+        """Start sending the due rows of conversations not already sending; returns how many.
+
+        Each conversation sends in its own task, in order, so one slow chat (a platform's
+        per-chat limit, a retry) never holds the others back.
+        """
+        if len(self._busy) >= MAX_SENDING:
+            return 0
+        seen = self._notified  # before the query: a later commit must be looked for again
+        at = now()
+        # a row waits while an earlier row of its conversation waits for its retry
+        overtakes = (
+            sa.exists()
+            .where(_earlier.c.id < outbox.c.id)
+            .where(_earlier.c.next_attempt_at > at)
+            .where(_earlier_message.c.id == _earlier.c.message_id)
+            .where(_earlier_message.c.conversation_id == messages.c.conversation_id)
+        )
+        last_inbound = (
+            sa.select(sa.func.max(_inbound.c.created_at))
+            .where(_inbound.c.conversation_id == messages.c.conversation_id)
+            .where(_inbound.c.direction == "in")
+            .scalar_subquery()
+        )
+        async with self._db.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(
+                        outbox.c.id,
+                        outbox.c.attempts,
+                        outbox.c.channel_id,
+                        messages.c.id.label("message_id"),
+                        messages.c.conversation_id,
+                        messages.c.parts,
+                        identities.c.id.label("identity_id"),
+                        identities.c.external_id.label("recipient"),
+                        identities.c.blocked,
+                        last_inbound.label("last_inbound_at"),
+                        users.c.name.label("sender_name"),
+                    )
+                    .join(messages, messages.c.id == outbox.c.message_id)
+                    .join(conversations, conversations.c.id == messages.c.conversation_id)
+                    .join(identities, identities.c.id == conversations.c.identity_id)
+                    .outerjoin(users, users.c.id == messages.c.sender_user_id)
+                    .where(outbox.c.next_attempt_at <= at)
+                    .where(only_owned(messages.c.conversation_id, self.owned))
+                    .where(messages.c.conversation_id.not_in(sorted(self._busy)))
+                    .where(~overtakes)
+                    .order_by(outbox.c.id)
+                    .limit(BATCH)
+                )
+            ).all()
+        by_conversation: dict[int, list[sa.Row]] = defaultdict(list)
+        for row in rows:
+            by_conversation[row.conversation_id].append(row)
+        for conversation_id, group in by_conversation.items():
+            self._busy.add(conversation_id)
+            task = asyncio.create_task(self._send_in_order(conversation_id, group, seen))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return len(rows)
+
+    async def _send_in_order(self, conversation_id: int, rows: list[sa.Row], seen: int) -> None:
+        try:
+            for row in rows:
+                if not await self._send_one(row):
+                    self.notify()  # the run loop learns when the retry is due
+                    return  # keep order: later messages wait for this one
+        except Exception:
+            log.exception("sending failed unexpectedly", extra={"conversation": conversation_id})
+        finally:
+            self._busy.discard(conversation_id)
+            if self._notified != seen:  # rows came meanwhile: this conversation's may be due
+                self.notify()
+
+    async def _send_one(self, row: sa.Row) -> bool:
+        """Send one row; False when it must be retried (and later rows wait for it)."""
+        outbound = Outbound(
+            message_id=row.message_id,
+            conversation_id=row.conversation_id,
+            recipient=row.recipient,
+            parts=tuple(parts_adapter.validate_python(row.parts)),
+            last_inbound_at=db_datetime(row.last_inbound_at),
+            sender_name=row.sender_name,
+        )
+        try:
+            if row.blocked:
+                raise RecipientBlocked(UNREACHABLE[Reach(row.blocked)])
+            channel = await self._channels.get(row.channel_id)
+            receipt = await channel.send(outbound)
+        except PermanentFailure as exc:
+            # newly blocked: noted on the identity (an erased one stays erased)
+            fresh = isinstance(exc, RecipientBlocked) and not row.blocked
+            blocked = row.identity_id if fresh else None
+            await self._record(
+                _Outcome(row.id, row.message_id, "failed", error=exc.reason, blocks=blocked)
+            )
+            self._metrics.send_failures.labels(kind="permanent").inc()
+            log.warning(
+                "send failed for good", extra={"message_id": row.message_id, "reason": exc.reason}
+            )
+            return True
+        except (RetryLater, ChanCenterError, OSError, TimeoutError) as exc:
+            after = exc.after if isinstance(exc, RetryLater) else min(2.0**row.attempts, 300.0)
+            await self._group.submit(
+                _Outcome(row.id, row.message_id, "retry", error=str(exc)[:1000], after=after)
+            )
+            self._metrics.send_failures.labels(kind="retry").inc()
+            log.warning(
+                "send failed, will retry",
+                extra={"message_id": row.message_id, "after": after, "error": str(exc)},
+            )
+            return False
+        await self._record(
+            _Outcome(row.id, row.message_id, "sent", external_id=receipt.external_id)
+        )
+        return True
+
+    async def _record(self, outcome: _Outcome) -> None:
+        """Record a finished send, however long it takes: the send itself is never repeated.
+
+        The platform has the message now; the row may only leave the outbox through here.
+        """
+        pause = 0.1
+        while True:
+            try:
+                await self._group.submit(outcome)
+                # every outbound message, whoever wrote it, leaves the outbox once, here
+                self._metrics.messages.labels(direction="out").inc()
+                return
+            except sa.exc.IntegrityError:
+                # the platform's id is already recorded for another message: keep ours without it
+                log.warning(
+                    "platform message id already recorded; stored without it",
+                    extra={"message_id": outcome.message_id, "external_id": outcome.external_id},
+                )
+                outcome = replace(outcome, external_id=None)
+            except Exception:
+                log.exception(
+                    "recording a send failed; trying again",
+                    extra={"message_id": outcome.message_id},
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30.0)
+
+    async def _write(self, conn: AsyncConnection, outcomes: list[_Outcome]) -> list[None]:
+        """Record many sends' outcomes in one transaction."""
+        finished = [o for o in outcomes if o.status != "retry"]
+        if finished:
+            await conn.execute(
+                messages.update()
+                .where(messages.c.id == sa.bindparam("m_id"))
+                .values(
+                    # a receipt may already have moved it past "sent"
+                    status=sa.case(
+                        (messages.c.status == "pending", sa.bindparam("m_status")),
+                        else_=messages.c.status,
+                    ),
+                    external_id=sa.bindparam("m_external_id"),
+                    error=sa.bindparam("m_error"),
+                ),
+                [
+                    {
+                        "m_id": o.message_id,
+                        "m_status": o.status,
+                        "m_external_id": o.external_id,
+                        "m_error": o.error,
+                    }
+                    for o in finished
+                ],
+            )
+            await conn.execute(
+                outbox.delete().where(outbox.c.id.in_([o.outbox_id for o in finished]))
+            )
+            blocks = [o.blocks for o in finished if o.blocks is not None]
+            if blocks:
+                await conn.execute(
+                    identities.update()
+                    .where(identities.c.id.in_(blocks))
+                    .values(blocked=int(Reach.BLOCKED))
+                )
+        at = now()
+        for o in outcomes:
+            if o.status == "retry":
+                await conn.execute(
+                    outbox.update()
+                    .where(outbox.c.id == o.outbox_id)
+                    .values(
+                        attempts=outbox.c.attempts + 1,
+                        next_attempt_at=at + timedelta(seconds=o.after),
+                        last_error=o.error,
+                    )
+                )
+        return [None] * len(outcomes)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._group.close()
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    outbox_id: int
+    message_id: int
+    status: str  # sent | failed | retry
+    external_id: str | None = None
+    error: str | None = None
+    after: float = 0.0
+    blocks: int | None = None  # the identity that blocked us
+
+
+async def wait_for_event(event: asyncio.Event, seconds: float) -> None:
+    """Until `event` is set or `seconds` pass; then clear it.
+
+    Not `asyncio.wait_for`: on Python 3.11 it can swallow a cancellation that arrives as
+    the event is set, and a loop that should stop at shutdown then runs on.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    event.clear()
+
+
+async def idle_time(db: Database, due_column: Any, *where: Any, most: float = IDLE_POLL) -> float:
+    """Seconds until the earliest row of an outbox (`where` ...) is due (at most `most`)."""
+    try:
+        async with db.read() as conn:
+            due = (await conn.execute(sa.select(sa.func.min(due_column)).where(*where))).scalar()
+    except Exception:
+        return most
+    if due is None:
+        return most
+    return min(max((db_datetime(due) - now()).total_seconds(), 0.01), most)
+
+
+def db_datetime(value: datetime | str | None) -> datetime | None:
+    """SQLite hands back an aggregate's datetime as text; PostgreSQL as a datetime."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value is not None and value.tzinfo is not None:
+        value = value.astimezone(UTC)  # PostgreSQL answers timestamptz as aware times
+    return value.replace(tzinfo=None) if value is not None else None

@@ -1,0 +1,80 @@
+"""What a handler sees (`HandlerContext`) and what it may ask for (effects).
+
+Handlers run outside any transaction (a bot may take seconds); what they ask
+for is committed afterwards in one transaction together with the work item's
+removal, and only if nobody changed the conversation's handler meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.model import BOT, Author, Inbound, Part
+from bot.pipeline.bots import BotProvider
+
+Write = Callable[[AsyncConnection], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class ConversationState:
+    id: int
+    space_id: int
+    contact_id: int
+    channel_id: str
+    handler: str  # bot | flow | waiting | agent
+    status: str
+    language: str | None
+    bot_fallbacks: int = 0
+    away_sent_at: Any = None
+    # the space's settings (handover keywords, business hours...) as of loading
+    space_settings: dict[str, Any] = field(default_factory=dict)
+    timezone: str = "UTC"
+
+
+@dataclass
+class HandlerContext:
+    event: Inbound
+    message_id: int
+    opened: bool  # this message opened the conversation
+    conversation: ConversationState
+    bots: BotProvider
+    app: web.Application  # the hub's services, for handlers that administer it
+    desk_enabled: bool = False
+    replies: list[tuple[tuple[Part, ...], Author]] = field(default_factory=list)
+    new_handler: str | None = None
+    assignee_id: int | None = None  # with new_handler "agent"
+    team_id: int | None = None  # the queue a waiting conversation sits in
+    bot_fallbacks: int | None = None  # the new count of fallbacks in a row
+    away_sent: bool = False
+    set_fields: dict[str, Any] = field(default_factory=dict)
+    desk: list[tuple[str, str | None]] = field(default_factory=list)  # (kind, note)
+    writes: list[Write] = field(default_factory=list)  # more, in the same transaction
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    def reply(self, *parts: Part, by: Author = BOT) -> None:
+        """Queue one outbound message to the contact, sent `by` the bot unless said."""
+        self.replies.append((tuple(parts), by))
+
+    def hand_over(self, handler: str) -> None:
+        self.new_handler = handler
+
+    def write(self, write: Write) -> None:
+        """Run `write` in the transaction that commits the replies (e.g. a flow's state)."""
+        self.writes.append(write)
+
+    def then(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the transaction has committed (wake whoever drains it)."""
+        self.after_commit.append(callback)
+
+    def tell_desk(self, kind: str, note: str | None = None) -> None:
+        """Queue a notice for the agent desk: `handover`, `message` (this one), `state`,
+        or `alert` (for the admins, with `note`).
+
+        Without a desk (no Slack configured) there is nobody to tell."""
+        if self.desk_enabled:
+            self.desk.append((kind, note))

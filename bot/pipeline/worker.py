@@ -1,0 +1,272 @@
+"""Handle one work item: run the handlers, then commit their effects and drop the item.
+
+At-least-once: if the process dies before the commit, the item is still there and
+is handled again on restart; outbound rows carry a dedupe key derived from the
+inbound message, so a second run writes nothing twice. Handlers run outside any
+transaction (a bot may take seconds); their effects are group-committed with
+other conversations' and only if nobody changed the conversation's handler
+meanwhile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.errors import ChanCenterError
+from bot.metrics import Metrics
+from bot.model import event_adapter, parts_adapter
+from bot.pipeline.bots import BotProvider
+from bot.pipeline.handling import ConversationState, HandlerContext
+from bot.pipeline.ingest import now
+from bot.plugins import Handler
+from bot.storage.db import Database
+from bot.storage.group import GroupCommitter
+from bot.storage.tables import (
+    assignments,
+    contacts,
+    conversations,
+    desk_outbox,
+    messages,
+    outbox,
+    spaces,
+    work_items,
+)
+from bot.workspace.contacts import set_field
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    id: int
+    conversation_id: int
+    payload: dict[str, Any]
+
+
+def with_state(query: sa.Select[Any]) -> sa.Select[Any]:
+    """`query` (over conversations) plus what a handler sees of the conversation."""
+    return (
+        query.add_columns(
+            conversations.c.space_id,
+            conversations.c.contact_id,
+            conversations.c.channel_id,
+            conversations.c.handler,
+            conversations.c.status,
+            contacts.c.language,
+            conversations.c.bot_fallbacks,
+            conversations.c.away_sent_at,
+            spaces.c.settings.label("space_settings"),
+            spaces.c.timezone,
+        )
+        .join_from(conversations, contacts, contacts.c.id == conversations.c.contact_id)
+        .join(spaces, spaces.c.id == conversations.c.space_id)
+    )
+
+
+def state_of(row: Any) -> ConversationState:
+    """A `with_state` row (its conversation id labelled `id`) as the handlers' state."""
+    values = {f.name: getattr(row, f.name) for f in dataclasses.fields(ConversationState)}
+    return ConversationState(**{**values, "space_settings": row.space_settings or {}})
+
+
+@dataclass(frozen=True)
+class _Effects:
+    item: WorkItem
+    ctx: HandlerContext
+
+
+class Worker:
+    def __init__(
+        self,
+        db: Database,
+        handlers: Sequence[Handler],
+        bots: BotProvider,
+        metrics: Metrics,
+        app: web.Application,
+        on_desk: Callable[[], None] | None = None,
+    ) -> None:
+        self._app = app
+        self._on_desk = on_desk
+        self._db = db
+        self._handlers = handlers
+        self._bots = bots
+        self._metrics = metrics
+        self._group: GroupCommitter[_Effects, bool] = GroupCommitter(db, self._write)
+
+    async def process(
+        self, item: WorkItem, state: ConversationState | None = None
+    ) -> ConversationState:
+        """Handle `item` to completion; returns the conversation's state afterwards.
+
+        `state` is what the previous item of the same conversation left; a stale
+        one costs a second run, never a wrong write.
+        """
+        while True:
+            if state is None:
+                state = await self.load(item.conversation_id)
+            ctx = HandlerContext(
+                event=event_adapter.validate_python(item.payload["event"]),  # type: ignore[arg-type]
+                message_id=item.payload["message_id"],
+                opened=item.payload.get("opened", False),
+                conversation=state,
+                bots=self._bots,
+                app=self._app,
+                desk_enabled=self._on_desk is not None,
+            )
+            for handler in self._handlers:
+                if await handler(ctx.event, ctx):
+                    break
+            if await self._group.submit(_Effects(item, ctx)):
+                if ctx.desk and self._on_desk is not None:
+                    self._on_desk()
+                for callback in ctx.after_commit:
+                    callback()
+                return dataclasses.replace(
+                    state,
+                    handler=ctx.new_handler or state.handler,
+                    bot_fallbacks=(
+                        ctx.bot_fallbacks if ctx.bot_fallbacks is not None else state.bot_fallbacks
+                    ),
+                    away_sent_at=now() if ctx.away_sent else state.away_sent_at,
+                )
+            log.info(
+                "conversation changed hands while handling; handling again",
+                extra={"conversation": state.id, "work_item": item.id},
+            )
+            state = None
+
+    async def close(self) -> None:
+        await self._group.close()
+
+    async def load(self, conversation_id: int) -> ConversationState:
+        async with self._db.read() as conn:
+            query = with_state(sa.select(conversations.c.id))
+            row = (await conn.execute(query.where(conversations.c.id == conversation_id))).one()
+        return state_of(row)
+
+    async def _write_state(self, conn: AsyncConnection, ctx: HandlerContext, at: Any) -> None:
+        """Handover, assignment, counters, fields and desk notices a handler asked for."""
+        conversation = ctx.conversation
+        values: dict[str, Any] = {}
+        if ctx.bot_fallbacks not in (None, conversation.bot_fallbacks):
+            values["bot_fallbacks"] = ctx.bot_fallbacks
+        if ctx.new_handler and ctx.new_handler != conversation.handler:
+            values["handler"] = ctx.new_handler
+            values["bot_fallbacks"] = 0
+        if ctx.assignee_id is not None:
+            values["assignee_id"] = ctx.assignee_id
+        if ctx.team_id is not None:
+            values["team_id"] = ctx.team_id
+        if ctx.away_sent:
+            values["away_sent_at"] = at
+        if values:
+            await conn.execute(
+                conversations.update().where(conversations.c.id == conversation.id).values(**values)
+            )
+        if ctx.assignee_id is not None:
+            await conn.execute(
+                assignments.insert().values(
+                    conversation_id=conversation.id, user_id=ctx.assignee_id
+                )
+            )
+        for write in ctx.writes:
+            await write(conn)
+        for key, value in ctx.set_fields.items():
+            try:
+                await set_field(conn, conversation.space_id, conversation.contact_id, key, value)
+            except ChanCenterError as exc:
+                log.warning(
+                    "bot asked to save a field that was refused",
+                    extra={"conversation": conversation.id, "field": key, "error": str(exc)},
+                )
+        if ctx.desk:
+            await conn.execute(
+                desk_outbox.insert(),
+                [
+                    {
+                        "conversation_id": conversation.id,
+                        "kind": kind,
+                        "message_id": ctx.message_id if kind == "message" else None,
+                        "note": note,
+                        "next_attempt_at": at,
+                    }
+                    for kind, note in ctx.desk
+                ],
+            )
+
+    async def _write(self, conn: AsyncConnection, batch: list[_Effects]) -> list[bool]:
+        """One transaction for many conversations' effects; False: the handler changed."""
+        at = now()
+        # kept off the ingest hot path: these conversations were active now. Updating
+        # first also locks them (PostgreSQL) while their handler is checked
+        handlers = dict(
+            (
+                await conn.execute(
+                    conversations.update()
+                    .where(conversations.c.id.in_([e.ctx.conversation.id for e in batch]))
+                    .values(last_message_at=at)
+                    .returning(conversations.c.id, conversations.c.handler)
+                )
+            ).all()
+        )
+        ok = [handlers.get(e.ctx.conversation.id) == e.ctx.conversation.handler for e in batch]
+        done = [e for e, fine in zip(batch, ok, strict=True) if fine]
+        if not done:
+            return ok
+        replies = [
+            {
+                "space_id": e.ctx.conversation.space_id,
+                "conversation_id": e.ctx.conversation.id,
+                "channel_id": e.ctx.conversation.channel_id,
+                "direction": "out",
+                "dedupe_key": f"{e.ctx.message_id}:{n}",
+                "reply_to_id": e.ctx.message_id,
+                "parts": parts_adapter.dump_python(list(parts), mode="json"),
+                "status": "pending",
+                "sender_type": author.type,
+                "sender_id": author.id,
+                "created_at": at,
+            }
+            for e in done
+            for n, (parts, author) in enumerate(e.ctx.replies)
+        ]
+        if replies:
+            inserted = await conn.execute(
+                self._db.insert(messages)
+                .on_conflict_do_nothing()
+                .returning(messages.c.id, messages.c.channel_id),
+                replies,
+            )
+            rows = [
+                {"message_id": r.id, "channel_id": r.channel_id, "next_attempt_at": at}
+                for r in inserted
+            ]
+            if rows:
+                await conn.execute(outbox.insert(), rows)
+        for e in done:
+            await self._write_state(conn, e.ctx, at)
+        await conn.execute(
+            contacts.update()
+            .where(contacts.c.id.in_([e.ctx.conversation.contact_id for e in done]))
+            .values(last_message_at=at)
+        )
+        # a contact with a newly opened conversation is open again, whoever handled it
+        opened = [e.ctx.conversation.contact_id for e in done if e.ctx.opened]
+        if opened:
+            await conn.execute(
+                contacts.update()
+                .where(contacts.c.id.in_(opened), contacts.c.status == "closed")
+                .values(status="open")
+            )
+        await conn.execute(
+            work_items.delete().where(work_items.c.id.in_([e.item.id for e in done]))
+        )
+        return ok

@@ -1,0 +1,1 @@
+"""The glossary's objects and their rules: contacts, conversations, views, shortcuts, people."""
