@@ -22,7 +22,7 @@ from bot.api import people as api_people
 from bot.api import shortcuts as api_shortcuts
 from bot.api import tokens as api_tokens
 from bot.api import views as api_views
-from bot.api.auth import LOCAL_PRINCIPALS, auth_middleware
+from bot.api.auth import auth_middleware
 from bot.api.http import error_middleware, read_in_time
 from bot.delivery import media
 from bot.delivery.ratelimit import Limits
@@ -36,6 +36,7 @@ from bot.keys import (
     DESK_WAKE,
     HTTP,
     INGESTOR,
+    LOCAL_PRINCIPALS,
     METRICS,
     PLUGINS,
     QUEUE,

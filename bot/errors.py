@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
+from aiohttp import web
+
 
 class ChanCenterError(Exception):
     """Base of every error ChanCenter raises on purpose."""
@@ -83,3 +87,17 @@ def http_status(exc: ChanCenterError) -> int:
         if cls in HTTP_STATUS:
             return HTTP_STATUS[cls]
     return 500
+
+
+def error_response(status: int, detail: str) -> web.Response:
+    """An RFC 9457 problem document: `detail` says what went wrong and what to do."""
+    return web.json_response(
+        {
+            "type": "about:blank",
+            "title": HTTPStatus(status).phrase,
+            "status": status,
+            "detail": detail,
+        },
+        status=status,
+        content_type="application/problem+json",
+    )

@@ -1,38 +1,49 @@
-"""Typed application keys: everything a request needs hangs off the Application."""
+"""Typed application keys: everything a request needs hangs off the Application.
+
+The types are named for the type checker only: importing a key never imports the
+runtime behind it, so a module that wants `DB` does not drag in the queue, the sender
+and every channel.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
-import aiohttp
 from aiohttp import web
-from redis.asyncio import Redis
 
-from bot.delivery.outbox import OutboxRelay
-from bot.delivery.sender import Sender
-from bot.metrics import Metrics
-from bot.pipeline.bots import BotProvider
-from bot.pipeline.channels import ChannelRegistry
-from bot.pipeline.ingest import Ingestor
-from bot.pipeline.queue import WorkQueue
-from bot.plugins import Plugins
-from bot.settings import Settings
-from bot.storage.db import Database
+if TYPE_CHECKING:
+    import aiohttp
+    from redis.asyncio import Redis
 
-SETTINGS = web.AppKey("settings", Settings)
-PLUGINS = web.AppKey("plugins", Plugins)
-DB = web.AppKey("db", Database)
-HTTP = web.AppKey("http", aiohttp.ClientSession)
-METRICS = web.AppKey("metrics", Metrics)
-CHANNELS = web.AppKey("channels", ChannelRegistry)
-BOTS = web.AppKey("bots", BotProvider)
-INGESTOR = web.AppKey("ingestor", Ingestor)
-QUEUE = web.AppKey("queue", WorkQueue)
-SENDER = web.AppKey("sender", Sender)
+    from bot.api.auth import Principal
+    from bot.delivery.outbox import OutboxRelay
+    from bot.delivery.sender import Sender
+    from bot.metrics import Metrics
+    from bot.pipeline.bots import BotProvider
+    from bot.pipeline.channels import ChannelRegistry
+    from bot.pipeline.ingest import Ingestor
+    from bot.pipeline.queue import WorkQueue
+    from bot.plugins import Plugins
+    from bot.settings import Settings
+    from bot.storage.db import Database
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+PLUGINS: web.AppKey[Plugins] = web.AppKey("plugins")
+DB: web.AppKey[Database] = web.AppKey("db")
+HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+CHANNELS: web.AppKey[ChannelRegistry] = web.AppKey("channels")
+BOTS: web.AppKey[BotProvider] = web.AppKey("bots")
+INGESTOR: web.AppKey[Ingestor] = web.AppKey("ingestor")
+QUEUE: web.AppKey[WorkQueue] = web.AppKey("queue")
+SENDER: web.AppKey[Sender] = web.AppKey("sender")
 # posts flows' webhook end actions (surveys.webhooks)
-WEBHOOKS = web.AppKey("webhooks", OutboxRelay)
+WEBHOOKS: web.AppKey[OutboxRelay] = web.AppKey("webhooks")
 DEFAULT_SPACE = web.AppKey("default_space", int)
 # set when the agent desk has new notices to deliver (the desk relay waits on it)
 DESK_WAKE = web.AppKey("desk_wake", asyncio.Event)
 # the shared Redis, when CHANCENTER_REDIS_URL is set (scale-out)
-REDIS = web.AppKey("redis", Redis)
+REDIS: web.AppKey[Redis] = web.AppKey("redis")
+# tokens minted in memory by the CLI for its one in-process call (hash -> principal)
+LOCAL_PRINCIPALS: web.AppKey[dict[str, Principal]] = web.AppKey("local_principals")

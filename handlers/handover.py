@@ -19,11 +19,10 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.delivery.sender import db_datetime
+from bot.clock import db_datetime, now
 from bot.keys import DB, METRICS
 from bot.model import AWAY, BOT, Author, Part, TextPart
 from bot.pipeline.handling import HandlerContext, Write
-from bot.pipeline.ingest import now
 from bot.storage.tables import contacts, space_members, teams, users
 from bot.workspace import conversations as ops
 

@@ -10,9 +10,8 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from bot.delivery.sender import db_datetime
+from bot.clock import db_datetime, now
 from bot.model import Author, TextPart
-from bot.pipeline.ingest import now
 from bot.storage.db import Database
 from bot.storage.tables import contacts, conversations, flow_runs, surveys
 from bot.workspace import conversations as ops

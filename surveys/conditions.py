@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.pipeline.ingest import now
+from bot.clock import now
 from bot.workspace.filters import Condition, Group, as_datetime, duration
 
 

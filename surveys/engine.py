@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.clock import now
 from bot.errors import NotFound
 from bot.keys import DB
 from bot.model import (
@@ -31,7 +32,6 @@ from bot.model import (
     text_of,
 )
 from bot.pipeline.handling import HandlerContext
-from bot.pipeline.ingest import now
 from bot.storage.tables import contacts, flow_runs, surveys
 from bot.workspace import contacts as contact_ops
 from bot.workspace import conversations as ops

@@ -16,11 +16,11 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
-from bot.delivery.sender import UNREACHABLE, db_datetime
+from bot.clock import db_datetime, now
+from bot.delivery.sender import UNREACHABLE
 from bot.errors import NotFound
 from bot.keys import DB, PLUGINS, SENDER
 from bot.model import Author, Reach
-from bot.pipeline.ingest import now
 from bot.storage.tables import channels, conversations, flow_runs, identities, messages, spaces
 from bot.workspace import conversations as ops
 from surveys.definition import END, Survey

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.api.http import error_response
-from bot.keys import DB
+from bot.errors import error_response
+from bot.keys import DB, LOCAL_PRINCIPALS
 from bot.storage.tables import api_tokens, organization_members, space_members, spaces
 
 TOKEN_PREFIX = "cc_"
@@ -34,8 +34,6 @@ class Principal:
 
 
 PRINCIPAL = web.RequestKey("principal", Principal)
-# Tokens minted in memory by the CLI for its one in-process call (hash -> principal).
-LOCAL_PRINCIPALS = web.AppKey("local_principals", dict[str, Principal])
 
 
 def hash_token(token: str) -> str:

@@ -5,29 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from http import HTTPStatus
 
 from aiohttp import web
 
-from bot.errors import ChanCenterError, http_status
+from bot.errors import ChanCenterError, error_response, http_status
 from bot.keys import SETTINGS
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def error_response(status: int, detail: str) -> web.Response:
-    """An RFC 9457 problem document: `detail` says what went wrong and what to do."""
-    return web.json_response(
-        {
-            "type": "about:blank",
-            "title": HTTPStatus(status).phrase,
-            "status": status,
-            "detail": detail,
-        },
-        status=status,
-        content_type="application/problem+json",
-    )
 
 
 def server_options(settings: Settings) -> dict[str, float]:

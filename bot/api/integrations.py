@@ -12,9 +12,9 @@ from bot.api.auth import PRINCIPAL
 from bot.api.contacts import _body
 from bot.api.params import _iso
 from bot.api.roles import require
+from bot.clock import now
 from bot.errors import InvalidPayload, NotFound
 from bot.keys import BOTS, DB, SETTINGS
-from bot.pipeline.ingest import now
 from bot.storage.tables import integrations
 from bot.workspace.crypto import Vault
 

@@ -21,9 +21,9 @@ from bot.api.auth import PRINCIPAL, create_token, hash_token
 from bot.api.contacts import _body
 from bot.api.params import _iso, _path_id
 from bot.api.roles import administered, require
+from bot.clock import now
 from bot.errors import Forbidden, NotFound
 from bot.keys import DB
-from bot.pipeline.ingest import now
 from bot.storage.tables import (
     invitations,
     organization_members,

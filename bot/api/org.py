@@ -18,9 +18,9 @@ from bot.api.contacts import _body
 from bot.api.invitations import invite, outsider, user_with_email
 from bot.api.params import _path_id
 from bot.api.roles import org_admin, organization_of, require, require_billing
+from bot.clock import now
 from bot.errors import InvalidPayload, NotFound
 from bot.keys import DB
-from bot.pipeline.ingest import now
 from bot.storage.tables import (
     api_tokens,
     channels,

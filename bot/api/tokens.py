@@ -15,9 +15,9 @@ from bot.api.auth import PRINCIPAL, create_token, hash_token
 from bot.api.contacts import _body
 from bot.api.params import _path_id
 from bot.api.roles import RANK, highest_role, require
+from bot.clock import now
 from bot.errors import InvalidPayload, NotFound
 from bot.keys import DB
-from bot.pipeline.ingest import now
 from bot.storage.tables import api_tokens, users
 
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import aiohttp
 
-from bot.api.auth import LOCAL_PRINCIPALS, Principal, hash_token
+from bot.api.auth import Principal, hash_token
 from bot.cli.commands import USER, Call
 from bot.cli.hub import hub
 from bot.cli.output import emit
 from bot.errors import ChanCenterError
-from bot.keys import DEFAULT_SPACE
+from bot.keys import DEFAULT_SPACE, LOCAL_PRINCIPALS
 from bot.settings import Settings
 
 

@@ -14,8 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.api.http import error_response
-from bot.errors import DeliveryError, NotFound
+from bot.errors import DeliveryError, NotFound, error_response
 from bot.keys import CHANNELS, SETTINGS
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from bot.clock import now
 from bot.delivery.sender import idle_time, wait_for_event
-from bot.pipeline.ingest import now
 from bot.pipeline.partitions import Owned, everything, only_owned
 from bot.storage.db import Database
 

@@ -12,17 +12,17 @@ import contextlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.clock import db_datetime, now
 from bot.errors import ChanCenterError, PermanentFailure, RecipientBlocked, RetryLater
 from bot.metrics import Metrics
 from bot.model import Outbound, Reach, parts_adapter
 from bot.pipeline.channels import ChannelRegistry
-from bot.pipeline.ingest import now
 from bot.pipeline.partitions import Owned, everything, only_owned
 from bot.storage.db import Database
 from bot.storage.group import GroupCommitter
@@ -314,12 +314,3 @@ async def idle_time(db: Database, due_column: Any, *where: Any, most: float = ID
     if due is None:
         return most
     return min(max((db_datetime(due) - now()).total_seconds(), 0.01), most)
-
-
-def db_datetime(value: datetime | str | None) -> datetime | None:
-    """SQLite hands back an aggregate's datetime as text; PostgreSQL as a datetime."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value is not None and value.tzinfo is not None:
-        value = value.astimezone(UTC)  # PostgreSQL answers timestamptz as aware times
-    return value.replace(tzinfo=None) if value is not None else None

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.clock import now
 from bot.model import (
     ContactBlocked,
     Event,
@@ -43,10 +44,6 @@ STATUS_BEFORE: dict[str, tuple[str, ...]] = {
     "read": ("pending", "sent", "delivered"),
     "failed": ("pending", "sent"),
 }
-
-
-def now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass

@@ -31,8 +31,8 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from bot.clock import now
 from bot.metrics import Metrics
-from bot.pipeline.ingest import now
 from bot.pipeline.partitions import PARTITIONS, partition_of
 from bot.pipeline.queue import LocalWorkQueue
 from bot.pipeline.worker import Worker

@@ -12,8 +12,7 @@ import time
 
 from aiohttp import web
 
-from bot.api.http import error_response
-from bot.errors import InvalidPayload, WebhookRejected
+from bot.errors import InvalidPayload, WebhookRejected, error_response
 from bot.keys import CHANNELS, INGESTOR, METRICS, QUEUE
 from bot.model import Event
 from bot.pipeline.ingest import Stored

@@ -20,12 +20,12 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.clock import now
 from bot.errors import ChanCenterError
 from bot.metrics import Metrics
 from bot.model import event_adapter, parts_adapter
 from bot.pipeline.bots import BotProvider
 from bot.pipeline.handling import ConversationState, HandlerContext
-from bot.pipeline.ingest import now
 from bot.plugins import Handler
 from bot.storage.db import Database
 from bot.storage.group import GroupCommitter

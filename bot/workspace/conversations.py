@@ -23,9 +23,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.clock import now
 from bot.errors import InvalidPayload, NotFound
 from bot.model import Author, Part, parts_adapter
-from bot.pipeline.ingest import now
 from bot.storage.db import Database
 from bot.storage.tables import (
     assignments,

@@ -22,9 +22,9 @@ import sqlalchemy as sa
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.sql.elements import ColumnElement
 
+from bot.clock import now
 from bot.errors import InvalidPayload
 from bot.model import Frozen
-from bot.pipeline.ingest import now
 from bot.storage.tables import channels, contact_tags, contacts, field_values, identities, tags
 
 Op = Literal[

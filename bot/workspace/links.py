@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.pipeline.ingest import now
+from bot.clock import now
 from bot.storage.tables import (
     channels,
     link_codes,

@@ -7,8 +7,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.clock import now
 from bot.errors import InvalidPayload, NotFound
-from bot.pipeline.ingest import now
 from bot.storage.tables import (
     contact_merges,
     contact_tags,

@@ -21,10 +21,9 @@ import sqlalchemy as sa
 from aiohttp import BodyPartReader, WebSocketError, WSMsgType, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from bot.api.http import error_response
 from bot.api.params import message_json
 from bot.delivery.bus import RedisBus
-from bot.errors import ChanCenterError, InvalidPayload, NotFound, PayloadTooLarge
+from bot.errors import ChanCenterError, InvalidPayload, NotFound, PayloadTooLarge, error_response
 from bot.keys import CHANNELS, DB, DEFAULT_SPACE, REDIS, SETTINGS
 from bot.model import (
     MediaPart,

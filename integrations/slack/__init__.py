@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from bot.api.http import error_response
+from bot.errors import error_response
 from bot.keys import DB, DEFAULT_SPACE, DESK_WAKE, SENDER, SETTINGS
 
 log = logging.getLogger(__name__)

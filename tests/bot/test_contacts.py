@@ -12,8 +12,8 @@ from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
 from bot.api.auth import create_token
+from bot.clock import now
 from bot.keys import DB, DEFAULT_SPACE
-from bot.pipeline.ingest import now
 from bot.storage.tables import contacts, identities, spaces
 from bot.workspace.bootstrap import SpaceCreated, add_admin, create_space
 from bot.workspace.contacts import shown

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
-from bot.delivery.sender import db_datetime
+from bot.clock import db_datetime
 from bot.errors import PermanentFailure, RecipientBlocked, RetryLater
 from bot.keys import DB, PLUGINS, QUEUE, SENDER
 from bot.model import SentReceipt

@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
 from bot.api.auth import create_token
+from bot.clock import now
 from bot.keys import DB, DEFAULT_SPACE
-from bot.pipeline.ingest import now
 from bot.storage.tables import invitations, organization_members, space_members, spaces, users
 from bot.workspace.bootstrap import add_admin, create_space
 from tests.bot.test_api_conversations import auth, people  # noqa: F401

@@ -9,8 +9,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
+from bot.clock import now
 from bot.keys import DEFAULT_SPACE
-from bot.pipeline.ingest import now
 from bot.storage.tables import work_items
 from tests.bot.test_webhooks import body, post
 from tests.conftest import add_channel, count, eventually

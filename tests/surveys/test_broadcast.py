@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
 from bot.api.auth import create_token
+from bot.clock import now
 from bot.keys import DB, DEFAULT_SPACE
-from bot.pipeline.ingest import now
 from bot.storage.tables import contact_tags, contacts, conversations, identities, messages, tags
 from channels.telegram import CAPABILITIES, TelegramChannel
 from tests.channels.test_telegram import fake, hub  # noqa: F401

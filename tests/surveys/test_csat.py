@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
+from bot.clock import now
 from bot.keys import DB, SENDER
-from bot.pipeline.ingest import now
 from bot.storage.tables import contacts, conversations, flow_runs
 from surveys.clock import FlowClock
 from tests.conftest import count

@@ -17,8 +17,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.web import Application
 
 from bot.api.auth import create_token
+from bot.clock import now
 from bot.keys import DB, DEFAULT_SPACE, SENDER
-from bot.pipeline.ingest import now
 from bot.storage.tables import (
     contacts,
     conversations,
