@@ -22,6 +22,7 @@ run: $(BIN)/chancenter
 test: $(VENV)/.test-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 bench: $(VENV)/.test-deps

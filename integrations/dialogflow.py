@@ -184,8 +184,24 @@ def reply_from(result: Any) -> BotReply:
     )
 
 
-def create_bot(settings: Settings) -> DialogflowBot:
-    """Entry point `chancenter.bots:dialogflow` (the default space's agent)."""
+def create_bot(
+    settings: Settings,
+    project: str | None = None,
+    credentials_info: dict[str, Any] | None = None,
+    language: str = "en",
+    environment: str | None = None,
+) -> DialogflowBot:
+    """Entry point `chancenter.bots:dialogflow`: a space's own agent (`project` and the
+    stored credentials), else the environment's, which serves the default space."""
+    if project is not None:
+        return DialogflowBot(
+            project,
+            settings.dialogflow_endpoint,
+            credentials_info=credentials_info,
+            language=language,
+            environment=environment,
+            timeout=settings.dialogflow_timeout,
+        )
     if not settings.dialogflow_project:
         raise ConfigError("set CHANCENTER_DIALOGFLOW_PROJECT to use Dialogflow")
     credentials = settings.dialogflow_credentials

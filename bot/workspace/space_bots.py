@@ -26,16 +26,17 @@ from bot.workspace.crypto import Vault
 TTL = 30.0
 
 
-def builtin_bot(settings: Settings) -> Bot:
-    """The built-in bot through its entry point (`bot/` names no integration)."""
-    found = entry_points(group="chancenter.bots", name="builtin")
+def bot_factory(name: str, why: str) -> Any:
+    """A bot's factory through its entry point (`bot/` names no integration)."""
+    found = entry_points(group="chancenter.bots", name=name)
     if not found:
-        raise ConfigError(
-            "CHANCENTER_DIALOGFLOW_PROJECT serves the default space only, and other spaces "
-            "need the built-in bot, which is not installed"
-        )
-    factory = next(iter(found)).load()
-    bot: Bot = factory(settings)
+        raise ConfigError(f"{why}, and the {name} bot is not installed")
+    return next(iter(found)).load()
+
+
+def builtin_bot(settings: Settings) -> Bot:
+    why = "CHANCENTER_DIALOGFLOW_PROJECT serves the default space only, and other spaces need"
+    bot: Bot = bot_factory("builtin", f"{why} the built-in bot")(settings)
     return bot
 
 
@@ -75,15 +76,13 @@ class SpaceBots:
         elif row is None:
             bot = self._default if is_default else self._others
         else:
-            from integrations.dialogflow import DialogflowBot
-
-            bot = DialogflowBot(
-                row.settings["project"],
-                self._settings.dialogflow_endpoint,
+            factory = bot_factory("dialogflow", f"space {space_id} has a Dialogflow agent")
+            bot = factory(
+                self._settings,
+                project=row.settings["project"],
                 credentials_info=self._vault.open(row.credentials) or None,
                 language=row.settings.get("language") or "en",
                 environment=row.settings.get("environment"),
-                timeout=self._settings.dialogflow_timeout,
             )
         self._cache[space_id] = (time.monotonic(), version, bot)
         return bot
