@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
-from aiohttp import web
+if TYPE_CHECKING:
+    from aiohttp import web
 
 
 class ChanCenterError(Exception):
@@ -91,6 +93,8 @@ def http_status(exc: ChanCenterError) -> int:
 
 def error_response(status: int, detail: str) -> web.Response:
     """An RFC 9457 problem document: `detail` says what went wrong and what to do."""
+    from aiohttp import web  # here, not above: the CLI's `--help` imports this module
+
     return web.json_response(
         {
             "type": "about:blank",

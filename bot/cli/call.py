@@ -19,7 +19,8 @@ from typing import Any
 import aiohttp
 
 from bot.api.auth import Principal, hash_token
-from bot.cli.commands import USER, Call
+from bot.cli.args import USER
+from bot.cli.commands import Call
 from bot.cli.hub import hub
 from bot.cli.output import emit
 from bot.errors import ChanCenterError

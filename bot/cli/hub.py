@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from bot.app import create_app
-from bot.cli.main import CHANNEL_FLAGS
+from bot.cli.args import CHANNEL_FLAGS
 from bot.cli.output import emit
 from bot.errors import ConfigError
 from bot.keys import DB, DEFAULT_SPACE

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bot.cli.args import CHANNEL_FLAGS
 from bot.cli.commands import COMMANDS
 from bot.cli.output import common_flags
 from bot.errors import ChanCenterError, ConfigError
@@ -160,17 +161,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-CHANNEL_FLAGS = {
-    "--token": "telegram: the bot token from @BotFather",
-    "--page-id": "messenger: the Facebook page id",
-    "--page-token": "messenger: the page access token",
-    "--phone-number-id": "whatsapp: the phone number id",
-    "--access-token": "whatsapp: a system-user access token",
-    "--app-secret": "messenger/whatsapp: the Meta app secret (signs webhooks)",
-    "--verify-token": "messenger/whatsapp: any string; Meta echoes it when checking the URL",
-}
-
-
 def _channel_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     channels = commands.add_parser(
         "channels",
@@ -273,7 +263,7 @@ def _main(argv: Sequence[str] | None) -> int:
 def _run(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
-    from bot import cli_hub
+    from bot.cli import hub as cli_hub
 
     if args.command == "serve":
         return cli_hub.serve(settings)
@@ -286,7 +276,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"database is at revision {args.revision}")
         return 0
     if getattr(args, "call", None) is not None:
-        from bot import cli_call
+        from bot.cli import call as cli_call
 
         return asyncio.run(cli_call.run(settings, args))
     run = {
