@@ -14,6 +14,8 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
+from bot.storage import redis_keys
+
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -140,7 +142,9 @@ class _Shared:
 
     async def acquire(self, key: str = "") -> None:
         wait = float(
-            await self._take(keys=[f"cc:rate:{self._name}:{key}"], args=[self._rate, self._burst])
+            await self._take(
+                keys=[redis_keys.rate_bucket(self._name, key)], args=[self._rate, self._burst]
+            )
         )
         if wait > 0:
             await self._sleep(wait)

@@ -36,6 +36,7 @@ from bot.metrics import Metrics
 from bot.pipeline.partitions import PARTITIONS, partition_of
 from bot.pipeline.queue import LocalWorkQueue
 from bot.pipeline.worker import Worker
+from bot.storage import redis_keys
 from bot.storage.db import Database
 from bot.storage.tables import work_items
 
@@ -46,7 +47,7 @@ LEASE_MS = 10_000
 BATCH = 100
 SWEEP_EVERY = 15.0
 SWEEP_AGE = timedelta(seconds=30)
-DEAD = "cc:work:dead"
+DEAD = redis_keys.DEAD_LETTERS
 
 # renew a lease only if it is still ours
 RENEW = """
@@ -57,8 +58,7 @@ return 0
 """
 
 
-def stream(partition: int) -> str:
-    return f"cc:work:{partition}"
+stream = redis_keys.work_stream
 
 
 class RedisWorkQueue:
@@ -224,5 +224,4 @@ class RedisWorkQueue:
         return len(stale)
 
 
-def _lease(partition: int) -> str:
-    return f"cc:lease:{partition}"
+_lease = redis_keys.lease

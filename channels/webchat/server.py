@@ -35,6 +35,7 @@ from bot.model import (
     TextPart,
 )
 from bot.pipeline.webhooks import accept
+from bot.storage import redis_keys
 from bot.storage.tables import channels, conversations, identities, messages
 from channels.base import Channel
 from channels.webchat.cleanup import sweep_forever
@@ -328,7 +329,7 @@ async def demo(request: web.Request) -> web.Response:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     redis = app.get(REDIS)
-    app[WEBCHAT_HUB] = hub = WebchatHub(RedisBus(redis, "cc:webchat") if redis else None)
+    app[WEBCHAT_HUB] = hub = WebchatHub(RedisBus(redis, redis_keys.WEBCHAT) if redis else None)
     app[UPLOADS] = store = UploadStore(
         settings.data_dir / "uploads",
         settings.max_upload_bytes,
