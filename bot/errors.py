@@ -34,9 +34,9 @@ class DeliveryError(ChanCenterError):
 
 
 class RetryLater(DeliveryError):
-    """A transient failure: try again after `after` seconds."""
+    """A transient failure: try again after `after` seconds (None: the backoff decides)."""
 
-    def __init__(self, after: float, reason: str = "") -> None:
+    def __init__(self, after: float | None, reason: str = "") -> None:
         super().__init__(reason or f"retry after {after}s")
         self.after = after
         self.reason = reason

@@ -15,7 +15,8 @@ import aiohttp
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.delivery.outbox import Later, OutboxRelay
+from bot.delivery.outbox import OutboxRelay
+from bot.errors import RetryLater
 from bot.keys import WEBHOOKS
 from bot.pipeline.handling import HandlerContext
 from bot.pipeline.partitions import Owned, everything
@@ -48,10 +49,10 @@ def webhook_relay(
             async with http.post(row.url, json=row.body, timeout=TIMEOUT) as resp:
                 status, retry_after = resp.status, resp.headers.get("Retry-After")
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise Later(f"{row.url}: {exc!r}") from exc
+            raise RetryLater(None, f"{row.url}: {exc!r}") from exc
         if status >= 500 or status in RETRIED:
             wait = float(retry_after) if retry_after and retry_after.isdigit() else None
-            raise Later(f"{row.url} answered {status}", wait)
+            raise RetryLater(wait, f"{row.url} answered {status}")
         if status >= 400:
             log.error(
                 "flow webhook refused; not sent again",

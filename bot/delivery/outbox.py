@@ -8,15 +8,17 @@ An outage delays what is owed, it never drops it. The table needs the columns `i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
-from bot.clock import now
-from bot.delivery.sender import idle_time, wait_for_event
+from bot.clock import db_datetime, now
+from bot.errors import RetryLater
 from bot.pipeline.partitions import Owned, everything, only_owned
 from bot.storage.db import Database
 
@@ -24,18 +26,11 @@ log = logging.getLogger(__name__)
 
 BATCH = 50
 MAX_BACKOFF = 300.0
-
-
-class Later(Exception):
-    """Raised by a delivery that should be tried again, after `retry_after` if given."""
-
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.retry_after = retry_after
+IDLE_POLL = 5.0  # seconds; catches rows whose retry time has come
 
 
 class OutboxRelay:
-    """`deliver(row)` returns once the receiver took the row, or raises `Later`."""
+    """`deliver(row)` returns once the receiver took the row, or raises `RetryLater`."""
 
     def __init__(
         self,
@@ -103,17 +98,15 @@ class OutboxRelay:
         for n, row in enumerate(rows):
             try:
                 await self._deliver(row)
-            except Later as exc:
+            except RetryLater as exc:
                 await self._retry_later(row, exc)
                 return n  # the conversation's later rows wait for this one
             async with self._db.write() as conn:
                 await conn.execute(self._table.delete().where(self._table.c.id == row.id))
         return len(rows)
 
-    async def _retry_later(self, row: sa.Row, exc: Later) -> None:
-        delay = min(0.5 * 2.0**row.attempts, MAX_BACKOFF)
-        if exc.retry_after is not None:
-            delay = max(delay, exc.retry_after)
+    async def _retry_later(self, row: sa.Row, exc: RetryLater) -> None:
+        delay = max(min(0.5 * 2.0**row.attempts, MAX_BACKOFF), exc.after or 0.0)
         log.warning(
             "%s not taken; retrying",
             self._what,
@@ -134,3 +127,28 @@ class OutboxRelay:
                     last_error=str(exc)[:500],
                 )
             )
+
+
+async def wait_for_event(event: asyncio.Event, seconds: float) -> None:
+    """Until `event` is set or `seconds` pass; then clear it.
+
+    Not `asyncio.wait_for`: on Python 3.11 it can swallow a cancellation that arrives as
+    the event is set, and a loop that should stop at shutdown then runs on.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    event.clear()
+
+
+async def idle_time(db: Database, due_column: Any, *where: Any, most: float = IDLE_POLL) -> float:
+    """Seconds until the earliest row of an outbox (`where` ...) is due (at most `most`)."""
+    try:
+        async with db.read() as conn:
+            due = (await conn.execute(sa.select(sa.func.min(due_column)).where(*where))).scalar()
+    except Exception:  # the database is briefly away: poll again soon, and say so
+        log.warning("could not read when the next row is due", exc_info=True)
+        return most
+    if due is None:
+        return most
+    return min(max((db_datetime(due) - now()).total_seconds(), 0.01), most)

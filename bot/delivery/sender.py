@@ -8,17 +8,16 @@ failures are retried with backoff, honouring the platform's `retry_after`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import db_datetime, now
+from bot.delivery.outbox import IDLE_POLL, idle_time, wait_for_event
 from bot.errors import ChanCenterError, PermanentFailure, RecipientBlocked, RetryLater
 from bot.metrics import Metrics
 from bot.model import Outbound, Reach, parts_adapter
@@ -32,7 +31,6 @@ log = logging.getLogger(__name__)
 
 BATCH = 200
 MAX_SENDING = 1000  # conversations sending at once (most of them wait on a rate limit)
-IDLE_POLL = 5.0  # seconds; catches rows whose retry time has come
 UNREACHABLE = {
     Reach.BLOCKED: "the contact has blocked this channel; nothing is sent until they unblock",
     Reach.ERASED: "the contact was erased; nothing is ever sent to them",
@@ -182,7 +180,9 @@ class Sender:
             )
             return True
         except (RetryLater, ChanCenterError, OSError, TimeoutError) as exc:
-            after = exc.after if isinstance(exc, RetryLater) else min(2.0**row.attempts, 300.0)
+            after = min(2.0**row.attempts, 300.0)
+            if isinstance(exc, RetryLater) and exc.after is not None:
+                after = exc.after
             await self._group.submit(
                 _Outcome(row.id, row.message_id, "retry", error=str(exc)[:1000], after=after)
             )
@@ -290,27 +290,3 @@ class _Outcome:
     error: str | None = None
     after: float = 0.0
     blocks: int | None = None  # the identity that blocked us
-
-
-async def wait_for_event(event: asyncio.Event, seconds: float) -> None:
-    """Until `event` is set or `seconds` pass; then clear it.
-
-    Not `asyncio.wait_for`: on Python 3.11 it can swallow a cancellation that arrives as
-    the event is set, and a loop that should stop at shutdown then runs on.
-    """
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await event.wait()
-    event.clear()
-
-
-async def idle_time(db: Database, due_column: Any, *where: Any, most: float = IDLE_POLL) -> float:
-    """Seconds until the earliest row of an outbox (`where` ...) is due (at most `most`)."""
-    try:
-        async with db.read() as conn:
-            due = (await conn.execute(sa.select(sa.func.min(due_column)).where(*where))).scalar()
-    except Exception:
-        return most
-    if due is None:
-        return most
-    return min(max((db_datetime(due) - now()).total_seconds(), 0.01), most)

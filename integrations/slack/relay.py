@@ -8,7 +8,8 @@ import asyncio
 import sqlalchemy as sa
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.delivery.outbox import Later, OutboxRelay
+from bot.delivery.outbox import OutboxRelay
+from bot.errors import RetryLater
 from bot.pipeline.partitions import Owned, everything
 from bot.storage.db import Database
 from bot.storage.tables import desk_outbox
@@ -26,6 +27,6 @@ def desk_relay(
             retry_after = None
             if response is not None and response.status_code == 429:
                 retry_after = float(response.headers.get("Retry-After", 1))
-            raise Later(f"{row.kind}: {exc}", retry_after) from exc
+            raise RetryLater(retry_after, f"{row.kind}: {exc}") from exc
 
     return OutboxRelay(db, desk_outbox, deliver, "desk notice", owned, wake)
