@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     import aiohttp
     from redis.asyncio import Redis
 
@@ -45,5 +47,10 @@ DEFAULT_SPACE = web.AppKey("default_space", int)
 DESK_WAKE = web.AppKey("desk_wake", asyncio.Event)
 # the shared Redis, when CHANCENTER_REDIS_URL is set (scale-out)
 REDIS: web.AppKey[Redis] = web.AppKey("redis")
+# called with (app, conversation_id) after a conversation is closed (an extension's
+# follow-up: the surveys extension asks the space's satisfaction survey)
+ON_CLOSE: web.AppKey[list[Callable[[web.Application, int], Awaitable[None]]]] = web.AppKey(
+    "on_close"
+)
 # tokens minted in memory by the CLI for its one in-process call (hash -> principal)
 LOCAL_PRINCIPALS: web.AppKey[dict[str, Principal]] = web.AppKey("local_principals")
