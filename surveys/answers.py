@@ -17,7 +17,7 @@ from bot.model import (
     Postback,
     text_of,
 )
-from integrations.builtin_bot.matcher import normalize
+from bot.workspace.matching import normalize
 from surveys.definition import QuestionStep
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

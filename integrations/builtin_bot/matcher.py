@@ -1,23 +1,14 @@
-"""Fuzzy intent matching over training phrases, with language-aware normalization."""
+"""Fuzzy intent matching over training phrases, with language-aware normalization
+(`normalize` is `bot.workspace.matching`'s, shared with the surveys' answers)."""
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
 
+from bot.workspace.matching import normalize
 from integrations.builtin_bot.agent import Agent, Intent
-
-_NON_WORD = re.compile(r"[^\w]+")
-
-
-def normalize(text: str) -> str:
-    """Casefold, drop accents and punctuation: "¿Qué HORARIO?" -> "que horario"."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return _NON_WORD.sub(" ", stripped.casefold()).strip()
 
 
 def _score(query: str, phrase: str, **_: object) -> float:

@@ -1,4 +1,6 @@
-"""Every answer type, with what it accepts and what it says when it does not."""
+"""Every answer type, with what it accepts and what it says when it does not; options and
+yes/no words are compared as `bot.workspace.matching` normalizes them (the built-in bot's
+way too)."""
 
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ def said(text: str) -> MessageReceived:
         (ask("date"), "2026-01-02", "2026-01-02"),
         (ask("choice", options=["Free", "Pro plan"]), "2", "Pro plan"),
         (ask("choice", options=["Free", "Pro plan"]), "pro plna", "Pro plan"),  # close spelling
+        (ask("choice", options=["Café", "Té"]), "¡CAFE!", "Café"),  # case, accents, punctuation
         (
             ask("choice", options=["Red", "Green", "Blue"], multiple=True),
             "red and blue",
