@@ -1,4 +1,5 @@
-"""Discovery of channels, bots, handlers and web extensions through entry points.
+"""Discovery of channels, bots, handlers, the handover, flows and web extensions through
+entry points.
 
 `bot/` never imports a channel, integration or handler by name; a separate
 package adds its own by declaring the same entry point groups. Channel classes
@@ -18,7 +19,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from bot.pipeline.bots import Bot
-    from bot.pipeline.handling import HandlerContext
+    from bot.pipeline.handling import FlowStarter, HandlerContext, HandOver
     from bot.settings import Settings
     from channels.base import Channel
 
@@ -60,6 +61,9 @@ class Plugins:
     bots: dict[str, BotFactory] = field(default_factory=dict)
     handlers: list[Handler] = field(default_factory=list)
     extensions: list[Extension] = field(default_factory=list)
+    # how handlers and flows reach each other (through the handler context), one of each
+    handover: HandOver | None = None
+    flows: FlowStarter | None = None
 
     @classmethod
     def discover(cls) -> Plugins:
@@ -68,6 +72,11 @@ class Plugins:
             log.debug("plugins loaded", extra={"group": group, "names": sorted(found)})
             return found
 
+        def one(group: str) -> Any:
+            """The first in name order (a package may replace the default by sorting first)."""
+            found = load(group)
+            return found[min(found)] if found else None
+
         return cls(
             channels=ChannelKinds(
                 {ep.name: ep for ep in entry_points(group="chancenter.channels")}
@@ -75,4 +84,6 @@ class Plugins:
             bots=load("chancenter.bots"),
             handlers=[h for _, h in sorted(load("chancenter.handlers").items())],
             extensions=list(load("chancenter.extensions").values()),
+            handover=one("chancenter.handover"),
+            flows=one("chancenter.flows"),
         )

@@ -10,8 +10,6 @@ from bot.model import Author, Inbound, Postback, Reaction, TextPart, text_of
 from bot.pipeline.bots import BotQuery, BotReply
 from bot.pipeline.handling import HandlerContext
 from bot.storage.tables import integrations
-from handlers.handover import hand_over
-from surveys.engine import start_here
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +102,11 @@ async def answer_with_bot(event: Inbound, ctx: HandlerContext) -> bool:
     if failed:
         ctx.reply(TextPart(text=BOT_ERROR_TEXT), by=by)
     flow = last.payload.get("start_flow") if last is not None else None
-    if flow and await start_here(ctx, str(flow)):
+    if flow and await ctx.start_flow(str(flow)):
         return True
     if last is not None and last.handover:
         payload = last.payload
-        await hand_over(
-            ctx,
+        await ctx.hand_to_people(
             "bot",
             note=payload.get("note"),
             team=payload.get("team"),
@@ -126,8 +123,7 @@ async def answer_with_bot(event: Inbound, ctx: HandlerContext) -> bool:
     misses = conversation.bot_fallbacks + 1 if missed else 0
     ctx.bot_fallbacks = misses
     if misses >= MAX_FALLBACKS:
-        await hand_over(
-            ctx,
+        await ctx.hand_to_people(
             "errors" if failed else "fallbacks",
             note=f"the bot {'failed' if failed else 'did not understand'} {misses} times in a row",
         )

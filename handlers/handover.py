@@ -6,6 +6,10 @@ their capacity, else the team's queue (`waiting`); outside business hours nobody
 unless the space says `assign_outside_hours`. Away reply: outside business hours
 (then instead of the trigger's "getting a person") or with nobody to take it, once
 per window.
+
+`hand_over` is the `chancenter.handover` entry point: flows reach it through their
+handler context (`ctx.hand_to_people`), and it starts the away flow through the same
+context (`ctx.start_flow`), so neither package imports the other for it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from bot.clock import db_datetime, now
 from bot.keys import DB, METRICS
 from bot.model import AWAY, BOT, Author, Part, TextPart
 from bot.pipeline.handling import HandlerContext, Write
-from bot.storage.tables import contacts, space_members, teams, users
+from bot.storage.tables import contacts, space_members, users
 from bot.workspace import conversations as ops
 
 log = logging.getLogger(__name__)
@@ -82,23 +86,13 @@ async def pick_assignee(
         ).scalar()
         if user_id is not None:
             return user_id, None
-    team_id = await team_named(conn, space_id, team)
+    team_id = await ops.team_named(conn, space_id, team)
     prefer = None
     if contact_id is not None:
         prefer = (
             await conn.execute(sa.select(contacts.c.assignee_id).where(contacts.c.id == contact_id))
         ).scalar()
     return await ops.available_member(conn, space_id, team_id, prefer), team_id
-
-
-async def team_named(conn: AsyncConnection, space_id: int, team: str | None) -> int | None:
-    if not team:
-        return None
-    return (
-        await conn.execute(
-            sa.select(teams.c.id).where(teams.c.space_id == space_id, teams.c.name == team)
-        )
-    ).scalar()
 
 
 async def hand_over(
@@ -124,7 +118,7 @@ async def hand_over(
                 conn, conversation.space_id, team, agent, conversation.contact_id
             )
         else:
-            user_id, team_id = None, await team_named(conn, conversation.space_id, team)
+            user_id, team_id = None, await ops.team_named(conn, conversation.space_id, team)
     if user_id is not None:
         ctx.hand_over("agent")
         ctx.assignee_id = user_id
@@ -155,11 +149,8 @@ async def hand_over(
     ctx.away_sent = True
     away_flow = settings.get("away_flow")
     # the away flow asks what they need; with someone assigned, a word is enough
-    if user_id is None and away_flow:
-        from surveys.engine import start_here
-
-        if await start_here(ctx, away_flow, return_to="waiting"):
-            return
+    if user_id is None and away_flow and await ctx.start_flow(away_flow, return_to="waiting"):
+        return
     ctx.reply(TextPart(text=settings.get("away_text") or AWAY_TEXT), by=AWAY)
 
 

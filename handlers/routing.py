@@ -15,7 +15,7 @@ from bot.model import Inbound, MessageReceived, Postback, TextPart, text_of
 from bot.pipeline.handling import HandlerContext
 from bot.workspace import conversations as ops
 from handlers.bot import answer_with_bot
-from handlers.handover import asks_for_human, hand_over
+from handlers.handover import asks_for_human
 from surveys.engine import run_flow
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,8 @@ async def route(event: Inbound, ctx: HandlerContext) -> bool:
         settings = conversation.space_settings
         if asks_for_human(text_of(event.parts), conversation.language, settings):
             said = TextPart(text=settings.get("handover_text") or HANDOVER_TEXT)
-            await hand_over(
-                ctx, "keyword", note="the contact asked for a person", announce=[(said,)]
+            await ctx.hand_to_people(
+                "keyword", note="the contact asked for a person", announce=[(said,)]
             )
             return True
     return await answer_with_bot(event, ctx)

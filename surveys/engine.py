@@ -5,6 +5,9 @@ sends is one step forward (the queue hands a conversation's messages over one at
 a time, in order). The run's state is written in the same transaction as the
 replies it caused, so a restart continues at the same question and a retried
 message never asks twice.
+
+Flows never import handlers: an end action's handover is the handler context's
+(`ctx.hand_to_people`, the `chancenter.handover` entry point).
 """
 
 from __future__ import annotations
@@ -244,8 +247,6 @@ async def _complete(
 
 
 async def _act(ctx: HandlerContext, action: Any, survey: Survey, answers: dict[str, Any]) -> None:
-    from handlers.handover import hand_over
-
     space_id, contact_id = ctx.conversation.space_id, ctx.conversation.contact_id
     if action.tag or action.untag:
         name = action.tag or action.untag
@@ -261,7 +262,7 @@ async def _act(ctx: HandlerContext, action: Any, survey: Survey, answers: dict[s
         ctx.set_fields.update(action.set_field)
     elif action.handover:
         target = action.handover if isinstance(action.handover, dict) else {}
-        await hand_over(ctx, "flow", note=target.get("note"), team=target.get("team"))
+        await ctx.hand_to_people("flow", note=target.get("note"), team=target.get("team"))
     elif action.start_flow:
         await start_here(ctx, action.start_flow)
     elif action.webhook:
@@ -275,7 +276,9 @@ async def _act(ctx: HandlerContext, action: Any, survey: Survey, answers: dict[s
 
 
 async def start_here(ctx: HandlerContext, which: str, return_to: str | None = None) -> bool:
-    """Start a flow in this conversation, from a handler (bot payload, end action, away)."""
+    """Start a flow in this conversation, from a handler (bot payload, end action, away).
+
+    Entry point `chancenter.flows`: handlers call it as `ctx.start_flow(...)`."""
     conversation = ctx.conversation
     async with ctx.app[DB].read() as conn:
         try:

@@ -3,13 +3,17 @@
 Handlers run outside any transaction (a bot may take seconds); what they ask
 for is committed afterwards in one transaction together with the work item's
 removal, and only if nobody changed the conversation's handler meanwhile.
+
+Handlers and flows meet here, not by importing each other: the context carries the
+handover (entry point group `chancenter.handover`) and the flow starter
+(`chancenter.flows`) the worker found, and `hand_to_people` / `start_flow` call them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -18,6 +22,29 @@ from bot.model import BOT, Author, Inbound, Part
 from bot.pipeline.bots import BotProvider
 
 Write = Callable[[AsyncConnection], Awaitable[Any]]
+
+
+class HandOver(Protocol):
+    """Hand the conversation to people: who takes it, and what the contact hears."""
+
+    async def __call__(
+        self,
+        ctx: HandlerContext,
+        trigger: str,
+        note: str | None = None,
+        team: str | None = None,
+        agent: str | None = None,
+        announce: Sequence[Sequence[Part]] = (),
+        by: Author = BOT,
+    ) -> None: ...
+
+
+class FlowStarter(Protocol):
+    """Start the flow `which` (a survey's id or name) here; False when there is none."""
+
+    async def __call__(
+        self, ctx: HandlerContext, which: str, return_to: str | None = None
+    ) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -45,6 +72,8 @@ class HandlerContext:
     bots: BotProvider
     app: web.Application  # the hub's services, for handlers that administer it
     desk_enabled: bool = False
+    handover: HandOver | None = None  # the `chancenter.handover` plugin
+    flows: FlowStarter | None = None  # the `chancenter.flows` plugin
     replies: list[tuple[tuple[Part, ...], Author]] = field(default_factory=list)
     new_handler: str | None = None
     assignee_id: int | None = None  # with new_handler "agent"
@@ -61,7 +90,33 @@ class HandlerContext:
         self.replies.append((tuple(parts), by))
 
     def hand_over(self, handler: str) -> None:
+        """Set the conversation's next handler (`bot`, `flow`, `waiting`, `agent`)."""
         self.new_handler = handler
+
+    async def hand_to_people(
+        self,
+        trigger: str,
+        note: str | None = None,
+        team: str | None = None,
+        agent: str | None = None,
+        announce: Sequence[Sequence[Part]] = (),
+        by: Author = BOT,
+    ) -> None:
+        """Hand the conversation to people through the installed handover; without one,
+        it waits for whoever looks, and the contact hears `announce`."""
+        if self.handover is not None:
+            await self.handover(self, trigger, note, team, agent, announce, by)
+            return
+        self.hand_over("waiting")
+        self.tell_desk("handover", note)
+        for parts in announce:
+            self.reply(*parts, by=by)
+
+    async def start_flow(self, which: str, return_to: str | None = None) -> bool:
+        """Start a flow in this conversation; False when none is installed or found."""
+        if self.flows is None:
+            return False
+        return await self.flows(self, which, return_to)
 
     def write(self, write: Write) -> None:
         """Run `write` in the transaction that commits the replies (e.g. a flow's state)."""

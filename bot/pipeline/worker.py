@@ -22,10 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import now
 from bot.errors import ChanCenterError
+from bot.keys import PLUGINS
 from bot.metrics import Metrics
 from bot.model import event_adapter, parts_adapter
 from bot.pipeline.bots import BotProvider
-from bot.pipeline.handling import ConversationState, HandlerContext
+from bot.pipeline.handling import ConversationState, FlowStarter, HandlerContext, HandOver
 from bot.plugins import Handler
 from bot.storage.db import Database
 from bot.storage.group import GroupCommitter
@@ -92,8 +93,15 @@ class Worker:
         metrics: Metrics,
         app: web.Application,
         on_desk: Callable[[], None] | None = None,
+        handover: HandOver | None = None,
+        flows: FlowStarter | None = None,
     ) -> None:
+        """`handover` and `flows` default to the app's plugins (`chancenter.handover`,
+        `chancenter.flows`): what the handlers' contexts carry."""
         self._app = app
+        plugins = app.get(PLUGINS)
+        self._handover = handover or (plugins.handover if plugins else None)
+        self._flows = flows or (plugins.flows if plugins else None)
         self._on_desk = on_desk
         self._db = db
         self._handlers = handlers
@@ -120,6 +128,8 @@ class Worker:
                 bots=self._bots,
                 app=self._app,
                 desk_enabled=self._on_desk is not None,
+                handover=self._handover,
+                flows=self._flows,
             )
             for handler in self._handlers:
                 if await handler(ctx.event, ctx):

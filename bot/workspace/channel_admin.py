@@ -1,14 +1,17 @@
-"""Connecting, listing and removing channels: what the CLI and admin chat commands share."""
+"""Connecting, listing and removing channels: what the CLI, the admin chat commands and
+the Slack desk share; `channel_command` is the one reading of `/channel ...` (chat and Slack).
+"""
 
 from __future__ import annotations
 
 import logging
+import shlex
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from aiohttp import web
 
-from bot.errors import ConfigError, NotFound
+from bot.errors import ChanCenterError, ConfigError, NotFound
 from bot.keys import CHANNELS, DB, HTTP, SETTINGS
 from bot.storage.tables import channels
 from bot.workspace.bootstrap import new_channel_id
@@ -16,6 +19,15 @@ from bot.workspace.crypto import Vault
 from channels.base import Channel, ChannelContext
 
 log = logging.getLogger(__name__)
+
+USAGE = (
+    "Usage:\n"
+    "/channel add telegram TOKEN\n"
+    "/channel add messenger page_id=… page_token=… app_secret=… verify_token=…\n"
+    "/channel add whatsapp phone_number_id=… access_token=… app_secret=… verify_token=…\n"
+    "/channel list\n"
+    "/channel remove CHANNEL_ID"
+)
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,33 @@ async def remove_channel(app: web.Application, space_id: int, channel_id: str) -
     await channel.disconnect()
     await _delete(app, channel_id)
     log.info("channel removed", extra={"channel": channel_id})
+
+
+async def channel_command(app: web.Application, space_id: int, text: str) -> str:
+    """`/channel add|list|remove ...` for a space, answered in words (chat and Slack)."""
+    try:
+        words = shlex.split(text)[1:]
+    except ValueError as exc:
+        return f"Cannot read that: {exc}\n\n{USAGE}"
+    try:
+        if words[:1] == ["list"]:
+            found = await list_channels(app, space_id)
+            return "\n".join(f"{c.id}  {c.kind}  {c.name}" for c in found) or "No channels yet."
+        if words[:1] == ["remove"] and len(words) == 2:
+            await remove_channel(app, space_id, words[1])
+            return f"Removed {words[1]}."
+        if words[:1] == ["add"] and len(words) >= 3:
+            kind, args = words[1], words[2:]
+            given = dict(a.split("=", 1) for a in args if "=" in a)
+            bare = [a for a in args if "=" not in a]
+            if bare:
+                given.setdefault("token", bare[0])
+            info = await add_channel(app, space_id, kind, given)
+            webhook = f"\nWebhook: {info.webhook_url}" if info.webhook_url else ""
+            return f"Connected {info.kind} {info.name} as {info.id}.{webhook}"
+    except ChanCenterError as exc:
+        return f"{exc}"
+    return USAGE
 
 
 async def _delete(app: web.Application, channel_id: str) -> None:

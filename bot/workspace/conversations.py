@@ -177,13 +177,17 @@ async def check_member(conn: AsyncConnection, space_id: int, user_id: int) -> No
 
 
 async def check_team(conn: AsyncConnection, space_id: int, team_id: int) -> None:
-    found = (
-        await conn.execute(
-            sa.select(teams.c.id).where(teams.c.space_id == space_id, teams.c.id == team_id)
-        )
-    ).first()
-    if found is None:
+    query = sa.select(teams.c.id).where(teams.c.space_id == space_id, teams.c.id == team_id)
+    if (await conn.execute(query)).first() is None:
         raise NotFound(f"no team {team_id} in this space")
+
+
+async def team_named(conn: AsyncConnection, space_id: int, team: str | None) -> int | None:
+    """The id of the space's team called `team` (a handover's, an agent's `assign`)."""
+    if not team:
+        return None
+    query = sa.select(teams.c.id).where(teams.c.space_id == space_id, teams.c.name == team)
+    return (await conn.execute(query)).scalar()
 
 
 async def available_member(
