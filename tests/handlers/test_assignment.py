@@ -14,6 +14,7 @@ from aiohttp.web import Application
 from bot.api.auth import create_token
 from bot.keys import DB, DEFAULT_SPACE
 from bot.storage.tables import assignments, contacts, conversations, identities, users
+from bot.workspace import conversations as ops
 from tests.conftest import count
 from tests.fakes.echo_channel import EchoChannel
 from tests.handlers.test_handover import ALWAYS_CLOSED, agent, say, space_settings
@@ -137,8 +138,6 @@ async def test_a_claim_and_an_api_assignment_assign_the_contact(
     assert (await contact_of(app, "ana")).assignee_id is None  # nobody online: it waits
     await api.ok("POST", f"/conversations/{conversation}/assign", {"user_id": caio})
     assert (await contact_of(app, "ana")).assignee_id == caio
-    from bot import conversation_ops as ops
-
     async with app[DB].write() as conn:
         await ops.assign(conn, await ops.get(conn, conversation), None, None)
         assert (await ops.claim(conn, conversation, bea)) is True
