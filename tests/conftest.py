@@ -1,4 +1,7 @@
-"""Shared fixtures: settings on a temporary SQLite file, the app, and small helpers."""
+"""Shared fixtures: settings on a temporary SQLite file, the app, and small helpers.
+
+Covers `bot.app`, `bot.keys`, `bot.plugins`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The `chancenter` command: help everywhere, clean errors, and `init` end to end."""
+"""The `chancenter` command: help everywhere, clean errors, and `init` end to end.
+
+Covers `bot.cli.hub`, `bot.workspace.bootstrap`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The admin command groups: each one is an in-process API call, rules and errors included."""
+"""The admin command groups: each one is an in-process API call, rules and errors included.
+
+Covers `bot.cli.args`, `bot.cli.call`.
+"""
 
 from __future__ import annotations
 

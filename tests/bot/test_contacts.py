@@ -1,4 +1,7 @@
-"""Custom fields, tags and the filter language, over a real database, through the API."""
+"""Custom fields, tags and the filter language, over a real database, through the API.
+
+Covers `bot.workspace.merge`, `bot.api.views`, `bot.api.fields`.
+"""
 
 from __future__ import annotations
 

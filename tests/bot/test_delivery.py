@@ -1,4 +1,7 @@
-"""Failures on the way out and in the worker: retried, never silently dropped."""
+"""Failures on the way out and in the worker: retried, never silently dropped.
+
+Covers `bot.pipeline.worker`, `bot.clock`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Group commit: concurrent requests share commits, and one bad request fails alone."""
+"""Group commit: concurrent requests share commits, and one bad request fails alone.
+
+Covers `bot.storage.group`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Health, readiness and metrics."""
+"""Health, readiness and metrics.
+
+Covers `bot.metrics`.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 # ruff: noqa: F811 - the `people` fixture is imported by name, then requested as an argument
-"""Users, teams and the space's settings through the API, with roles enforced."""
+"""Users, teams and the space's settings through the API, with roles enforced.
+
+Covers `bot.api.space`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Shortcuts render per contact; privacy export and erase."""
+"""Shortcuts render per contact; privacy export and erase.
+
+Covers `bot.workspace.privacy`, `bot.api.shortcuts`.
+"""
 
 from __future__ import annotations
 

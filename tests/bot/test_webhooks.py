@@ -1,4 +1,7 @@
-"""POST /webhooks/{channel_id}: verify -> parse -> one commit -> 200 -> worker -> sender."""
+"""POST /webhooks/{channel_id}: verify -> parse -> one commit -> 200 -> worker -> sender.
+
+Covers `bot.errors`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Telegram end to end: admin adds the bot, updates come in signed, replies go out via aiogram."""
+"""Telegram end to end: admin adds the bot, updates come in signed, replies go out via aiogram.
+
+Covers `bot.delivery.media`.
+"""
 
 from __future__ import annotations
 

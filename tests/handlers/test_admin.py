@@ -1,5 +1,8 @@
 # ruff: noqa: F811 - the Telegram fixtures are imported by name, then requested as arguments
-"""Admin commands from a chat: only after `/link CODE`, only for space managers and org admins."""
+"""Admin commands from a chat: only after `/link CODE`, only for space managers and org admins.
+
+Covers `bot.workspace.channel_admin`, `bot.workspace.links`.
+"""
 
 from __future__ import annotations
 

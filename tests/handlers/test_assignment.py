@@ -1,5 +1,8 @@
 """Assignment is of the contact (issue #14): handover, claim, the API and closes keep the
-contact's assignee, team and status true, and the views' filters match them."""
+contact's assignee, team and status true, and the views' filters match them.
+
+Covers `bot.workspace.conversations`.
+"""
 
 from __future__ import annotations
 

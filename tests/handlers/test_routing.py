@@ -1,4 +1,7 @@
-"""Routing through the real pipeline: welcome on a new conversation, handover silences the bot."""
+"""Routing through the real pipeline: welcome on a new conversation, handover silences the bot.
+
+Covers `bot.pipeline.handling`, `bot.pipeline.bots`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The Dialogflow bot through the real async client, against a local DetectIntent server."""
+"""The Dialogflow bot through the real async client, against a local DetectIntent server.
+
+Covers `bot.workspace.space_bots`.
+"""
 
 from __future__ import annotations
 

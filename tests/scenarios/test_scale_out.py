@@ -4,6 +4,8 @@
 killed with SIGKILL halfway and Redis is restarted; at the end every message is stored
 once, answered once at the (fake) platform, in order within each conversation, and
 nothing is left waiting.
+
+Covers `bot.pipeline.redis_queue`, `bot.pipeline.partitions`, `bot.storage.redis_keys`.
 """
 
 from __future__ import annotations

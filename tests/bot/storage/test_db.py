@@ -1,5 +1,8 @@
 """SQLite writes on the loop's thread: they commit or roll back whole, and another
-process's write is waited for without stopping the event loop."""
+process's write is waited for without stopping the event loop.
+
+Covers `bot.storage.inline_sqlite`.
+"""
 
 from __future__ import annotations
 

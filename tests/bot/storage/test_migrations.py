@@ -1,4 +1,7 @@
-"""The migrations create exactly the schema the code uses, and the unique keys hold."""
+"""The migrations create exactly the schema the code uses, and the unique keys hold.
+
+Covers `bot.storage.tables`, `bot.storage.migrate`.
+"""
 
 from __future__ import annotations
 

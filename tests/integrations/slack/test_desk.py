@@ -1,5 +1,8 @@
 """The Slack desk's rules: one claim wins, strangers are told how to link, outages are
-retried, and every `/chancenter` command does what it says."""
+retried, and every `/chancenter` command does what it says.
+
+Covers `bot.delivery.outbox`.
+"""
 
 from __future__ import annotations
 
