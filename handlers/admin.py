@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 
-from bot.keys import DB
 from bot.model import Inbound, MessageReceived, TextPart, text_of
 from bot.pipeline.handling import HandlerContext
 from bot.workspace.channel_admin import channel_command
@@ -24,7 +23,7 @@ async def admin_commands(event: Inbound, ctx: HandlerContext) -> bool:
         return False
     text = text_of(event.parts).strip()
     channel_id, sender = ctx.conversation.channel_id, event.sender.external_id
-    db = ctx.app[DB]
+    db = ctx.db
     if text.lower().startswith("/link "):
         async with db.write() as conn:
             user = await redeem(conn, text.split(maxsplit=1)[1], channel_id, sender)

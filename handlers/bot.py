@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from bot.errors import BadCredentials, IntegrationError
-from bot.keys import DB, METRICS
 from bot.model import Author, Inbound, Postback, Reaction, TextPart, text_of
 from bot.pipeline.bots import BotQuery, BotReply
 from bot.pipeline.handling import HandlerContext
@@ -36,7 +35,7 @@ async def _tell_admins(ctx: HandlerContext, problem: str) -> None:
     log.error(
         "bot credentials refused", extra={"space": ctx.conversation.space_id, "error": problem}
     )
-    async with ctx.app[DB].write() as conn:
+    async with ctx.db.write() as conn:
         await conn.execute(
             integrations.update()
             .where(integrations.c.space_id == ctx.conversation.space_id)
@@ -69,7 +68,7 @@ async def answer_with_bot(event: Inbound, ctx: HandlerContext) -> bool:
             reply = await bot.detect(query)
         except IntegrationError as exc:
             # never leave the contact unanswered: say so, count it, hand over if it repeats
-            ctx.app[METRICS].bot_errors.inc()
+            ctx.metrics.bot_errors.inc()
             if isinstance(exc, BadCredentials) and exc.first:
                 await _tell_admins(ctx, str(exc))
             else:

@@ -24,7 +24,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import db_datetime, now
-from bot.keys import DB, METRICS
 from bot.model import AWAY, BOT, Author, Part, TextPart
 from bot.pipeline.handling import HandlerContext, Write
 from bot.storage.tables import contacts, space_members, users
@@ -112,7 +111,7 @@ async def hand_over(
     settings, timezone = conversation.space_settings, conversation.timezone
     at = now()
     open_now = in_business_hours(settings, timezone, at)
-    async with ctx.app[DB].read() as conn:
+    async with ctx.db.read() as conn:
         if open_now or settings.get("assign_outside_hours"):
             user_id, team_id = await pick_assignee(
                 conn, conversation.space_id, team, agent, conversation.contact_id
@@ -127,7 +126,7 @@ async def hand_over(
     ctx.team_id = team_id
     ctx.write(_contact_assigned(conversation.contact_id, user_id, team_id))
     ctx.tell_desk("handover", note)
-    ctx.app[METRICS].handovers.labels(trigger=trigger).inc()
+    ctx.metrics.handovers.labels(trigger=trigger).inc()
     log.info(
         "conversation handed to people",
         extra={

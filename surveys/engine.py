@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import now
 from bot.errors import NotFound
-from bot.keys import DB
 from bot.model import (
     Author,
     Inbound,
@@ -142,7 +141,7 @@ async def facts(conn: AsyncConnection, contact_id: int) -> tuple[dict[str, Any],
 async def run_flow(event: Inbound, ctx: HandlerContext) -> bool:
     """The conversation's handler is `flow`: this message answers the waiting question."""
     conversation = ctx.conversation
-    async with ctx.app[DB].read() as conn:
+    async with ctx.db.read() as conn:
         run = await active_run(conn, conversation.id)
         if run is None:
             ctx.hand_over("bot")  # nothing runs any more (expired meanwhile): the bot answers
@@ -280,7 +279,7 @@ async def start_here(ctx: HandlerContext, which: str, return_to: str | None = No
 
     Entry point `chancenter.flows`: handlers call it as `ctx.start_flow(...)`."""
     conversation = ctx.conversation
-    async with ctx.app[DB].read() as conn:
+    async with ctx.db.read() as conn:
         try:
             survey_id, survey = await find_survey(conn, conversation.space_id, which)
         except NotFound:

@@ -18,8 +18,10 @@ from typing import Any, Protocol
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.metrics import Metrics
 from bot.model import BOT, Author, Inbound, Part
 from bot.pipeline.bots import BotProvider
+from bot.storage.db import Database
 
 Write = Callable[[AsyncConnection], Awaitable[Any]]
 
@@ -70,7 +72,9 @@ class HandlerContext:
     opened: bool  # this message opened the conversation
     conversation: ConversationState
     bots: BotProvider
-    app: web.Application  # the hub's services, for handlers that administer it
+    db: Database
+    metrics: Metrics
+    app: web.Application  # the hub itself, for handlers that administer it (admin commands)
     desk_enabled: bool = False
     handover: HandOver | None = None  # the `chancenter.handover` plugin
     flows: FlowStarter | None = None  # the `chancenter.flows` plugin

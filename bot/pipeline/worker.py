@@ -126,6 +126,8 @@ class Worker:
                 opened=item.payload.get("opened", False),
                 conversation=state,
                 bots=self._bots,
+                db=self._db,
+                metrics=self._metrics,
                 app=self._app,
                 desk_enabled=self._on_desk is not None,
                 handover=self._handover,
