@@ -12,16 +12,22 @@ import aiohttp
 import sqlalchemy as sa
 from aiohttp import web
 
-from bot.api import contacts as api_contacts
-from bot.api import conversations as api_conversations
-from bot.api import inbox as api_inbox
-from bot.api import integrations as api_integrations
-from bot.api import ops
-from bot.api import params as api
-from bot.api import people as api_people
-from bot.api import shortcuts as api_shortcuts
-from bot.api import tokens as api_tokens
-from bot.api import views as api_views
+from bot.api import (
+    contacts,
+    conversations,
+    fields,
+    inbox,
+    integrations,
+    invitations,
+    openapi,
+    ops,
+    org,
+    people,
+    shortcuts,
+    space,
+    tokens,
+    views,
+)
 from bot.api.auth import auth_middleware
 from bot.api.http import error_middleware, read_in_time
 from bot.delivery import media
@@ -38,12 +44,12 @@ from bot.keys import (
     INGESTOR,
     LOCAL_PRINCIPALS,
     METRICS,
+    ON_CLOSE,
     PLUGINS,
     QUEUE,
     REDIS,
     SENDER,
     SETTINGS,
-    WEBHOOKS,
 )
 from bot.metrics import Metrics
 from bot.pipeline import webhooks
@@ -59,11 +65,24 @@ from bot.storage.tables import channels
 from bot.workspace.bootstrap import ensure_default_space
 from bot.workspace.space_bots import SpaceBots
 from channels.base import ChannelContext
-from surveys import api as surveys_api
-from surveys.clock import FlowClock
-from surveys.webhooks import webhook_relay
 
 log = logging.getLogger(__name__)
+
+# the REST API, a module a resource; an extension adds its own (surveys)
+RESOURCES = (
+    inbox,
+    contacts,
+    fields,
+    conversations,
+    people,
+    space,
+    org,
+    invitations,
+    integrations,
+    tokens,
+    views,
+    shortcuts,
+)
 
 
 def create_app(settings: Settings, plugins: Plugins | None = None) -> web.Application:
@@ -75,22 +94,18 @@ def create_app(settings: Settings, plugins: Plugins | None = None) -> web.Applic
     app[PLUGINS] = plugins or Plugins.discover()
     app[METRICS] = Metrics()
     app[LOCAL_PRINCIPALS] = {}
-    app.cleanup_ctx.extend([_database, _http, _redis, _components, _background])
+    app[ON_CLOSE] = []
+    app.cleanup_ctx.extend([_database, _http, _redis, _components])
     webhooks.setup(app)
-    api.setup(app)
-    api_inbox.setup(app)
-    api_contacts.setup(app)
-    api_conversations.setup(app)
-    api_people.setup(app)
-    api_integrations.setup(app)
-    api_tokens.setup(app)
-    api_views.setup(app)
-    api_shortcuts.setup(app)
-    surveys_api.setup(app)
+    openapi.setup(app)
+    for api in RESOURCES:
+        api.routes.setup(app)
     ops.setup(app)
     media.setup(app)
-    for extension in app[PLUGINS].extensions:
+    for extension in app[PLUGINS].extensions:  # the web chat, surveys, the Slack desk...
         extension(app)
+    # the consumers start once every extension is ready, and stop before any closes
+    app.cleanup_ctx.append(_background)
     return app
 
 
@@ -150,14 +165,13 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     desk = app.get(DESK_WAKE)  # set by an agent-desk extension (Slack) when configured
     worker = Worker(db, plugins.handlers, app[BOTS], metrics, app, desk.set if desk else None)
     app[SENDER] = sender
-    app[WEBHOOKS] = webhooks = webhook_relay(db, app[HTTP])
     if REDIS in app:
         from bot.pipeline.redis_queue import RedisWorkQueue
 
         queue = RedisWorkQueue(
             app[REDIS], db, worker, metrics, settings.worker_concurrency, on_done=sender.notify
         )
-        sender.owned = webhooks.owned = queue.owned
+        sender.owned = queue.owned  # relays of extensions take the sender's partitions
         app[QUEUE] = queue
     else:
         app[QUEUE] = LocalWorkQueue(
@@ -170,13 +184,11 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    """The in-process consumers: the work queue, the sender, the webhook relay and the flow
-    clock (unless told not to work)."""
+    """The in-process consumers: the work queue and the sender (unless told not to work);
+    extensions run their own (the surveys' webhook relay and flow clock, the Slack desk)."""
     tasks: list[asyncio.Task[None]] = []
     if app[SETTINGS].works:
-        clock = FlowClock(app[DB], app[SENDER].notify)
-        consumers = (app[QUEUE].run, app[SENDER].run, app[WEBHOOKS].run, clock.run)
-        tasks = [_spawn(run) for run in consumers]
+        tasks = [_spawn(run) for run in (app[QUEUE].run, app[SENDER].run)]
     yield
     for task in tasks:
         task.cancel()

@@ -17,9 +17,10 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.api.auth import PRINCIPAL
-from bot.api.params import _body, _int_query, _iso, _limit, _path_id
+from bot.api.openapi import BEFORE, CSV, LIMIT, Routes
+from bot.api.params import int_query, iso, json_body, page_limit, path_id, space_items
 from bot.api.roles import require
-from bot.api.views import _view_filter
+from bot.api.views import view_filter
 from bot.errors import InvalidPayload, PayloadTooLarge
 from bot.keys import DB
 from bot.pipeline.untrusted import MAX_INT, load_yaml, loads, plain
@@ -27,7 +28,7 @@ from bot.storage.tables import contacts, flow_runs, surveys
 from bot.workspace import contacts as contact_ops
 from bot.workspace.csv_io import csv_line
 from bot.workspace.filters import compile_filter
-from surveys.definition import dump, parse_survey
+from surveys.definition import Survey, dump, parse_survey
 from surveys.engine import find_survey
 from surveys.fields import check_fields
 from surveys.start import start_for_contact
@@ -45,6 +46,9 @@ class Send(BaseModel):
 
     contact_ids: list[Id] | None = Field(None, max_length=10_000)
     view_id: Id | None = None
+
+
+routes = Routes()
 
 
 async def _survey_data(request: web.Request) -> Any:
@@ -66,26 +70,31 @@ async def _survey_data(request: web.Request) -> Any:
     return plain(data)
 
 
+@routes.get("/api/v1/surveys", "The space's surveys")
 async def list_surveys(request: web.Request) -> web.Response:
-    async with request.app[DB].read() as conn:
-        rows = await conn.execute(
-            sa.select(surveys)
-            .where(surveys.c.space_id == request[PRINCIPAL].space_id)
-            .order_by(surveys.c.id)
-        )
-        items = [
-            {
-                "id": r.id,
-                "name": r.name,
-                "description": r.definition.get("description", ""),
-                "steps": len(r.definition["steps"]),
-                "created_at": _iso(r.created_at),
-            }
-            for r in rows
-        ]
-    return web.json_response({"items": items})
+    return await space_items(
+        request,
+        surveys,
+        lambda r: {
+            "id": r.id,
+            "name": r.name,
+            "description": r.definition.get("description", ""),
+            "steps": len(r.definition["steps"]),
+            "created_at": iso(r.created_at),
+        },
+        order_by=surveys.c.id,
+    )
 
 
+@routes.post(
+    "/api/v1/surveys",
+    "Save a survey, written in JSON or YAML (application/yaml)",
+    body=Survey,
+    status=201,
+    said="saved",
+    errors=(400, 401, 403),
+    also={"application/yaml": {"type": "string"}},
+)
 async def create_survey(request: web.Request) -> web.Response:
     """The body is the survey: JSON, or YAML with a YAML content type."""
     require(request, "manager")
@@ -115,40 +124,47 @@ async def create_survey(request: web.Request) -> web.Response:
     return web.json_response({"id": survey_id, "name": survey.name}, status=201)
 
 
+@routes.get("/api/v1/surveys/{survey_id}", "One survey's definition")
 async def show_survey(request: web.Request) -> web.Response:
     async with request.app[DB].read() as conn:
         survey_id, survey = await find_survey(
-            conn, request[PRINCIPAL].space_id, _path_id(request, "survey_id")
+            conn, request[PRINCIPAL].space_id, path_id(request, "survey_id")
         )
     return web.json_response({"id": survey_id, "name": survey.name, "definition": dump(survey)})
 
 
+@routes.delete("/api/v1/surveys/{survey_id}", "Remove a survey and its results")
 async def remove_survey(request: web.Request) -> web.Response:
     """Removes the survey and its results; runs in progress stop."""
     require(request, "manager")
     async with request.app[DB].write() as conn:
         survey_id, _ = await find_survey(
-            conn, request[PRINCIPAL].space_id, _path_id(request, "survey_id")
+            conn, request[PRINCIPAL].space_id, path_id(request, "survey_id")
         )
         await conn.execute(surveys.delete().where(surveys.c.id == survey_id))
     return web.Response(status=204)
 
 
+@routes.post(
+    "/api/v1/surveys/{survey_id}/send",
+    "Start the survey for contacts or a view (who was skipped, and why)",
+    body=Send,
+)
 async def send_survey(request: web.Request) -> web.Response:
     """Contacts outside their channel's messaging window, or talking with a person, are
     skipped and listed; the sender paces the messages by each platform's limits."""
     require(request, "manager")
-    body = await _body(request, Send)
+    body = await json_body(request, Send)
     if (body.contact_ids is None) == (body.view_id is None):
         raise InvalidPayload("give contact_ids or view_id (one of them)")
     principal = request[PRINCIPAL]
     async with request.app[DB].read() as conn:
         survey_id, survey = await find_survey(
-            conn, principal.space_id, _path_id(request, "survey_id")
+            conn, principal.space_id, path_id(request, "survey_id")
         )
         query = sa.select(contacts.c.id).where(contacts.c.space_id == principal.space_id)
         if body.view_id is not None:
-            group = await _view_filter(conn, principal, body.view_id)
+            group = await view_filter(conn, principal, body.view_id)
             fields = await contact_ops.field_defs(conn, principal.space_id)
             query = query.where(compile_filter(group, principal.space_id, fields, for_page=False))
         else:
@@ -167,7 +183,7 @@ async def send_survey(request: web.Request) -> web.Response:
 async def _runs(request: web.Request) -> tuple[int, Any]:
     async with request.app[DB].read() as conn:
         survey_id, _ = await find_survey(
-            conn, request[PRINCIPAL].space_id, _path_id(request, "survey_id")
+            conn, request[PRINCIPAL].space_id, path_id(request, "survey_id")
         )
     return survey_id, (
         sa.select(flow_runs, contacts.c.name)
@@ -188,19 +204,24 @@ def _run_json(r: Any, saved_to: dict[str, str]) -> dict[str, Any]:
         "status": r.status,
         "answers": answers,
         "fields": {field: answers[step] for step, field in saved_to.items() if step in answers},
-        "started_at": _iso(r.created_at),
-        "finished_at": _iso(r.finished_at),
+        "started_at": iso(r.created_at),
+        "finished_at": iso(r.finished_at),
     }
 
 
+@routes.get(
+    "/api/v1/surveys/{survey_id}/results",
+    "Answers and status per contact, with completion figures",
+    query=(LIMIT, BEFORE),
+)
 async def results(request: web.Request) -> web.Response:
     """Each contact's answers and status, newest first, with the survey's figures."""
     survey_id, query = await _runs(request)
-    if (before := _int_query(request, "before")) is not None:
+    if (before := int_query(request, "before")) is not None:
         query = query.where(flow_runs.c.id < before)
     async with request.app[DB].read() as conn:
         _, survey = await find_survey(conn, request[PRINCIPAL].space_id, survey_id)
-        rows = (await conn.execute(query.limit(_limit(request)))).all()
+        rows = (await conn.execute(query.limit(page_limit(request)))).all()
         counted = dict(
             (
                 await conn.execute(
@@ -224,6 +245,12 @@ async def results(request: web.Request) -> web.Response:
     )
 
 
+@routes.get(
+    "/api/v1/surveys/{survey_id}/results.csv",
+    "The results as CSV, a column per question",
+    errors=(401, 403, 404),
+    **CSV,
+)
 async def results_csv(request: web.Request) -> web.StreamResponse:
     """One row per run: contact, status, times, then one column per question."""
     survey_id, query = await _runs(request)
@@ -251,8 +278,8 @@ async def results_csv(request: web.Request) -> web.StreamResponse:
                         r.contact_id,
                         r.name or "",
                         r.status,
-                        _iso(r.created_at) or "",
-                        _iso(r.finished_at) or "",
+                        iso(r.created_at) or "",
+                        iso(r.finished_at) or "",
                         *values,
                     ]
                 )
@@ -270,13 +297,3 @@ def _attachment(filename: str) -> str:
     a quote or a line break in the name can't break out of the header."""
     ascii_name = re.sub(r"[^A-Za-z0-9._-]+", "_", filename)
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
-
-
-def setup(app: web.Application) -> None:
-    app.router.add_get("/api/v1/surveys", list_surveys)
-    app.router.add_post("/api/v1/surveys", create_survey)
-    app.router.add_get("/api/v1/surveys/{survey_id}", show_survey)
-    app.router.add_delete("/api/v1/surveys/{survey_id}", remove_survey)
-    app.router.add_post("/api/v1/surveys/{survey_id}/send", send_survey)
-    app.router.add_get("/api/v1/surveys/{survey_id}/results", results)
-    app.router.add_get("/api/v1/surveys/{survey_id}/results.csv", results_csv)

@@ -8,14 +8,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.api.auth import PRINCIPAL
-from bot.api.contacts import _body
-from bot.api.params import _path_id
+from bot.api.openapi import Routes
+from bot.api.params import json_body, path_id
 from bot.errors import InvalidPayload
-from bot.keys import DB, DESK_WAKE, SENDER
+from bot.keys import DB, DESK_WAKE, ON_CLOSE, SENDER
 from bot.model import Part, TextPart
 from bot.workspace import conversations as ops
 from bot.workspace.shortcuts import render
-from surveys.start import after_close
 
 
 class AgentMessage(BaseModel):
@@ -42,19 +41,28 @@ class Assignment(BaseModel):
     team_id: int | None = Field(None, ge=1, le=2**63 - 1)
 
 
+routes = Routes()
+
+
+@routes.post(
+    "/api/v1/conversations/{conversation_id}/messages",
+    "Send a message to the contact as an agent (Idempotency-Key honoured)",
+    body=AgentMessage,
+    status=202,
+)
 async def send_message(request: web.Request) -> web.Response:
     """Queue an agent's message to the contact, on the conversation's channel.
 
     An `Idempotency-Key` header makes a retried request a no-op.
     """
     principal = request[PRINCIPAL]
-    body = await _body(request, AgentMessage)
+    body = await json_body(request, AgentMessage)
     parts: list[Part] = list(body.parts or ([TextPart(text=body.text)] if body.text else []))
     if not parts and body.shortcut_id is None:
         raise InvalidPayload("send text, parts or a shortcut_id")
     key = request.headers.get("Idempotency-Key")
     async with request.app[DB].write() as conn:
-        conv = await ops.get(conn, _path_id(request, "conversation_id"), principal.space_id)
+        conv = await ops.get(conn, path_id(request, "conversation_id"), principal.space_id)
         if body.shortcut_id is not None:
             parts += await render(
                 conn, principal.space_id, body.shortcut_id, conv.contact_id, principal.user_id
@@ -73,23 +81,35 @@ async def send_message(request: web.Request) -> web.Response:
     )
 
 
+@routes.post(
+    "/api/v1/conversations/{conversation_id}/notes",
+    "Add an internal note (never sent; listed with ?include=notes)",
+    body=Note,
+    status=201,
+)
 async def add_note(request: web.Request) -> web.Response:
     """A note for the other agents, listed with `?include=notes`."""
     principal = request[PRINCIPAL]
-    body = await _body(request, Note)
+    body = await json_body(request, Note)
     async with request.app[DB].write() as conn:
-        conv = await ops.get(conn, _path_id(request, "conversation_id"), principal.space_id)
+        conv = await ops.get(conn, path_id(request, "conversation_id"), principal.space_id)
         note_id = await ops.add_note(request.app[DB], conn, conv, body.text, principal.user_id)
     return web.json_response({"id": note_id, "direction": "note"}, status=201)
 
 
+@routes.post(
+    "/api/v1/conversations/{conversation_id}/assign",
+    "Assign to a user (null unassigns) or a team (round robin, else its queue); "
+    "the contact is assigned with it",
+    body=Assignment,
+)
 async def assign(request: web.Request) -> web.Response:
     """To a user, a team (round robin inside it), or nobody (`{}` or `user_id: null`);
     the contact is assigned with it."""
     principal = request[PRINCIPAL]
-    body = await _body(request, Assignment)
+    body = await json_body(request, Assignment)
     async with request.app[DB].write() as conn:
-        conv = await ops.get(conn, _path_id(request, "conversation_id"), principal.space_id)
+        conv = await ops.get(conn, path_id(request, "conversation_id"), principal.space_id)
         if body.team_id is not None and "user_id" not in body.model_fields_set:
             await ops.assign_team(conn, conv, body.team_id, principal.user_id)
         else:
@@ -107,11 +127,17 @@ async def assign(request: web.Request) -> web.Response:
     )
 
 
+@routes.post(
+    "/api/v1/contacts/{contact_id}/assign",
+    "Assign the contact: user_id (null: nobody), team_id alone (round robin in the "
+    "team), or both; its open conversations follow",
+    body=Assignment,
+)
 async def assign_contact(request: web.Request) -> web.Response:
     """The contact's assignee and team, with or without a conversation; its open
     conversations follow (a waiting one is taken by the assignee)."""
     principal = request[PRINCIPAL]
-    body = await _body(request, Assignment)
+    body = await json_body(request, Assignment)
     given = body.model_fields_set
     if not given:
         raise InvalidPayload("give user_id (null: nobody), team_id, or both")
@@ -119,7 +145,7 @@ async def assign_contact(request: web.Request) -> web.Response:
         user_id, team_id, followed = await ops.assign_contact(
             conn,
             principal.space_id,
-            _path_id(request, "contact_id"),
+            path_id(request, "contact_id"),
             body.user_id,
             body.team_id,
             principal.user_id,
@@ -131,7 +157,7 @@ async def assign_contact(request: web.Request) -> web.Response:
         _wake_desk(request)
     return web.json_response(
         {
-            "id": _path_id(request, "contact_id"),
+            "id": path_id(request, "contact_id"),
             "assignee_id": user_id,
             "team_id": team_id,
             "conversation_ids": followed,
@@ -139,20 +165,29 @@ async def assign_contact(request: web.Request) -> web.Response:
     )
 
 
+@routes.post(
+    "/api/v1/conversations/{conversation_id}/close",
+    "Close; the contact's next message opens a new one with the bot "
+    "(with the space's csat_survey, the survey is asked in this conversation)",
+    said="closed",
+    errors=(401, 404),
+)
 async def close(request: web.Request) -> web.Response:
     """Close it: the bot answers again when the contact writes next (a new conversation).
 
     With the space's `csat_survey`, its question is asked in this conversation, which
-    the contact's answer still reaches; closing again changes nothing."""
+    the contact's answer still reaches (the surveys extension's `ON_CLOSE` hook); closing
+    again changes nothing."""
     principal = request[PRINCIPAL]
     async with request.app[DB].write() as conn:
-        conv = await ops.get(conn, _path_id(request, "conversation_id"), principal.space_id)
+        conv = await ops.get(conn, path_id(request, "conversation_id"), principal.space_id)
         closed = await ops.close(conn, conv.id)
         if closed:
             await _tell_desk(request, conn, conv.id)
     if closed:
         _wake_desk(request)
-        await after_close(request.app, conv.id)
+        for hook in request.app[ON_CLOSE]:
+            await hook(request.app, conv.id)
     return web.json_response({"id": conv.id, "status": "closed"})
 
 
@@ -165,11 +200,3 @@ async def _tell_desk(request: web.Request, conn: AsyncConnection, conversation_i
 def _wake_desk(request: web.Request) -> None:
     if (wake := request.app.get(DESK_WAKE)) is not None:
         wake.set()
-
-
-def setup(app: web.Application) -> None:
-    app.router.add_post("/api/v1/conversations/{conversation_id}/messages", send_message)
-    app.router.add_post("/api/v1/conversations/{conversation_id}/notes", add_note)
-    app.router.add_post("/api/v1/conversations/{conversation_id}/assign", assign)
-    app.router.add_post("/api/v1/conversations/{conversation_id}/close", close)
-    app.router.add_post("/api/v1/contacts/{contact_id}/assign", assign_contact)

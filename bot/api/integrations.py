@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from aiohttp import web
 from pydantic import BaseModel, Field
 
 from bot.api.auth import PRINCIPAL
-from bot.api.contacts import _body
-from bot.api.params import _iso
+from bot.api.openapi import Routes
+from bot.api.params import iso, json_body, space_items
 from bot.api.roles import require
 from bot.clock import now
 from bot.errors import InvalidPayload, NotFound
@@ -28,6 +27,9 @@ class DialogflowIntegration(BaseModel):
     )
 
 
+routes = Routes()
+
+
 def _check_key(key: dict[str, Any]) -> None:
     """Refuse a key Google would refuse, now rather than on the first message."""
     from google.oauth2 import service_account
@@ -40,30 +42,34 @@ def _check_key(key: dict[str, Any]) -> None:
         raise InvalidPayload(f"credentials: not a usable service account key ({exc})") from None
 
 
+@routes.get(
+    "/api/v1/integrations",
+    "The space's integrations (never their credentials), with their last error",
+)
 async def list_integrations(request: web.Request) -> web.Response:
-    async with request.app[DB].read() as conn:
-        rows = await conn.execute(
-            sa.select(integrations)
-            .where(integrations.c.space_id == request[PRINCIPAL].space_id)
-            .order_by(integrations.c.kind)
-        )
-        items = [
-            {
-                "kind": r.kind,
-                "settings": r.settings,
-                "has_credentials": bool(r.credentials),
-                "error": r.error,
-                "updated_at": _iso(r.updated_at),
-            }
-            for r in rows
-        ]
-    return web.json_response({"items": items})
+    return await space_items(
+        request,
+        integrations,
+        lambda r: {
+            "kind": r.kind,
+            "settings": r.settings,
+            "has_credentials": bool(r.credentials),
+            "error": r.error,
+            "updated_at": iso(r.updated_at),
+        },
+        order_by=integrations.c.kind,
+    )
 
 
+@routes.put(
+    "/api/v1/integrations/dialogflow",
+    "Answer this space with its own Dialogflow agent",
+    body=DialogflowIntegration,
+)
 async def set_dialogflow(request: web.Request) -> web.Response:
     """The space's bot becomes this Dialogflow agent (at once in this process)."""
     require(request, "manager")
-    body = await _body(request, DialogflowIntegration)
+    body = await json_body(request, DialogflowIntegration)
     space_id = request[PRINCIPAL].space_id
     values: dict[str, Any] = {
         "settings": body.model_dump(exclude={"credentials"}, exclude_none=True),
@@ -84,6 +90,7 @@ async def set_dialogflow(request: web.Request) -> web.Response:
     return web.json_response({"kind": "dialogflow", "settings": values["settings"]})
 
 
+@routes.delete("/api/v1/integrations/dialogflow", "Back to the hub's default bot")
 async def remove_dialogflow(request: web.Request) -> web.Response:
     require(request, "manager")
     space_id = request[PRINCIPAL].space_id
@@ -97,9 +104,3 @@ async def remove_dialogflow(request: web.Request) -> web.Response:
         raise NotFound("this space has no Dialogflow agent")
     request.app[BOTS].forget(space_id)
     return web.Response(status=204)
-
-
-def setup(app: web.Application) -> None:
-    app.router.add_get("/api/v1/integrations", list_integrations)
-    app.router.add_put("/api/v1/integrations/dialogflow", set_dialogflow)
-    app.router.add_delete("/api/v1/integrations/dialogflow", remove_dialogflow)

@@ -18,8 +18,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.api.auth import PRINCIPAL, create_token, hash_token
-from bot.api.contacts import _body
-from bot.api.params import _iso, _path_id
+from bot.api.openapi import Routes
+from bot.api.params import iso, json_body, path_id
 from bot.api.roles import administered, require
 from bot.clock import now
 from bot.errors import Forbidden, NotFound
@@ -35,10 +35,18 @@ from bot.storage.tables import (
 
 CODE_PREFIX = "inv_"
 LIFETIME = timedelta(days=7)
+# the other answer of a POST that may invite instead of add
+INVITED = {
+    202: "invited: someone with an account in another organization accepts "
+    "with the code (shown once)"
+}
 
 
 class InvitationCode(BaseModel):
     code: str = Field(min_length=1, max_length=200, description="the code the inviter passed on")
+
+
+routes = Routes()
 
 
 def _json(row: Any) -> dict[str, Any]:
@@ -49,7 +57,7 @@ def _json(row: Any) -> dict[str, Any]:
         "space_id": row.space_id,
         "invited_by": row.invited_by,
         "status": "pending",
-        "expires_at": _iso(row.expires_at),
+        "expires_at": iso(row.expires_at),
     }
 
 
@@ -131,6 +139,10 @@ async def _visible(conn: AsyncConnection, request: web.Request) -> sa.ColumnElem
     )
 
 
+@routes.get(
+    "/api/v1/invitations",
+    "Pending invitations: the space's (managers), the organization's (its admins)",
+)
 async def list_invitations(request: web.Request) -> web.Response:
     """Pending invitations (codes are never shown again)."""
     require(request, "manager")
@@ -144,9 +156,10 @@ async def list_invitations(request: web.Request) -> web.Response:
     return web.json_response({"items": items})
 
 
+@routes.delete("/api/v1/invitations/{invitation_id}", "Withdraw a pending invitation")
 async def withdraw(request: web.Request) -> web.Response:
     require(request, "manager")
-    invitation_id = _path_id(request, "invitation_id")
+    invitation_id = path_id(request, "invitation_id")
     async with request.app[DB].write() as conn:
         done = await conn.execute(
             invitations.delete().where(
@@ -160,11 +173,17 @@ async def withdraw(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@routes.post(
+    "/api/v1/invitations/accept",
+    "Accept an invitation with its code, as yourself; joining a space answers a "
+    "token for it (shown once)",
+    body=InvitationCode,
+)
 async def accept(request: web.Request) -> web.Response:
     """The invited person joins, with a token issued for them (by any of their spaces);
     joining a space gives them a token of that space (shown once)."""
     principal = request[PRINCIPAL]
-    body = await _body(request, InvitationCode)
+    body = await json_body(request, InvitationCode)
     if principal.user_id is None:
         raise Forbidden("accept with a token issued for you; this one belongs to no user")
     db = request.app[DB]
@@ -235,9 +254,3 @@ async def _join_space(
     ).scalar_one()
     token = await create_token(conn, space_id, user_id, "invitation", held)
     return {"space": {"id": space_id, "name": name}, "role": held, "token": token}
-
-
-def setup(app: web.Application) -> None:
-    app.router.add_get("/api/v1/invitations", list_invitations)
-    app.router.add_post("/api/v1/invitations/accept", accept)
-    app.router.add_delete("/api/v1/invitations/{invitation_id}", withdraw)

@@ -14,9 +14,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.api.auth import PRINCIPAL, create_token
-from bot.api.contacts import _body
-from bot.api.invitations import invite, outsider, user_with_email
-from bot.api.params import _path_id
+from bot.api.invitations import INVITED, invite, outsider, user_with_email
+from bot.api.openapi import Routes
+from bot.api.params import json_body, path_id
 from bot.api.roles import org_admin, organization_of, require, require_billing
 from bot.clock import now
 from bot.errors import InvalidPayload, NotFound
@@ -52,6 +52,10 @@ class NewSpace(BaseModel):
     name: str = Field(min_length=1, max_length=200)
 
 
+routes = Routes()
+
+
+@routes.get("/api/v1/spaces", "The organization's spaces (organization admins)")
 async def list_spaces(request: web.Request) -> web.Response:
     """The organization's spaces (organization admins only)."""
     async with request.app[DB].read() as conn:
@@ -63,9 +67,12 @@ async def list_spaces(request: web.Request) -> web.Response:
     return web.json_response({"items": items})
 
 
+@routes.post(
+    "/api/v1/spaces", "Create a space; answers an admin token for it", body=NewSpace, status=201
+)
 async def create_space(request: web.Request) -> web.Response:
     """A new space in the caller's organization, with a manager token for it (shown once)."""
-    new = await _body(request, NewSpace)
+    new = await json_body(request, NewSpace)
     principal = request[PRINCIPAL]
     async with request.app[DB].write() as conn:
         org = await org_admin(request, conn)
@@ -88,6 +95,9 @@ def _month() -> sa.ColumnElement[str]:
     return sa.func.substr(sa.cast(messages.c.created_at, sa.String), 1, 7)
 
 
+@routes.get(
+    "/api/v1/usage", "The space's messages per month and channel (managers, admins, billing)"
+)
 async def usage(request: web.Request) -> web.Response:
     """The space's messages per month and channel: its managers' report, and billing's."""
     if request[PRINCIPAL].role != "billing":
@@ -117,6 +127,11 @@ async def usage(request: web.Request) -> web.Response:
     return web.json_response({"items": list(table.values())})
 
 
+@routes.get(
+    "/api/v1/organization/usage",
+    "The subscription's figures: the organization's spaces, members and channels, "
+    "and messages per month and space (billing and admin tokens)",
+)
 async def organization_usage(request: web.Request) -> web.Response:
     """The subscription's figures: the organization's spaces, members (seats) and channels,
     and its messages per month and space, every space's (billing and admin tokens)."""
@@ -184,6 +199,7 @@ async def _org_members(conn: AsyncConnection, org: int, user_id: int | None = No
     return list((await conn.execute(query)).all())
 
 
+@routes.get("/api/v1/organization", "The organization and its members (organization admins)")
 async def get_organization(request: web.Request) -> web.Response:
     async with request.app[DB].read() as conn:
         org = await org_admin(request, conn)
@@ -194,10 +210,17 @@ async def get_organization(request: web.Request) -> web.Response:
     return web.json_response({"id": org, "name": name, "members": members})
 
 
+@routes.post(
+    "/api/v1/organization/members",
+    "Add someone to the organization (admin, billing_admin or member)",
+    body=NewOrgMember,
+    status=201,
+    more=INVITED,
+)
 async def add_org_member(request: web.Request) -> web.Response:
     """Someone joins the organization: a new email at once (201); a person who already has
     an account through another organization is invited and must accept (202)."""
-    new = await _body(request, NewOrgMember)
+    new = await json_body(request, NewOrgMember)
     async with request.app[DB].write() as conn:
         org = await org_admin(request, conn)
         known = await user_with_email(conn, new.email)
@@ -216,9 +239,12 @@ async def add_org_member(request: web.Request) -> web.Response:
     return web.json_response(_org_member_json(row), status=201)
 
 
+@routes.patch(
+    "/api/v1/organization/members/{user_id}", "Change a member's organization role", body=OrgRole
+)
 async def change_org_member(request: web.Request) -> web.Response:
-    change = await _body(request, OrgRole)
-    user_id = _path_id(request, "user_id")
+    change = await json_body(request, OrgRole)
+    user_id = path_id(request, "user_id")
     async with request.app[DB].write() as conn:
         org = await org_admin(request, conn)
         await _keep_an_admin(conn, org, user_id, change.role)
@@ -234,10 +260,14 @@ async def change_org_member(request: web.Request) -> web.Response:
     return web.json_response(_org_member_json(row))
 
 
+@routes.delete(
+    "/api/v1/organization/members/{user_id}",
+    "Remove someone from the organization and its spaces",
+)
 async def remove_org_member(request: web.Request) -> web.Response:
     """Out of the organization and all its spaces, teams and tokens; the user's other
     organizations are untouched."""
-    user_id = _path_id(request, "user_id")
+    user_id = path_id(request, "user_id")
     async with request.app[DB].write() as conn:
         org = await org_admin(request, conn)
         await _keep_an_admin(conn, org, user_id, None)
@@ -281,14 +311,3 @@ async def _keep_an_admin(conn: AsyncConnection, org: int, user_id: int, role: st
     admins = {m.id for m in members if m.role == "admin"}
     if role != "admin" and admins == {user_id}:
         raise InvalidPayload("an organization keeps at least one admin; promote another first")
-
-
-def setup(app: web.Application) -> None:
-    app.router.add_get("/api/v1/organization", get_organization)
-    app.router.add_post("/api/v1/organization/members", add_org_member)
-    app.router.add_patch("/api/v1/organization/members/{user_id}", change_org_member)
-    app.router.add_delete("/api/v1/organization/members/{user_id}", remove_org_member)
-    app.router.add_get("/api/v1/spaces", list_spaces)
-    app.router.add_post("/api/v1/spaces", create_space)
-    app.router.add_get("/api/v1/usage", usage)
-    app.router.add_get("/api/v1/organization/usage", organization_usage)

@@ -1,33 +1,38 @@
-"""What every `/api/v1` module shares: the body parser, query and path parameters, the spec.
+"""What every `/api/v1` module shares: the body parser, query and path parameters, times,
+the stored message's shape, and the space-scoped reads.
 
 Every query is scoped by the token's space: another space's ids answer 404.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.api.openapi import docs_html, spec
+from bot.api.auth import PRINCIPAL
 from bot.delivery.media import with_media_urls
 from bot.errors import InvalidPayload, NotFound
-from bot.pipeline.untrusted import loads
+from bot.keys import DB
+from bot.pipeline.untrusted import MAX_INT, loads
 
 M = TypeVar("M", bound=BaseModel)
 MAX_LIMIT = 200
-MAX_ID = 2**63 - 1  # the databases' BIGINT
+MAX_ID = MAX_INT  # the databases' BIGINT
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
-def _int_query(request: web.Request, name: str, default: int | None = None) -> int | None:
+def int_query(request: web.Request, name: str, default: int | None = None) -> int | None:
     raw = request.query.get(name)
     if raw is None:
         return default
@@ -40,39 +45,11 @@ def _int_query(request: web.Request, name: str, default: int | None = None) -> i
     return value
 
 
-def _limit(request: web.Request) -> int:
-    limit = _int_query(request, "limit", 50)
+def page_limit(request: web.Request) -> int:
+    limit = int_query(request, "limit", 50)
     if limit is None or not 1 <= limit <= MAX_LIMIT:
         raise InvalidPayload(f"limit must be between 1 and {MAX_LIMIT}")
     return limit
-
-
-async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(spec(str(request.url.origin())))
-
-
-async def docs(request: web.Request) -> web.Response:
-    return web.Response(text=docs_html(spec(str(request.url.origin()))), content_type="text/html")
-
-
-def message_json(r: Any, key: bytes | None = None) -> dict[str, Any]:
-    """A stored message; with `key`, platform media get a signed `/media/` URL."""
-    return {
-        "id": r.id,
-        "direction": r.direction,
-        "sender": sender_json(r.sender_type, r.sender_id),
-        "parts": with_media_urls(key, r.channel_id, r.parts) if key else r.parts,
-        "status": r.status,
-        "error": r.error,
-        "reply_to_id": r.reply_to_id,
-        "created_at": _iso(r.created_at),
-    }
-
-
-def sender_json(kind: str, sender_id: str | None) -> dict[str, Any]:
-    """`{"type", "id"}`: ids of people, automations and broadcasts are numbers."""
-    numeric = kind in ("user", "automation", "broadcast") and sender_id and sender_id.isdigit()
-    return {"type": kind, "id": int(sender_id) if numeric else sender_id}
 
 
 def known_query(request: web.Request, *names: str) -> None:
@@ -84,7 +61,7 @@ def known_query(request: web.Request, *names: str) -> None:
         )
 
 
-async def _body(request: web.Request, model: type[M]) -> M:
+async def json_body(request: web.Request, model: type[M]) -> M:
     """The request's JSON body as `model`; every way it can be wrong is a 400 naming where."""
     data = loads(await request.read())
     if isinstance(data, dict) and model.model_config.get("extra") != "allow":
@@ -100,13 +77,70 @@ async def _body(request: web.Request, model: type[M]) -> M:
         raise InvalidPayload(f"{where}: {err['msg']}") from None
 
 
-def _path_id(request: web.Request, name: str) -> int:
+def path_id(request: web.Request, name: str) -> int:
     raw = request.match_info[name]
     if not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
         raise NotFound(f"no {name.removesuffix('_id')} {raw!r}: ids are positive integers")
     return int(raw)
 
 
-def setup(app: web.Application) -> None:
-    app.router.add_get("/api/v1/openapi.json", openapi)
-    app.router.add_get("/api/v1/docs", docs)
+def in_space(table: sa.Table, space_id: int, *columns: Any) -> sa.Select[Any]:
+    """This space's rows of `table` (every column, or `columns`), to refine further."""
+    return sa.select(*(columns or (table,))).where(table.c.space_id == space_id)
+
+
+async def space_row(
+    conn: AsyncConnection,
+    table: sa.Table,
+    space_id: int,
+    row_id: int,
+    what: str,
+    *columns: Any,
+    where: Any = None,
+) -> Any:
+    """Row `row_id` of `table` in this space (and `where`), else NotFound: another space's
+    rows are not there."""
+    query = in_space(table, space_id, *columns).where(table.c.id == row_id)
+    row = (await conn.execute(query if where is None else query.where(where))).first()
+    if row is None:
+        raise NotFound(f"no {what} {row_id} in this space")
+    return row
+
+
+async def space_items(
+    request: web.Request,
+    table: sa.Table,
+    shape: Callable[[Any], dict[str, Any]],
+    *,
+    where: Any = None,
+    order_by: Any = None,
+) -> web.Response:
+    """`{"items": [...]}`: the caller's space's rows of `table` (and `where`), each shaped."""
+    query = in_space(table, request[PRINCIPAL].space_id)
+    if where is not None:
+        query = query.where(where)
+    if order_by is not None:
+        query = query.order_by(order_by)
+    async with request.app[DB].read() as conn:
+        items = [shape(r) for r in await conn.execute(query)]
+    return web.json_response({"items": items})
+
+
+def message_json(r: Any, key: bytes | None = None) -> dict[str, Any]:
+    """A stored message; with `key`, platform media get a signed `/media/` URL."""
+    return {
+        "id": r.id,
+        "direction": r.direction,
+        "sender": sender_json(r.sender_type, r.sender_id),
+        "parts": with_media_urls(key, r.channel_id, r.parts) if key else r.parts,
+        "status": r.status,
+        "error": r.error,
+        "reply_to_id": r.reply_to_id,
+        "created_at": iso(r.created_at),
+    }
+
+
+def sender_json(kind: str, sender_id: str | None) -> dict[str, Any]:
+    """`{"type", "id"}`: ids of people, automations and broadcasts are numbers."""
+    numeric = kind in ("user", "automation", "broadcast") and sender_id and sender_id.isdigit()
+    return {"type": kind, "id": int(sender_id) if numeric else sender_id}

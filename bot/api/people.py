@@ -1,26 +1,22 @@
-"""`/api/v1` for the people of a space: users (members) and teams, and the space's settings.
+"""`/api/v1` for the people of a space: users (members) and teams.
 
 A user's record (name, email, Slack id, availability) is shared by every organization they
 belong to; a space edits only its membership of them (role, capacity, teams)."""
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from aiohttp import web
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.api import invitations as api_invitations
-from bot.api import org as api_org
 from bot.api.auth import PRINCIPAL
-from bot.api.contacts import _body
-from bot.api.invitations import invite, outsider, user_with_email
+from bot.api.invitations import INVITED, invite, outsider, user_with_email
+from bot.api.openapi import Routes
 from bot.api.org import EMAIL
-from bot.api.params import _path_id
+from bot.api.params import json_body, path_id, space_row
 from bot.api.roles import RANK, may_edit_person, organization_of, require
 from bot.errors import Forbidden, InvalidPayload, NotFound
 from bot.keys import DB
@@ -28,7 +24,6 @@ from bot.storage.tables import (
     contacts,
     organization_members,
     space_members,
-    spaces,
     team_members,
     teams,
     users,
@@ -68,43 +63,7 @@ class Member(BaseModel):
     user_id: int = Field(ge=1, le=2**63 - 1)
 
 
-HHMM = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]
-Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-
-
-class BusinessHours(BaseModel):
-    """Open from the first time to the second, per weekday, in the space's time zone;
-    a day left out is closed."""
-
-    days: dict[Day, tuple[HHMM, HHMM]]
-    holidays: list[date] = Field(default_factory=list, max_length=366)
-
-
-class SpaceChange(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    timezone: str | None = Field(None, max_length=64)
-    business_hours: BusinessHours | None = None
-    away_text: str | None = Field(None, min_length=1, max_length=1000)
-    away_every_minutes: int | None = Field(None, ge=1, le=60 * 24 * 30)
-    handover_text: str | None = Field(None, min_length=1, max_length=1000)
-    handover_keywords: dict[str, list[str]] | None = Field(
-        None, description='per language, e.g. {"en": ["agent", "human"]}'
-    )
-    away_flow: str | None = Field(
-        None, max_length=100, description="a survey run instead of the away text"
-    )
-    csat_survey: str | None = Field(
-        None, max_length=100, description="a survey sent when a conversation closes"
-    )
-    csat_bot_conversations: bool | None = Field(
-        None, description="the satisfaction survey also after conversations only the bot had"
-    )
-    release_on_close: bool | None = Field(
-        None, description="a close unassigns the contact (by default it keeps its assignee)"
-    )
-    assign_outside_hours: bool | None = Field(
-        None, description="handovers outside business hours are assigned too"
-    )
+routes = Routes()
 
 
 async def _member(conn: AsyncConnection, space_id: int, user_id: int) -> Any:
@@ -133,6 +92,7 @@ def _user_json(r: Any) -> dict[str, Any]:
     }
 
 
+@routes.get("/api/v1/users", "The space's users and their roles")
 async def list_users(request: web.Request) -> web.Response:
     async with request.app[DB].read() as conn:
         rows = await conn.execute(
@@ -145,12 +105,13 @@ async def list_users(request: web.Request) -> web.Response:
     return web.json_response({"items": items})
 
 
+@routes.post("/api/v1/users", "Add a user to the space", body=NewUser, status=201, more=INVITED)
 async def add_user(request: web.Request) -> web.Response:
     """Add someone to the space: a new email or a member of this organization at once (201);
     a person with an account through another organization only by invitation (202), with
     nothing of their record in the answer."""
     require(request, "manager")
-    new = await _body(request, NewUser)
+    new = await json_body(request, NewUser)
     principal = request[PRINCIPAL]
     space_id = principal.space_id
     async with request.app[DB].write() as conn:
@@ -183,13 +144,20 @@ async def add_user(request: web.Request) -> web.Response:
     return web.json_response(_user_json(row), status=201)
 
 
+@routes.patch(
+    "/api/v1/users/{user_id}",
+    "Change the space's membership (role, capacity: managers) or the person's "
+    "availability and Slack id (themselves, or an admin of every organization they "
+    "belong to; an agent token only its own availability)",
+    body=UserChange,
+)
 async def change_user(request: web.Request) -> web.Response:
     """Managers change the space's membership (role, capacity). The person's own record
     (availability, Slack id) changes only by them (an agent token: availability only) or by
     an admin of every organization they belong to. Non-members are 404 (not 403)."""
     principal = request[PRINCIPAL]
-    change = await _body(request, UserChange)
-    user_id = _path_id(request, "user_id")
+    change = await json_body(request, UserChange)
+    user_id = path_id(request, "user_id")
     personal = change.model_dump(exclude_none=True, include={"availability", "slack_user_id"})
     membership: dict[str, Any] = change.model_dump(exclude_none=True, include={"role"})
     if change.capacity is not None:
@@ -221,6 +189,7 @@ async def change_user(request: web.Request) -> web.Response:
     return web.json_response(_user_json(row))
 
 
+@routes.get("/api/v1/teams", "Teams and their members")
 async def list_teams(request: web.Request) -> web.Response:
     async with request.app[DB].read() as conn:
         rows = (
@@ -250,9 +219,10 @@ async def list_teams(request: web.Request) -> web.Response:
     )
 
 
+@routes.post("/api/v1/teams", "Create a team", body=NewTeam, status=201)
 async def create_team(request: web.Request) -> web.Response:
     require(request, "manager")
-    new = await _body(request, NewTeam)
+    new = await json_body(request, NewTeam)
     async with request.app[DB].write() as conn:
         await _name_free(conn, request[PRINCIPAL].space_id, new.name)
         team_id = (
@@ -269,10 +239,15 @@ async def create_team(request: web.Request) -> web.Response:
     return web.json_response({"id": team_id, **new.model_dump(), "members": []}, status=201)
 
 
+@routes.patch(
+    "/api/v1/teams/{team_id}",
+    "Rename a team or give it its own Slack inbox channel",
+    body=TeamChange,
+)
 async def change_team(request: web.Request) -> web.Response:
     require(request, "manager")
-    change = await _body(request, TeamChange)
-    space_id, team_id = request[PRINCIPAL].space_id, _path_id(request, "team_id")
+    change = await json_body(request, TeamChange)
+    space_id, team_id = request[PRINCIPAL].space_id, path_id(request, "team_id")
     values = change.model_dump(exclude_unset=True)
     if values.get("name", "") is None:
         raise InvalidPayload("name: a team keeps a name")
@@ -282,7 +257,7 @@ async def change_team(request: web.Request) -> web.Response:
             await _name_free(conn, space_id, change.name, team_id)
         if values:
             await conn.execute(teams.update().where(teams.c.id == team_id).values(**values))
-        row = (await conn.execute(sa.select(teams).where(teams.c.id == team_id))).one()
+        row = await _team(conn, space_id, team_id)
     return web.json_response({"id": row.id, "name": row.name, "slack_channel": row.slack_channel})
 
 
@@ -300,20 +275,15 @@ async def _name_free(
         raise InvalidPayload(f"a team named {name!r} already exists")
 
 
-async def _team(conn: AsyncConnection, space_id: int, team_id: int) -> None:
-    found = (
-        await conn.execute(
-            sa.select(teams.c.id).where(teams.c.id == team_id, teams.c.space_id == space_id)
-        )
-    ).first()
-    if found is None:
-        raise NotFound(f"no team {team_id} in this space")
+async def _team(conn: AsyncConnection, space_id: int, team_id: int) -> Any:
+    return await space_row(conn, teams, space_id, team_id, "team")
 
 
+@routes.post("/api/v1/teams/{team_id}/members", "Add a user to a team", body=Member)
 async def add_team_member(request: web.Request) -> web.Response:
     require(request, "manager")
-    body = await _body(request, Member)
-    space_id, team_id = request[PRINCIPAL].space_id, _path_id(request, "team_id")
+    body = await json_body(request, Member)
+    space_id, team_id = request[PRINCIPAL].space_id, path_id(request, "team_id")
     async with request.app[DB].write() as conn:
         await _team(conn, space_id, team_id)
         await _member(conn, space_id, body.user_id)
@@ -326,9 +296,10 @@ async def add_team_member(request: web.Request) -> web.Response:
     return web.json_response({"team_id": team_id, "user_id": body.user_id})
 
 
+@routes.delete("/api/v1/teams/{team_id}", "Delete a team")
 async def delete_team(request: web.Request) -> web.Response:
     require(request, "manager")
-    space_id, team_id = request[PRINCIPAL].space_id, _path_id(request, "team_id")
+    space_id, team_id = request[PRINCIPAL].space_id, path_id(request, "team_id")
     async with request.app[DB].write() as conn:
         await _team(conn, space_id, team_id)
         # contacts name their team without a foreign key: none keeps a deleted one
@@ -339,98 +310,16 @@ async def delete_team(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+@routes.delete("/api/v1/teams/{team_id}/members/{user_id}", "Take a user out of a team")
 async def remove_team_member(request: web.Request) -> web.Response:
     require(request, "manager")
-    space_id, team_id = request[PRINCIPAL].space_id, _path_id(request, "team_id")
+    space_id, team_id = request[PRINCIPAL].space_id, path_id(request, "team_id")
     async with request.app[DB].write() as conn:
         await _team(conn, space_id, team_id)
         await conn.execute(
             team_members.delete().where(
                 team_members.c.team_id == team_id,
-                team_members.c.user_id == _path_id(request, "user_id"),
+                team_members.c.user_id == path_id(request, "user_id"),
             )
         )
     return web.Response(status=204)
-
-
-SPACE_SETTINGS = (
-    "away_text",
-    "away_every_minutes",
-    "handover_text",
-    "handover_keywords",
-    "away_flow",
-    "csat_survey",
-    "csat_bot_conversations",
-    "release_on_close",
-    "assign_outside_hours",
-)
-
-
-async def get_space(request: web.Request) -> web.Response:
-    async with request.app[DB].read() as conn:
-        row = (
-            await conn.execute(sa.select(spaces).where(spaces.c.id == request[PRINCIPAL].space_id))
-        ).one()
-    stored = row.settings or {}
-    hours = {k: stored[k] for k in ("days", "holidays") if k in stored}
-    return web.json_response(
-        {
-            "id": row.id,
-            "name": row.name,
-            "timezone": row.timezone,
-            "business_hours": hours or None,
-            **{k: stored.get(k) for k in SPACE_SETTINGS},
-        }
-    )
-
-
-async def change_space(request: web.Request) -> web.Response:
-    """A field left out stays as it is; a setting sent as null is removed (the space then
-    uses the default: always open, the built-in texts, no survey); name and time zone stay."""
-    require(request, "manager")
-    change = await _body(request, SpaceChange)
-    sent = change.model_fields_set
-    for kept in ("name", "timezone"):
-        if kept in sent and getattr(change, kept) is None:
-            raise InvalidPayload(f"{kept}: a space keeps one; send a new value instead of null")
-    if change.timezone is not None:
-        try:
-            ZoneInfo(change.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise InvalidPayload(
-                f"{change.timezone!r} is not a time zone; use a name like Europe/Lisbon"
-            ) from None
-    values = change.model_dump(mode="json", exclude_none=True, include={"name", "timezone"})
-    settings = change.model_dump(mode="json", exclude_none=True, include=set(SPACE_SETTINGS))
-    cleared = {k for k in sent & set(SPACE_SETTINGS) if getattr(change, k) is None}
-    if change.business_hours is not None:
-        settings.update(change.business_hours.model_dump(mode="json"))
-    elif "business_hours" in sent:
-        cleared |= {"days", "holidays"}
-    space_id = request[PRINCIPAL].space_id
-    async with request.app[DB].write() as conn:
-        if settings or cleared:
-            stored = (
-                await conn.execute(sa.select(spaces.c.settings).where(spaces.c.id == space_id))
-            ).scalar_one()
-            merged = {**(stored or {}), **settings}
-            values["settings"] = {k: v for k, v in merged.items() if k not in cleared}
-        if values:
-            await conn.execute(spaces.update().where(spaces.c.id == space_id).values(**values))
-    return await get_space(request)
-
-
-def setup(app: web.Application) -> None:
-    app.router.add_get("/api/v1/users", list_users)
-    app.router.add_post("/api/v1/users", add_user)
-    app.router.add_patch("/api/v1/users/{user_id}", change_user)
-    app.router.add_get("/api/v1/teams", list_teams)
-    app.router.add_post("/api/v1/teams", create_team)
-    app.router.add_post("/api/v1/teams/{team_id}/members", add_team_member)
-    app.router.add_delete("/api/v1/teams/{team_id}", delete_team)
-    app.router.add_patch("/api/v1/teams/{team_id}", change_team)
-    app.router.add_delete("/api/v1/teams/{team_id}/members/{user_id}", remove_team_member)
-    app.router.add_get("/api/v1/space", get_space)
-    app.router.add_patch("/api/v1/space", change_space)
-    api_org.setup(app)
-    api_invitations.setup(app)

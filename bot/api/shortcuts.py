@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from aiohttp import web
 from pydantic import BaseModel, Field
 
 from bot.api.auth import PRINCIPAL
-from bot.api.params import _body, _int_query, _path_id
+from bot.api.openapi import Routes, query_param
+from bot.api.params import int_query, json_body, path_id, space_items
 from bot.api.roles import require
-from bot.api.views import _owned, _visible, delete_owned
+from bot.api.views import delete_owned, owned, visible
 from bot.errors import InvalidPayload
 from bot.keys import DB
 from bot.storage.tables import shortcuts
@@ -32,9 +32,18 @@ class ShortcutChange(BaseModel):
     attachment_url: str | None = Field(None, pattern=r"^https?://")
 
 
+routes = Routes()
+
+
+@routes.post(
+    "/api/v1/shortcuts",
+    "Save a shortcut (its variables are checked)",
+    body=NewShortcut,
+    status=201,
+)
 async def create_shortcut(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
-    new = await _body(request, NewShortcut)
+    new = await json_body(request, NewShortcut)
     if new.shared:
         require(request, "manager")
     async with request.app[DB].write() as conn:
@@ -57,48 +66,49 @@ async def create_shortcut(request: web.Request) -> web.Response:
     return web.json_response({"id": shortcut_id, "name": new.name}, status=201)
 
 
+@routes.get("/api/v1/shortcuts", "Shortcuts: shared, and the caller's own")
 async def list_shortcuts(request: web.Request) -> web.Response:
-    principal = request[PRINCIPAL]
-    async with request.app[DB].read() as conn:
-        rows = await conn.execute(
-            sa.select(shortcuts)
-            .where(shortcuts.c.space_id == principal.space_id)
-            .where(_visible(shortcuts, principal))
-        )
-        items = [
-            {
-                "id": r.id,
-                "name": r.name,
-                "text": r.text,
-                "quick_replies": r.quick_replies,
-                "shared": r.user_id is None,
-            }
-            for r in rows
-        ]
-    return web.json_response({"items": items})
+    return await space_items(
+        request,
+        shortcuts,
+        lambda r: {
+            "id": r.id,
+            "name": r.name,
+            "text": r.text,
+            "quick_replies": r.quick_replies,
+            "shared": r.user_id is None,
+        },
+        where=visible(shortcuts, request[PRINCIPAL]),
+    )
 
 
+@routes.get(
+    "/api/v1/shortcuts/{shortcut_id}/render",
+    "A shortcut rendered for one contact",
+    query=(query_param("contact_id", required=True),),
+)
 async def render_shortcut(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
-    contact_id = _int_query(request, "contact_id")
+    contact_id = int_query(request, "contact_id")
     if contact_id is None:
         raise InvalidPayload("say which contact: ?contact_id=<id>")
     async with request.app[DB].read() as conn:
         parts = await shortcut_ops.render(
             conn,
             principal.space_id,
-            _path_id(request, "shortcut_id"),
+            path_id(request, "shortcut_id"),
             contact_id,
             principal.user_id,
         )
     return web.json_response({"parts": [p.model_dump(mode="json") for p in parts]})
 
 
+@routes.patch("/api/v1/shortcuts/{shortcut_id}", "Change a shortcut", body=ShortcutChange)
 async def change_shortcut(request: web.Request) -> web.Response:
-    change = await _body(request, ShortcutChange)
+    change = await json_body(request, ShortcutChange)
     space_id = request[PRINCIPAL].space_id
     async with request.app[DB].write() as conn:
-        shortcut_id = await _owned(conn, request, shortcuts, "shortcut")
+        shortcut_id = await owned(conn, request, shortcuts, "shortcut")
         if change.text is not None:
             shortcut_ops.check(change.text, set(await contact_ops.field_defs(conn, space_id)))
         values = change.model_dump(exclude_none=True)
@@ -111,9 +121,6 @@ async def change_shortcut(request: web.Request) -> web.Response:
     return web.json_response({"id": shortcut_id, **values})
 
 
-def setup(app: web.Application) -> None:
-    app.router.add_get("/api/v1/shortcuts", list_shortcuts)
-    app.router.add_post("/api/v1/shortcuts", create_shortcut)
-    app.router.add_patch("/api/v1/shortcuts/{shortcut_id}", change_shortcut)
-    app.router.add_delete("/api/v1/shortcuts/{shortcut_id}", delete_owned)
-    app.router.add_get("/api/v1/shortcuts/{shortcut_id}/render", render_shortcut)
+@routes.delete("/api/v1/shortcuts/{shortcut_id}", "Delete a shortcut")
+async def delete_shortcut(request: web.Request) -> web.Response:
+    return await delete_owned(request, shortcuts, "shortcut")

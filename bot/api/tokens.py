@@ -12,8 +12,8 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from bot.api.auth import PRINCIPAL, create_token, hash_token
-from bot.api.contacts import _body
-from bot.api.params import _path_id
+from bot.api.openapi import Routes
+from bot.api.params import json_body, path_id
 from bot.api.roles import RANK, highest_role, require
 from bot.clock import now
 from bot.errors import InvalidPayload, NotFound
@@ -33,10 +33,20 @@ class NewToken(BaseModel):
     )
 
 
+routes = Routes()
+
+
+@routes.post(
+    "/api/v1/tokens",
+    "Create a token (shown once) acting as `user_id` (a member of the space; "
+    "default: you), never above their role",
+    body=NewToken,
+    status=201,
+)
 async def create_api_token(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
     require(request, "manager")
-    new = await _body(request, NewToken)
+    new = await json_body(request, NewToken)
     if RANK[new.role] > RANK.get(principal.role, 0):
         raise InvalidPayload(f"a {principal.role} token cannot create a {new.role} token")
     user_id = principal.user_id if new.user_id is None else new.user_id
@@ -65,6 +75,11 @@ async def create_api_token(request: web.Request) -> web.Response:
     )
 
 
+@routes.get(
+    "/api/v1/tokens",
+    "The space's API tokens (never their secrets), each with whose it is "
+    "(user_id, user_name, user_email)",
+)
 async def list_api_tokens(request: web.Request) -> web.Response:
     """The space's tokens (never their secrets), each with the person it acts as."""
     require(request, "manager")
@@ -94,9 +109,10 @@ async def list_api_tokens(request: web.Request) -> web.Response:
     return web.json_response({"items": items})
 
 
+@routes.delete("/api/v1/tokens/{token_id}", "Revoke a token")
 async def revoke_api_token(request: web.Request) -> web.Response:
     require(request, "manager")
-    token_id = _path_id(request, "token_id")
+    token_id = path_id(request, "token_id")
     async with request.app[DB].write() as conn:
         done = await conn.execute(
             api_tokens.update()
@@ -107,9 +123,3 @@ async def revoke_api_token(request: web.Request) -> web.Response:
     if done.rowcount == 0:
         raise NotFound(f"no token {token_id} in this space")
     return web.Response(status=204)
-
-
-def setup(app: web.Application) -> None:
-    app.router.add_get("/api/v1/tokens", list_api_tokens)
-    app.router.add_post("/api/v1/tokens", create_api_token)
-    app.router.add_delete("/api/v1/tokens/{token_id}", revoke_api_token)

@@ -8,12 +8,12 @@ import sqlalchemy as sa
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from bot.api.auth import PRINCIPAL
-from bot.api.params import _body, _path_id
+from bot.api.auth import PRINCIPAL, Principal
+from bot.api.openapi import Routes
+from bot.api.params import json_body, path_id, space_items, space_row
 from bot.api.roles import require
-from bot.errors import NotFound
 from bot.keys import DB
-from bot.storage.tables import shortcuts, views
+from bot.storage.tables import views
 from bot.workspace import contacts as contact_ops
 from bot.workspace.filters import Group, compile_filter
 
@@ -29,23 +29,22 @@ class ViewChange(BaseModel):
     filter: Group | None = None
 
 
+routes = Routes()
+
+
+@routes.get("/api/v1/views", "Saved views: shared, and the caller's own")
 async def list_views(request: web.Request) -> web.Response:
-    principal = request[PRINCIPAL]
-    async with request.app[DB].read() as conn:
-        rows = await conn.execute(
-            sa.select(views)
-            .where(views.c.space_id == principal.space_id)
-            .where(_visible(views, principal))
-        )
-        items = [
-            {"id": r.id, "name": r.name, "filter": r.filter, "shared": r.user_id is None}
-            for r in rows
-        ]
-    return web.json_response({"items": items})
+    return await space_items(
+        request,
+        views,
+        lambda r: {"id": r.id, "name": r.name, "filter": r.filter, "shared": r.user_id is None},
+        where=visible(views, request[PRINCIPAL]),
+    )
 
 
+@routes.post("/api/v1/views", "Save a view (its filter is checked first)", body=NewView, status=201)
 async def create_view(request: web.Request) -> web.Response:
-    new = await _body(request, NewView)
+    new = await json_body(request, NewView)
     principal = request[PRINCIPAL]
     if new.shared:
         require(request, "manager")
@@ -69,11 +68,12 @@ async def create_view(request: web.Request) -> web.Response:
     return web.json_response({"id": view_id, "name": new.name}, status=201)
 
 
+@routes.patch("/api/v1/views/{view_id}", "Rename a view or change its filter", body=ViewChange)
 async def change_view(request: web.Request) -> web.Response:
-    change = await _body(request, ViewChange)
+    change = await json_body(request, ViewChange)
     space_id = request[PRINCIPAL].space_id
     async with request.app[DB].write() as conn:
-        view_id = await _owned(conn, request, views, "view")
+        view_id = await owned(conn, request, views, "view")
         values: dict[str, Any] = {}
         if change.name is not None:
             values["name"] = change.name
@@ -85,53 +85,50 @@ async def change_view(request: web.Request) -> web.Response:
     return web.json_response({"id": view_id, **values})
 
 
-async def _owned(conn: Any, request: web.Request, table: sa.Table, what: str) -> int:
+@routes.delete("/api/v1/views/{view_id}", "Delete a view")
+async def delete_view(request: web.Request) -> web.Response:
+    return await delete_owned(request, views, "view")
+
+
+async def owned(conn: Any, request: web.Request, table: sa.Table, what: str) -> int:
     """A view or shortcut the caller may change: their own, or a shared one if a manager."""
     principal = request[PRINCIPAL]
-    item_id = _path_id(request, f"{what}_id")
-    row = (
-        await conn.execute(
-            sa.select(table.c.user_id)
-            .where(table.c.id == item_id, table.c.space_id == principal.space_id)
-            .where(_visible(table, principal))
-        )
-    ).first()
-    if row is None:
-        raise NotFound(f"no {what} {item_id} in this space")
+    item_id = path_id(request, f"{what}_id")
+    row = await space_row(
+        conn,
+        table,
+        principal.space_id,
+        item_id,
+        what,
+        table.c.user_id,
+        where=visible(table, principal),
+    )
     if row.user_id is None:
         require(request, "manager")
     return item_id
 
 
-async def delete_owned(request: web.Request) -> web.Response:
-    table = views if "view_id" in request.match_info else shortcuts
+async def delete_owned(request: web.Request, table: sa.Table, what: str) -> web.Response:
     async with request.app[DB].write() as conn:
-        item_id = await _owned(conn, request, table, "view" if table is views else "shortcut")
+        item_id = await owned(conn, request, table, what)
         await conn.execute(table.delete().where(table.c.id == item_id))
     return web.Response(status=204)
 
 
-def _visible(table: sa.Table, principal: Any) -> Any:
+def visible(table: sa.Table, principal: Principal) -> Any:
     """Shared with the space (no owner), or the caller's own."""
     return sa.or_(table.c.user_id.is_(None), table.c.user_id == principal.user_id)
 
 
-async def _view_filter(conn: Any, principal: Any, view_id: int) -> Group:
-    row = (
-        await conn.execute(
-            sa.select(views.c.filter)
-            .where(views.c.id == view_id)
-            .where(views.c.space_id == principal.space_id)
-            .where(_visible(views, principal))
-        )
-    ).first()
-    if row is None:
-        raise NotFound(f"no view {view_id} in this space")
+async def view_filter(conn: Any, principal: Principal, view_id: int) -> Group:
+    """The filter of a view the caller sees, else NotFound."""
+    row = await space_row(
+        conn,
+        views,
+        principal.space_id,
+        view_id,
+        "view",
+        views.c.filter,
+        where=visible(views, principal),
+    )
     return Group.model_validate(row.filter)
-
-
-def setup(app: web.Application) -> None:
-    app.router.add_get("/api/v1/views", list_views)
-    app.router.add_post("/api/v1/views", create_view)
-    app.router.add_patch("/api/v1/views/{view_id}", change_view)
-    app.router.add_delete("/api/v1/views/{view_id}", delete_owned)
