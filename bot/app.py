@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator
 
 import aiohttp
 import sqlalchemy as sa
@@ -51,6 +49,7 @@ from bot.keys import (
     SENDER,
     SETTINGS,
 )
+from bot.logs import running
 from bot.metrics import Metrics
 from bot.pipeline import webhooks
 from bot.pipeline.channels import ChannelRegistry
@@ -186,23 +185,6 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
 async def _background(app: web.Application) -> AsyncIterator[None]:
     """The in-process consumers: the work queue and the sender (unless told not to work);
     extensions run their own (the surveys' webhook relay and flow clock, the Slack desk)."""
-    tasks: list[asyncio.Task[None]] = []
-    if app[SETTINGS].works:
-        tasks = [_spawn(run) for run in (app[QUEUE].run, app[SENDER].run)]
-    yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-def _spawn(run: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
-    task = asyncio.create_task(run())
-    task.add_done_callback(_report_crash)
-    return task
-
-
-def _report_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("background task crashed", exc_info=task.exception())
+    works = app[SETTINGS].works
+    async with running(*((app[QUEUE].run, app[SENDER].run) if works else ())):
+        yield

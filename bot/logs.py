@@ -6,9 +6,13 @@ above debug level.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 # what a hostile path or name could use to forge or hide log lines: control characters
@@ -58,3 +62,25 @@ def setup_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     for noisy in ("aiohttp.access", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextlib.asynccontextmanager
+async def running(*runs: Callable[[], Coroutine[Any, Any, None]]) -> AsyncIterator[None]:
+    """Run each of `runs` as a background task until the block ends: a crash is logged,
+    never lost silently, and at the end every task is cancelled and awaited."""
+    tasks = [asyncio.create_task(run()) for run in runs]
+    for task in tasks:
+        task.add_done_callback(_report_crash)
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logging.getLogger(__name__).error("background task crashed", exc_info=task.exception())

@@ -8,14 +8,13 @@ expires unanswered flows (run only where the app works its queue).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from bot.keys import DB, HTTP, ON_CLOSE, SENDER, SETTINGS, WEBHOOKS
+from bot.logs import running
 
 log = logging.getLogger(__name__)
 
@@ -35,20 +34,6 @@ async def _flows(app: web.Application) -> AsyncIterator[None]:
 
     # the sender's partitions: with Redis, this process posts its own conversations' only
     app[WEBHOOKS] = relay = webhook_relay(app[DB], app[HTTP], app[SENDER].owned)
-    tasks: list[asyncio.Task[None]] = []
-    if app[SETTINGS].works:
-        clock = FlowClock(app[DB], app[SENDER].notify)
-        tasks = [asyncio.create_task(run()) for run in (relay.run, clock.run)]
-        for task in tasks:
-            task.add_done_callback(_report_crash)
-    yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-def _report_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("background task crashed", exc_info=task.exception())
+    runs = (relay.run, FlowClock(app[DB], app[SENDER].notify).run) if app[SETTINGS].works else ()
+    async with running(*runs):
+        yield

@@ -17,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.errors import ChanCenterError, InvalidPayload, NotFound
-from bot.keys import DB, DEFAULT_SPACE, DESK_WAKE, SENDER
+from bot.keys import DB, DEFAULT_SPACE, DESK_WAKE, ON_CLOSE, SENDER
 from bot.model import TextPart
 from bot.storage.tables import channels, contacts, conversations, shortcuts, users
 from bot.workspace import contacts as contact_ops
@@ -28,7 +28,7 @@ from bot.workspace.shortcuts import render
 from integrations.slack.people import HOW_TO_LINK, user_for
 from integrations.slack.safe import inline
 from surveys.engine import find_survey
-from surveys.start import after_close, start_for_contact
+from surveys.start import start_for_contact
 
 USAGE = """*`/chancenter` commands* (ID is the conversation number in the thread header):
 `claim ID` · `assign ID @someone` or `assign ID TEAM` · `bot ID` (back to the bot) · `close ID`
@@ -96,7 +96,8 @@ class AgentActions:
             await ops.desk_notice(conn, conversation_id)
         self._wake()
         if closed:  # closing it twice asks no second satisfaction survey
-            await after_close(self.app, conversation_id)
+            for hook in self.app[ON_CLOSE]:  # the satisfaction survey, when surveys run
+                await hook(self.app, conversation_id)
         return f"Closed #{conversation_id}."
 
     async def _survey(self, which: str, conversation_id: int) -> str:
