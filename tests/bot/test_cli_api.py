@@ -235,7 +235,7 @@ def test_survey_results_show_the_counts_and_completion_rate(
     assert code == 0
     assert "completion rate: 50%" in out
     assert "counts: sent 0, in_progress 1, completed 2, expired 1, stopped 0" in out
-    assert out.splitlines()[0].startswith("id\tcontact_id\tcontact_name\tstatus")
+    assert out.splitlines()[0].startswith("id\tcontact_id\tcontact_name\tconversation_id\tstatus")
     body = json.loads(cli(capsys, "surveys", "results", "1", "--json")[1])
     assert body["completion_rate"] == 0.5 and body["counts"]["completed"] == 2
 
