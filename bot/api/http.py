@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from bot.errors import ChanCenterError, error_response, http_status
+from bot.errors import ChanCenterError, InvalidPayload, error_response, http_status
 from bot.keys import SETTINGS
 from bot.settings import Settings
 
@@ -45,6 +45,9 @@ async def error_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     try:
+        if "\x00" in request.path or any("\x00" in v for v in request.query.values()):
+            # never in a real URL, and PostgreSQL refuses it in any text it is compared with
+            raise InvalidPayload("the URL holds a NUL character")
         return await handler(request)
     except ChanCenterError as exc:
         status = http_status(exc)

@@ -98,3 +98,14 @@ async def test_unknown_routes_and_methods_answer_problem_documents(
     assert "GET" in wrong.headers["Allow"] and "use GET" in (await wrong.json())["detail"]
     page = await client.get("/no-such-page")
     assert page.status == 404  # outside the API, aiohttp's own page
+
+
+async def test_a_nul_in_the_url_is_a_400_on_every_database(
+    client: TestClient,
+    people: dict[str, Any],  # noqa: F811
+) -> None:
+    headers = auth(people["agent"])
+    for url in ("/api/v1/contacts?q=a%00b", "/api/v1/contacts/1/tags/a%00b", "/webhooks/a%00b"):
+        resp = await client.get(url, headers=headers)
+        assert resp.status == 400, url
+        assert "NUL" in (await resp.json())["detail"]

@@ -15,7 +15,7 @@ async def test_control_characters_in_a_path_are_escaped_in_the_log(
 ) -> None:
     caplog.set_level(logging.INFO)
     resp = await client.post("/webhooks/x%00%1b%5b2J%0aforged=1%e2%80%ae", data=b"{}")
-    assert resp.status == 404
+    assert resp.status == 400  # a NUL never reaches a query (PostgreSQL refuses it)
     lines = [LogfmtFormatter().format(r) for r in caplog.records if hasattr(r, "path")]
     refused = [line for line in lines if "request refused" in line]
     assert refused, lines
