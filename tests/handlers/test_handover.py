@@ -22,7 +22,7 @@ from bot.storage.tables import (
 )
 from bot.workspace.bootstrap import user_by_email
 from handlers.handover import in_business_hours
-from tests.bot.test_webhooks import body, post
+from tests.bot.pipeline.test_webhooks import body, post
 from tests.conftest import count, eventually
 from tests.fakes.echo_channel import EchoChannel
 

@@ -22,7 +22,7 @@ from bot.settings import Settings
 from bot.storage.tables import conversations, messages, work_items
 from handlers.bot import NOT_UNDERSTOOD_TEXT
 from integrations.builtin_bot import SAMPLE_AGENT
-from tests.bot.test_webhooks import body, post
+from tests.bot.pipeline.test_webhooks import body, post
 from tests.conftest import add_channel, closed_within, count, eventually
 from tests.fakes.echo_channel import EchoChannel
 from tests.handlers.test_handover import say, state

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
 from bot.storage.tables import flow_runs, surveys
-from tests.bot.test_webhooks import body, post
+from tests.bot.pipeline.test_webhooks import body, post
 from tests.conftest import count, eventually
 from tests.fakes.echo_channel import EchoChannel
 from tests.handlers.test_handover import say

@@ -31,7 +31,7 @@ from bot.storage.tables import (
 )
 from bot.workspace.contacts import create_field
 from surveys.clock import FlowClock
-from tests.bot.test_webhooks import body, post
+from tests.bot.pipeline.test_webhooks import body, post
 from tests.conftest import count, eventually
 from tests.fakes.echo_channel import EchoChannel
 from tests.handlers.test_handover import agent, say

@@ -13,7 +13,7 @@ from bot.api.auth import create_token
 from bot.keys import DB, DEFAULT_SPACE
 from bot.storage.tables import conversations, spaces, work_items
 from bot.workspace.bootstrap import SpaceCreated, add_admin
-from tests.bot.test_webhooks import body, post
+from tests.bot.pipeline.test_webhooks import body, post
 from tests.conftest import count, eventually
 from tests.fakes.echo_channel import EchoChannel
 

@@ -14,8 +14,8 @@ from aiohttp.web import Application
 
 from bot.keys import DB
 from bot.storage.tables import audit_log, contacts, identities, messages
-from tests.bot.test_api_conversations import auth, open_conversation, people  # noqa: F401
-from tests.bot.test_webhooks import body, post
+from tests.bot.api.test_conversations import auth, open_conversation, people  # noqa: F401
+from tests.bot.pipeline.test_webhooks import body, post
 from tests.conftest import eventually, single
 from tests.fakes.echo_channel import EchoChannel
 

@@ -12,8 +12,8 @@ from aiohttp.web import Application
 
 from bot.keys import DB
 from bot.storage.tables import outbox
-from tests.bot.test_api_conversations import auth, open_conversation, people  # noqa: F401
-from tests.bot.test_webhooks import body, post
+from tests.bot.api.test_conversations import auth, open_conversation, people  # noqa: F401
+from tests.bot.pipeline.test_webhooks import body, post
 from tests.channels.webchat.widget import Visitor
 from tests.conftest import count, eventually
 from tests.fakes.echo_channel import EchoChannel

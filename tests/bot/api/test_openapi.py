@@ -14,7 +14,7 @@ from bot.api.auth import create_token
 from bot.keys import DB, DEFAULT_SPACE
 from bot.storage.tables import api_tokens, work_items
 from bot.workspace.bootstrap import create_space
-from tests.bot.test_webhooks import body, post
+from tests.bot.pipeline.test_webhooks import body, post
 from tests.conftest import add_channel, count, eventually
 from tests.fakes.echo_channel import EchoChannel
 

@@ -17,7 +17,7 @@ from bot.errors import PermanentFailure, RecipientBlocked, RetryLater
 from bot.keys import DB, PLUGINS, QUEUE, SENDER
 from bot.model import SentReceipt
 from bot.storage.tables import conversations, identities, messages, outbox, work_items
-from tests.bot.test_webhooks import body, post
+from tests.bot.pipeline.test_webhooks import body, post
 from tests.conftest import count, eventually
 from tests.fakes.echo_channel import EchoChannel
 

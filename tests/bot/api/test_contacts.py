@@ -8,7 +8,7 @@ from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
 from bot.storage.tables import contacts
-from tests.bot.test_api_conversations import auth, open_conversation, people  # noqa: F401
+from tests.bot.api.test_conversations import auth, open_conversation, people  # noqa: F401
 from tests.conftest import single
 from tests.fakes.echo_channel import EchoChannel
 

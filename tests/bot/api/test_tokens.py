@@ -1,5 +1,8 @@
 # ruff: noqa: F811 - the `people` fixture is imported by name, then requested as an argument
-"""Tokens issued for a person act as that person, never above their role (issue #14)."""
+"""Tokens issued for a person act as that person, never above their role (issue #14).
+
+Covers `bot.api.auth`.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from aiohttp.web import Application
 from bot.api.auth import create_token
 from bot.keys import DB
 from bot.workspace.bootstrap import add_admin, create_space
-from tests.bot.test_api_conversations import auth, open_conversation, people  # noqa: F401
+from tests.bot.api.test_conversations import auth, open_conversation, people  # noqa: F401
 from tests.conftest import eventually
 from tests.fakes.echo_channel import EchoChannel
 

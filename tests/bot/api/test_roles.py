@@ -1,7 +1,10 @@
 # ruff: noqa: F811 - the `people` fixture is imported by name, then requested as an argument
 """Organization roles, role by role, as the glossary says (issue #14): `admin` manages the
 organization, its spaces and members; `billing_admin` reads usage and the subscription's
-figures and nothing else; `member` reaches only the spaces they belong to."""
+figures and nothing else; `member` reaches only the spaces they belong to.
+
+Covers `bot.api.org`.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
 from bot.keys import DEFAULT_SPACE
-from tests.bot.test_api_conversations import auth, open_conversation, people  # noqa: F401
+from tests.bot.api.test_conversations import auth, open_conversation, people  # noqa: F401
 from tests.conftest import eventually
 from tests.fakes.echo_channel import EchoChannel
 

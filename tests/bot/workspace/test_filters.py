@@ -12,7 +12,7 @@ from aiohttp.web import Application
 from bot.clock import now
 from bot.keys import DEFAULT_SPACE
 from bot.storage.tables import work_items
-from tests.bot.test_webhooks import body, post
+from tests.bot.pipeline.test_webhooks import body, post
 from tests.conftest import add_channel, count, eventually
 from tests.fakes.echo_channel import EchoChannel
 from tests.handlers.test_assignment import Api, api, contact_of, latest, team  # noqa: F401

@@ -9,8 +9,8 @@ from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
 from bot.storage.tables import work_items
-from tests.bot.test_api_conversations import auth, people  # noqa: F401
-from tests.bot.test_webhooks import body, post
+from tests.bot.api.test_conversations import auth, people  # noqa: F401
+from tests.bot.pipeline.test_webhooks import body, post
 from tests.conftest import count, eventually
 from tests.fakes.echo_channel import EchoChannel
 

@@ -15,7 +15,7 @@ from bot.api.auth import create_token
 from bot.keys import DB, DEFAULT_SPACE
 from bot.storage.tables import spaces, team_members
 from bot.workspace.bootstrap import add_admin, create_space
-from tests.bot.test_api_conversations import auth, open_conversation, people  # noqa: F401
+from tests.bot.api.test_conversations import auth, open_conversation, people  # noqa: F401
 from tests.conftest import count
 
 

@@ -1,4 +1,7 @@
-"""A space's own Dialogflow agent through the API: it answers at once, errors reach admins once."""
+"""A space's own Dialogflow agent through the API: it answers at once, errors reach admins once.
+
+Covers `bot.workspace.crypto`.
+"""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from bot.clock import now
 from bot.keys import DB, DEFAULT_SPACE
 from bot.storage.tables import invitations, organization_members, space_members, spaces, users
 from bot.workspace.bootstrap import add_admin, create_space
-from tests.bot.test_api_conversations import auth, people  # noqa: F401
+from tests.bot.api.test_conversations import auth, people  # noqa: F401
 
 CARLA = {"name": "Carla Globex", "email": "carla@example.com", "slack": "U0CARLASECRET"}
 

@@ -15,7 +15,7 @@ from bot.keys import QUEUE
 from bot.plugins import Plugins
 from bot.settings import Settings
 from bot.storage.tables import work_items
-from tests.bot.test_webhooks import body, post
+from tests.bot.pipeline.test_webhooks import body, post
 from tests.conftest import add_channel, closed_within, count, eventually
 
 

@@ -13,7 +13,7 @@ from aiohttp.web import Application
 
 from bot.keys import DB
 from bot.storage import tables
-from tests.bot.test_api_conversations import auth, people  # noqa: F401
+from tests.bot.api.test_conversations import auth, people  # noqa: F401
 
 HOSTILE: dict[str, bytes] = {
     "empty": b"",

@@ -22,7 +22,7 @@ from bot.storage.tables import (
     views,
 )
 from bot.workspace.bootstrap import add_admin, create_space
-from tests.bot.test_api_conversations import auth, open_conversation, people  # noqa: F401
+from tests.bot.api.test_conversations import auth, open_conversation, people  # noqa: F401
 from tests.fakes.echo_channel import EchoChannel
 
 BODIES: dict[str, Any] = {
