@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
@@ -19,7 +18,7 @@ from bot.api.views import view_filter
 from bot.errors import InvalidPayload
 from bot.keys import DB
 from bot.pipeline.untrusted import loads
-from bot.storage.tables import contacts, identities
+from bot.storage.tables import contacts
 from bot.workspace import contacts as contact_ops
 from bot.workspace import merge as merge_ops
 from bot.workspace import privacy
@@ -281,13 +280,6 @@ async def change_contact(request: web.Request) -> web.Response:
 
 async def _one(conn: Any, space_id: int, contact_id: int) -> dict[str, Any]:
     row = await contact_row(conn, space_id, contact_id)
-    ids = (
-        await conn.execute(
-            sa.select(identities.c.channel_id, identities.c.external_id).where(
-                identities.c.contact_id == contact_id
-            )
-        )
-    ).all()
     (shown,) = await _contacts_json(conn, [row])
-    shown["identities"] = [{"channel_id": i.channel_id, "external_id": i.external_id} for i in ids]
+    shown["identities"] = await contact_ops.identities_of(conn, contact_id)
     return shown

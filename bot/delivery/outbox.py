@@ -53,17 +53,9 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self) -> None:
-        while True:
-            try:
-                done = await self.deliver_due()
-            except Exception:
-                log.exception("%s relay round failed; trying again shortly", self._what)
-                done = 0
-            if done == 0:
-                # rows due now but behind a waiting one wait for it: look when it is due
-                due = self._table.c.next_attempt_at
-                idle = await idle_time(self._db, due, due > now())
-                await wait_for_event(self._wake, idle)
+        await drain(
+            self._db, self._table.c.next_attempt_at, self._wake, self.deliver_due, self._what
+        )
 
     async def deliver_due(self) -> int:
         """Deliver one batch of due rows; returns how many were delivered."""
@@ -127,6 +119,33 @@ class OutboxRelay:
                     last_error=str(exc)[:500],
                 )
             )
+
+
+async def drain(
+    db: Database,
+    due: Any,
+    wake: asyncio.Event,
+    round_: Callable[[], Awaitable[int]],
+    what: str,
+    batch: int | None = None,
+) -> None:
+    """Run `round_` for ever, the loop of both drainers (the sender, the relays).
+
+    After a round that did nothing, wait for the earliest future retry (rows due now but
+    behind a waiting one are not due for us) or a wake, never in a loop of queries; after
+    a round short of `batch`, for a wake or the poll; after a full one, go on at once.
+    """
+    while True:
+        try:
+            done = await round_()
+        except Exception:
+            # e.g. the database is briefly unreachable: nothing is lost, rows stay due
+            log.exception("%s round failed; trying again shortly", what)
+            done = 0
+        if done == 0:
+            await wait_for_event(wake, await idle_time(db, due, due > now()))
+        elif batch is not None and done < batch:
+            await wait_for_event(wake, IDLE_POLL)
 
 
 async def wait_for_event(event: asyncio.Event, seconds: float) -> None:

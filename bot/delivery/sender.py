@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import db_datetime, now
-from bot.delivery.outbox import IDLE_POLL, idle_time, wait_for_event
+from bot.delivery.outbox import drain
 from bot.errors import ChanCenterError, PermanentFailure, RecipientBlocked, RetryLater
 from bot.metrics import Metrics
 from bot.model import Outbound, Reach, parts_adapter
@@ -60,22 +60,7 @@ class Sender:
         self._wake.set()
 
     async def run(self) -> None:
-        while True:
-            try:
-                sent = await self.send_due()
-            except Exception:
-                # e.g. the database is briefly unreachable: nothing is lost, rows stay due
-                log.exception("sender round failed; trying again shortly")
-                sent = 0
-            if sent == 0:
-                # rows due now but behind a retry (or a busy conversation) are not due for
-                # us: wait for the next retry or a wake, not in a loop of queries
-                due = outbox.c.next_attempt_at
-                idle = await idle_time(self._db, due, due > now())
-                await wait_for_event(self._wake, idle)
-            elif sent < BATCH:  # else more rows are due now
-                # nothing more to start until a commit or a finished send says so
-                await wait_for_event(self._wake, IDLE_POLL)
+        await drain(self._db, outbox.c.next_attempt_at, self._wake, self.send_due, "sender", BATCH)
 
     async def send_due(self) -> int:
         """Start sending the due rows of conversations not already sending; returns how many.

@@ -10,7 +10,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.errors import InvalidPayload, NotFound
-from bot.storage.tables import contact_tags, contacts, field_definitions, field_values, tags
+from bot.storage.tables import (
+    contact_tags,
+    contacts,
+    field_definitions,
+    field_values,
+    identities,
+    tags,
+)
 from bot.workspace.filters import STORAGE, FieldDef, Group, compile_filter
 
 KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -255,6 +262,16 @@ async def fields_of_many(
             continue
         found.append((r.contact_id, r.key, value))
     return found
+
+
+async def identities_of(conn: AsyncConnection, contact_id: int) -> list[dict[str, str]]:
+    """Where the contact is reachable: `{"channel_id", "external_id"}` per identity."""
+    rows = await conn.execute(
+        sa.select(identities.c.channel_id, identities.c.external_id).where(
+            identities.c.contact_id == contact_id
+        )
+    )
+    return [{"channel_id": r.channel_id, "external_id": r.external_id} for r in rows]
 
 
 async def tags_of_many(conn: AsyncConnection, contact_ids: list[int]) -> list[tuple[int, str]]:

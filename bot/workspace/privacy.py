@@ -18,7 +18,7 @@ from bot.storage.tables import (
     identities,
     messages,
 )
-from bot.workspace.contacts import fields_of, get_contact, tags_of
+from bot.workspace.contacts import fields_of, get_contact, identities_of, tags_of
 
 ERASED = [{"type": "text", "text": "[erased]"}]
 
@@ -26,13 +26,6 @@ ERASED = [{"type": "text", "text": "[erased]"}]
 async def export(conn: AsyncConnection, space_id: int, contact_id: int) -> dict[str, Any]:
     """Everything we hold about one contact, as JSON-ready data."""
     contact = await get_contact(conn, space_id, contact_id)
-    ids = (
-        await conn.execute(
-            sa.select(identities.c.channel_id, identities.c.external_id).where(
-                identities.c.contact_id == contact_id
-            )
-        )
-    ).all()
     fields = await fields_of(conn, contact_id)
     tag_names = await tags_of(conn, contact_id)
     history = (
@@ -50,7 +43,7 @@ async def export(conn: AsyncConnection, space_id: int, contact_id: int) -> dict[
     ).all()
     return {
         "contact": {k: contact._mapping[k] for k in ("id", "name", "phone", "email", "language")},
-        "identities": [{"channel_id": i.channel_id, "external_id": i.external_id} for i in ids],
+        "identities": await identities_of(conn, contact_id),
         "fields": fields,
         "tags": tag_names,
         "messages": [

@@ -6,14 +6,18 @@ Covers `bot.storage.group`.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import sqlalchemy as sa
 from aiohttp.web import Application
 
+from bot.app import create_app
 from bot.delivery import sender as sending
 from bot.keys import CHANNELS, DB, DEFAULT_SPACE, METRICS
 from bot.model import MessageEdited, MessageReceived, Seen, Sender, StatusChanged, TextPart
 from bot.pipeline.ingest import Ingestor
+from bot.plugins import Plugins
+from bot.settings import Settings
 from bot.storage.tables import contacts, conversations, identities, messages, work_items
 from tests.conftest import add_channel, count
 
@@ -25,8 +29,11 @@ def msg(external_id: str, sender: str = "u1", text: str = "hi") -> MessageReceiv
 
 
 async def test_concurrent_requests_are_committed_together_and_answered_separately(
-    app: Application,
+    aiohttp_client: Any, settings: Settings, plugins: Plugins
 ) -> None:
+    # no worker: it would handle (and delete) the work items this test reads back
+    client = await aiohttp_client(create_app(settings.model_copy(update={"work": False}), plugins))
+    app = client.server.app
     channel = await add_channel(app, "echo")
     ingestor = Ingestor(app[DB])
     commits = 0
