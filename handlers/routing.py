@@ -23,20 +23,26 @@ log = logging.getLogger(__name__)
 HANDOVER_TEXT = "Sure, I'm getting a person to help you."
 
 
-async def route(event: Inbound, ctx: HandlerContext) -> bool:
+async def route(event: Inbound | None, ctx: HandlerContext) -> bool:
     """Entry point `chancenter.handlers:route`."""
+    if event is None:  # an automation's timer: the automations handled it
+        return True
     conversation = ctx.conversation
     if ctx.opened:
         # the views' `status` follows: kept off the ingest's hot path, written with the
         # handlers' effects (a close sets it back to `closed`)
         ctx.write(partial(ops.contact_opened, contact_id=conversation.contact_id))
-    if conversation.handler in ("waiting", "agent"):
+    # an automation may have handed the conversation on before the routing
+    handler = ctx.new_handler or conversation.handler
+    if handler in ("waiting", "agent"):
         if isinstance(event, MessageReceived | Postback):
             ctx.tell_desk("message")
         return True
-    if conversation.handler == "flow" and await run_flow(event, ctx):
+    if ctx.new_handler == "flow":  # a flow just started here: it asked its first question
         return True
-    if conversation.handler not in ("bot", "flow"):
+    if handler == "flow" and await run_flow(event, ctx):
+        return True
+    if handler not in ("bot", "flow"):
         return True
     if isinstance(event, MessageReceived):
         settings = conversation.space_settings

@@ -37,8 +37,9 @@ from bot.pipeline.handling import HandlerContext
 from bot.storage.tables import contacts, flow_runs, surveys
 from bot.workspace import contacts as contact_ops
 from bot.workspace import conversations as ops
+from bot.workspace.conditions import holds
+from bot.workspace.triggers import fire
 from surveys.answers import NotAnAnswer, read_answer
-from surveys.conditions import holds
 from surveys.definition import END, QuestionStep, Survey, text_in
 from surveys.fields import stored
 from surveys.webhooks import post_later
@@ -241,6 +242,18 @@ async def _complete(
     if done:
         ctx.reply(TextPart(text=done), by=Author.survey(run.survey_id))
     _finish(ctx, run, "completed", answers)
+    conversation = ctx.conversation
+    ctx.write(
+        partial(
+            fire,
+            space_id=conversation.space_id,
+            trigger="survey_completed",
+            contact_id=conversation.contact_id,
+            conversation_id=conversation.id,
+            depth=ctx.depth,
+            survey=survey.name,
+        )
+    )
     for action in survey.on_complete:
         await _act(ctx, action, survey, answers)
 

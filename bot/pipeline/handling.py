@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -22,6 +23,7 @@ from bot.metrics import Metrics
 from bot.model import BOT, Author, Inbound, Part
 from bot.pipeline.bots import BotProvider
 from bot.storage.db import Database
+from bot.workspace.triggers import fire
 
 Write = Callable[[AsyncConnection], Awaitable[Any]]
 
@@ -63,12 +65,16 @@ class ConversationState:
     # the space's settings (handover keywords, business hours...) as of loading
     space_settings: dict[str, Any] = field(default_factory=dict)
     timezone: str = "UTC"
+    automations_version: int = 0  # the space's automations changed when this moved
 
 
 @dataclass
 class HandlerContext:
-    event: Inbound
-    message_id: int
+    """One work item being handled: an inbound message (`event`), or an automation's
+    trigger or resumption (`automation`, the work item's payload; `event` None)."""
+
+    event: Inbound | None
+    message_id: int | None
     opened: bool  # this message opened the conversation
     conversation: ConversationState
     bots: BotProvider
@@ -78,6 +84,10 @@ class HandlerContext:
     desk_enabled: bool = False
     handover: HandOver | None = None  # the `chancenter.handover` plugin
     flows: FlowStarter | None = None  # the `chancenter.flows` plugin
+    key: str = ""  # unique to the work item: replies' dedupe keys start with it
+    created: bool = False  # this message's sender is a new contact
+    automation: dict[str, Any] | None = None  # a trigger or resumption to run
+    depth: int = 0  # how many automations led to what the handlers do now
     replies: list[tuple[tuple[Part, ...], Author]] = field(default_factory=list)
     new_handler: str | None = None
     assignee_id: int | None = None  # with new_handler "agent"
@@ -108,6 +118,18 @@ class HandlerContext:
     ) -> None:
         """Hand the conversation to people through the installed handover; without one,
         it waits for whoever looks, and the contact hears `announce`."""
+        conversation = self.conversation
+        self.write(
+            partial(
+                fire,
+                space_id=conversation.space_id,
+                trigger="handed_over",
+                contact_id=conversation.contact_id,
+                conversation_id=conversation.id,
+                depth=self.depth,
+                team=team,
+            )
+        )
         if self.handover is not None:
             await self.handover(self, trigger, note, team, agent, announce, by)
             return

@@ -119,7 +119,7 @@ async def _inbound(
 ) -> None:
     at = now()
     senders = {(r.channel_id, e.sender.external_id): (r.space_id, e.sender) for _, r, e in inbound}
-    conversation = await _conversations(conn, senders, at)
+    conversation, created = await _conversations(conn, senders, at)
     rows = [
         {
             "space_id": request.space_id,
@@ -159,6 +159,7 @@ async def _inbound(
                     "event": event.model_dump(mode="json"),
                     "message_id": message_id,
                     "opened": opened,
+                    "created": opened and (request.channel_id, event.sender.external_id) in created,
                 },
                 "created_at": at,
             }
@@ -171,8 +172,9 @@ async def _inbound(
 
 async def _conversations(
     conn: AsyncConnection, senders: dict[tuple[str, str], tuple[int, Sender]], at: datetime
-) -> dict[tuple[str, str], tuple[int, bool]]:
-    """`(channel, sender) -> (open conversation id, just opened)`, creating what is missing."""
+) -> tuple[dict[tuple[str, str], tuple[int, bool]], set[tuple[str, str]]]:
+    """`(channel, sender) -> (open conversation id, just opened)`, creating what is missing,
+    and the senders who are new contacts."""
     found = await conn.execute(
         sa.select(
             identities.c.id,
@@ -218,7 +220,7 @@ async def _conversations(
         )
         for key, conversation_id in zip(opening, opened.scalars(), strict=True):
             result[key] = (conversation_id, True)
-    return result
+    return result, set(strangers)
 
 
 async def _new_contacts(

@@ -86,11 +86,20 @@ def clean_text(text: str) -> str:
 
 class _Loader(yaml.SafeLoader):
     """`yaml.safe_load`'s loader, bounded: no aliases, `MAX_DEPTH` levels, dates as text,
-    and none of YAML's types a survey has no use for (binary, sets, ordered maps)."""
+    and none of YAML's types a survey has no use for (binary, sets, ordered maps).
+
+    Keys are text as written: YAML 1.1 would read `on:` (an automation's trigger) or
+    `no:` (Norwegian, in a text per language) as booleans."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                key_node.tag = "tag:yaml.org,2002:str"
+        return super().construct_mapping(node, deep)
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):

@@ -66,6 +66,7 @@ def with_state(query: sa.Select[Any]) -> sa.Select[Any]:
             conversations.c.away_sent_at,
             spaces.c.settings.label("space_settings"),
             spaces.c.timezone,
+            spaces.c.automations_version,
         )
         .join_from(conversations, contacts, contacts.c.id == conversations.c.contact_id)
         .join(spaces, spaces.c.id == conversations.c.space_id)
@@ -120,10 +121,19 @@ class Worker:
         while True:
             if state is None:
                 state = await self.load(item.conversation_id)
+            payload = item.payload
+            message_id = payload.get("message_id")
             ctx = HandlerContext(
-                event=event_adapter.validate_python(item.payload["event"]),  # type: ignore[arg-type]
-                message_id=item.payload["message_id"],
-                opened=item.payload.get("opened", False),
+                event=(
+                    event_adapter.validate_python(payload["event"])  # type: ignore[arg-type]
+                    if "event" in payload
+                    else None
+                ),
+                message_id=message_id,
+                opened=payload.get("opened", False),
+                created=payload.get("created", False),
+                automation=payload.get("automation"),
+                key=str(message_id) if message_id is not None else f"w{item.id}",
                 conversation=state,
                 bots=self._bots,
                 db=self._db,
@@ -193,7 +203,9 @@ class Worker:
             await write(conn)
         for key, value in ctx.set_fields.items():
             try:
-                await set_field(conn, conversation.space_id, conversation.contact_id, key, value)
+                await set_field(
+                    conn, conversation.space_id, conversation.contact_id, key, value, ctx.depth
+                )
             except ChanCenterError as exc:
                 log.warning(
                     "bot asked to save a field that was refused",
@@ -217,14 +229,21 @@ class Worker:
     async def _write(self, conn: AsyncConnection, batch: list[_Effects]) -> list[bool]:
         """One transaction for many conversations' effects; False: the handler changed."""
         at = now()
-        # kept off the ingest hot path: these conversations were active now. Updating
-        # first also locks them (PostgreSQL) while their handler is checked
+        # kept off the ingest hot path: these conversations were active now (an
+        # automation's timer is no activity). Updating first also locks them (PostgreSQL)
+        # while their handler is checked
+        active = [e.ctx.conversation.id for e in batch if e.ctx.message_id is not None]
         handlers = dict(
             (
                 await conn.execute(
                     conversations.update()
                     .where(conversations.c.id.in_([e.ctx.conversation.id for e in batch]))
-                    .values(last_message_at=at)
+                    .values(
+                        last_message_at=sa.case(
+                            (conversations.c.id.in_(active), at),
+                            else_=conversations.c.last_message_at,
+                        )
+                    )
                     .returning(conversations.c.id, conversations.c.handler)
                 )
             ).all()
@@ -239,7 +258,7 @@ class Worker:
                 "conversation_id": e.ctx.conversation.id,
                 "channel_id": e.ctx.conversation.channel_id,
                 "direction": "out",
-                "dedupe_key": f"{e.ctx.message_id}:{n}",
+                "dedupe_key": f"{e.ctx.key}:{n}",
                 "reply_to_id": e.ctx.message_id,
                 "parts": parts_adapter.dump_python(list(parts), mode="json"),
                 "status": "pending",
@@ -265,11 +284,11 @@ class Worker:
                 await conn.execute(outbox.insert(), rows)
         for e in done:
             await self._write_state(conn, e.ctx, at)
-        await conn.execute(
-            contacts.update()
-            .where(contacts.c.id.in_([e.ctx.conversation.contact_id for e in done]))
-            .values(last_message_at=at)
-        )
+        wrote = [e.ctx.conversation.contact_id for e in done if e.ctx.message_id is not None]
+        if wrote:
+            await conn.execute(
+                contacts.update().where(contacts.c.id.in_(wrote)).values(last_message_at=at)
+            )
         # a contact with a newly opened conversation is open again, whoever handled it
         opened = [e.ctx.conversation.contact_id for e in done if e.ctx.opened]
         if opened:

@@ -74,6 +74,9 @@ spaces = Table(
     # {"days": {"mon": ["09:00", "18:00"], ...}, "holidays": ["2026-12-25"],
     #  "away_text": "...", "away_every_minutes": 720, "handover_keywords": {"en": [...]}}
     Column("settings", JSON, nullable=False, default=dict, server_default="{}"),
+    # bumped by every change to the space's automations (or what they refer to): the worker
+    # reads it with each conversation's state and recompiles only when it moved
+    Column("automations_version", Integer, nullable=False, server_default="0"),
     _created(),
 )
 
@@ -482,4 +485,59 @@ flow_webhooks = Table(
     Column("url", Text, nullable=False),
     Column("body", JSON, nullable=False),
     *_retries(),
+)
+
+# Automations: a trigger, conditions and actions (the validated definition), per space.
+automations = Table(
+    "automations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("trigger", String(32), nullable=False),  # the definition's `trigger.on`
+    Column("definition", JSON, nullable=False),
+    Column("enabled", Integer, nullable=False, server_default="1"),
+    Column("disabled_reason", Text),  # set when something it refers to was deleted
+    _created(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    UniqueConstraint("space_id", "name", name="uq_automations_space_name"),
+    Index("ix_automations_space_trigger", "space_id", "trigger", "enabled"),
+)
+
+# One automation run: what triggered it, for whom, and each action's outcome.
+automation_runs = Table(
+    "automation_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("automation_id", ForeignKey("automations.id", ondelete="CASCADE"), nullable=False),
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
+    Column("trigger", String(32), nullable=False),
+    Column("contact_id", ForeignKey("contacts.id", ondelete="CASCADE")),
+    Column("conversation_id", ForeignKey("conversations.id", ondelete="SET NULL")),
+    Column("status", String(8), nullable=False),  # done | failed | waiting
+    Column("steps", JSON, nullable=False, default=list),  # [{"action", "outcome"|"error"}]
+    _created(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    Index("ix_automation_runs_automation", "automation_id", "id"),
+    Index("ix_automation_runs_automation_contact", "automation_id", "contact_id"),
+)
+
+# What automations wait for: events to hand to the worker (due now), `no_reply`
+# deadlines, the rest of a run after a `wait`, the next `schedule`/`date_field` round.
+# The clock takes due rows (deleting them) and queues work items in the same commit.
+automation_timers = Table(
+    "automation_timers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
+    Column("automation_id", ForeignKey("automations.id", ondelete="CASCADE")),
+    Column("kind", String(12), nullable=False),  # event | no_reply | wait | schedule | date_field
+    Column("contact_id", ForeignKey("contacts.id", ondelete="CASCADE")),
+    Column("conversation_id", ForeignKey("conversations.id", ondelete="CASCADE")),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("payload", JSON, nullable=False, default=dict),
+    # one pending timer per key (no_reply:<automation>:<conversation>, schedule:<automation>)
+    Column("key", String(64), unique=True),
+    Index("ix_automation_timers_due", "due_at"),
+    Index("ix_automation_timers_conversation", "conversation_id"),
 )

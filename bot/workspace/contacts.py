@@ -19,6 +19,7 @@ from bot.storage.tables import (
     tags,
 )
 from bot.workspace.filters import STORAGE, FieldDef, Group, compile_filter
+from bot.workspace.triggers import fire
 
 KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -115,8 +116,9 @@ def stored_value(type_: str, options: list[str], key: str, value: Any) -> dict[s
 
 
 async def set_field(
-    conn: AsyncConnection, space_id: int, contact_id: int, key: str, value: Any
+    conn: AsyncConnection, space_id: int, contact_id: int, key: str, value: Any, depth: int = 0
 ) -> None:
+    """Write (None: clear) one custom field; automations on `field_changed` hear of it."""
     await get_contact(conn, space_id, contact_id)
     row = (
         await conn.execute(
@@ -137,9 +139,13 @@ async def set_field(
         await conn.execute(
             field_values.insert().values(contact_id=contact_id, field_id=row.id, **typed)
         )
+    await fire(conn, space_id, "field_changed", contact_id=contact_id, depth=depth, field=key)
 
 
-async def tag(conn: AsyncConnection, space_id: int, contact_id: int, names: list[str]) -> None:
+async def tag(
+    conn: AsyncConnection, space_id: int, contact_id: int, names: list[str], depth: int = 0
+) -> None:
+    """Add tags (created on first use); automations on `tag_added` hear of new ones."""
     await get_contact(conn, space_id, contact_id)
     for name in names:
         name = name.strip()
@@ -165,11 +171,14 @@ async def tag(conn: AsyncConnection, space_id: int, contact_id: int, names: list
         ).first()
         if found is None:
             await conn.execute(contact_tags.insert().values(tag_id=tag_id, contact_id=contact_id))
+            await fire(conn, space_id, "tag_added", contact_id=contact_id, depth=depth, tag=name)
 
 
-async def untag(conn: AsyncConnection, space_id: int, contact_id: int, name: str) -> None:
+async def untag(
+    conn: AsyncConnection, space_id: int, contact_id: int, name: str, depth: int = 0
+) -> None:
     await get_contact(conn, space_id, contact_id)
-    await conn.execute(
+    removed = await conn.execute(
         contact_tags.delete()
         .where(contact_tags.c.contact_id == contact_id)
         .where(
@@ -178,6 +187,8 @@ async def untag(conn: AsyncConnection, space_id: int, contact_id: int, name: str
             )
         )
     )
+    if removed.rowcount:
+        await fire(conn, space_id, "tag_removed", contact_id=contact_id, depth=depth, tag=name)
 
 
 async def find(

@@ -40,6 +40,7 @@ from bot.storage.tables import (
     teams,
     users,
 )
+from bot.workspace.triggers import fire, we_wrote
 
 
 class AlreadyClaimed(InvalidPayload):
@@ -68,6 +69,7 @@ async def claim(conn: AsyncConnection, conversation_id: int, user_id: int) -> bo
     if taken.rowcount == 1:
         await _record(conn, conversation_id, user_id, user_id)
         await _contact_follows(conn, conversation_id)
+        await _assigned(conn, conversation_id, user_id, None)
         return True
     row = await get(conn, conversation_id)
     if row.status != "open" or row.closed_at is not None:
@@ -90,7 +92,7 @@ async def hand_back(conn: AsyncConnection, conversation_id: int) -> None:
     )
 
 
-async def close(conn: AsyncConnection, conversation_id: int) -> bool:
+async def close(conn: AsyncConnection, conversation_id: int, depth: int = 0) -> bool:
     """The contact's next message opens a new conversation, with the bot; False: it was
     closed already. The contact stays assigned unless the space says `release_on_close`."""
     c = conversations.c
@@ -105,6 +107,14 @@ async def close(conn: AsyncConnection, conversation_id: int) -> bool:
     if row is None:
         return False
     await _contact_closed(conn, row.space_id, row.contact_id, release=True)
+    await fire(
+        conn,
+        row.space_id,
+        "conversation_closed",
+        contact_id=row.contact_id,
+        conversation_id=conversation_id,
+        depth=depth,
+    )
     return True
 
 
@@ -237,6 +247,7 @@ async def assign(
     by_user_id: int | None,
     take: bool = False,
     team_id: int | None = None,
+    depth: int = 0,
 ) -> None:
     """Give the conversation, and so its contact, to a member of its space (None
     unassigns), and to `team_id` if given; with `take`, the assignee answers from now on
@@ -254,17 +265,23 @@ async def assign(
     )
     await _record(conn, conversation.id, user_id, by_user_id)
     await _contact_follows(conn, conversation.id)
+    if user_id is not None:
+        await _assigned(conn, conversation.id, user_id, team_id, depth)
 
 
 async def assign_team(
-    conn: AsyncConnection, conversation: Any, team_id: int, by_user_id: int | None
+    conn: AsyncConnection,
+    conversation: Any,
+    team_id: int,
+    by_user_id: int | None,
+    depth: int = 0,
 ) -> int | None:
     """Round robin among the team's available members, who takes it; with nobody, the
     conversation waits in the team's queue. Returns who got it."""
     await check_team(conn, conversation.space_id, team_id)
     user_id = await available_member(conn, conversation.space_id, team_id)
     if user_id is not None:
-        await assign(conn, conversation, user_id, by_user_id, take=True, team_id=team_id)
+        await assign(conn, conversation, user_id, by_user_id, True, team_id, depth)
         return user_id
     values: dict[str, Any] = {"assignee_id": None, "team_id": team_id}
     if _working(conversation) and conversation.handler in ("bot", "agent", "waiting"):
@@ -274,6 +291,7 @@ async def assign_team(
     )
     await _record(conn, conversation.id, None, by_user_id)
     await _contact_follows(conn, conversation.id)
+    await _assigned(conn, conversation.id, None, team_id, depth)
     return None
 
 
@@ -325,6 +343,8 @@ async def assign_contact(
         await conn.execute(conversations.update().where(c.id == row.id).values(**values))
         if row.assignee_id != user_id:
             await _record(conn, row.id, user_id, by_user_id)
+            if user_id is not None:
+                await _assigned(conn, row.id, user_id, team_id)
     return user_id, team_id, [row.id for row in followed]
 
 
@@ -344,6 +364,33 @@ async def _contact_follows(conn: AsyncConnection, conversation_id: int) -> None:
         contacts.update()
         .where(contacts.c.id == column("contact_id"))
         .values(assignee_id=column("assignee_id"), team_id=column("team_id"))
+    )
+
+
+async def _assigned(
+    conn: AsyncConnection,
+    conversation_id: int,
+    user_id: int | None,
+    team_id: int | None,
+    depth: int = 0,
+) -> None:
+    """Automations on `conversation_assigned` hear of it (to a person, or a team's queue)."""
+    row = (
+        await conn.execute(
+            sa.select(conversations.c.space_id, conversations.c.contact_id).where(
+                conversations.c.id == conversation_id
+            )
+        )
+    ).one()
+    await fire(
+        conn,
+        row.space_id,
+        "conversation_assigned",
+        contact_id=row.contact_id,
+        conversation_id=conversation_id,
+        depth=depth,
+        user_id=user_id,
+        team_id=team_id,
     )
 
 
@@ -443,4 +490,5 @@ async def queue_agent_message(
                 message_id=message_id, channel_id=conversation.channel_id, next_attempt_at=at
             )
         )
+        await we_wrote(conn, conversation.id, by_person=author.type == "user")
     return message_id

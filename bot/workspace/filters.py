@@ -80,7 +80,8 @@ UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 FIELD_PATTERN = (
     r"^(name|phone|email|language|status|assignee|team|created_at|last_message_at|channel|tags"
-    r"|fields\.[a-z][a-z0-9_]{0,63}|answers\.[a-z][a-z0-9_]{0,63})$"
+    r"|fields\.[a-z][a-z0-9_]{0,63}|answers\.[a-z][a-z0-9_]{0,63}"
+    r"|message\.(text|type)|conversation\.(status|handler|channel|assignee|team))$"
 )
 
 
@@ -98,7 +99,9 @@ class Condition(Frozen):
         if not re.match(FIELD_PATTERN, field):
             raise ValueError(
                 f"unknown field {field!r}; use one of {', '.join(sorted(BUILT_IN))}, channel, "
-                "tags, fields.<key> for a custom field, or answers.<step> in a flow"
+                "tags, fields.<key> for a custom field, answers.<step> in a flow, "
+                "message.text|type or conversation.status|handler|channel|assignee|team "
+                "in an automation"
             )
         return field
 
@@ -227,6 +230,8 @@ def _condition(c: Condition, scope: _Scope) -> ColumnElement[bool]:
         return having(_compare(c, kind, column))
     if c.field.startswith("answers."):
         raise InvalidPayload(f"{c.field!r}: answers only exist inside a flow's branches")
+    if c.field.startswith(("message.", "conversation.")):
+        raise InvalidPayload(f"{c.field!r}: only an automation's conditions have a message")
     raise InvalidPayload(
         f"unknown field {c.field!r}; use one of {', '.join(sorted(BUILT_IN))}, channel, tags, "
         "or fields.<key> for a custom field"

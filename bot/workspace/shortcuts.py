@@ -78,7 +78,7 @@ async def render(
     if row is None or (row.user_id is not None and row.user_id != agent_id):
         raise NotFound(f"no shortcut {shortcut_id} in this space")
     contact = await get_contact(conn, space_id, contact_id)
-    values = await _values(conn, contact, agent_id)
+    values = await template_values(conn, contact, agent_id)
     text = fill(row.text, values)
     parts: list[Part] = [TextPart(text=text)] if text.strip() else []
     if row.attachment_url:
@@ -94,7 +94,9 @@ async def render(
     return parts
 
 
-async def _values(conn: AsyncConnection, contact: Any, agent_id: int | None) -> dict[str, str]:
+async def template_values(
+    conn: AsyncConnection, contact: Any, agent_id: int | None
+) -> dict[str, str]:
     name = contact.name or ""
     values = {
         "contact.name": name,

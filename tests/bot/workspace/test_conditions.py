@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.workspace.filters import Group
-from surveys.conditions import holds
+from bot.workspace.conditions import holds
 
 VALUES = {
     "answers.plan": "Pro",

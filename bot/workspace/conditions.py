@@ -1,16 +1,64 @@
-"""The filter language of views, evaluated for one contact inside a flow.
+"""The filter language of views, evaluated for one contact.
 
-Views compile to SQL over many contacts; a flow's branch asks about one contact
-and the answers it just gave (`answers.<step>`), some not saved anywhere, so the
-same conditions are evaluated here against a dict of values.
+Views compile to SQL over many contacts; a flow's branch asks about one contact and
+the answers it just gave (`answers.<step>`), an automation about one contact and the
+message or conversation at hand (`message.text`, `conversation.handler`), none of them
+saved anywhere, so the same conditions are evaluated here against a dict of values.
+`compile_group` turns a group into a predicate once, and says which values it reads,
+so an automation whose conditions only read the message costs no query.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bot.clock import now
 from bot.workspace.filters import Condition, Group, as_datetime, duration
+
+Predicate = Callable[[dict[str, Any], set[str]], bool]
+
+
+def compile_group(group: Group) -> Predicate:
+    """`holds(group, ...)` as one closure; plain text tests are prepared once."""
+    members = [
+        compile_group(i) if isinstance(i, Group) else _compile(i)
+        for i in (group.all if group.all is not None else group.any) or ()
+    ]
+    if group.all is not None:
+        return lambda values, tags: all(m(values, tags) for m in members)
+    return lambda values, tags: any(m(values, tags) for m in members)
+
+
+def reads(group: Group) -> set[str]:
+    """What the group reads: `tags`, and the first word of each field (`message`,
+    `conversation`, `fields`, or `contact` for the built-ins)."""
+    found: set[str] = set()
+    for item in (group.all if group.all is not None else group.any) or ():
+        if isinstance(item, Group):
+            found |= reads(item)
+        else:
+            head = item.field.split(".")[0]
+            found.add(head if head in ("tags", "message", "conversation", "fields") else "contact")
+    return found
+
+
+def _compile(c: Condition) -> Predicate:
+    wanted = c.value
+    if c.op in ("contains", "starts_with", "is") and isinstance(wanted, str) and c.field != "tags":
+        needle, field, op = wanted.casefold(), c.field, c.op
+
+        def text(values: dict[str, Any], tags: set[str]) -> bool:
+            value = values.get(field)
+            if not isinstance(value, str):
+                return _holds(c, values, tags)
+            folded = value.casefold()
+            if op == "contains":
+                return needle in folded
+            return folded.startswith(needle) if op == "starts_with" else folded == needle
+
+        return text
+    return lambda values, tags: _holds(c, values, tags)
 
 
 def holds(group: Group, values: dict[str, Any], tags: set[str]) -> bool:
