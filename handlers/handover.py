@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,6 +29,7 @@ from bot.model import AWAY, BOT, Author, Part, TextPart
 from bot.pipeline.handling import HandlerContext, Write
 from bot.storage.tables import contacts, space_members, users
 from bot.workspace import conversations as ops
+from bot.workspace.triggers import fire
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +123,18 @@ async def hand_over(
     if user_id is not None:
         ctx.hand_over("agent")
         ctx.assignee_id = user_id
+        ctx.write(
+            partial(
+                fire,
+                space_id=conversation.space_id,
+                trigger="conversation_assigned",
+                contact_id=conversation.contact_id,
+                conversation_id=conversation.id,
+                depth=ctx.depth,
+                user_id=user_id,
+                team_id=team_id,
+            )
+        )
     else:
         ctx.hand_over("waiting")
     ctx.team_id = team_id

@@ -76,7 +76,8 @@ MALFORMED: list[tuple[str, bytes, str, str]] = [
     ("YAML python object", b"name: !!python/object/apply:os.system [id]", YAML, "YAML"),
     ("YAML bytes", b"name: !!binary aGk=\nsteps: []", YAML, "binary"),
     ("YAML set", b"name: !!set {a, b}\nsteps: []", YAML, "set"),
-    ("YAML key not text", b"name: x\n1: one\nsteps: []", YAML, "key"),
+    # keys are read as written (YAML 1.1 would make `on:` or `no:` booleans): `1` is no field
+    ("YAML unknown key", b"name: x\n1: one\nsteps: [{id: a, type: message}]", YAML, "1: Extra"),
     ("YAML infinite", b"name: x\nexpire_after_hours: .inf\nsteps: []", YAML, "finite"),
     ("YAML syntax", b"name: [unclosed\n", YAML, "YAML"),
 ]

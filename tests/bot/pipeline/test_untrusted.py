@@ -49,4 +49,7 @@ def test_yaml_is_bounded_and_plain() -> None:
     with pytest.raises(InvalidPayload, match=r"steps\.1: numbers must be finite"):
         plain({"steps": [1, float("inf")]})
     with pytest.raises(InvalidPayload, match="must be text"):
-        plain(load_yaml("1: one\n"))
+        plain({1: "one"})
+    # keys are text as written: YAML 1.1 reads `on:` (an automation's trigger), `no:`
+    # (Norwegian) or `1:` as a boolean or a number
+    assert plain(load_yaml("on: a\nno: b\n1: c\n")) == {"on": "a", "no": "b", "1": "c"}
