@@ -99,7 +99,7 @@ class AutomationClock:
     async def _items(self, conn: AsyncConnection, row: Any, at: datetime) -> list[dict[str, Any]]:
         payload = row.payload or {}
         if row.kind == "wait":
-            work = payload
+            work = {"automation": payload}
         elif row.kind == "event":
             work = {"automation": {**payload, "on": payload["trigger"]}}
         else:
