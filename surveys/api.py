@@ -7,7 +7,6 @@ the survey model sees them.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -18,23 +17,31 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.api.auth import PRINCIPAL
 from bot.api.openapi import BEFORE, CSV, LIMIT, Routes
-from bot.api.params import int_query, iso, json_body, page_limit, path_id, space_items
+from bot.api.params import (
+    document_body,
+    int_query,
+    iso,
+    json_body,
+    page_limit,
+    path_id,
+    space_items,
+)
 from bot.api.roles import require
 from bot.api.views import view_filter
-from bot.errors import InvalidPayload, PayloadTooLarge
+from bot.errors import InvalidPayload
 from bot.keys import DB
-from bot.pipeline.untrusted import MAX_INT, load_yaml, loads, plain
+from bot.pipeline.untrusted import MAX_INT
 from bot.storage.tables import contacts, flow_runs, surveys
 from bot.workspace import contacts as contact_ops
 from bot.workspace.csv_io import csv_line
 from bot.workspace.filters import compile_filter
+from bot.workspace.triggers import changed
 from surveys.definition import Survey, dump, parse_survey
 from surveys.engine import find_survey
 from surveys.fields import check_fields
 from surveys.start import start_for_contact
 
 STATUSES = ("sent", "in_progress", "completed", "expired", "stopped")
-YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/plain")
 MAX_SURVEY_BYTES = 512_000  # 200 steps in a few languages fit many times over
 Id = Annotated[int, Field(ge=1, le=MAX_INT)]
 
@@ -49,25 +56,6 @@ class Send(BaseModel):
 
 
 routes = Routes()
-
-
-async def _survey_data(request: web.Request) -> Any:
-    """The body as plain data: JSON, or YAML with a YAML content type."""
-    raw = await request.read()
-    if len(raw) > MAX_SURVEY_BYTES:
-        raise PayloadTooLarge(f"a survey is at most {MAX_SURVEY_BYTES} bytes")
-    if request.content_type in YAML_TYPES:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidPayload("the survey is not UTF-8 text") from None
-        data = await asyncio.to_thread(load_yaml, text, "the survey")
-    else:
-        try:
-            data = loads(raw, "the survey")
-        except InvalidPayload as exc:
-            raise InvalidPayload(f"{exc}: send JSON, or YAML as application/yaml") from None
-    return plain(data)
 
 
 @routes.get("/api/v1/surveys", "The space's surveys")
@@ -98,7 +86,7 @@ async def list_surveys(request: web.Request) -> web.Response:
 async def create_survey(request: web.Request) -> web.Response:
     """The body is the survey: JSON, or YAML with a YAML content type."""
     require(request, "manager")
-    data = await _survey_data(request)
+    data = await document_body(request, "the survey", MAX_SURVEY_BYTES)
     if not isinstance(data, dict):
         raise InvalidPayload("a survey is a mapping with name and steps")
     survey = parse_survey(data)
@@ -142,6 +130,7 @@ async def remove_survey(request: web.Request) -> web.Response:
             conn, request[PRINCIPAL].space_id, path_id(request, "survey_id")
         )
         await conn.execute(surveys.delete().where(surveys.c.id == survey_id))
+        await changed(conn, request[PRINCIPAL].space_id)  # automations may name it
     return web.Response(status=204)
 
 

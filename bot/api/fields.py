@@ -19,6 +19,7 @@ from bot.keys import DB
 from bot.storage.tables import contact_tags, contacts, field_definitions, tags
 from bot.workspace import contacts as contact_ops
 from bot.workspace.filters import compile_filter
+from bot.workspace.triggers import changed
 
 
 class NewField(BaseModel):
@@ -107,6 +108,7 @@ async def delete_field(request: web.Request) -> web.Response:
     async with request.app[DB].write() as conn:
         await space_row(conn, field_definitions, space_id, field_id, "field")
         await conn.execute(field_definitions.delete().where(field_definitions.c.id == field_id))
+        await changed(conn, space_id)  # automations may name it
     return web.Response(status=204)
 
 

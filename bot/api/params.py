@@ -6,6 +6,7 @@ Every query is scoped by the token's space: another space's ids answer 404.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -17,13 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.api.auth import PRINCIPAL
 from bot.delivery.media import with_media_urls
-from bot.errors import InvalidPayload, NotFound
+from bot.errors import InvalidPayload, NotFound, PayloadTooLarge
 from bot.keys import DB
-from bot.pipeline.untrusted import MAX_INT, loads
+from bot.pipeline.untrusted import MAX_INT, load_yaml, loads, plain
 
 M = TypeVar("M", bound=BaseModel)
 MAX_LIMIT = 200
 MAX_ID = MAX_INT  # the databases' BIGINT
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/plain")
 
 
 def iso(value: datetime | None) -> str | None:
@@ -75,6 +77,26 @@ async def json_body(request: web.Request, model: type[M]) -> M:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "body"
         raise InvalidPayload(f"{where}: {err['msg']}") from None
+
+
+async def document_body(request: web.Request, what: str, max_bytes: int) -> Any:
+    """A definition people write (a survey, an automation) as plain data: the body as
+    JSON, or YAML with a YAML content type; `what` names it in errors ("the survey")."""
+    raw = await request.read()
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"{what} is at most {max_bytes} bytes")
+    if request.content_type in YAML_TYPES:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidPayload(f"{what} is not UTF-8 text") from None
+        data = await asyncio.to_thread(load_yaml, text, what)  # bounded, yet not instant
+    else:
+        try:
+            data = loads(raw, what)
+        except InvalidPayload as exc:
+            raise InvalidPayload(f"{exc}: send JSON, or YAML as application/yaml") from None
+    return plain(data)
 
 
 def path_id(request: web.Request, name: str) -> int:

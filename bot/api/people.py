@@ -29,6 +29,7 @@ from bot.storage.tables import (
     users,
 )
 from bot.workspace.bootstrap import user_by_email
+from bot.workspace.triggers import changed
 
 
 class NewUser(BaseModel):
@@ -307,6 +308,7 @@ async def delete_team(request: web.Request) -> web.Response:
             contacts.update().where(contacts.c.team_id == team_id).values(team_id=None)
         )
         await conn.execute(teams.delete().where(teams.c.id == team_id))
+        await changed(conn, space_id)  # automations may name it
     return web.Response(status=204)
 
 

@@ -16,6 +16,7 @@ from bot.keys import DB
 from bot.storage.tables import views
 from bot.workspace import contacts as contact_ops
 from bot.workspace.filters import Group, compile_filter
+from bot.workspace.triggers import changed
 
 
 class NewView(BaseModel):
@@ -112,6 +113,7 @@ async def delete_owned(request: web.Request, table: sa.Table, what: str) -> web.
     async with request.app[DB].write() as conn:
         item_id = await owned(conn, request, table, what)
         await conn.execute(table.delete().where(table.c.id == item_id))
+        await changed(conn, request[PRINCIPAL].space_id)  # automations may name it
     return web.Response(status=204)
 
 

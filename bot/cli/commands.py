@@ -1,4 +1,4 @@
-"""`chancenter orgs|spaces|users|teams|fields|tags|views|shortcuts|tokens ...`: the table.
+"""`chancenter orgs|spaces|users|teams|fields|tags|views|shortcuts|automations|tokens ...`.
 
 Each command is one REST call, made in-process over a private Unix socket as the
 organization's own admin (`bot.cli.call`): the CLI obeys exactly the rules, validation
@@ -8,6 +8,7 @@ declares the commands, so `--help` imports nothing heavy.
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 
 from bot.cli.args import (
@@ -32,6 +33,24 @@ class Call:
     query: dict[str, str] = field(default_factory=dict)
     body: str | None = None  # the argument that is the whole request body
     people: str = "/users"  # where an email given for a USER resolves to an id
+
+
+def _definition_file(path: str) -> object:
+    """A YAML or JSON definition read as the API reads one: `on:` is a key, not `true`."""
+    from bot.errors import InvalidPayload
+    from bot.pipeline.untrusted import load_yaml, plain
+
+    try:
+        with open(path, encoding="utf-8") as file:
+            return plain(load_yaml(file.read(), path))
+    except (OSError, UnicodeDecodeError, InvalidPayload) as exc:
+        raise argparse.ArgumentTypeError(f"{path}: {exc}") from None
+
+
+AUTOMATION, ONE = "/automations/{automation_id}", (("automation_id", ID),)
+HIDDEN = {"action": "store_const", "help": argparse.SUPPRESS}  # a flag always set, unlisted
+ON: Arg = ("--enabled", {**HIDDEN, "const": True, "default": True})  # what `enable` sends
+OFF: Arg = ("--enabled", {**HIDDEN, "const": False, "default": False})
 
 
 COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
@@ -380,6 +399,24 @@ COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
                 "answers per contact, counts and completion rate (--csv for a spreadsheet)",
                 (("survey_id", ID),),
             ),
+        },
+    ),
+    "automations": (
+        "automations: a trigger, conditions and actions",
+        {
+            "list": Call("GET", "/automations", "list the automations and their state"),
+            "add": Call(
+                "POST",
+                "/automations",
+                "save an automation written in YAML or JSON",
+                (("file", {"type": _definition_file, "help": "the automation (.yml or .json)"}),),
+                body="file",
+            ),
+            "show": Call("GET", AUTOMATION, "show an automation, and why it is off if it is", ONE),
+            "enable": Call("PATCH", AUTOMATION, "switch an automation on", (*ONE, ON)),
+            "disable": Call("PATCH", AUTOMATION, "switch an automation off", (*ONE, OFF)),
+            "runs": Call("GET", f"{AUTOMATION}/runs", "latest runs and what each did", ONE),
+            "remove": Call("DELETE", AUTOMATION, "remove an automation and its runs", ONE),
         },
     ),
     "tokens": (
