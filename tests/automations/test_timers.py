@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
 from bot.api.auth import create_token
-from bot.clock import now
+from bot.clock import db_datetime, now
 from bot.keys import DB, DEFAULT_SPACE
 from bot.storage.tables import automation_timers, contacts, conversations, views, work_items
 from bot.workspace.contacts import create_field, set_field
@@ -51,10 +51,10 @@ async def test_no_reply_is_cancelled_when_the_contact_answers(
 ) -> None:
     await add(app, NUDGE.replace("2s", "3s"))
     await say(client, app, echo, "hello")
-    due = await single(app, automation_timers.c.due_at)
+    due = db_datetime(await single(app, automation_timers.c.due_at))
     await asyncio.sleep(1)
     await say(client, app, echo, "pricing")  # answered by the bot: counts from now again
-    moved = await single(app, automation_timers.c.due_at)
+    moved = db_datetime(await single(app, automation_timers.c.due_at))
     assert moved > due
     async with app[DB].write() as conn:  # the bot stops answering: a person has it
         await conn.execute(conversations.update().values(handler="agent"))
@@ -151,7 +151,7 @@ trigger: {{on: schedule, cron: "0 9 * * mon", view_id: {view_id}}}
 actions: [{{tag: weekly}}]
 """,
     )
-    due = await single(app, automation_timers.c.due_at)
+    due = db_datetime(await single(app, automation_timers.c.due_at))
     assert due.weekday() == 0 and (due.hour, due.minute) == (9, 0)  # the space is in UTC
     assert await clock(app).tick(at=due - timedelta(seconds=1)) == 0  # not yet
     assert await clock(app).tick(at=due) == 1
@@ -159,7 +159,7 @@ actions: [{{tag: weekly}}]
     [run] = await runs(app, automation_id)
     assert run.trigger == "schedule"
     # the next Monday is armed in the same commit
-    assert await single(app, automation_timers.c.due_at) == due + timedelta(weeks=1)
+    assert db_datetime(await single(app, automation_timers.c.due_at)) == due + timedelta(weeks=1)
 
 
 async def test_date_field_runs_days_before_the_date_at_the_hour(
@@ -175,7 +175,7 @@ trigger: {on: date_field, field: renewal_date, offset: -3d, at: "09:00"}
 actions: [{send_message: "Your plan renews in 3 days."}]
 """,
     )
-    due = await single(app, automation_timers.c.due_at)
+    due = db_datetime(await single(app, automation_timers.c.due_at))
     assert (due.hour, due.minute) == (9, 0) and now() < due <= now() + timedelta(days=1)
     await say(client, app, echo, "hello", who="ana")
     await say(client, app, echo, "hello", who="bo")
@@ -188,4 +188,4 @@ actions: [{send_message: "Your plan renews in 3 days."}]
     await eventually(lambda: "Your plan renews in 3 days." in texts_now(echo))
     [run] = await runs(app, automation_id)
     assert run.contact_id == ana
-    assert await single(app, automation_timers.c.due_at) == due + timedelta(days=1)
+    assert db_datetime(await single(app, automation_timers.c.due_at)) == due + timedelta(days=1)
