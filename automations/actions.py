@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from automations.definition import Action
+from automations.definition import AutomationAction
 from bot.clock import now
 from bot.errors import ChanCenterError, InvalidPayload, NotFound
 from bot.model import Author, Inbound, TextPart, text_of
@@ -37,6 +37,7 @@ from bot.storage.tables import (
 )
 from bot.workspace import contacts as contact_ops
 from bot.workspace import conversations as ops
+from bot.workspace import members
 from bot.workspace.conditions import Predicate, compile_group
 from bot.workspace.shortcuts import fill, render, template_values
 from bot.workspace.triggers import fire, parse_duration
@@ -107,7 +108,7 @@ class Run:
     def author(self) -> Author:
         return Author(type="automation", id=str(self.automation_id))
 
-    async def start(self, actions: list[Action]) -> None:
+    async def start(self, actions: list[AutomationAction]) -> None:
         todo = list(actions)
         status, waiting = "done", None
         self.ctx.depth = self.depth + 1  # what the handlers fire meanwhile comes from us
@@ -142,7 +143,7 @@ class Run:
             self.ctx.depth = 0
         self.ctx.write(partial(self._record, status=status, waiting=waiting))
 
-    async def _branch(self, action: Action) -> list[Action]:
+    async def _branch(self, action: AutomationAction) -> list[AutomationAction]:
         branch = action.branch
         assert branch is not None
         test = self.branches.get(id(branch.when)) or compile_group(branch.when)
@@ -151,7 +152,7 @@ class Run:
         self.steps.append({"action": "branch", "outcome": "then" if taken else "else"})
         return list(branch.then if taken else branch.else_)
 
-    async def _do(self, action: Action) -> dict[str, Any]:
+    async def _do(self, action: AutomationAction) -> dict[str, Any]:
         ctx, state, depth = self.ctx, self.facts.state, self.depth + 1
         kind = action.kind
         if kind == "send_message":
@@ -234,7 +235,7 @@ class Run:
     def _key(self, what: str) -> str:
         return f"{self.ctx.key}:a{self.automation_id}:{what}:{len(self.steps)}"
 
-    async def _send(self, action: Action) -> dict[str, Any]:
+    async def _send(self, action: AutomationAction) -> dict[str, Any]:
         state, ctx = self.facts.state, self.ctx
         async with ctx.db.read() as conn:
             if isinstance(action.send_message, str):
@@ -259,7 +260,7 @@ class Run:
         ctx.reply(*parts, by=self.author)
         return {"outcome": "queued", "message": key}
 
-    async def _assign(self, action: Action) -> dict[str, Any]:
+    async def _assign(self, action: AutomationAction) -> dict[str, Any]:
         """As the API's assign: a member (who answers if people already do), or a team
         (round robin under capacity, else its queue; people answer from now on)."""
         assert action.assign is not None
@@ -279,10 +280,10 @@ class Run:
                     raise NotFound(f"no member {action.assign.user!r} in this space")
                 handler = "agent" if (ctx.new_handler or state.handler) == "waiting" else None
             else:
-                team_id = await ops.team_named(conn, state.space_id, action.assign.team)
+                team_id = await members.team_named(conn, state.space_id, action.assign.team)
                 if team_id is None:
                     raise NotFound(f"no team {action.assign.team!r} in this space")
-                user_id = await ops.available_member(conn, state.space_id, team_id)
+                user_id = await members.available_member(conn, state.space_id, team_id)
                 handler = "agent" if user_id is not None else "waiting"
         if handler is not None and (ctx.new_handler or state.handler) != "flow":
             ctx.hand_over(handler)
@@ -299,7 +300,7 @@ class Run:
         self,
         conn: AsyncConnection,
         status: str,
-        waiting: tuple[timedelta, list[Action]] | None,
+        waiting: tuple[timedelta, list[AutomationAction]] | None,
     ) -> None:
         state, at = self.facts.state, now()
         if self.run_id is None:
@@ -359,7 +360,7 @@ class Run:
         )
 
 
-def _later(action: Action) -> str:
+def _later(action: AutomationAction) -> str:
     assert action.wait is not None
     return (now() + parse_duration(action.wait)).isoformat(timespec="seconds")
 

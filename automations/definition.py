@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from bot.errors import InvalidPayload
@@ -109,6 +110,10 @@ class OnSchedule(Frozen):
     def _cron(cls, value: str) -> str:
         if len(value.split()) != 5 or not croniter.is_valid(value):
             raise ValueError(f"{value!r} is not a cron line like '0 9 * * mon'")
+        try:  # valid, yet never: "0 0 30 2 *"
+            croniter(value, datetime(2026, 1, 1)).get_next(datetime)
+        except (CroniterBadDateError, ValueError):
+            raise ValueError(f"{value!r} never comes round") from None
         return value
 
 
@@ -143,14 +148,15 @@ class HandOver(Frozen):
     note: str | None = Field(None, max_length=1000)
 
 
-class Branch(Frozen):
+class AutomationBranch(Frozen):
     when: Group = Field(alias="if")
-    then: list[Action] = Field(default_factory=list, max_length=50)
-    else_: list[Action] = Field(default_factory=list, alias="else", max_length=50)
+    then: list[AutomationAction] = Field(default_factory=list, max_length=50)
+    else_: list[AutomationAction] = Field(default_factory=list, alias="else", max_length=50)
 
 
-class Action(Frozen):
-    """One action; exactly one key is set."""
+class AutomationAction(Frozen):
+    """One action; exactly one key is set. (Named apart from a survey's end action: the
+    OpenAPI document holds both.)"""
 
     send_message: Annotated[str, Field(max_length=4000)] | SendMessage | None = None
     assign: Assign | None = None
@@ -165,10 +171,10 @@ class Action(Frozen):
     note: str | None = Field(None, min_length=1, max_length=3000)
     webhook: str | None = Field(None, pattern=r"^https?://", max_length=2000)
     wait: Duration | None = None
-    branch: Branch | None = None
+    branch: AutomationBranch | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> Action:
+    def _one(self) -> AutomationAction:
         if len(self.model_dump(exclude_none=True)) != 1:
             raise ValueError(f"an action is exactly one of {', '.join(ACTIONS)}")
         if self.wait is not None:
@@ -184,10 +190,10 @@ class Action(Frozen):
         return next(iter(self.model_dump(exclude_none=True)))
 
 
-ACTIONS = [name for name in Action.model_fields]
+ACTIONS = [name for name in AutomationAction.model_fields]
 
 
-Branch.model_rebuild()
+AutomationBranch.model_rebuild()
 
 
 class Automation(Frozen):
@@ -195,7 +201,7 @@ class Automation(Frozen):
     description: str = Field("", max_length=1000)
     trigger: Trigger
     conditions: Group | None = None
-    actions: list[Action] = Field(min_length=1, max_length=50)
+    actions: list[AutomationAction] = Field(min_length=1, max_length=50)
     enabled: bool = True
     once_per_contact: bool = False
     active_hours: bool = Field(False, description="run only within the space's business hours")

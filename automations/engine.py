@@ -16,6 +16,7 @@ with the conversation's state), so automations that do not match cost no query.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,13 +26,13 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from automations.actions import Facts, Run, load_facts
-from automations.definition import Action, Automation, OnField, OnSurvey, OnTag
-from automations.references import problem
+from automations.definition import Automation, AutomationAction, OnField, OnSurvey, OnTag
+from automations.references import first_problem, names_in
 from bot.clock import now
 from bot.model import Inbound
 from bot.pipeline.handling import HandlerContext
 from bot.storage.db import Database
-from bot.storage.tables import automation_runs, automations
+from bot.storage.tables import automation_runs, automation_timers, automations
 from bot.workspace.conditions import Predicate, compile_group, reads
 from bot.workspace.triggers import arm_no_reply, cancel_no_reply, parse_duration
 from handlers.handover import in_business_hours
@@ -67,14 +68,18 @@ class Library:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._spaces: dict[int, Space] = {}
+        self._compiling: dict[int, asyncio.Lock] = {}
 
     async def of(self, space_id: int, version: int) -> Space:
         cached = self._spaces.get(space_id)
         if cached is not None and cached.version == version:
             return cached
-        space = await self._compile(space_id, version)
-        self._spaces[space_id] = space
-        return space
+        # one compile per change, however many conversations find it stale at once
+        async with self._compiling.setdefault(space_id, asyncio.Lock()):
+            cached = self._spaces.get(space_id)
+            if cached is None or cached.version != version:
+                cached = self._spaces[space_id] = await self._compile(space_id, version)
+        return cached
 
     async def _compile(self, space_id: int, version: int) -> Space:
         """Read the enabled automations; one that names what is gone is disabled, with
@@ -89,7 +94,8 @@ class Library:
                 )
             ).all()
             found = [(row.id, Automation.model_validate(row.definition)) for row in rows]
-            broken = [(i, p) for i, a in found if (p := await problem(conn, space_id, a))]
+            names = await names_in(conn, space_id)
+            broken = [(i, p) for i, a in found if (p := first_problem(a, names))]
         if broken:
             async with self._db.write() as conn:
                 for automation_id, reason in broken:
@@ -108,6 +114,16 @@ async def disable(conn: AsyncConnection, automation_id: int, reason: str) -> Non
         .where(automations.c.id == automation_id)
         .values(enabled=0, disabled_reason=reason, updated_at=now())
     )
+    # what it waited for goes with it (as when an admin disables it)
+    await conn.execute(
+        automation_timers.delete().where(automation_timers.c.automation_id == automation_id)
+    )
+    await conn.execute(
+        automation_runs.update()
+        .where(automation_runs.c.automation_id == automation_id)
+        .where(automation_runs.c.status == "waiting")
+        .values(status="disabled")
+    )
     log.warning("automation disabled", extra={"automation": automation_id, "reason": reason})
 
 
@@ -115,7 +131,7 @@ def _compile(automation_id: int, automation: Automation) -> Compiled:
     branches: dict[int, Predicate] = {}
     needs = reads(automation.conditions) if automation.conditions else set()
 
-    def walk(actions: list[Action]) -> None:
+    def walk(actions: list[AutomationAction]) -> None:
         for action in actions:
             if action.branch is not None:
                 branches[id(action.branch.when)] = compile_group(action.branch.when)
@@ -250,7 +266,7 @@ async def _resume(ctx: HandlerContext, space: Space, resume: dict[str, Any], fac
         resume.get("attrs") or {},
         run_id=resume["run_id"],
     )
-    await run.start([Action.model_validate(a) for a in resume["actions"]])
+    await run.start([AutomationAction.model_validate(a) for a in resume["actions"]])
 
 
 def _end_run(run_id: int, status: str) -> Any:

@@ -13,7 +13,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from automations.definition import Action, Automation, OnDate, OnField, OnSchedule, OnSurvey
+from automations.definition import (
+    Automation,
+    AutomationAction,
+    OnDate,
+    OnField,
+    OnSchedule,
+    OnSurvey,
+)
 from bot.errors import InvalidPayload
 from bot.storage.tables import (
     field_definitions,
@@ -29,7 +36,7 @@ from bot.workspace.filters import Condition, Group
 from bot.workspace.shortcuts import check as check_template
 
 
-class _Names:
+class Names:
     """The space's names, read once for a check."""
 
     def __init__(self, rows: dict[str, Any]) -> None:
@@ -41,7 +48,7 @@ class _Names:
         self.views: set[int] = rows["views"]
 
 
-async def _names(conn: AsyncConnection, space_id: int) -> _Names:
+async def names_in(conn: AsyncConnection, space_id: int) -> Names:
     async def column(query: sa.Select[Any]) -> set[Any]:
         return set((await conn.execute(query)).scalars())
 
@@ -51,7 +58,7 @@ async def _names(conn: AsyncConnection, space_id: int) -> _Names:
             sa.select(field_definitions).where(field_definitions.c.space_id == space_id)
         )
     }
-    return _Names(
+    return Names(
         {
             "fields": fields,
             "teams": await column(sa.select(teams.c.name).where(teams.c.space_id == space_id)),
@@ -74,7 +81,11 @@ async def _names(conn: AsyncConnection, space_id: int) -> _Names:
 
 
 async def problem(conn: AsyncConnection, space_id: int, automation: Automation) -> str | None:
-    names = await _names(conn, space_id)
+    return first_problem(automation, await names_in(conn, space_id))
+
+
+def first_problem(automation: Automation, names: Names) -> str | None:
+    """Against names read once (`names_in`): checking a space's many automations at once."""
     for where, message in _problems(automation, names):
         return f"{where}: {message}"
     return None
@@ -87,7 +98,7 @@ async def check(conn: AsyncConnection, space_id: int, automation: Automation) ->
         raise InvalidPayload(found)
 
 
-def _problems(automation: Automation, names: _Names) -> Iterator[tuple[str, str]]:
+def _problems(automation: Automation, names: Names) -> Iterator[tuple[str, str]]:
     trigger = automation.trigger
     if isinstance(trigger, OnField | OnDate) and trigger.field not in names.fields:
         yield "trigger.field", f"no custom field {trigger.field!r} in this space"
@@ -103,7 +114,7 @@ def _problems(automation: Automation, names: _Names) -> Iterator[tuple[str, str]
     yield from _actions(automation.actions, "actions", names)
 
 
-def _conditions(group: Group, where: str, names: _Names) -> Iterator[tuple[str, str]]:
+def _conditions(group: Group, where: str, names: Names) -> Iterator[tuple[str, str]]:
     key = "all" if group.all is not None else "any"
     for n, item in enumerate(getattr(group, key) or ()):
         here = f"{where}.{key}[{n}]"
@@ -116,7 +127,9 @@ def _conditions(group: Group, where: str, names: _Names) -> Iterator[tuple[str, 
                 yield f"{here}.field", f"no custom field {item.field[7:]!r} in this space"
 
 
-def _actions(actions: list[Action], where: str, names: _Names) -> Iterator[tuple[str, str]]:
+def _actions(
+    actions: list[AutomationAction], where: str, names: Names
+) -> Iterator[tuple[str, str]]:
     for n, action in enumerate(actions):
         here = f"{where}[{n}]"
         if isinstance(action.send_message, str):

@@ -28,7 +28,7 @@ from bot.clock import db_datetime, now
 from bot.model import AWAY, BOT, Author, Part, TextPart
 from bot.pipeline.handling import HandlerContext, Write
 from bot.storage.tables import contacts, space_members, users
-from bot.workspace import conversations as ops
+from bot.workspace import members
 from bot.workspace.triggers import fire
 
 log = logging.getLogger(__name__)
@@ -87,13 +87,13 @@ async def pick_assignee(
         ).scalar()
         if user_id is not None:
             return user_id, None
-    team_id = await ops.team_named(conn, space_id, team)
+    team_id = await members.team_named(conn, space_id, team)
     prefer = None
     if contact_id is not None:
         prefer = (
             await conn.execute(sa.select(contacts.c.assignee_id).where(contacts.c.id == contact_id))
         ).scalar()
-    return await ops.available_member(conn, space_id, team_id, prefer), team_id
+    return await members.available_member(conn, space_id, team_id, prefer), team_id
 
 
 async def hand_over(
@@ -119,7 +119,7 @@ async def hand_over(
                 conn, conversation.space_id, team, agent, conversation.contact_id
             )
         else:
-            user_id, team_id = None, await ops.team_named(conn, conversation.space_id, team)
+            user_id, team_id = None, await members.team_named(conn, conversation.space_id, team)
     if user_id is not None:
         ctx.hand_over("agent")
         ctx.assignee_id = user_id

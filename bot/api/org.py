@@ -285,6 +285,12 @@ async def remove_org_member(request: web.Request) -> web.Response:
                 space_members.c.user_id == user_id, space_members.c.space_id.in_(in_org)
             )
         )
+        # automations that assign to them are checked again (and disabled, saying why)
+        await conn.execute(
+            spaces.update()
+            .where(spaces.c.organization_id == org)
+            .values(automations_version=spaces.c.automations_version + 1)
+        )
         # their tokens of these spaces would otherwise still act as them here
         await conn.execute(
             api_tokens.update()

@@ -22,6 +22,7 @@ from bot.model import TextPart
 from bot.storage.tables import channels, contacts, conversations, shortcuts, users
 from bot.workspace import contacts as contact_ops
 from bot.workspace import conversations as ops
+from bot.workspace import members
 from bot.workspace.channel_admin import channel_command
 from bot.workspace.links import may_administer
 from bot.workspace.shortcuts import render
@@ -71,7 +72,7 @@ class AgentActions:
             if user_id is not None:
                 await ops.assign(conn, conversation, user_id, by_user_id, take=True)
             else:
-                team_id = await ops.team_named(conn, self.space_id, target.lstrip("@"))
+                team_id = await members.team_named(conn, self.space_id, target.lstrip("@"))
                 if team_id is None:
                     raise NotFound(f"no user or team {target!r}")
                 user_id = await ops.assign_team(conn, conversation, team_id, by_user_id)

@@ -1,5 +1,5 @@
 """Every event trigger, fired where the change happens (a message, the API, a flow), run by
-the worker once the clock hands it over; and the rule that stops loops."""
+the worker once the clock hands it over; and the rule that stops loops (bot.workspace.triggers)."""
 
 from __future__ import annotations
 

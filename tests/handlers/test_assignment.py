@@ -1,5 +1,6 @@
 """Assignment is of the contact (issue #14): handover, claim, the API and closes keep the
-contact's assignee, team and status true, and the views' filters match them.
+contact's assignee, team and status true, and the views' filters match them. Who is free to
+take one (round robin under capacity) is bot.workspace.members.
 
 Covers `bot.workspace.conversations`.
 """

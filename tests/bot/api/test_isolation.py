@@ -42,6 +42,7 @@ BODIES: dict[str, Any] = {
     "/api/v1/shortcuts/{shortcut_id}": {"name": "x"},
     "/api/v1/organization/members/{user_id}": {"role": "member"},
     "/api/v1/surveys/{survey_id}/send": {"contact_ids": [1]},
+    "/api/v1/automations/{automation_id}": {"enabled": False},
 }
 
 
@@ -61,6 +62,9 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
         "steps": [{"id": "q", "type": "question", "text": "?", "answer": "text"}],
     }
     assert (await client.post("/api/v1/surveys", json=survey, headers=manager)).status == 201
+    automation = {"name": "a", "trigger": {"on": "message_received"}, "actions": [{"tag": "x"}]}
+    created = await client.post("/api/v1/automations", json=automation, headers=manager)
+    assert created.status == 201
     await open_conversation(client, app, echo)
     async with app[DB].write() as conn:
         elsewhere = await create_space(conn, "Initech", "Main", default=False, webchat=False)
@@ -76,6 +80,7 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
             "view_id": (await conn.execute(sa.select(views.c.id))).scalar_one(),
             "field_id": (await conn.execute(sa.select(field_definitions.c.id))).scalar_one(),
             "survey_id": (await conn.execute(sa.select(surveys.c.id))).scalar_one(),
+            "automation_id": (await created.json())["id"],
             "shortcut_id": (await conn.execute(sa.select(shortcuts.c.id))).scalar_one(),
             "token_id": (await conn.execute(sa.select(sa.func.min(api_tokens.c.id)))).scalar(),
             "merge_id": 1,
@@ -115,6 +120,7 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
         "/api/v1/teams",
         "/api/v1/tags",
         "/api/v1/surveys",
+        "/api/v1/automations",
         "/api/v1/invitations",
     ):
         items = (await (await client.get(path, headers=stranger)).json())["items"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from bot.workspace.conditions import compile_group, holds, reads
 from bot.workspace.filters import Group
-from bot.workspace.conditions import holds
 
 VALUES = {
     "answers.plan": "Pro",
@@ -41,4 +41,23 @@ VALUES = {
     ],
 )
 def test_conditions(group: dict, expected: bool) -> None:
-    assert holds(Group.model_validate(group), VALUES, {"vip"}) is expected
+    parsed = Group.model_validate(group)
+    assert holds(parsed, VALUES, {"vip"}) is expected
+    # compiled once (an automation's conditions), the same answer
+    assert compile_group(parsed)(VALUES, {"vip"}) is expected
+
+
+def test_what_a_group_reads() -> None:
+    group = Group.model_validate(
+        {
+            "all": [
+                {"field": "message.text", "op": "contains", "value": "price"},
+                {"any": [{"field": "tags", "op": "has_tag", "value": "vip"}]},
+            ]
+        }
+    )
+    assert reads(group) == {"message", "tags"}  # no contact or field query needed
+    predicate = compile_group(group)
+    assert predicate({"message.text": "The PRICE?"}, {"vip"}) is True
+    assert predicate({"message.text": "hello"}, {"vip"}) is False
+    assert predicate({"message.text": None}, {"vip"}) is False
