@@ -32,6 +32,7 @@ bench: $(VENV)/.test-deps
 	$(BIN)/python bench/outbound.py
 	$(BIN)/python bench/websockets.py
 	$(BIN)/python bench/views.py
+	$(BIN)/python bench/automations.py
 
 clean:
 	rm -rf $(VENV) chancenter.db chancenter.db-wal chancenter.db-shm data
