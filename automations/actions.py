@@ -30,7 +30,6 @@ from bot.storage.tables import (
     automation_runs,
     automation_timers,
     contacts,
-    field_definitions,
     shortcuts,
     space_members,
     users,
@@ -366,15 +365,7 @@ def _later(action: AutomationAction) -> str:
 
 
 async def _check_field(conn: AsyncConnection, space_id: int, key: str, value: Any) -> None:
-    row = (
-        await conn.execute(
-            sa.select(field_definitions)
-            .where(field_definitions.c.space_id == space_id)
-            .where(field_definitions.c.key == key)
-        )
-    ).first()
-    if row is None:
-        raise NotFound(f"no custom field {key!r} in this space")
+    row = await contact_ops.field_definition(conn, space_id, key)
     if value is not None:
         contact_ops.stored_value(row.type, row.options or [], key, value)
 

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from automations.clock import arm
 from automations.definition import Automation, dump, parse_automation
 from automations.references import check, problem
+from automations.store import save_new
 from bot.api.auth import PRINCIPAL
 from bot.api.openapi import BEFORE, LIMIT, Handler, Routes
 from bot.api.params import (
@@ -38,7 +39,7 @@ from bot.api.roles import require
 from bot.clock import now
 from bot.errors import InvalidPayload, error_response
 from bot.keys import DB
-from bot.storage.tables import automation_runs, automation_timers, automations, messages, spaces
+from bot.storage.tables import automation_runs, automation_timers, automations, messages
 from bot.workspace.triggers import changed
 
 log = logging.getLogger(__name__)
@@ -117,13 +118,6 @@ async def _row(conn: AsyncConnection, space_id: int, automation_id: int) -> Any:
     return await space_row(conn, automations, space_id, automation_id, "automation")
 
 
-async def _arm(conn: AsyncConnection, space_id: int, automation_id: int, a: Automation) -> None:
-    timezone = (
-        await conn.execute(sa.select(spaces.c.timezone).where(spaces.c.id == space_id))
-    ).scalar()
-    await arm(conn, space_id, automation_id, automation=a, timezone=timezone)
-
-
 async def _switch_off(conn: AsyncConnection, row: Any, reason: str | None, **values: Any) -> None:
     """Disabled (with `values`, a new definition's): no timer of it fires, and runs
     waiting in it end as `disabled`."""
@@ -173,7 +167,7 @@ async def _switch_on(conn: AsyncConnection, row: Any, automation: Automation) ->
             updated_at=now(),
         )
     )
-    await _arm(conn, row.space_id, row.id, automation)
+    await arm(conn, row.space_id, row.id, automation)
     await changed(conn, row.space_id)
 
 
@@ -232,22 +226,7 @@ async def create_automation(request: web.Request) -> web.Response:
     async with request.app[DB].write() as conn:
         await _references(conn, space_id, automation)
         await _name_free(conn, space_id, automation.name)
-        automation_id = (
-            await conn.execute(
-                automations.insert()
-                .values(
-                    space_id=space_id,
-                    name=automation.name,
-                    trigger=automation.trigger.on,
-                    definition=dump(automation),
-                    enabled=int(automation.enabled),
-                )
-                .returning(automations.c.id)
-            )
-        ).scalar_one()
-        if automation.enabled:
-            await _arm(conn, space_id, automation_id, automation)
-        await changed(conn, space_id)
+        automation_id = await save_new(conn, space_id, automation)
     return web.json_response({"id": automation_id, "name": automation.name}, status=201)
 
 

@@ -154,14 +154,19 @@ async def arm(
     space_id: int,
     automation_id: int,
     automation: Automation,
-    timezone: str | None,
+    timezone: str | None = None,
     at: datetime | None = None,
 ) -> None:
     """(Re)arm the next round of a `schedule` or `date_field` automation after `at`; for
-    others, nothing. Called when it is saved or enabled, and by each round."""
+    others, nothing. Called when it is saved or enabled, and by each round (which knows
+    the space's time zone; else it is read)."""
     trigger = automation.trigger
     if not isinstance(trigger, OnSchedule | OnDate):
         return
+    if timezone is None:
+        timezone = (
+            await conn.execute(sa.select(spaces.c.timezone).where(spaces.c.id == space_id))
+        ).scalar()
     zone = ZoneInfo(timezone or "UTC")
     local = _local(at or now(), zone)
     if isinstance(trigger, OnSchedule):

@@ -38,19 +38,19 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from automations.clock import BATCH, arm  # noqa: E402
-from automations.definition import dump, parse_automation  # noqa: E402
+from automations.clock import BATCH  # noqa: E402
+from automations.definition import parse_automation  # noqa: E402
 from automations.references import check  # noqa: E402
+from automations.store import save_new  # noqa: E402
 from bench.ingest import Process, server, spread, webchat_channel  # noqa: E402
 from bot.storage.db import Database  # noqa: E402
 from bot.storage.migrate import upgrade  # noqa: E402
-from bot.storage.tables import automations, channels, spaces  # noqa: E402
+from bot.storage.tables import channels  # noqa: E402
 from bot.workspace.bootstrap import ensure_default_space  # noqa: E402
-from bot.workspace.triggers import changed, no_reply_key  # noqa: E402
+from bot.workspace.triggers import no_reply_key  # noqa: E402
 
 NEVER_MATCHES = """
 name: never-matches-{n}
@@ -90,25 +90,7 @@ async def add_automation(db: Database, space_id: int, text: str) -> int:
     automation = parse_automation(text)
     async with db.write() as conn:
         await check(conn, space_id, automation)
-        automation_id = (
-            await conn.execute(
-                automations.insert()
-                .values(
-                    space_id=space_id,
-                    name=automation.name,
-                    trigger=automation.trigger.on,
-                    definition=dump(automation),
-                    enabled=int(automation.enabled),
-                )
-                .returning(automations.c.id)
-            )
-        ).scalar_one()
-        timezone = (
-            await conn.execute(sa.select(spaces.c.timezone).where(spaces.c.id == space_id))
-        ).scalar()
-        await arm(conn, space_id, automation_id, automation, timezone)
-        await changed(conn, space_id)
-    return int(automation_id)
+        return await save_new(conn, space_id, automation)
 
 
 # --- part 1: messages through the web chat ----------------------------------------------

@@ -115,11 +115,7 @@ def stored_value(type_: str, options: list[str], key: str, value: Any) -> dict[s
     return {**empty, "value_text": text}
 
 
-async def set_field(
-    conn: AsyncConnection, space_id: int, contact_id: int, key: str, value: Any, depth: int = 0
-) -> None:
-    """Write (None: clear) one custom field; automations on `field_changed` hear of it."""
-    await get_contact(conn, space_id, contact_id)
+async def field_definition(conn: AsyncConnection, space_id: int, key: str) -> Any:
     row = (
         await conn.execute(
             sa.select(field_definitions)
@@ -129,6 +125,15 @@ async def set_field(
     ).first()
     if row is None:
         raise NotFound(f"no custom field {key!r} in this space")
+    return row
+
+
+async def set_field(
+    conn: AsyncConnection, space_id: int, contact_id: int, key: str, value: Any, depth: int = 0
+) -> None:
+    """Write (None: clear) one custom field; automations on `field_changed` hear of it."""
+    await get_contact(conn, space_id, contact_id)
+    row = await field_definition(conn, space_id, key)
     await conn.execute(
         field_values.delete()
         .where(field_values.c.contact_id == contact_id)

@@ -7,12 +7,12 @@ from typing import Any
 import sqlalchemy as sa
 from aiohttp.web import Application
 
-from automations.clock import AutomationClock, arm
-from automations.definition import dump, parse_automation
+from automations.clock import AutomationClock
+from automations.definition import parse_automation
 from automations.references import check
+from automations.store import save_new
 from bot.keys import DB, DEFAULT_SPACE, QUEUE
-from bot.storage.tables import automation_runs, automations, spaces
-from bot.workspace.triggers import changed
+from bot.storage.tables import automation_runs
 
 
 async def add(app: Application, text: str, space_id: int | None = None) -> int:
@@ -21,25 +21,7 @@ async def add(app: Application, text: str, space_id: int | None = None) -> int:
     space_id = space_id or app[DEFAULT_SPACE]
     async with app[DB].write() as conn:
         await check(conn, space_id, automation)
-        automation_id = (
-            await conn.execute(
-                automations.insert()
-                .values(
-                    space_id=space_id,
-                    name=automation.name,
-                    trigger=automation.trigger.on,
-                    definition=dump(automation),
-                    enabled=int(automation.enabled),
-                )
-                .returning(automations.c.id)
-            )
-        ).scalar_one()
-        timezone = (
-            await conn.execute(sa.select(spaces.c.timezone).where(spaces.c.id == space_id))
-        ).scalar()
-        await arm(conn, space_id, automation_id, automation, timezone)
-        await changed(conn, space_id)
-    return int(automation_id)
+        return await save_new(conn, space_id, automation)
 
 
 async def runs(app: Application, automation_id: int | None = None) -> list[Any]:
