@@ -29,6 +29,14 @@ class NotFound(ChanCenterError, LookupError):
     """The thing named in the request does not exist (or is not visible to the caller)."""
 
 
+class Unprocessable(InvalidPayload):
+    """Understood but refused: it names what the space lacks, or breaks a rule (422)."""
+
+
+class Conflict(InvalidPayload):
+    """It clashes with what exists: a name taken, a state that does not allow it (409)."""
+
+
 class DeliveryError(ChanCenterError):
     """Sending to a platform failed."""
 
@@ -79,6 +87,8 @@ HTTP_STATUS: dict[type[ChanCenterError], int] = {
     WebhookRejected: 401,
     Forbidden: 403,
     PayloadTooLarge: 413,
+    Unprocessable: 422,
+    Conflict: 409,
     InvalidPayload: 400,
     NotFound: 404,
 }

@@ -149,6 +149,8 @@ contacts = Table(
     Column("merged_into_id", ForeignKey("contacts.id", ondelete="SET NULL")),
     _created(),
     Column("last_message_at", DateTime(timezone=True)),
+    # the contact sent an opt-out keyword (STOP): no broadcast reaches them until START
+    Column("unsubscribed_at", DateTime(timezone=True)),
     # views sort newest first and filter on these within a space
     # pages walk it newest first; counts read it alone (no row lookups): both filter
     # `space_id = ? AND merged_into_id IS NULL`
@@ -540,4 +542,53 @@ automation_timers = Table(
     Column("key", String(64), unique=True),
     Index("ix_automation_timers_due", "due_at"),
     Index("ix_automation_timers_conversation", "conversation_id"),
+)
+
+# Broadcasts: one message to a segment (a view or listed contacts) through one channel.
+broadcasts = Table(
+    "broadcasts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("channel_id", ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("view_id", ForeignKey("views.id", ondelete="SET NULL")),
+    Column("contact_ids", JSON),  # the segment when it is not a view
+    Column("message", JSON, nullable=False),  # the validated `BroadcastMessage`
+    Column("settings", JSON, nullable=False, default=dict),  # {"skip_with_person": true}
+    # draft | scheduled | running | paused | completed | cancelled
+    Column("status", String(12), nullable=False, server_default="draft"),
+    Column("send_at", DateTime(timezone=True)),
+    # planning walks the segment by contact id; each page commits with the id it reached,
+    # so a restart (or a second process) continues where the last page ended
+    Column("planned_through", Integer),
+    Column("planned", Integer, nullable=False, server_default="0"),
+    Column("created_by", ForeignKey("users.id", ondelete="SET NULL")),
+    _created(),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("last_error", Text),
+    UniqueConstraint("space_id", "name", name="uq_broadcasts_space_name"),
+    Index("ix_broadcasts_status", "status"),
+)
+
+# One row per contact of a started broadcast; each is sent at most once.
+broadcast_recipients = Table(
+    "broadcast_recipients",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("broadcast_id", ForeignKey("broadcasts.id", ondelete="CASCADE"), nullable=False),
+    Column("contact_id", ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("identity_id", ForeignKey("identities.id", ondelete="SET NULL")),
+    # queued | sending | sent | failed | skipped | interrupted (in flight when its process died)
+    Column("status", String(12), nullable=False),
+    Column("reason", Text),  # why skipped or failed
+    Column("message_id", ForeignKey("messages.id", ondelete="SET NULL")),
+    Column("claimed_by", String(64)),  # the process sending it
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("sent_at", DateTime(timezone=True)),
+    UniqueConstraint("broadcast_id", "contact_id", name="uq_broadcast_recipients_contact"),
+    Index("ix_broadcast_recipients_status", "broadcast_id", "status", "id"),
+    Index("ix_broadcast_recipients_message", "message_id"),
 )

@@ -7,6 +7,7 @@ so a contact without a name reads "Hi there", not "Hi ,".
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -78,7 +79,14 @@ async def render(
     if row is None or (row.user_id is not None and row.user_id != agent_id):
         raise NotFound(f"no shortcut {shortcut_id} in this space")
     contact = await get_contact(conn, space_id, contact_id)
-    values = await template_values(conn, contact, agent_id)
+    parts = shortcut_parts(row, await template_values(conn, contact, agent_id))
+    if not parts:
+        raise InvalidPayload("the shortcut renders to nothing for this contact")
+    return parts
+
+
+def shortcut_parts(row: Any, values: dict[str, str]) -> list[Part]:
+    """A shortcut's message for one contact (`values` from `template_values`)."""
     text = fill(row.text, values)
     parts: list[Part] = [TextPart(text=text)] if text.strip() else []
     if row.attachment_url:
@@ -89,14 +97,21 @@ async def render(
                 replies=tuple(QuickReply(title=q, payload=q) for q in row.quick_replies)
             )
         )
-    if not parts:
-        raise InvalidPayload("the shortcut renders to nothing for this contact")
     return parts
 
 
 async def template_values(
     conn: AsyncConnection, contact: Any, agent_id: int | None
 ) -> dict[str, str]:
+    values = contact_values(contact, await fields_of(conn, contact.id))
+    if agent_id is not None:
+        agent = (await conn.execute(sa.select(users.c.name).where(users.c.id == agent_id))).scalar()
+        values["agent.name"] = agent or ""
+    return values
+
+
+def contact_values(contact: Any, fields: Mapping[str, Any]) -> dict[str, str]:
+    """The `contact.*` variables of a contact row and its custom field values."""
     name = contact.name or ""
     values = {
         "contact.name": name,
@@ -105,9 +120,6 @@ async def template_values(
         "contact.email": contact.email or "",
         "contact.language": contact.language or "",
     }
-    for key, value in (await fields_of(conn, contact.id)).items():
+    for key, value in fields.items():
         values[f"contact.fields.{key}"] = shown(value)
-    if agent_id is not None:
-        agent = (await conn.execute(sa.select(users.c.name).where(users.c.id == agent_id))).scalar()
-        values["agent.name"] = agent or ""
     return values
