@@ -1,13 +1,501 @@
-"""The broadcast runner (being written)."""
+"""The broadcast runner: plans running broadcasts and sends them, paced, each recipient once.
+
+Every process that works the queue runs one. A recipient row is claimed (`sending`, with
+this runner's name) in the transaction that writes its message into the contact's
+history, then sent, then recorded: a row is never claimed twice, so no contact receives
+a broadcast twice from the database's point of view. A process killed while sending
+leaves rows `sending`; whoever next owns their partition (the restarted process, or
+another worker in scale-out) marks them `interrupted`, not sent again, and the report
+counts them.
+
+Sends yield to conversation replies in the channel's token buckets
+(`ratelimit.yielding`), so a contact answering during a broadcast is answered as fast as
+without it. A batch is about half a second of the channel's budget: a pause stops the
+sending within a second. The message goes into the contact's latest conversation (a
+closed one stays closed; none is opened), and no handler runs for it.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.clock import now
+from bot.delivery.outbox import wait_for_event
+from bot.delivery.ratelimit import yielding
+from bot.delivery.sender import UNREACHABLE
+from bot.errors import ChanCenterError, PermanentFailure, RecipientBlocked, RetryLater
+from bot.model import Outbound, Reach, parts_adapter
+from bot.pipeline.channels import ChannelRegistry
+from bot.pipeline.partitions import Owned, only_owned
+from bot.storage.db import Database
+from bot.storage.group import GroupCommitter
+from bot.storage.tables import (
+    broadcast_recipients,
+    broadcasts,
+    contacts,
+    conversations,
+    identities,
+    messages,
+    shortcuts,
+)
+from bot.workspace.contacts import fields_of_many
+from bot.workspace.shortcuts import contact_values
+from broadcasts.content import parts_for, uses_fields
+from broadcasts.definition import BroadcastMessage
+from broadcasts.planning import last_inbound, plan_page
+
+log = logging.getLogger(__name__)
+
+POLL = 0.5  # seconds between looks for broadcasts to start, resume or finish
+MAX_BATCH = 200
+INTERRUPTED = (
+    "in flight when its process stopped: not sent again, so nobody gets it twice "
+    "(the platform may or may not have delivered it)"
+)
+NOTHING = "the message renders to nothing for this contact"
+_r = broadcast_recipients.c
+
+
+@dataclass(frozen=True)
+class _Claim:
+    recipient_id: int
+    identity_id: int
+    message_id: int
+    outbound: Outbound
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    recipient_id: int
+    message_id: int
+    status: str  # sent | failed | retry
+    external_id: str | None = None
+    error: str | None = None
+    after: float = 0.0
+    blocks: int | None = None  # the identity that blocked us
 
 
 class BroadcastRunner:
+    def __init__(self, db: Database, channels: ChannelRegistry, owned: Owned) -> None:
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._db = db
+        self._channels = channels
+        self._owned = owned
+        self._wake = asyncio.Event()
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._swept: set[int] | None = None  # partitions whose dead claims were swept
+        self._holds: dict[str, float] = {}  # channel -> monotonic time its 429 ends
+        self._group: GroupCommitter[_Outcome, None] = GroupCommitter(db, self._write)
+
     def notify(self) -> None:
         """Wake the runner: a broadcast started or resumed in this process."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    await self.round()
+                except Exception:
+                    log.exception("broadcast round failed; trying again shortly")
+                await wait_for_event(self._wake, POLL)
+        finally:
+            await self.close()
+
+    async def round(self) -> None:
+        """Sweep dead claims, start what is due, and work every running broadcast."""
+        await self._sweep()
+        async with self._db.write() as conn:
+            due = await conn.execute(
+                broadcasts.update()
+                .where(broadcasts.c.status == "scheduled", broadcasts.c.send_at <= now())
+                .values(status="running", started_at=now())
+                .returning(broadcasts.c.id)
+            )
+            for (broadcast_id,) in due:
+                log.info("scheduled broadcast started", extra={"broadcast": broadcast_id})
+        async with self._db.read() as conn:
+            running = (
+                await conn.execute(
+                    sa.select(broadcasts.c.id).where(broadcasts.c.status == "running")
+                )
+            ).scalars()
+        for broadcast_id in running:
+            if broadcast_id not in self._tasks:
+                task = asyncio.create_task(self._work(broadcast_id))
+                self._tasks[broadcast_id] = task
+                task.add_done_callback(lambda _, b=broadcast_id: self._tasks.pop(b, None))
+
+    async def _work(self, broadcast_id: int) -> None:
+        """Plan and send one broadcast until it is done, paused or cancelled."""
+        try:
+            while True:
+                async with self._db.read() as conn:
+                    b = (
+                        await conn.execute(
+                            sa.select(broadcasts).where(broadcasts.c.id == broadcast_id)
+                        )
+                    ).one()
+                if b.status != "running":
+                    return
+                channel = await self._channels.get(b.channel_id)
+                window = channel.capabilities.window_hours if channel.capabilities else None
+                planned = bool(b.planned) or await plan_page(self._db, b.id, channel.kind, window)
+                batch = max(1, min(MAX_BATCH, int(channel.per_second / 2)))
+                claims = await self._claim(b, batch, window is not None)
+                if claims:
+                    await asyncio.gather(*(self._send(b, channel, c) for c in claims))
+                elif planned and await self._finish(b.id):
+                    return
+                elif planned:
+                    await asyncio.sleep(POLL)  # retries not yet due, or others' partitions
+        except Exception:
+            log.exception("broadcast stopped by an error", extra={"broadcast": broadcast_id})
+
+    async def _claim(self, b: Any, limit: int, windowed: bool) -> list[_Claim]:
+        """Take up to `limit` queued recipients and write their messages, in one commit."""
+        at = now()
+        message = BroadcastMessage.model_validate(b.message)
+        query = (
+            sa.select(
+                _r.id,
+                _r.contact_id,
+                _r.identity_id,
+                _r.message_id,
+                identities.c.external_id,
+                identities.c.blocked,
+                contacts.c.id.label("contact"),
+                contacts.c.name,
+                contacts.c.phone,
+                contacts.c.email,
+                contacts.c.language,
+            )
+            .outerjoin(identities, identities.c.id == _r.identity_id)
+            .join(contacts, contacts.c.id == _r.contact_id)
+            .where(_r.broadcast_id == b.id, _r.status == "queued")
+            .where(sa.or_(_r.next_attempt_at.is_(None), _r.next_attempt_at <= at))
+            .where(only_owned(_r.id, self._owned))
+            .order_by(_r.id)
+            .limit(limit)
+        )
+        if not self._db.is_sqlite:
+            query = query.with_for_update(skip_locked=True, of=broadcast_recipients)
+        async with self._db.write() as conn:
+            rows = (await conn.execute(query)).all()
+            if not rows:
+                return []
+            shortcut = None
+            if message.shortcut_id is not None:
+                shortcut = (
+                    await conn.execute(
+                        sa.select(shortcuts).where(shortcuts.c.id == message.shortcut_id)
+                    )
+                ).first()
+            fields: dict[int, dict[str, Any]] = {row.contact_id: {} for row in rows}
+            if uses_fields(message, shortcut):
+                for contact_id, key, value in await fields_of_many(conn, list(fields)):
+                    fields[contact_id][key] = value
+            skipped: list[tuple[int, str]] = []
+            ready: list[tuple[Any, list[Any]]] = []
+            for row in rows:
+                parts = parts_for(message, shortcut, contact_values(row, fields[row.contact_id]))
+                if row.external_id is None:
+                    skipped.append((row.id, "its identity on this channel was removed"))
+                elif row.blocked:
+                    skipped.append((row.id, UNREACHABLE[Reach(row.blocked)]))
+                elif not parts:
+                    skipped.append((row.id, NOTHING))
+                else:
+                    ready.append((row, parts))
+            if skipped:
+                await conn.execute(
+                    broadcast_recipients.update()
+                    .where(_r.id == sa.bindparam("r_id"))
+                    .values(status="skipped", reason=sa.bindparam("r_reason")),
+                    [{"r_id": i, "r_reason": reason} for i, reason in skipped],
+                )
+            if not ready:
+                return []
+            return await self._write_messages(conn, b, ready, windowed, at)
+
+    async def _write_messages(
+        self,
+        conn: AsyncConnection,
+        b: Any,
+        ready: list[tuple[Any, list[Any]]],
+        windowed: bool,
+        at: Any,
+    ) -> list[_Claim]:
+        """Each recipient's message in its latest conversation (a closed one is created for
+        a contact who has none), and the recipients marked `sending` by this runner."""
+        identity_ids = sorted({row.identity_id for row, _ in ready})
+        latest = dict(
+            (
+                await conn.execute(
+                    sa.select(conversations.c.identity_id, sa.func.max(conversations.c.id))
+                    .where(conversations.c.identity_id.in_(identity_ids))
+                    .group_by(conversations.c.identity_id)
+                )
+            ).all()
+        )
+        for row, _ in ready:
+            if row.identity_id not in latest:
+                latest[row.identity_id] = await _closed_conversation(conn, b, row, at)
+        fresh = [(row, parts) for row, parts in ready if row.message_id is None]
+        written: dict[str, int] = {}
+        if fresh:
+            result = await conn.execute(
+                messages.insert().returning(messages.c.id, messages.c.dedupe_key),
+                [
+                    {
+                        "space_id": b.space_id,
+                        "conversation_id": latest[row.identity_id],
+                        "channel_id": b.channel_id,
+                        "direction": "out",
+                        "parts": parts_adapter.dump_python(parts, mode="json"),
+                        "status": "pending",
+                        "sender_type": "broadcast",
+                        "sender_id": str(b.id),
+                        "dedupe_key": f"broadcast:{row.id}",
+                        "created_at": at,
+                    }
+                    for row, parts in fresh
+                ],
+            )
+            written = {key: message_id for message_id, key in result}
+        claims = []
+        for row, parts in ready:
+            message_id = row.message_id or written[f"broadcast:{row.id}"]
+            outbound = Outbound(
+                message_id=message_id,
+                conversation_id=latest[row.identity_id],
+                recipient=row.external_id,
+                parts=tuple(parts),
+                tag=(b.message or {}).get("tag"),
+            )
+            claims.append(_Claim(row.id, row.identity_id, message_id, outbound))
+        if windowed:
+            wrote = await last_inbound(conn, identity_ids)
+            claims = [
+                replace(
+                    c,
+                    outbound=c.outbound.model_copy(
+                        update={"last_inbound_at": wrote.get(c.identity_id)}
+                    ),
+                )
+                for c in claims
+            ]
+        await conn.execute(
+            broadcast_recipients.update()
+            .where(_r.id == sa.bindparam("r_id"))
+            .values(status="sending", claimed_by=self.name, message_id=sa.bindparam("r_message")),
+            [{"r_id": c.recipient_id, "r_message": c.message_id} for c in claims],
+        )
+        return claims
+
+    async def _send(self, b: Any, channel: Any, claim: _Claim) -> None:
+        hold = self._holds.get(b.channel_id, 0.0) - time.monotonic()
+        if hold > 0:  # the platform said to slow down: every send of this channel waits
+            await asyncio.sleep(hold)
+        try:
+            with yielding():
+                receipt = await channel.send(claim.outbound)
+        except PermanentFailure as exc:
+            blocks = claim.identity_id if isinstance(exc, RecipientBlocked) else None
+            outcome = _Outcome(
+                claim.recipient_id, claim.message_id, "failed", error=exc.reason, blocks=blocks
+            )
+        except (RetryLater, ChanCenterError, OSError, TimeoutError) as exc:
+            after = 5.0
+            if isinstance(exc, RetryLater) and exc.after is not None:
+                after = exc.after
+                self._holds[b.channel_id] = time.monotonic() + after
+            outcome = _Outcome(
+                claim.recipient_id, claim.message_id, "retry", error=str(exc)[:500], after=after
+            )
+            log.warning(
+                "broadcast send will be retried",
+                extra={"broadcast": b.id, "after": after, "error": str(exc)},
+            )
+        else:
+            outcome = _Outcome(
+                claim.recipient_id, claim.message_id, "sent", external_id=receipt.external_id
+            )
+        await self._record(outcome)
+
+    async def _record(self, outcome: _Outcome) -> None:
+        """Record a send's outcome however long it takes: the send is never repeated."""
+        pause = 0.1
+        while True:
+            try:
+                await self._group.submit(outcome)
+                return
+            except sa.exc.IntegrityError:  # the platform's id is recorded for another message
+                outcome = replace(outcome, external_id=None)
+            except Exception:
+                log.exception("recording a broadcast send failed; trying again")
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30.0)
+
+    async def _write(self, conn: AsyncConnection, outcomes: list[_Outcome]) -> list[None]:
+        at = now()
+        done = [o for o in outcomes if o.status != "retry"]
+        if done:
+            await conn.execute(
+                broadcast_recipients.update()
+                .where(_r.id == sa.bindparam("r_id"))
+                .values(
+                    status=sa.bindparam("r_status"),
+                    reason=sa.bindparam("r_reason"),
+                    sent_at=sa.bindparam("r_sent_at"),
+                ),
+                [
+                    {
+                        "r_id": o.recipient_id,
+                        "r_status": o.status,
+                        "r_reason": o.error,
+                        "r_sent_at": at if o.status == "sent" else None,
+                    }
+                    for o in done
+                ],
+            )
+            await conn.execute(
+                messages.update()
+                .where(messages.c.id == sa.bindparam("m_id"))
+                .values(
+                    # a receipt may already have moved it past "sent"
+                    status=sa.case(
+                        (messages.c.status == "pending", sa.bindparam("m_status")),
+                        else_=messages.c.status,
+                    ),
+                    external_id=sa.bindparam("m_external_id"),
+                    error=sa.bindparam("m_error"),
+                ),
+                [
+                    {
+                        "m_id": o.message_id,
+                        "m_status": o.status,
+                        "m_external_id": o.external_id,
+                        "m_error": o.error,
+                    }
+                    for o in done
+                ],
+            )
+            if blocks := [o.blocks for o in done if o.blocks is not None]:
+                await conn.execute(
+                    identities.update()
+                    .where(identities.c.id.in_(blocks))
+                    .values(blocked=int(Reach.BLOCKED))
+                )
+        for o in outcomes:
+            if o.status == "retry":
+                await conn.execute(
+                    broadcast_recipients.update()
+                    .where(_r.id == o.recipient_id)
+                    .values(
+                        status="queued",
+                        claimed_by=None,
+                        attempts=_r.attempts + 1,
+                        reason=f"will retry: {o.error}",
+                        next_attempt_at=at + timedelta(seconds=o.after),
+                    )
+                )
+        return [None] * len(outcomes)
+
+    async def _finish(self, broadcast_id: int) -> bool:
+        """Complete the broadcast when nothing is left to send; True when it is over."""
+        async with self._db.write() as conn:
+            left = await conn.execute(
+                sa.select(_r.id)
+                .where(_r.broadcast_id == broadcast_id)
+                .where(_r.status.in_(("queued", "sending")))
+                .limit(1)
+            )
+            if left.first() is not None:
+                return False
+            done = await conn.execute(
+                broadcasts.update()
+                .where(broadcasts.c.id == broadcast_id, broadcasts.c.status == "running")
+                .where(broadcasts.c.planned == 1)
+                .values(status="completed", finished_at=now())
+            )
+        if done.rowcount:
+            log.info("broadcast completed", extra={"broadcast": broadcast_id})
+        return True
+
+    async def _sweep(self) -> None:
+        """Mark `interrupted` what dead processes left `sending` in partitions newly ours."""
+        owned = self._owned()
+        if owned is None:  # one process does everything: sweep once, at start
+            if self._swept is not None:
+                return
+            self._swept, where = set(), sa.true()
+        else:
+            fresh = owned - (self._swept or set())
+            self._swept = set(owned)  # a partition lost and taken again is swept again
+            if not fresh:
+                return
+            where = only_owned(_r.id, lambda: fresh)
+        async with self._db.write() as conn:
+            dead = (
+                (
+                    await conn.execute(
+                        broadcast_recipients.update()
+                        .where(_r.status == "sending", where)
+                        .where(sa.or_(_r.claimed_by.is_(None), _r.claimed_by != self.name))
+                        .values(status="interrupted", reason=INTERRUPTED)
+                        .returning(_r.message_id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if dead:
+                await conn.execute(
+                    messages.update()
+                    .where(messages.c.id.in_([m for m in dead if m is not None]))
+                    .where(messages.c.status == "pending")
+                    .values(status="failed", error=INTERRUPTED)
+                )
+        if dead:
+            log.warning("broadcast sends interrupted by a stop", extra={"recipients": len(dead)})
+
+    async def close(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await self._group.close()
+
+
+async def _closed_conversation(conn: AsyncConnection, b: Any, row: Any, at: Any) -> int:
+    """A closed conversation to hold the message of a contact who never had one here."""
+    return (
+        await conn.execute(
+            conversations.insert()
+            .values(
+                space_id=b.space_id,
+                contact_id=row.contact_id,
+                channel_id=b.channel_id,
+                identity_id=row.identity_id,
+                status="closed",
+                closed_at=at,
+                created_at=at,
+            )
+            .returning(conversations.c.id)
+        )
+    ).scalar_one()
 
 
 RUNNER: web.AppKey[BroadcastRunner] = web.AppKey("broadcast_runner", BroadcastRunner)

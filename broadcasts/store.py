@@ -119,12 +119,11 @@ async def move(conn: AsyncConnection, space_id: int, broadcast_id: int, action: 
 
 
 def outcome() -> Any:
-    """A recipient's status as people read it: a sent message's delivered or read."""
+    """A recipient's status as people read it: what the platform later said of a sent
+    message (delivered, read, or failed after all) wins."""
+    later = ("delivered", "read", "failed")
     return sa.case(
-        (
-            sa.and_(_r.status == "sent", messages.c.status.in_(("delivered", "read"))),
-            messages.c.status,
-        ),
+        (sa.and_(_r.status == "sent", messages.c.status.in_(later)), messages.c.status),
         else_=_r.status,
     )
 
