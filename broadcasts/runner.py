@@ -34,9 +34,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.clock import now
 from bot.delivery.outbox import wait_for_event
 from bot.delivery.ratelimit import yielding
-from bot.delivery.sender import UNREACHABLE
-from bot.errors import ChanCenterError, PermanentFailure, RecipientBlocked, RetryLater
-from bot.model import Outbound, Reach, parts_adapter
+from bot.errors import (
+    ChanCenterError,
+    InvalidPayload,
+    PermanentFailure,
+    RecipientBlocked,
+    RetryLater,
+)
+from bot.model import Reach
 from bot.pipeline.channels import ChannelRegistry
 from bot.pipeline.partitions import Owned, only_owned
 from bot.storage.db import Database
@@ -44,17 +49,11 @@ from bot.storage.group import GroupCommitter
 from bot.storage.tables import (
     broadcast_recipients,
     broadcasts,
-    contacts,
-    conversations,
     identities,
     messages,
-    shortcuts,
 )
-from bot.workspace.contacts import fields_of_many
-from bot.workspace.shortcuts import contact_values
-from broadcasts.content import parts_for, uses_fields
-from broadcasts.definition import BroadcastMessage
-from broadcasts.planning import last_inbound, plan_page
+from broadcasts.claims import Claim, take
+from broadcasts.planning import plan_page
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +63,7 @@ INTERRUPTED = (
     "in flight when its process stopped: not sent again, so nobody gets it twice "
     "(the platform may or may not have delivered it)"
 )
-NOTHING = "the message renders to nothing for this contact"
 _r = broadcast_recipients.c
-
-
-@dataclass(frozen=True)
-class _Claim:
-    recipient_id: int
-    identity_id: int
-    message_id: int
-    outbound: Outbound
 
 
 @dataclass(frozen=True)
@@ -152,9 +142,15 @@ class BroadcastRunner:
                     return
                 channel = await self._channels.get(b.channel_id)
                 window = channel.capabilities.window_hours if channel.capabilities else None
-                planned = bool(b.planned) or await plan_page(self._db, b.id, channel.kind, window)
+                try:
+                    planned = bool(b.planned) or await plan_page(
+                        self._db, b.id, channel.kind, window
+                    )
+                except InvalidPayload as exc:  # its view's filter no longer compiles
+                    await self._stop(b.id, f"planning failed: {exc}")
+                    return
                 batch = max(1, min(MAX_BATCH, int(channel.per_second / 2)))
-                claims = await self._claim(b, batch, window is not None)
+                claims = await take(self._db, b, batch, window is not None, self._owned, self.name)
                 if claims:
                     await asyncio.gather(*(self._send(b, channel, c) for c in claims))
                 elif planned and await self._finish(b.id):
@@ -164,148 +160,17 @@ class BroadcastRunner:
         except Exception:
             log.exception("broadcast stopped by an error", extra={"broadcast": broadcast_id})
 
-    async def _claim(self, b: Any, limit: int, windowed: bool) -> list[_Claim]:
-        """Take up to `limit` queued recipients and write their messages, in one commit."""
-        at = now()
-        message = BroadcastMessage.model_validate(b.message)
-        query = (
-            sa.select(
-                _r.id,
-                _r.contact_id,
-                _r.identity_id,
-                _r.message_id,
-                identities.c.external_id,
-                identities.c.blocked,
-                contacts.c.id.label("contact"),
-                contacts.c.name,
-                contacts.c.phone,
-                contacts.c.email,
-                contacts.c.language,
-            )
-            .outerjoin(identities, identities.c.id == _r.identity_id)
-            .join(contacts, contacts.c.id == _r.contact_id)
-            .where(_r.broadcast_id == b.id, _r.status == "queued")
-            .where(sa.or_(_r.next_attempt_at.is_(None), _r.next_attempt_at <= at))
-            .where(only_owned(_r.id, self._owned))
-            .order_by(_r.id)
-            .limit(limit)
-        )
-        if not self._db.is_sqlite:
-            query = query.with_for_update(skip_locked=True, of=broadcast_recipients)
+    async def _stop(self, broadcast_id: int, why: str) -> None:
+        """Pause a broadcast that cannot go on, saying why (`show` prints it)."""
         async with self._db.write() as conn:
-            rows = (await conn.execute(query)).all()
-            if not rows:
-                return []
-            shortcut = None
-            if message.shortcut_id is not None:
-                shortcut = (
-                    await conn.execute(
-                        sa.select(shortcuts).where(shortcuts.c.id == message.shortcut_id)
-                    )
-                ).first()
-            fields: dict[int, dict[str, Any]] = {row.contact_id: {} for row in rows}
-            if uses_fields(message, shortcut):
-                for contact_id, key, value in await fields_of_many(conn, list(fields)):
-                    fields[contact_id][key] = value
-            skipped: list[tuple[int, str]] = []
-            ready: list[tuple[Any, list[Any]]] = []
-            for row in rows:
-                parts = parts_for(message, shortcut, contact_values(row, fields[row.contact_id]))
-                if row.external_id is None:
-                    skipped.append((row.id, "its identity on this channel was removed"))
-                elif row.blocked:
-                    skipped.append((row.id, UNREACHABLE[Reach(row.blocked)]))
-                elif not parts:
-                    skipped.append((row.id, NOTHING))
-                else:
-                    ready.append((row, parts))
-            if skipped:
-                await conn.execute(
-                    broadcast_recipients.update()
-                    .where(_r.id == sa.bindparam("r_id"))
-                    .values(status="skipped", reason=sa.bindparam("r_reason")),
-                    [{"r_id": i, "r_reason": reason} for i, reason in skipped],
-                )
-            if not ready:
-                return []
-            return await self._write_messages(conn, b, ready, windowed, at)
-
-    async def _write_messages(
-        self,
-        conn: AsyncConnection,
-        b: Any,
-        ready: list[tuple[Any, list[Any]]],
-        windowed: bool,
-        at: Any,
-    ) -> list[_Claim]:
-        """Each recipient's message in its latest conversation (a closed one is created for
-        a contact who has none), and the recipients marked `sending` by this runner."""
-        identity_ids = sorted({row.identity_id for row, _ in ready})
-        latest = dict(
-            (
-                await conn.execute(
-                    sa.select(conversations.c.identity_id, sa.func.max(conversations.c.id))
-                    .where(conversations.c.identity_id.in_(identity_ids))
-                    .group_by(conversations.c.identity_id)
-                )
-            ).all()
-        )
-        for row, _ in ready:
-            if row.identity_id not in latest:
-                latest[row.identity_id] = await _closed_conversation(conn, b, row, at)
-        fresh = [(row, parts) for row, parts in ready if row.message_id is None]
-        written: dict[str, int] = {}
-        if fresh:
-            result = await conn.execute(
-                messages.insert().returning(messages.c.id, messages.c.dedupe_key),
-                [
-                    {
-                        "space_id": b.space_id,
-                        "conversation_id": latest[row.identity_id],
-                        "channel_id": b.channel_id,
-                        "direction": "out",
-                        "parts": parts_adapter.dump_python(parts, mode="json"),
-                        "status": "pending",
-                        "sender_type": "broadcast",
-                        "sender_id": str(b.id),
-                        "dedupe_key": f"broadcast:{row.id}",
-                        "created_at": at,
-                    }
-                    for row, parts in fresh
-                ],
+            await conn.execute(
+                broadcasts.update()
+                .where(broadcasts.c.id == broadcast_id, broadcasts.c.status == "running")
+                .values(status="paused", last_error=why)
             )
-            written = {key: message_id for message_id, key in result}
-        claims = []
-        for row, parts in ready:
-            message_id = row.message_id or written[f"broadcast:{row.id}"]
-            outbound = Outbound(
-                message_id=message_id,
-                conversation_id=latest[row.identity_id],
-                recipient=row.external_id,
-                parts=tuple(parts),
-                tag=(b.message or {}).get("tag"),
-            )
-            claims.append(_Claim(row.id, row.identity_id, message_id, outbound))
-        if windowed:
-            wrote = await last_inbound(conn, identity_ids)
-            claims = [
-                replace(
-                    c,
-                    outbound=c.outbound.model_copy(
-                        update={"last_inbound_at": wrote.get(c.identity_id)}
-                    ),
-                )
-                for c in claims
-            ]
-        await conn.execute(
-            broadcast_recipients.update()
-            .where(_r.id == sa.bindparam("r_id"))
-            .values(status="sending", claimed_by=self.name, message_id=sa.bindparam("r_message")),
-            [{"r_id": c.recipient_id, "r_message": c.message_id} for c in claims],
-        )
-        return claims
+        log.warning("broadcast paused", extra={"broadcast": broadcast_id, "why": why})
 
-    async def _send(self, b: Any, channel: Any, claim: _Claim) -> None:
+    async def _send(self, b: Any, channel: Any, claim: Claim) -> None:
         hold = self._holds.get(b.channel_id, 0.0) - time.monotonic()
         if hold > 0:  # the platform said to slow down: every send of this channel waits
             await asyncio.sleep(hold)
@@ -477,25 +342,6 @@ class BroadcastRunner:
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         await self._group.close()
-
-
-async def _closed_conversation(conn: AsyncConnection, b: Any, row: Any, at: Any) -> int:
-    """A closed conversation to hold the message of a contact who never had one here."""
-    return (
-        await conn.execute(
-            conversations.insert()
-            .values(
-                space_id=b.space_id,
-                contact_id=row.contact_id,
-                channel_id=b.channel_id,
-                identity_id=row.identity_id,
-                status="closed",
-                closed_at=at,
-                created_at=at,
-            )
-            .returning(conversations.c.id)
-        )
-    ).scalar_one()
 
 
 RUNNER: web.AppKey[BroadcastRunner] = web.AppKey("broadcast_runner", BroadcastRunner)

@@ -1,0 +1,205 @@
+"""Claiming recipients: the step that makes each send happen at most once.
+
+One transaction takes a batch of queued recipients, writes each one's message into the
+contact's latest conversation (a closed one stays closed; a contact who never had one
+here gets a closed one to hold it), and marks them `sending` by this runner. Whatever
+happens after the commit, a row in `sending` is never claimed again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.clock import now
+from bot.delivery.sender import UNREACHABLE
+from bot.model import Outbound, Part, Reach, parts_adapter
+from bot.pipeline.partitions import Owned, only_owned
+from bot.storage.db import Database
+from bot.storage.tables import (
+    broadcast_recipients,
+    contacts,
+    conversations,
+    identities,
+    messages,
+    shortcuts,
+)
+from bot.workspace.contacts import fields_of_many
+from bot.workspace.shortcuts import contact_values
+from broadcasts.content import parts_for, uses_fields
+from broadcasts.definition import BroadcastMessage
+from broadcasts.planning import last_inbound
+
+NOTHING = "the message renders to nothing for this contact"
+GONE = "its identity on this channel was removed"
+_r = broadcast_recipients.c
+
+
+@dataclass(frozen=True)
+class Claim:
+    recipient_id: int
+    identity_id: int
+    message_id: int
+    outbound: Outbound
+
+
+async def take(
+    db: Database, b: Any, limit: int, windowed: bool, owned: Owned, runner: str
+) -> list[Claim]:
+    """Take up to `limit` due queued recipients of broadcast `b` in partitions `owned`."""
+    at = now()
+    message = BroadcastMessage.model_validate(b.message)
+    query = (
+        sa.select(
+            _r.id,
+            _r.contact_id,
+            _r.identity_id,
+            _r.message_id,
+            identities.c.external_id,
+            identities.c.blocked,
+            contacts.c.name,
+            contacts.c.phone,
+            contacts.c.email,
+            contacts.c.language,
+        )
+        .outerjoin(identities, identities.c.id == _r.identity_id)
+        .join(contacts, contacts.c.id == _r.contact_id)
+        .where(_r.broadcast_id == b.id, _r.status == "queued")
+        .where(sa.or_(_r.next_attempt_at.is_(None), _r.next_attempt_at <= at))
+        .where(only_owned(_r.id, owned))
+        .order_by(_r.id)
+        .limit(limit)
+    )
+    if not db.is_sqlite:  # another worker's claim holds its rows: take others
+        query = query.with_for_update(skip_locked=True, of=broadcast_recipients)
+    async with db.write() as conn:
+        rows = (await conn.execute(query)).all()
+        if not rows:
+            return []
+        shortcut = None
+        if message.shortcut_id is not None:
+            shortcut = (
+                await conn.execute(
+                    sa.select(shortcuts).where(shortcuts.c.id == message.shortcut_id)
+                )
+            ).first()
+        fields: dict[int, dict[str, Any]] = {row.contact_id: {} for row in rows}
+        if uses_fields(message, shortcut):
+            for contact_id, key, value in await fields_of_many(conn, list(fields)):
+                fields[contact_id][key] = value
+        skipped: list[dict[str, Any]] = []
+        ready: list[tuple[Any, list[Part]]] = []
+        for row in rows:
+            parts = parts_for(message, shortcut, contact_values(row, fields[row.contact_id]))
+            if why := _unsendable(row, parts):
+                skipped.append({"r_id": row.id, "r_reason": why})
+            else:
+                ready.append((row, parts))
+        if skipped:
+            await conn.execute(
+                broadcast_recipients.update()
+                .where(_r.id == sa.bindparam("r_id"))
+                .values(status="skipped", reason=sa.bindparam("r_reason")),
+                skipped,
+            )
+        if not ready:
+            return []
+        claims = await _write_messages(conn, b, ready, windowed, at)
+        await conn.execute(
+            broadcast_recipients.update()
+            .where(_r.id == sa.bindparam("r_id"))
+            .values(status="sending", claimed_by=runner, message_id=sa.bindparam("r_message")),
+            [{"r_id": c.recipient_id, "r_message": c.message_id} for c in claims],
+        )
+        return claims
+
+
+def _unsendable(row: Any, parts: list[Part]) -> str | None:
+    """Why this recipient cannot be sent to now (the contact changed since planning)."""
+    if row.external_id is None:
+        return GONE
+    if row.blocked:
+        return UNREACHABLE[Reach(row.blocked)]
+    return None if parts else NOTHING
+
+
+async def _write_messages(
+    conn: AsyncConnection,
+    b: Any,
+    ready: list[tuple[Any, list[Part]]],
+    windowed: bool,
+    at: datetime,
+) -> list[Claim]:
+    """Each recipient's message, in history; a retried recipient keeps its message."""
+    identity_ids = sorted({row.identity_id for row, _ in ready})
+    latest = dict(
+        (
+            await conn.execute(
+                sa.select(conversations.c.identity_id, sa.func.max(conversations.c.id))
+                .where(conversations.c.identity_id.in_(identity_ids))
+                .group_by(conversations.c.identity_id)
+            )
+        ).all()
+    )
+    for row, _ in ready:
+        if row.identity_id not in latest:
+            latest[row.identity_id] = await _closed_conversation(conn, b, row, at)
+    fresh = [(row, parts) for row, parts in ready if row.message_id is None]
+    written: dict[str, int] = {}
+    if fresh:
+        result = await conn.execute(
+            messages.insert().returning(messages.c.id, messages.c.dedupe_key),
+            [
+                {
+                    "space_id": b.space_id,
+                    "conversation_id": latest[row.identity_id],
+                    "channel_id": b.channel_id,
+                    "direction": "out",
+                    "parts": parts_adapter.dump_python(parts, mode="json"),
+                    "status": "pending",
+                    "sender_type": "broadcast",
+                    "sender_id": str(b.id),
+                    "dedupe_key": f"broadcast:{row.id}",
+                    "created_at": at,
+                }
+                for row, parts in fresh
+            ],
+        )
+        written = {key: message_id for message_id, key in result}
+    wrote = await last_inbound(conn, identity_ids) if windowed else {}
+    claims = []
+    for row, parts in ready:
+        message_id = row.message_id or written[f"broadcast:{row.id}"]
+        outbound = Outbound(
+            message_id=message_id,
+            conversation_id=latest[row.identity_id],
+            recipient=row.external_id,
+            parts=tuple(parts),
+            last_inbound_at=wrote.get(row.identity_id),
+            tag=(b.message or {}).get("tag"),
+        )
+        claims.append(Claim(row.id, row.identity_id, message_id, outbound))
+    return claims
+
+
+async def _closed_conversation(conn: AsyncConnection, b: Any, row: Any, at: datetime) -> int:
+    """A closed conversation to hold the message of a contact who never had one here."""
+    return (
+        await conn.execute(
+            conversations.insert()
+            .values(
+                space_id=b.space_id,
+                contact_id=row.contact_id,
+                channel_id=b.channel_id,
+                identity_id=row.identity_id,
+                status="closed",
+                closed_at=at,
+                created_at=at,
+            )
+            .returning(conversations.c.id)
+        )
+    ).scalar_one()
