@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ from bot.api.openapi import BEFORE, CSV, LIMIT, Routes, list_of, query_param
 from bot.api.params import int_query, iso, json_body, page_limit, path_id
 from bot.api.roles import require
 from bot.api.views import view_filter
+from bot.clock import now
 from bot.errors import InvalidPayload
 from bot.keys import DB
 from bot.pipeline.untrusted import loads
@@ -26,12 +28,19 @@ from bot.workspace.contacts import get_contact as contact_row
 from bot.workspace.csv_io import export_csv
 from bot.workspace.filters import Group
 
+log = logging.getLogger(__name__)
+
 
 class ContactChange(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=200)
     email: str | None = Field(None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     phone: str | None = Field(None, max_length=32, pattern=r"^\+?[0-9][0-9 ()./-]{2,31}$")
     language: str | None = Field(None, max_length=16, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]+)*$")
+    subscribed: bool | None = Field(
+        None,
+        description="false: no broadcast reaches the contact (as if they sent STOP); "
+        "true (managers only): they get broadcasts again",
+    )
 
 
 class Merge(BaseModel):
@@ -54,6 +63,11 @@ CONTACT = {
         "tags": {"type": "array", "items": {"type": "string"}},
         "created_at": {"type": "string", "format": "date-time"},
         "last_message_at": {"type": ["string", "null"], "format": "date-time"},
+        "unsubscribed_at": {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "description": "when the contact opted out of broadcasts; null: subscribed",
+        },
         "identities": {
             "type": "array",
             "items": {
@@ -87,6 +101,7 @@ def _contact_json(
         "tags": tags_,
         "created_at": iso(row.created_at),
         "last_message_at": iso(row.last_message_at),
+        "unsubscribed_at": iso(row.unsubscribed_at),
         **more,
     }
 
@@ -262,17 +277,33 @@ async def show_contact(request: web.Request) -> web.Response:
 
 @routes.patch(
     "/api/v1/contacts/{contact_id}",
-    "Change name, email, phone or language (null clears one)",
+    "Change name, email, phone or language (null clears one), or whether broadcasts reach "
+    "the contact (`subscribed`)",
     body=ContactChange,
 )
 async def change_contact(request: web.Request) -> web.Response:
-    """Name, email, phone, language; null clears one."""
+    """Name, email, phone, language; null clears one. `subscribed`: any agent may opt a
+    contact out (they asked by other means); opting back in is consent, so a manager's."""
     change = await json_body(request, ContactChange)
     space_id = request[PRINCIPAL].space_id
     contact_id = path_id(request, "contact_id")
+    sent = change.model_fields_set
+    if "subscribed" in sent and change.subscribed is None:
+        raise InvalidPayload("subscribed: send true or false")
+    if change.subscribed:
+        require(request, "manager")
     async with request.app[DB].write() as conn:
-        await contact_row(conn, space_id, contact_id)
-        values = {name: getattr(change, name) for name in change.model_fields_set}
+        row = await contact_row(conn, space_id, contact_id)
+        values = {name: getattr(change, name) for name in sent - {"subscribed"}}
+        if change.subscribed is not None and change.subscribed == (row.unsubscribed_at is not None):
+            # an opt-out keeps its first date: unsubscribing twice changes nothing
+            values["unsubscribed_at"] = None if change.subscribed else now()
+            log.info(
+                "contact subscribed to broadcasts again"
+                if change.subscribed
+                else "contact unsubscribed",
+                extra={"contact": contact_id, "space": space_id, "by": request[PRINCIPAL].user_id},
+            )
         if values:
             await conn.execute(contacts.update().where(contacts.c.id == contact_id).values(values))
         return web.json_response(await _one(conn, space_id, contact_id))

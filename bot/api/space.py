@@ -1,5 +1,5 @@
 """`/api/v1/space`: the space's name, time zone and settings (business hours, away and
-handover texts, the flows it runs, assignment rules)."""
+handover texts, the flows it runs, assignment rules, broadcast opt-out keywords)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from bot.api.auth import PRINCIPAL
 from bot.api.openapi import Routes
@@ -21,6 +21,17 @@ from bot.storage.tables import spaces
 
 HHMM = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _keyword(word: str) -> str:
+    if not word.strip():
+        raise ValueError("a keyword cannot be blank")
+    return word.strip()
+
+
+# a keyword is a whole message ("STOP", "opt out"), compared case-insensitively
+Keyword = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_keyword)]
+Keywords = Annotated[list[Keyword], Field(max_length=50)]
 
 
 class BusinessHours(BaseModel):
@@ -56,6 +67,31 @@ class SpaceChange(BaseModel):
     assign_outside_hours: bool | None = Field(
         None, description="handovers outside business hours are assigned too"
     )
+    opt_out_keywords: Keywords | None = Field(
+        None,
+        description="messages that unsubscribe the contact from broadcasts, instead of the "
+        "built-in STOP, UNSUBSCRIBE, BAJA, SAIR...; an empty list turns them off",
+    )
+    opt_in_keywords: Keywords | None = Field(
+        None,
+        description="messages that subscribe the contact again, instead of the built-in "
+        "START, SUBSCRIBE, UNSTOP, ALTA; an empty list turns them off",
+    )
+    opt_out_reply: str | None = Field(
+        None, min_length=1, max_length=1000, description="said once when a contact opts out"
+    )
+    opt_in_reply: str | None = Field(
+        None, min_length=1, max_length=1000, description="said once when a contact opts in"
+    )
+
+    @model_validator(mode="after")
+    def _apart(self) -> SpaceChange:
+        """A word in both lists could only mean one thing; say so instead of guessing."""
+        out, in_ = self.opt_out_keywords or [], self.opt_in_keywords or []
+        both = {w.strip().casefold() for w in out} & {w.strip().casefold() for w in in_}
+        if both:
+            raise ValueError(f"{sorted(both)[0]!r} is both an opt-out and an opt-in keyword")
+        return self
 
 
 routes = Routes()
@@ -69,6 +105,10 @@ SPACE_SETTINGS = (
     "csat_bot_conversations",
     "release_on_close",
     "assign_outside_hours",
+    "opt_out_keywords",
+    "opt_in_keywords",
+    "opt_out_reply",
+    "opt_in_reply",
 )
 
 

@@ -7,7 +7,7 @@ Views use it now; automations and broadcasts will reuse it. A filter is a group:
                       {"field": "last_message_at", "op": "within_last", "value": "7d"}]}]}
 
 Fields: built-ins (name, phone, email, language, status, channel, assignee, team,
-created_at, last_message_at), `tags`, and custom fields as `fields.<key>`.
+created_at, last_message_at, unsubscribed_at), `tags`, and custom fields as `fields.<key>`.
 """
 
 from __future__ import annotations
@@ -73,13 +73,16 @@ BUILT_IN: dict[str, tuple[str, Any]] = {
     "team": ("number", contacts.c.team_id),
     "created_at": ("date", contacts.c.created_at),
     "last_message_at": ("date", contacts.c.last_message_at),
+    # set while the contact is opted out of broadcasts (they sent STOP, or an agent did it)
+    "unsubscribed_at": ("date", contacts.c.unsubscribed_at),
 }
 DURATION = re.compile(r"^(\d+)([mhdw])$")
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 FIELD_PATTERN = (
-    r"^(name|phone|email|language|status|assignee|team|created_at|last_message_at|channel|tags"
+    r"^(name|phone|email|language|status|assignee|team|created_at|last_message_at"
+    r"|unsubscribed_at|channel|tags"
     r"|fields\.[a-z][a-z0-9_]{0,63}|answers\.[a-z][a-z0-9_]{0,63}"
     r"|message\.(text|type)|conversation\.(status|handler|channel|assignee|team))$"
 )

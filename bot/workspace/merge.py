@@ -18,7 +18,9 @@ from bot.storage.tables import (
     identities,
 )
 
-FILLABLE = ("name", "phone", "email", "language", "avatar_url")
+# what the survivor lacks, it takes from the other (undo empties it again); an opt-out
+# too: the person said STOP on one channel, so no broadcast reaches them on any
+FILLABLE = ("name", "phone", "email", "language", "avatar_url", "unsubscribed_at")
 
 
 async def _live(conn: AsyncConnection, space_id: int, contact_id: int) -> Any:

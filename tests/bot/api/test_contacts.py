@@ -66,3 +66,27 @@ async def test_patch_edits_name_email_phone_language_and_null_clears(
         resp = await client.patch(url, json=bad, headers=agent)
         assert resp.status == 400, bad
     assert (await client.patch("/api/v1/contacts/999", json={}, headers=agent)).status == 404
+
+
+async def test_patch_subscribed_opts_out_for_agents_and_back_in_for_managers(
+    client: TestClient,
+    app: Application,
+    echo: EchoChannel,
+    people: dict[str, Any],  # noqa: F811
+) -> None:
+    await open_conversation(client, app, echo)
+    url = f"/api/v1/contacts/{await single(app, contacts.c.id)}"
+    agent, manager = auth(people["agent"]), auth(people["manager"])
+    assert (await (await client.get(url, headers=agent)).json())["unsubscribed_at"] is None
+    out = await (await client.patch(url, json={"subscribed": False}, headers=agent)).json()
+    assert out["unsubscribed_at"] is not None
+    again = await (await client.patch(url, json={"subscribed": False}, headers=agent)).json()
+    assert again["unsubscribed_at"] == out["unsubscribed_at"]  # the first opt-out's date
+    assert await single(app, contacts.c.unsubscribed_at) is not None
+    back = await client.patch(url, json={"subscribed": True}, headers=agent)
+    assert back.status == 403  # consent again is a manager's call
+    assert (await client.patch(url, json={"subscribed": None}, headers=agent)).status == 400
+    back = await client.patch(url, json={"subscribed": True, "name": "Ana"}, headers=manager)
+    assert back.status == 200
+    shown = await back.json()
+    assert shown["unsubscribed_at"] is None and shown["name"] == "Ana"

@@ -190,6 +190,10 @@ SETTINGS: dict[str, Any] = {
     "handover_keywords": {"en": ["human"]},
     "away_flow": "away",
     "csat_survey": "csat",
+    "opt_out_keywords": ["STOP", "Chega"],
+    "opt_in_keywords": [],
+    "opt_out_reply": "No more news from us.",
+    "opt_in_reply": "Welcome back.",
 }
 
 
@@ -220,3 +224,23 @@ async def test_space_settings_are_cleared_by_null_and_kept_when_absent(
     for key in ("name", "timezone"):
         kept = await client.patch("/api/v1/space", json={key: None}, headers=manager)
         assert kept.status == 400 and key in (await kept.json())["detail"]
+
+
+async def test_opt_out_keywords_are_lists_of_words_apart_from_the_opt_in_ones(
+    client: TestClient, people: dict[str, Any]
+) -> None:
+    manager = auth(people["manager"])
+    kept = await client.patch(
+        "/api/v1/space", json={"opt_out_keywords": ["  Halt "]}, headers=manager
+    )
+    assert (await kept.json())["opt_out_keywords"] == ["Halt"]
+    for bad, says in (
+        ({"opt_out_keywords": "STOP"}, "opt_out_keywords"),
+        ({"opt_in_keywords": ["  "]}, "blank"),
+        ({"opt_out_keywords": ["x" * 51]}, "opt_out_keywords.0"),
+        ({"opt_out_keywords": ["stop"], "opt_in_keywords": ["STOP"]}, "both"),
+        ({"opt_out_reply": ""}, "opt_out_reply"),
+    ):
+        resp = await client.patch("/api/v1/space", json=bad, headers=manager)
+        assert resp.status == 400, bad
+        assert says in (await resp.json())["detail"], bad

@@ -58,7 +58,13 @@ async def test_each_built_in_field_matches_real_contacts(
     await api.ok(
         "PATCH",
         f"/contacts/{ana}",
-        {"name": "Ana Lima", "phone": "+351911222333", "email": "ana@x.pt", "language": "pt"},
+        {
+            "name": "Ana Lima",
+            "phone": "+351911222333",
+            "email": "ana@x.pt",
+            "language": "pt",
+            "subscribed": False,
+        },
     )
     await api.ok("POST", f"/contacts/{ana}/tags", {"tags": ["vip"]})
     await api.ok("POST", "/fields", {"key": "plan", "type": "choice", "options": ["free", "pro"]})
@@ -89,6 +95,9 @@ async def test_each_built_in_field_matches_real_contacts(
         ({"field": "last_message_at", "op": "after", "value": between}, ["Ana Lima", "Carla"]),
         ({"field": "last_message_at", "op": "within_last", "value": "1h"}, everyone),
         ({"field": "last_message_at", "op": "after", "value": later}, []),
+        ({"field": "unsubscribed_at", "op": "is_set"}, ["Ana Lima"]),
+        ({"field": "unsubscribed_at", "op": "within_last", "value": "1h"}, ["Ana Lima"]),
+        ({"field": "unsubscribed_at", "op": "is_not_set"}, ["Bruno", "Carla"]),
         ({"field": "tags", "op": "has_tag", "value": "vip"}, ["Ana Lima"]),
         ({"field": "tags", "op": "has_no_tag", "value": "vip"}, ["Bruno", "Carla"]),
         ({"field": "fields.plan", "op": "is", "value": "pro"}, ["Ana Lima"]),
