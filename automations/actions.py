@@ -78,9 +78,17 @@ async def load_facts(ctx: HandlerContext, facts: Facts, needs: frozenset[str]) -
     contact_id = facts.state.contact_id
     async with ctx.db.read() as conn:
         row = (await conn.execute(sa.select(contacts).where(contacts.c.id == contact_id))).one()
-        for name in ("name", "phone", "email", "language", "status", "created_at"):
+        for name in (
+            "name",
+            "phone",
+            "email",
+            "language",
+            "status",
+            "created_at",
+            "last_message_at",
+            "unsubscribed_at",
+        ):
             facts.values[name] = getattr(row, name)
-        facts.values["last_message_at"] = row.last_message_at
         facts.values["assignee"] = facts.values["conversation.assignee"] = row.assignee_id
         facts.values["team"] = facts.values["conversation.team"] = row.team_id
         facts.values["channel"] = facts.state.channel_id

@@ -42,7 +42,10 @@ async def export(conn: AsyncConnection, space_id: int, contact_id: int) -> dict[
         )
     ).all()
     return {
-        "contact": {k: contact._mapping[k] for k in ("id", "name", "phone", "email", "language")},
+        "contact": {
+            k: contact._mapping[k]
+            for k in ("id", "name", "phone", "email", "language", "unsubscribed_at")
+        },
         "identities": await identities_of(conn, contact_id),
         "fields": fields,
         "tags": tag_names,

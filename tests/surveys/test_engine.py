@@ -30,6 +30,7 @@ from bot.storage.tables import (
     spaces,
 )
 from bot.workspace.contacts import create_field
+from broadcasts.optout import OPT_OUT_REPLY
 from surveys.clock import FlowClock
 from tests.bot.pipeline.test_webhooks import body, post
 from tests.conftest import count, eventually
@@ -209,7 +210,9 @@ async def test_give_up_skip_stop_and_the_other_branch(
 
     await send(client, manager, survey, contact_ids=[await contact_id(app)])
     await eventually(lambda: _empty_outbox(app))
-    assert await say(client, app, echo, "stop") == ["OK, I stopped."]
+    # STOP also unsubscribes them from broadcasts (a broadcast after a STOP is the worse
+    # mistake), and says so; the survey stops as well
+    assert await say(client, app, echo, "stop") == [OPT_OUT_REPLY, "OK, I stopped."]
     results = await (await client.get(f"/api/v1/surveys/{survey}/results", headers=manager)).json()
     assert results["counts"]["stopped"] == 1 and results["counts"]["completed"] == 1
     assert results["items"][0]["answers"] == {}  # the stopped one, newest first
