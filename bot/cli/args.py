@@ -1,13 +1,35 @@
-"""The CLI's argument types and shared flag sets: light, so `--help` stays instant."""
+"""The CLI's argument types, shared flag sets and the declaration of a command (`Call`):
+light, so `--help` stays instant."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 Arg = tuple[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One command as one REST call: its flags become the body (or the query of a GET)."""
+
+    method: str
+    path: str  # `{name}` segments come from the positional argument of that name
+    help: str
+    args: tuple[Arg, ...] = ()
+    query: dict[str, str] = field(default_factory=dict)
+    body: str | None = None  # the argument that is the whole request body
+    people: str = "/users"  # where an email given for a USER resolves to an id
+    # builds the body from the flags, when flat flags make a nested request
+    shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    csv: bool = False  # `--csv`: GET `path + ".csv"` to standard output
+    watch: bool = False  # `--watch`: follow the answer with a progress bar (`bot.cli.watch`)
+
+
 ID = {"type": int}
 ORG_ROLES = {"choices": ["admin", "billing_admin", "member"]}
 SPACE_ROLES = {"choices": ["manager", "agent"]}

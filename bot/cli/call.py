@@ -9,6 +9,7 @@ email means the same person the API would show.
 from __future__ import annotations
 
 import argparse
+import codecs
 import re
 import secrets
 import sys
@@ -19,8 +20,7 @@ from typing import Any
 import aiohttp
 
 from bot.api.auth import Principal, hash_token
-from bot.cli.args import USER
-from bot.cli.commands import Call
+from bot.cli.args import USER, Call
 from bot.cli.hub import hub
 from bot.cli.output import emit
 from bot.errors import ChanCenterError
@@ -62,14 +62,18 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
                     if isinstance(values.get(name), str):
                         values[name] = await _user_id(http, call, values[name])
                 path = url(call, values)
-                if getattr(args, "csv", False):
-                    async with http.get(path + ".csv") as response:
-                        if response.status < 400:
-                            sys.stdout.write(await response.text())
-                            return 0
-                        raise _error(response.status, await _body(response))
                 payload = values.pop(call.body) if call.body else values
-                status, body = await _request(http, call, path, payload)
+                if call.shape is not None:
+                    payload = call.shape(payload)
+                if getattr(args, "csv", False):
+                    await _csv(http, path + ".csv", {**call.query, **payload})
+                    return 0
+                if getattr(args, "watch", False):
+                    from bot.cli.watch import watch
+
+                    status, body = 200, await watch(lambda: _answer(http, call, path, payload))
+                else:
+                    status, body = await _request(http, call, path, payload)
     if status >= 400:
         raise _error(status, body)
     emit(body, args.json)
@@ -87,6 +91,25 @@ async def _request(
         json=None if get or call.method == "DELETE" else payload,
     ) as response:
         return response.status, await _body(response)
+
+
+async def _answer(http: aiohttp.ClientSession, call: Call, path: str, payload: Any) -> Any:
+    """The call's answer, or its error raised."""
+    status, body = await _request(http, call, path, payload)
+    if status >= 400:
+        raise _error(status, body)
+    return body
+
+
+async def _csv(http: aiohttp.ClientSession, path: str, params: dict[str, Any]) -> None:
+    """The CSV to standard output as it arrives: a long one never sits in memory."""
+    async with http.get(path, params=params) as response:
+        if response.status >= 400:
+            raise _error(response.status, await _body(response))
+        text = codecs.getincrementaldecoder("utf-8")()
+        async for chunk in response.content.iter_chunked(65536):
+            sys.stdout.write(text.decode(chunk))
+        sys.stdout.write(text.decode(b"", final=True))
 
 
 async def _body(response: aiohttp.ClientResponse) -> Any:

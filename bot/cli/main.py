@@ -199,8 +199,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
             )
             for flag, options in call.args:
                 command.add_argument(flag, **options)
-            if call.path.endswith("/results"):
+            if call.csv:
                 command.add_argument("--csv", action="store_true", help="CSV to standard output")
+            if call.watch:
+                command.add_argument(
+                    "--watch", action="store_true", help="a progress bar, polled every second"
+                )
             command.add_argument("--space", type=int, help="space id (default: the default space)")
             common_flags(command)
             command.set_defaults(call=call)
@@ -278,7 +282,10 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     if getattr(args, "call", None) is not None:
         from bot.cli import call as cli_call
 
-        return asyncio.run(cli_call.run(settings, args))
+        try:
+            return asyncio.run(cli_call.run(settings, args))
+        except KeyboardInterrupt:  # Ctrl+C is how a `--watch` ends early: no traceback
+            return 130
     run = {
         "queue": cli_hub.dead_letters,
         "init": cli_hub.init,
