@@ -11,7 +11,6 @@ by id, and the CSV is written a page at a time: 100,000 rows never sit in memory
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +28,7 @@ from bot.storage.tables import broadcast_recipients, broadcasts, contacts
 from bot.workspace.csv_io import csv_line
 from broadcasts import store
 from broadcasts.definition import RECIPIENT_STATUSES, NewBroadcast
+from broadcasts.runner import RUNNER
 
 WRITE_ERRORS = (400, 401, 403, 404, 409, 413, 422)
 MOVE_ERRORS = (401, 403, 404, 409)
@@ -135,12 +135,9 @@ async def _move(request: web.Request, action: str) -> web.Response:
 
 
 def _wake(app: web.Application) -> None:
-    """This process's runner hears of the change now, not at its next look. Only an app
-    that runs one has loaded `broadcasts.runner`: one that works no queue (the CLI's, or
-    `serve --no-work`) never imports the sending machinery for this."""
-    runner = sys.modules.get("broadcasts.runner")
-    if runner is not None and runner.RUNNER in app:
-        app[runner.RUNNER].notify()
+    """This process's runner hears of the change now, not at its next look."""
+    if RUNNER in app:
+        app[RUNNER].notify()
 
 
 def _moves(action: str, summary: str) -> Callable[[Handler], Handler]:

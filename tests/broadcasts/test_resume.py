@@ -55,15 +55,17 @@ async def slow_telegram() -> AsyncIterator[FakeTelegram]:
     await server.close()
 
 
-async def running_broadcast(engine: AsyncEngine, env: dict[str, str]) -> tuple[int, str]:
-    """A Telegram channel (100 sends a second), its contacts, and a started broadcast."""
+async def running_broadcast(
+    engine: AsyncEngine, env: dict[str, str], per_second: int = 100
+) -> tuple[int, str]:
+    """A Telegram channel (`per_second` sends), its contacts, and a started broadcast."""
     out = await chancenter(env, "channels", "add", "telegram", "--token", TOKEN)
     channel_id = out.split()[4]
     async with engine.begin() as conn:
         await conn.execute(
             channels.update()
             .where(channels.c.id == channel_id)
-            .values(settings={"per_second": 100})
+            .values(settings={"per_second": per_second})
         )
     await seed(engine, channel_id, CONTACTS)
     async with engine.begin() as conn:
@@ -176,9 +178,9 @@ async def test_a_killed_worker_s_share_is_finished_by_the_other(
     workers = [HubProcess(tmp_path / f"worker{n}", env, ("worker",)) for n in range(2)]
     engine = create_async_engine(env["CHANCENTER_DATABASE_URL"])
     try:
-        broadcast_id, _ = await running_broadcast(engine, workers[0].env)
-        for worker in workers:
-            await worker.start()
+        # 8 seconds of sends: both workers are up long before the end
+        broadcast_id, _ = await running_broadcast(engine, workers[0].env, per_second=50)
+        await asyncio.gather(*(worker.start() for worker in workers))
         await wait_for(lambda: len(slow_telegram.sent()) >= 100, 30, "a hundred sends")
         workers[0].kill()
         killed = await statuses(engine, broadcast_id)

@@ -65,6 +65,9 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
     automation = {"name": "a", "trigger": {"on": "message_received"}, "actions": [{"tag": "x"}]}
     created = await client.post("/api/v1/automations", json=automation, headers=manager)
     assert created.status == 201
+    offer = {"name": "b", "channel_id": echo.id, "view_id": 1, "message": {"text": "hi"}}
+    broadcast = await client.post("/api/v1/broadcasts", json=offer, headers=manager)
+    assert broadcast.status == 201, await broadcast.text()
     await open_conversation(client, app, echo)
     async with app[DB].write() as conn:
         elsewhere = await create_space(conn, "Initech", "Main", default=False, webchat=False)
@@ -81,6 +84,7 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
             "field_id": (await conn.execute(sa.select(field_definitions.c.id))).scalar_one(),
             "survey_id": (await conn.execute(sa.select(surveys.c.id))).scalar_one(),
             "automation_id": (await created.json())["id"],
+            "broadcast_id": (await broadcast.json())["id"],
             "shortcut_id": (await conn.execute(sa.select(shortcuts.c.id))).scalar_one(),
             "token_id": (await conn.execute(sa.select(sa.func.min(api_tokens.c.id)))).scalar(),
             "merge_id": 1,
@@ -121,6 +125,7 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
         "/api/v1/tags",
         "/api/v1/surveys",
         "/api/v1/automations",
+        "/api/v1/broadcasts",
         "/api/v1/invitations",
     ):
         items = (await (await client.get(path, headers=stranger)).json())["items"]
