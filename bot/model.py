@@ -90,6 +90,20 @@ class ReactionPart(Frozen):
     to_external_id: str
 
 
+class TemplatePart(Frozen):
+    """A pre-approved WhatsApp message template: the only message WhatsApp lets a business
+    start a conversation with, outside the 24-hour window. Other channels refuse it.
+
+    Example: `TemplatePart(name="order_update", language="en_US", params=("Ana", "#42"))`
+    fills the body's `{{1}}` and `{{2}}` of the template approved under that name.
+    """
+
+    type: Literal["template"] = "template"
+    name: str = Field(min_length=1, description="the template's name, as approved by Meta")
+    language: str = Field(min_length=1, description="its language and locale, e.g. en_US")
+    params: tuple[str, ...] = Field((), description="the body's {{1}}, {{2}}... in order")
+
+
 Part = Annotated[
     TextPart
     | MediaPart
@@ -97,7 +111,8 @@ Part = Annotated[
     | ContactCardPart
     | QuickRepliesPart
     | PostbackPart
-    | ReactionPart,
+    | ReactionPart
+    | TemplatePart,
     Field(discriminator="type"),
 ]
 parts_adapter: TypeAdapter[list[Part]] = TypeAdapter(list[Part])
@@ -283,6 +298,11 @@ class Outbound(Frozen):
     )
     last_inbound_at: datetime | None = Field(
         None, description="when the contact last wrote: platforms' 24-hour windows count from it"
+    )
+    tag: str | None = Field(
+        None,
+        description="a Messenger message tag letting a broadcast reach a contact outside the "
+        "24-hour window (e.g. POST_PURCHASE_UPDATE); ignored elsewhere",
     )
 
 

@@ -30,13 +30,14 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot.delivery.ratelimit import Limits
-from bot.errors import ConfigError, NotFound, WebhookRejected
-from bot.model import Event, Outbound, SentReceipt
+from bot.errors import ConfigError, NotFound, PermanentFailure, WebhookRejected
+from bot.model import Event, Outbound, SentReceipt, TemplatePart
 from bot.settings import Settings
 from channels.render import Capabilities
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+DEFAULT_PER_SECOND = 30.0  # a channel that declares no capabilities
 
 
 class NoCredentials(BaseModel):
@@ -86,6 +87,16 @@ class Channel(abc.ABC):
     @property
     def id(self) -> str:
         return self.config.id
+
+    @property
+    def per_second(self) -> float:
+        """The channel's send budget a second, which its buckets keep under and the
+        broadcast runner sizes its batches from: the channel's `per_second` setting (a
+        Telegram bot with paid broadcasts may send more than 30), else the platform's."""
+        given = self.config.settings.get("per_second")
+        if given is not None:
+            return float(given)
+        return float(self.capabilities.per_second) if self.capabilities else DEFAULT_PER_SECOND
 
     @classmethod
     async def prepare(cls, given: Mapping[str, str], ctx: ChannelContext) -> tuple[BaseModel, str]:
@@ -153,6 +164,13 @@ def parse_each(
                 extra={"channel": channel.id, "kind": channel.kind, "error": type(exc).__name__},
             )
     return events
+
+
+def refuse_templates(outbound: Outbound) -> None:
+    """For channels that cannot show a WhatsApp message template: the message fails,
+    saying why, rather than reaching the contact without what it was sent for."""
+    if any(isinstance(part, TemplatePart) for part in outbound.parts):
+        raise PermanentFailure("message templates are WhatsApp's only")
 
 
 def _explain(kind: str, exc: ValidationError) -> str:

@@ -26,7 +26,7 @@ from bot.model import (
     StatusChanged,
     TextPart,
 )
-from channels.base import ChannelContext, parse_each
+from channels.base import ChannelContext, parse_each, refuse_templates
 from channels.meta import (
     MetaChannel,
     MetaCredentials,
@@ -50,6 +50,9 @@ CAPABILITIES = Capabilities(
     per_second=40,
 )
 HUMAN_AGENT_HOURS = 24 * 7  # the HUMAN_AGENT tag lets a person answer for 7 days
+# The message tags Meta still allows for updates outside the 24-hour window, which a
+# broadcast may carry (`Outbound.tag`); each only for its own kind of news, by Meta's policy.
+BROADCAST_TAGS = frozenset({"CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE", "ACCOUNT_UPDATE"})
 ATTACHMENT_TYPES = {"image": "image", "audio": "audio", "video": "video", "file": "file"}
 TOKEN_HELP = (
     "the page's own access token (Meta for Developers > your app > Messenger > Settings > "
@@ -150,14 +153,17 @@ class MessengerChannel(MetaChannel):
         return [{"recipient": {"id": outbound.recipient}, "message": b} for b in bodies]
 
     async def send(self, outbound: Outbound) -> SentReceipt:
+        refuse_templates(outbound)
         if within(outbound, 24):
             extra = {"messaging_type": "RESPONSE"}
+        elif outbound.tag in BROADCAST_TAGS:
+            extra = {"messaging_type": "MESSAGE_TAG", "tag": outbound.tag}
         elif outbound.sender_name and within(outbound, HUMAN_AGENT_HOURS):
             extra = {"messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"}
         else:
             raise PermanentFailure(
                 "outside Messenger's window: the contact last wrote more than 24 hours ago "
-                "(7 days for a person's reply)"
+                "(7 days for a person's reply, any time for a message tag's update)"
             )
         receipt = SentReceipt()
         page = self.config.credentials.page_id  # type: ignore[attr-defined]

@@ -59,6 +59,10 @@ EXPLAINED = {
     131048: "WhatsApp limits this number because of its quality (messages blocked or "
     "reported as spam): see its quality rating in WhatsApp Manager",
     131056: "too many messages to this contact in a short time (one every 6 seconds)",
+    132000: "the template takes another number of parameters: check its body's {{n}}",
+    132001: "no approved template of that name in that language: check both in WhatsApp Manager",
+    132015: "the template is paused for its low quality: see WhatsApp Manager",
+    132016: "the template is disabled for its low quality: make another",
 }
 
 
@@ -72,6 +76,10 @@ def explain(error: Mapping[str, Any]) -> str:
     code, subcode = _code(error.get("code")), _code(error.get("error_subcode"))
     known = EXPLAINED.get(subcode) or EXPLAINED.get(code)  # type: ignore[arg-type]
     text = error.get("message") or error.get("title") or "unknown error"
+    data = error.get("error_data")
+    details = data.get("details") if isinstance(data, dict) else None
+    if isinstance(details, str) and details:  # which parameter, which template
+        text = f"{text}: {details}"
     return f"{known} ({code}: {text})" if known else f"Meta refused the message ({code}: {text})"
 
 
@@ -175,12 +183,7 @@ class MetaChannel(Channel):
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        rate = float(
-            self.config.settings.get(
-                "per_second", self.capabilities.per_second if self.capabilities else 40.0
-            )
-        )
-        self._bucket = self.ctx.limits.bucket(f"{self.kind}:{self.id}", *paced(rate))
+        self._bucket = self.ctx.limits.bucket(f"{self.kind}:{self.id}", *paced(self.per_second))
 
     @property
     def access_token(self) -> str:

@@ -65,7 +65,7 @@ from bot.model import (
     SentReceipt,
     TextPart,
 )
-from channels.base import Channel, ChannelContext, Media, parse_each
+from channels.base import Channel, ChannelContext, Media, parse_each, refuse_templates
 from channels.render import Capabilities, fits, numbered, split_text
 from channels.telegram_session import SESSION
 
@@ -102,9 +102,7 @@ class TelegramChannel(Channel):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self._bot: Bot | None = None
-        # Telegram allows more than 30/s to bots with paid broadcasts: settings.per_second
-        rate = float(self.config.settings.get("per_second", CAPABILITIES.per_second))
-        self._account = self.ctx.limits.bucket(f"telegram:{self.id}", *paced(rate))
+        self._account = self.ctx.limits.bucket(f"telegram:{self.id}", *paced(self.per_second))
         self._chats = self.ctx.limits.bucket(f"telegram:{self.id}:chat", 1.0, burst=3)
         self._groups = self.ctx.limits.bucket(
             f"telegram:{self.id}:group", *per_window(GROUP_PER_MINUTE, 60.0)
@@ -269,6 +267,7 @@ class TelegramChannel(Channel):
         return methods
 
     async def send(self, outbound: Outbound) -> SentReceipt:
+        refuse_templates(outbound)
         last = None
         group = outbound.recipient.startswith("-")  # groups, supergroups, channels
         for method in self.render(outbound):

@@ -24,6 +24,7 @@ from bot.model import (
     Sender,
     SentReceipt,
     StatusChanged,
+    TemplatePart,
     TextPart,
 )
 from channels.base import ChannelContext, parse_each
@@ -154,6 +155,8 @@ class WhatsAppChannel(MetaChannel):
                 if part.caption and kind in ("image", "video", "document"):
                     media["caption"] = part.caption
                 bodies.append({"type": kind, kind: media})
+            elif isinstance(part, TemplatePart):
+                bodies.append({"type": "template", "template": _template(part)})
             elif isinstance(part, LocationPart):
                 bodies.append(
                     {
@@ -187,14 +190,32 @@ class WhatsAppChannel(MetaChannel):
         ]
 
     async def send(self, outbound: Outbound) -> SentReceipt:
-        if not within(outbound, 24):
+        """Outside the 24-hour window only a message of approved templates may go."""
+        templates = [p for p in outbound.parts if isinstance(p, TemplatePart)]
+        if len(templates) < len(outbound.parts) and not within(outbound, 24):
             raise PermanentFailure(explain({"code": 131047, "message": "checked before sending"}))
+        for template in templates:
+            if "" in template.params:  # Meta's answer would only say "invalid parameter"
+                n = template.params.index("") + 1
+                raise PermanentFailure(
+                    f"template {template.name}: its parameter {{{{{n}}}}} is empty, and "
+                    "WhatsApp refuses empty parameters"
+                )
         receipt = SentReceipt()
         number = self.config.credentials.phone_number_id  # type: ignore[attr-defined]
         for body in self.render(outbound):
             answer = await self.graph("POST", f"{number}/messages", body)
             receipt = SentReceipt(external_id=(answer.get("messages") or [{}])[0].get("id"))
         return receipt
+
+
+def _template(part: TemplatePart) -> dict[str, Any]:
+    """The Cloud API's template object; the body's parameters only when there are some."""
+    template: dict[str, Any] = {"name": part.name, "language": {"code": part.language}}
+    if part.params:
+        parameters = [{"type": "text", "text": p} for p in part.params]
+        template["components"] = [{"type": "body", "parameters": parameters}]
+    return template
 
 
 def _interactive(part: QuickRepliesPart) -> dict[str, Any] | None:

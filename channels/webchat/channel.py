@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.model import MessageReceived, Outbound, SentReceipt
-from channels.base import Channel
+from channels.base import Channel, refuse_templates
 from channels.webchat.hub import WEBCHAT_HUB
 
 
@@ -33,6 +33,7 @@ class WebchatChannel(Channel):
         }
 
     async def send(self, outbound: Outbound) -> SentReceipt:
+        refuse_templates(outbound)
         # A visitor who is away sees the message in their history when they come back.
         await self.ctx.app[WEBCHAT_HUB].push(self.id, outbound.recipient, self.render(outbound))
         return SentReceipt(

@@ -7,6 +7,12 @@ Errors use Meta's error object `{"error": {"message", "type", "code",
 `fail_raw(...)`. The access token is only accepted in the Authorization header.
 Every path also answers under a version prefix (`/v21.0/...`), as the real base does.
 
+Sends are checked as Meta checks them: a WhatsApp template needs a `name` and a
+`language.code` and its body parameters a non-empty `text`, else error 100 ("(#100)
+Invalid parameter", the culprit in `error_data.details`); with `templates` filled, only
+those approved templates exist (else 132001) with their number of body parameters (else
+132000). A Messenger send needs a `messaging_type`, and `MESSAGE_TAG` an allowed `tag`.
+
 Node reads follow Meta's documented behaviour: `GET /me` with a page token is that
 page; `GET /{page-id}` answers any valid token (a page's id and name are public, so
 only `/me` proves whose token it is); `GET /{phone-number-id}` answers only a token
@@ -30,6 +36,9 @@ UNSUPPORTED = (
     "documentation at https://developers.facebook.com/docs/graph-api"
 )
 Failure = tuple[int, dict[str, Any] | str, dict[str, str]]
+COMPONENTS = ("header", "body", "button")
+MESSAGING_TYPES = ("RESPONSE", "UPDATE", "MESSAGE_TAG")
+MESSAGE_TAGS = ("CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE", "ACCOUNT_UPDATE", "HUMAN_AGENT")
 
 
 @dataclass
@@ -61,6 +70,8 @@ class FakeGraph:
     failures: list[Failure] = field(default_factory=list)
     read_failures: list[Failure] = field(default_factory=list)
     stall: float = 0.0  # seconds a node read waits before answering (a hung Graph API)
+    # (name, language code) -> how many body parameters; empty: any template exists
+    templates: dict[tuple[str, str], int] = field(default_factory=dict)
     url: str = ""
     _next: int = 0
 
@@ -108,6 +119,9 @@ class FakeGraph:
         body = await request.json()
         if self.failures:
             return _scripted(self.failures.pop(0))
+        wrong = self._refused(body)
+        if wrong is not None:
+            return wrong
         self.sent.append((request.match_info["object_id"], body))
         self._next += 1
         if body.get("messaging_product") == "whatsapp":
@@ -121,6 +135,60 @@ class FakeGraph:
         return web.json_response(
             {"recipient_id": body["recipient"]["id"], "message_id": f"m_OUT{self._next}"}
         )
+
+    def _refused(self, body: Any) -> web.Response | None:
+        """Meta's answer to a send it refuses for its shape, or None."""
+        if not isinstance(body, dict):
+            return _invalid("the request body must be a JSON object")
+        if body.get("messaging_product") == "whatsapp":
+            return self._template_refused(body) if body.get("type") == "template" else None
+        kind = body.get("messaging_type")
+        if kind not in MESSAGING_TYPES:
+            return _error(
+                400, 100, "(#100) param messaging_type must be one of " + ", ".join(MESSAGING_TYPES)
+            )
+        if kind == "MESSAGE_TAG" and body.get("tag") not in MESSAGE_TAGS:
+            return _error(400, 100, "(#100) Param tag must be one of " + ", ".join(MESSAGE_TAGS))
+        return None
+
+    def _template_refused(self, body: dict[str, Any]) -> web.Response | None:
+        template = body.get("template")
+        if not isinstance(template, dict):
+            return _invalid("Parameter 'template' is required for type 'template'")
+        name, language = template.get("name"), template.get("language")
+        if not isinstance(name, str) or not name:
+            return _invalid("Parameter 'name' is required for 'template'")
+        code = language.get("code") if isinstance(language, dict) else None
+        if not isinstance(code, str) or not code:
+            return _invalid("Parameter 'code' is required for 'language'")
+        params = 0
+        for component in template.get("components") or []:
+            if not isinstance(component, dict) or component.get("type") not in COMPONENTS:
+                return _invalid("Parameter 'type' of a component must be header, body or button")
+            for parameter in component.get("parameters") or []:
+                text = parameter.get("text") if isinstance(parameter, dict) else None
+                if not isinstance(text, str) or not text:  # the only kind we model: text
+                    return _invalid(
+                        "Parameter 'text' is mandatory for component parameter type 'text'"
+                    )
+                params += component["type"] == "body"
+        expected = self.templates.get((name, code))
+        if self.templates and expected is None:
+            return _error(
+                400,
+                132001,
+                "(#132001) Template name does not exist in the translation",
+                details=f"template name ({name}) does not exist in {code}",
+            )
+        if expected is not None and expected != params:
+            return _error(
+                400,
+                132000,
+                "(#132000) Number of parameters does not match the expected number of params",
+                details=f"body: number of localizable_params ({params}) does not match the "
+                f"expected number of params ({expected})",
+            )
+        return None
 
     async def _node(self, request: web.Request) -> web.Response:
         """`GET /{id}`: me, a page, a phone number or a media file, as the token may see."""
@@ -191,6 +259,11 @@ def _scripted(failure: Failure) -> web.Response:
     return web.json_response(error, status=status, headers=headers)
 
 
+def _invalid(details: str) -> web.Response:
+    """Meta's error 100 for a malformed Cloud API send: the culprit is in the details."""
+    return _error(400, 100, "(#100) Invalid parameter", details=details)
+
+
 def _error(
     status: int,
     code: int,
@@ -198,8 +271,11 @@ def _error(
     subcode: int | None = None,
     kind: str = "OAuthException",
     headers: dict[str, str] | None = None,
+    details: str | None = None,
 ) -> web.Response:
     error: dict[str, Any] = {"message": message, "type": kind, "code": code, "fbtrace_id": "AbC"}
     if subcode is not None:
         error["error_subcode"] = subcode
+    if details is not None:
+        error["error_data"] = {"messaging_product": "whatsapp", "details": details}
     return web.json_response({"error": error}, status=status, headers=headers)

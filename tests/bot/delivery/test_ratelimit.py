@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import heapq
+import itertools
 import time
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis as AsyncRedis
 
-from bot.delivery.ratelimit import KeyedBuckets, Limits, TokenBucket, paced, per_window
+from bot.delivery.ratelimit import (
+    KeyedBuckets,
+    Limits,
+    TokenBucket,
+    paced,
+    per_window,
+    yielding,
+)
 from tests.servers import Redis as RedisServer
 
 
@@ -106,3 +116,150 @@ async def test_limits_hand_their_clock_to_every_bucket() -> None:
     for _ in range(3):
         await keyed.acquire("chat")
     assert clock.now == pytest.approx(4.0)
+
+
+class SteppedClock:
+    """Virtual time for many tasks at once: a sleep suspends until `run_until` moves time
+    to its end (`VirtualClock`'s sleeps return at once, which suits one caller only)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps = 0
+        self._wakes: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps += 1
+        wake = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._wakes, (self.now + max(seconds, 0.0), next(self._order), wake))
+        await wake
+
+    async def run_until(self, end: float) -> None:
+        """Let every task run until all wait, wake the earliest sleeper; again, up to `end`."""
+        while True:
+            for _ in range(20):  # hand-offs (locks, events) take a few turns of the loop
+                await asyncio.sleep(0)
+            if not self._wakes or self._wakes[0][0] > end:
+                break
+            at, _, wake = heapq.heappop(self._wakes)
+            self.now = max(self.now, at)
+            if not wake.done():
+                wake.set_result(None)
+        self.now = max(self.now, end)
+
+
+async def _broadcast(bucket: Any, key: str, sent: list[float], clock: SteppedClock) -> None:
+    """A broadcast's sender: takes tokens inside `yielding()` for as long as it runs."""
+    with yielding():
+        while True:
+            await bucket.acquire(key)
+            sent.append(clock.now)
+
+
+async def _stop(tasks: list[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@pytest.mark.parametrize("key", ["", "chat-42"])
+@pytest.mark.parametrize("burst", [1.0, 1.5, 3.0])
+async def test_a_reply_waits_at_most_one_token_interval_behind_a_busy_broadcast(
+    burst: float, key: str
+) -> None:
+    """Fifty yielding senders keep the bucket busy; a reply at any moment still goes at
+    once (a token is left for it when the burst allows), or within one interval."""
+    rate = 10.0
+    clock = SteppedClock()
+    bucket = Limits(clock=clock, sleep=clock.sleep).bucket("telegram:1", rate, burst)
+    sent: list[float] = []
+    senders = [asyncio.create_task(_broadcast(bucket, key, sent, clock)) for _ in range(50)]
+
+    async def reply() -> float:
+        await bucket.acquire(key)
+        return clock.now
+
+    try:
+        for at in (5.0, 8.37, 11.91, 15.05):  # each after the last reply's 2 s
+            await clock.run_until(at)
+            answered = asyncio.create_task(reply())
+            await clock.run_until(at + 2.0)
+            waited = answered.result() - at
+            assert waited <= 1 / rate + 1e-9
+            if burst >= 2:
+                assert waited == 0  # the token left in the bucket
+        # the broadcast went on at the bucket's rate, less the replies' tokens
+        assert len(sent) >= rate * clock.now - 4 - 1
+    finally:
+        await _stop(senders)
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(10.0, 1.0), paced(30), paced(80), (5.0, 4.0)])
+async def test_yielding_senders_alone_get_the_buckets_whole_rate(rate: float, burst: float) -> None:
+    """A hundred of them, serialized: one waiter sleeps at a time, never a polling herd."""
+    clock = SteppedClock()
+    bucket = TokenBucket(rate, burst, clock=clock, sleep=clock.sleep)
+    sent: list[float] = []
+    senders = [
+        asyncio.create_task(_broadcast(_Unkeyed(bucket), "", sent, clock)) for _ in range(100)
+    ]
+    try:
+        await clock.run_until(60.0)
+    finally:
+        await _stop(senders)
+    expected = rate * 60
+    assert expected * 0.99 <= len(sent) <= expected + burst
+    assert clock.sleeps <= len(sent) + 1
+
+
+class _Unkeyed:
+    def __init__(self, bucket: TokenBucket) -> None:
+        self._bucket = bucket
+
+    async def acquire(self, key: str = "") -> None:
+        await self._bucket.acquire()
+
+
+async def test_replies_go_first_through_the_shared_redis_bucket(redis_server: RedisServer) -> None:
+    """Two processes' broadcasts keep a Redis bucket busy; a reply still finds a token at
+    once, the broadcast keeps the bucket's rate, and replies' debt holds it back."""
+    rate, burst = 10.0, 2.0
+    clients = [AsyncRedis.from_url(redis_server.url) for _ in range(2)]
+    senders: list[asyncio.Task[Any]] = []
+    try:
+        buckets = [Limits(c).bucket("whatsapp:1", rate, burst) for c in clients]
+        sent: list[float] = []
+
+        async def broadcast(n: int) -> None:
+            with yielding():
+                while True:
+                    await buckets[n % 2].acquire()
+                    sent.append(time.monotonic())
+
+        senders = [asyncio.create_task(broadcast(n)) for n in range(20)]
+        started = time.monotonic()
+        await asyncio.sleep(0.5)
+        for n in range(3):
+            asked = time.monotonic()
+            await buckets[n % 2].acquire()
+            # urgent through the old TAKE alone, behind 20 reservations: 2 s
+            assert time.monotonic() - asked < 1 / rate
+            await asyncio.sleep(0.25)
+        elapsed = time.monotonic() - started
+        assert rate * elapsed * 0.6 <= len(sent) <= rate * elapsed + burst
+        await _stop(senders)
+
+        # replies that put the bucket in debt (2 - 4 = -2) are repaid before a yielding
+        # send, which then waits for 2 tokens: 4 intervals in all
+        asked = time.monotonic()
+        await asyncio.gather(*(buckets[0].acquire("debt") for _ in range(4)))
+        with yielding():
+            await buckets[1].acquire("debt")
+        assert time.monotonic() - asked >= 4 / rate * 0.9
+    finally:
+        await _stop(senders)
+        for c in clients:
+            await c.aclose()
