@@ -28,12 +28,14 @@ import asyncio
 import bisect
 import json
 import os
+import shutil
 import sqlite3
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -58,8 +60,8 @@ def platform_app() -> web.Application:
         form = await request.post()
         chat = int(str(form.get("chat_id", "1")))
         sends.append((time.monotonic(), chat, str(form.get("text", ""))))
-        result = {
-            "message_id": len(sends),
+        result = {  # ids apart from the contacts' own, as Telegram's are per chat
+            "message_id": 1_000_000_000 + len(sends),
             "date": int(time.time()),
             "chat": {"id": chat, "type": "private"},
             "text": str(form.get("text", "")),
@@ -165,16 +167,33 @@ async def traffic(
         await asyncio.sleep(3.0)  # the last replies
         async with session.get(platform + "/sends") as r:
             sends = await r.json()
-    latencies = []
+    return first_answers(posted, sends)
+
+
+def first_answers(posted: dict[int, list[float]], sends: list[list[Any]]) -> list[float]:
+    """Each message's latency: to the first send to its chat after it (a reply may be
+    several messages; the rest are not answers)."""
+    by_chat: dict[int, list[float]] = {}
     for at, chat, _ in sends:
-        if chat in posted and posted[chat] and posted[chat][0] <= at:
-            latencies.append(at - posted[chat].pop(0))
+        by_chat.setdefault(chat, []).append(at)
+    latencies = []
+    for chat, times in posted.items():
+        arrived = sorted(by_chat.get(chat, []))
+        bounds = [*times[1:], float("inf")]
+        for at, until in zip(times, bounds, strict=True):
+            first = bisect.bisect_left(arrived, at)
+            if first < len(arrived) and arrived[first] < until:
+                latencies.append(arrived[first] - at)
     return latencies
 
 
-def p99(values: list[float]) -> float:
+def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(int(len(ordered) * 0.99), len(ordered) - 1)] * 1000 if ordered else 0.0
+    return ordered[min(int(len(ordered) * q), len(ordered) - 1)] * 1000 if ordered else 0.0
+
+
+def p99(values: list[float]) -> float:
+    return pct(values, 0.99)
 
 
 def busiest_second(times: list[float]) -> int:
@@ -207,8 +226,10 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
             await platform.ready()
             await hub.ready()
             rss = [rss_mb(hub.proc.pid)]
+            # the traffic's contacts write once first: their welcome is not a reply
+            await traffic(hub.url, platform.url, args.rate, TRAFFIC_CHATS / args.rate, 1)
             print("traffic without a broadcast...", file=sys.stderr)
-            quiet = await traffic(hub.url, platform.url, args.rate, args.seconds, 1)
+            quiet = await traffic(hub.url, platform.url, args.rate, args.seconds, 10_000)
             with sqlite3.connect(db, timeout=30) as conn:
                 conn.execute(
                     "UPDATE broadcasts SET status = 'running', started_at = ?",
@@ -225,7 +246,7 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
                 if traffic_task is None and time.monotonic() - started > 3:
                     print("traffic during the broadcast...", file=sys.stderr)
                     traffic_task = asyncio.create_task(
-                        traffic(hub.url, platform.url, args.rate, args.seconds, 1_000_000)
+                        traffic(hub.url, platform.url, args.rate, args.seconds, 100_000)
                     )
                 if traffic_task is not None and traffic_task.done() and not during:
                     during = traffic_task.result()
@@ -238,6 +259,8 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
         finally:
             hub.stop()
             platform.stop()
+            if args.keep_db:  # for looking into where the time went
+                shutil.copy(db, args.keep_db)
     ours = sorted(at for at, chat, _ in sends if 1_000_000 <= chat < FIRST_TRAFFIC_CHAT)
     everything = sorted(at for at, _, _ in sends)
     rate = (len(ours) - 1) / (ours[-1] - ours[0]) if len(ours) > 1 else 0.0
@@ -252,6 +275,8 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
         "rss_start_mb": round(rss[0], 1),
         "rss_max_mb": round(max(rss), 1),
         "rss_end_mb": round(rss[-1], 1),
+        "reply_p50_ms_without": round(pct(quiet, 0.5), 1),
+        "reply_p50_ms_during": round(pct(during, 0.5), 1),
         "reply_p99_ms_without": round(p99(quiet), 1),
         "reply_p99_ms_during": round(p99(during), 1),
         "reply_p99_ratio": round(p99(during) / p99(quiet), 2) if quiet else 0.0,
@@ -281,6 +306,7 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=10, help="of traffic, each phase")
     parser.add_argument("--quick", action="store_true", help="10,000 recipients")
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
+    parser.add_argument("--keep-db", metavar="PATH", help="copy the hub's database here")
     parser.add_argument("--platform", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.platform:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import now
 from bot.delivery.sender import UNREACHABLE
-from bot.model import Outbound, Part, Reach, parts_adapter
+from bot.model import Outbound, Part, Reach, TemplatePart, parts_adapter
 from bot.pipeline.partitions import Owned, only_owned
 from bot.storage.db import Database
 from bot.storage.tables import (
@@ -124,6 +124,12 @@ def _unsendable(row: Any, parts: list[Part]) -> str | None:
         return GONE
     if row.blocked:
         return UNREACHABLE[Reach(row.blocked)]
+    for part in parts:
+        if isinstance(part, TemplatePart) and "" in (params := [p.strip() for p in part.params]):
+            return (
+                f"template parameter {{{{{params.index('') + 1}}}}} is empty for this contact "
+                '(give its variable a default: {{contact.first_name | default: "there"}})'
+            )
     return None if parts else NOTHING
 
 

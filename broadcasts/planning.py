@@ -34,7 +34,7 @@ from bot.storage.tables import (
 from bot.workspace.contacts import field_defs
 from bot.workspace.filters import Group, compile_filter
 
-PAGE = 1000
+PAGE = 500
 
 NO_IDENTITY = "no identity on this channel: they never wrote to it"
 UNSUBSCRIBED = "unsubscribed: they sent an opt-out keyword (START subscribes again)"
@@ -51,7 +51,8 @@ class _Taken(Exception):
 
 
 async def plan_page(db: Database, broadcast_id: int, kind: str, window_hours: int | None) -> bool:
-    """Plan the next page of a running broadcast; True when the whole segment is planned."""
+    """Plan the next page of a running broadcast; True when there is no more to plan (the
+    whole segment is, or the broadcast is no longer running)."""
     try:
         async with db.write() as conn:
             return await _page(conn, broadcast_id, kind, window_hours)
@@ -64,7 +65,7 @@ async def _page(
 ) -> bool:
     b = (await conn.execute(sa.select(broadcasts).where(broadcasts.c.id == broadcast_id))).one()
     if b.planned or b.status != "running":
-        return bool(b.planned)
+        return True
     segment = await _segment(conn, b)
     if segment is None:
         await _finish_planning(conn, b, None, last_error=NO_SEGMENT)

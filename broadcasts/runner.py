@@ -25,6 +25,7 @@ import socket
 import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -58,7 +59,8 @@ from broadcasts.planning import plan_page
 log = logging.getLogger(__name__)
 
 POLL = 0.5  # seconds between looks for broadcasts to start, resume or finish
-MAX_BATCH = 200
+MAX_BATCH = 200  # sends in flight: at most half a second of the channel's budget
+CLAIM = 25  # recipients a claim takes: short transactions keep the writer free for replies
 INTERRUPTED = (
     "in flight when its process stopped: not sent again, so nobody gets it twice "
     "(the platform may or may not have delivered it)"
@@ -129,7 +131,14 @@ class BroadcastRunner:
                 task.add_done_callback(lambda _, b=broadcast_id: self._tasks.pop(b, None))
 
     async def _work(self, broadcast_id: int) -> None:
-        """Plan and send one broadcast until it is done, paused or cancelled."""
+        """Plan and send one broadcast until it is done, paused or cancelled.
+
+        Planning runs beside the sending; sends are kept in flight without a gap (the next
+        batch is claimed when half of the last is sent), about half a second of the
+        channel's budget at a time, so a pause stops them within a second."""
+        sending: set[asyncio.Task[None]] = set()
+        room_for = asyncio.Event()  # set when a claim's worth of sends has finished
+        planning: asyncio.Task[None] | None = None
         try:
             while True:
                 async with self._db.read() as conn:
@@ -142,23 +151,44 @@ class BroadcastRunner:
                     return
                 channel = await self._channels.get(b.channel_id)
                 window = channel.capabilities.window_hours if channel.capabilities else None
-                try:
-                    planned = bool(b.planned) or await plan_page(
-                        self._db, b.id, channel.kind, window
-                    )
-                except InvalidPayload as exc:  # its view's filter no longer compiles
-                    await self._stop(b.id, f"planning failed: {exc}")
-                    return
+                if not b.planned and planning is None:
+                    planning = asyncio.create_task(self._plan(b.id, channel.kind, window))
                 batch = max(1, min(MAX_BATCH, int(channel.per_second / 2)))
-                claims = await take(self._db, b, batch, window is not None, self._owned, self.name)
-                if claims:
-                    await asyncio.gather(*(self._send(b, channel, c) for c in claims))
-                elif planned and await self._finish(b.id):
+                chunk = min(CLAIM, max(1, batch // 2))
+                room = min(batch - len(sending), chunk)
+                claims = (
+                    await take(self._db, b, room, window is not None, self._owned, self.name)
+                    if room > 0
+                    else []
+                )
+                for claim in claims:
+                    task = asyncio.create_task(self._send(b, channel, claim))
+                    sending.add(task)
+                    task.add_done_callback(partial(_done, sending, room_for, batch - chunk))
+                if claims and len(sending) <= batch - chunk:
+                    continue  # room for another claim at once
+                if sending:  # until a claim's worth has been sent (a quarter second at most)
+                    room_for.clear()
+                    await wait_for_event(room_for, 0.25)
+                elif b.planned and await self._finish(b.id):
                     return
-                elif planned:
-                    await asyncio.sleep(POLL)  # retries not yet due, or others' partitions
+                else:  # planning is ahead of us, retries are not yet due, or others' partitions
+                    await asyncio.sleep(POLL if b.planned else 0.05)
         except Exception:
             log.exception("broadcast stopped by an error", extra={"broadcast": broadcast_id})
+        finally:
+            if planning is not None:
+                planning.cancel()  # a page cut short rolls back whole
+            await asyncio.gather(*sending, return_exceptions=True)  # claimed: record them
+
+    async def _plan(self, broadcast_id: int, kind: str, window: int | None) -> None:
+        try:
+            while not await plan_page(self._db, broadcast_id, kind, window):
+                pass
+        except InvalidPayload as exc:  # its view's filter no longer compiles
+            await self._stop(broadcast_id, f"planning failed: {exc}")
+        except Exception:
+            log.exception("planning a broadcast failed", extra={"broadcast": broadcast_id})
 
     async def _stop(self, broadcast_id: int, why: str) -> None:
         """Pause a broadcast that cannot go on, saying why (`show` prints it)."""
@@ -342,6 +372,14 @@ class BroadcastRunner:
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         await self._group.close()
+
+
+def _done(
+    sending: set[asyncio.Task[None]], room_for: asyncio.Event, most: int, task: asyncio.Task[None]
+) -> None:
+    sending.discard(task)
+    if len(sending) <= most:
+        room_for.set()
 
 
 RUNNER: web.AppKey[BroadcastRunner] = web.AppKey("broadcast_runner", BroadcastRunner)

@@ -152,11 +152,12 @@ def paced(budget: float) -> tuple[float, float]:
 
     A bucket lets `burst + rate` through in any second. Some burst is needed: with none,
     every late wake-up of the event loop is a send lost for good (87% of a 200/s budget
-    was reached that way); 5% of the budget absorbs it. Another 5% is left for the way
-    to the platform, where a busy moment can bunch sends the bucket had spaced out.
+    was reached that way); 25 ms of sends absorbs it. The rate is the budget less one and
+    a half bursts: 96% of it is reached, and a little is left for the way to the
+    platform, where a busy moment can bunch sends the bucket had spaced out.
     """
-    burst = max(1.0, budget / 20)
-    return max(budget - 2 * burst, budget / 2), burst
+    burst = max(1.0, budget / 40)
+    return max(budget - 1.5 * burst, budget / 2), burst
 
 
 def per_window(limit: int, seconds: float) -> tuple[float, float]:

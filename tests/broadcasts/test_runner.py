@@ -4,11 +4,13 @@ paused, resumed, cancelled, retried, and reported with replies counted."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
+from bot.clock import now
 from bot.errors import RetryLater
 from bot.keys import DB
 from bot.storage.tables import (
@@ -20,6 +22,7 @@ from bot.storage.tables import (
     work_items,
 )
 from broadcasts.planning import NO_IDENTITY, UNSUBSCRIBED, WITH_PERSON
+from broadcasts.runner import RUNNER
 from broadcasts.store import counts
 from tests.broadcasts.helpers import act, create, finished, reasons, recipients, status
 from tests.conftest import add_channel, count, eventually
@@ -246,3 +249,15 @@ async def _settled(app: Application, broadcast_id: int) -> bool:
 async def _quiet(app: Application) -> None:
     """Long enough for a runner that ignored the pause to send more (two of its polls)."""
     await asyncio.sleep(1.0)
+
+
+async def test_a_scheduled_broadcast_starts_itself(
+    client: TestClient, app: Application, echo: EchoChannel
+) -> None:
+    await say(client, app, echo, "hello", "ana")
+    broadcast_id = await create(app, echo.id, send_at=(now() + timedelta(seconds=1)).isoformat())
+    assert await status(app, broadcast_id) == "scheduled"
+    app[RUNNER].notify()
+    await asyncio.sleep(0.3)
+    assert await status(app, broadcast_id) == "scheduled"  # not before its time
+    assert (await finished(app, broadcast_id))["sent"] == 1
