@@ -33,6 +33,7 @@ bench: $(VENV)/.test-deps
 	$(BIN)/python bench/websockets.py
 	$(BIN)/python bench/views.py
 	$(BIN)/python bench/automations.py
+	$(BIN)/python bench/broadcasts.py
 
 clean:
 	rm -rf $(VENV) chancenter.db chancenter.db-wal chancenter.db-shm data

@@ -91,6 +91,7 @@ def seed(db: Path, recipients: int, budget: float) -> None:
 
     sealed = Vault(b"bench-key").seal({"token": TOKEN, "secret_token": SECRET})
     at = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
+    segment = json.dumps({"all": [{"field": "name", "op": "starts_with", "value": "r"}]})
     with sqlite3.connect(db) as conn:
         conn.execute(
             "INSERT INTO channels (id, space_id, kind, name, credentials, settings) "
@@ -109,12 +110,18 @@ def seed(db: Path, recipients: int, budget: float) -> None:
         )
         view = conn.execute(
             "INSERT INTO views (space_id, name, filter, created_at) VALUES (1, 'recipients', ?, ?)",
-            (json.dumps({"all": [{"field": "name", "op": "starts_with", "value": "r"}]}), at),
+            (segment, at),
         ).lastrowid
         conn.execute(
-            "INSERT INTO broadcasts (space_id, name, channel_id, view_id, message, settings, "
-            "status, created_at) VALUES (1, 'bench', 'telegram', ?, ?, '{}', 'draft', ?)",
-            (view, json.dumps({"text": "Hi {{contact.first_name}}, 20% off until Sunday"}), at),
+            "INSERT INTO broadcasts (space_id, name, channel_id, view_id, segment, message, "
+            "settings, status, created_at) VALUES (1, 'bench', 'telegram', ?, ?, ?, '{}', "
+            "'draft', ?)",
+            (
+                view,
+                segment,
+                json.dumps({"text": "Hi {{contact.first_name}}, 20% off until Sunday"}),
+                at,
+            ),
         )
 
 

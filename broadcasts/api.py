@@ -109,6 +109,7 @@ async def create_broadcast(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
     async with request.app[DB].write() as conn:
         broadcast_id = await store.create(conn, principal.space_id, principal.user_id, new)
+    async with request.app[DB].read() as conn:  # counting holds no writer
         shown = await _shown(conn, await store.get(conn, principal.space_id, broadcast_id))
     return web.json_response(shown, status=201)
 
@@ -129,8 +130,9 @@ async def _move(request: web.Request, action: str) -> web.Response:
     space_id, broadcast_id = request[PRINCIPAL].space_id, path_id(request, "broadcast_id")
     async with request.app[DB].write() as conn:
         await store.move(conn, space_id, broadcast_id, action)
-        shown = await _shown(conn, await store.get(conn, space_id, broadcast_id))
     _wake(request.app)
+    async with request.app[DB].read() as conn:  # counting holds no writer
+        shown = await _shown(conn, await store.get(conn, space_id, broadcast_id))
     return web.json_response(shown)
 
 

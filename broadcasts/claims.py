@@ -26,13 +26,12 @@ from bot.storage.tables import (
     conversations,
     identities,
     messages,
-    shortcuts,
 )
 from bot.workspace.contacts import fields_of_many
 from bot.workspace.shortcuts import contact_values
 from broadcasts.content import parts_for, uses_fields
 from broadcasts.definition import BroadcastMessage
-from broadcasts.planning import last_inbound
+from broadcasts.planning import UNSUBSCRIBED, last_inbound
 
 NOTHING = "the message renders to nothing for this contact"
 GONE = "its identity on this channel was removed"
@@ -44,13 +43,15 @@ class Claim:
     recipient_id: int
     identity_id: int
     message_id: int
+    attempts: int  # refusals so far
     outbound: Outbound
 
 
 async def take(
     db: Database, b: Any, limit: int, windowed: bool, owned: Owned, runner: str
-) -> list[Claim]:
-    """Take up to `limit` due queued recipients of broadcast `b` in partitions `owned`."""
+) -> tuple[int, list[Claim]]:
+    """Take up to `limit` due queued recipients of broadcast `b` in partitions `owned`: how
+    many were taken (some may be skipped now), and the claims to send."""
     at = now()
     message = BroadcastMessage.model_validate(b.message)
     query = (
@@ -59,12 +60,14 @@ async def take(
             _r.contact_id,
             _r.identity_id,
             _r.message_id,
+            _r.attempts,
             identities.c.external_id,
             identities.c.blocked,
             contacts.c.name,
             contacts.c.phone,
             contacts.c.email,
             contacts.c.language,
+            contacts.c.unsubscribed_at,
         )
         .outerjoin(identities, identities.c.id == _r.identity_id)
         .join(contacts, contacts.c.id == _r.contact_id)
@@ -79,22 +82,15 @@ async def take(
     async with db.write() as conn:
         rows = (await conn.execute(query)).all()
         if not rows:
-            return []
-        shortcut = None
-        if message.shortcut_id is not None:
-            shortcut = (
-                await conn.execute(
-                    sa.select(shortcuts).where(shortcuts.c.id == message.shortcut_id)
-                )
-            ).first()
+            return 0, []
         fields: dict[int, dict[str, Any]] = {row.contact_id: {} for row in rows}
-        if uses_fields(message, shortcut):
+        if uses_fields(message):
             for contact_id, key, value in await fields_of_many(conn, list(fields)):
                 fields[contact_id][key] = value
         skipped: list[dict[str, Any]] = []
         ready: list[tuple[Any, list[Part]]] = []
         for row in rows:
-            parts = parts_for(message, shortcut, contact_values(row, fields[row.contact_id]))
+            parts = parts_for(message, contact_values(row, fields[row.contact_id]))
             if why := _unsendable(row, parts):
                 skipped.append({"r_id": row.id, "r_reason": why})
             else:
@@ -107,7 +103,7 @@ async def take(
                 skipped,
             )
         if not ready:
-            return []
+            return len(rows), []
         claims = await _write_messages(conn, b, ready, windowed, at)
         await conn.execute(
             broadcast_recipients.update()
@@ -115,7 +111,7 @@ async def take(
             .values(status="sending", claimed_by=runner, message_id=sa.bindparam("r_message")),
             [{"r_id": c.recipient_id, "r_message": c.message_id} for c in claims],
         )
-        return claims
+        return len(rows), claims
 
 
 def _unsendable(row: Any, parts: list[Part]) -> str | None:
@@ -124,6 +120,8 @@ def _unsendable(row: Any, parts: list[Part]) -> str | None:
         return GONE
     if row.blocked:
         return UNREACHABLE[Reach(row.blocked)]
+    if row.unsubscribed_at is not None:  # a STOP since the planning
+        return UNSUBSCRIBED
     for part in parts:
         if isinstance(part, TemplatePart) and "" in (params := [p.strip() for p in part.params]):
             return (
@@ -188,7 +186,7 @@ async def _write_messages(
             last_inbound_at=wrote.get(row.identity_id),
             tag=(b.message or {}).get("tag"),
         )
-        claims.append(Claim(row.id, row.identity_id, message_id, outbound))
+        claims.append(Claim(row.id, row.identity_id, message_id, row.attempts, outbound))
     return claims
 
 

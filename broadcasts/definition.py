@@ -9,18 +9,18 @@ allowed message tag does the same for the updates Meta allows.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.errors import NotFound, Unprocessable
 from bot.model import MediaPart, QuickReply
 from bot.storage.tables import channels, contacts, field_definitions, shortcuts, views
 from bot.workspace import shortcuts as shortcut_ops
+from channels.messenger import BROADCAST_TAGS
 
-STATUSES = ("draft", "scheduled", "running", "paused", "completed", "cancelled")
 # a recipient's status; `delivered` and `read` are a sent message's, as the platform reports
 RECIPIENT_STATUSES = (
     "queued",
@@ -33,7 +33,7 @@ RECIPIENT_STATUSES = (
     "interrupted",
     "cancelled",
 )
-MESSENGER_TAGS = ("CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE", "ACCOUNT_UPDATE")
+MESSENGER_TAGS = tuple(sorted(BROADCAST_TAGS))
 MAX_CONTACT_IDS = 10_000  # a longer list is a view's work
 
 
@@ -56,9 +56,18 @@ class BroadcastMessage(BaseModel):
     media: list[MediaPart] = Field(default_factory=list, max_length=10)
     quick_replies: list[QuickReply] = Field(default_factory=list, max_length=10)
     template: Template | None = None
-    tag: Literal["CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE", "ACCOUNT_UPDATE"] | None = Field(
-        None, description="Messenger: the message tag that allows it outside 24 hours"
+    tag: str | None = Field(
+        None,
+        description="Messenger: the message tag that allows it outside 24 hours",
+        json_schema_extra={"enum": list(MESSENGER_TAGS)},
     )
+
+    @field_validator("tag")
+    @classmethod
+    def _allowed_tag(cls, tag: str | None) -> str | None:
+        if tag is not None and tag not in BROADCAST_TAGS:
+            raise ValueError(f"Messenger allows these tags after 24 hours: {MESSENGER_TAGS}")
+        return tag
 
     @model_validator(mode="after")
     def _one_content(self) -> BroadcastMessage:

@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import db_datetime, now
@@ -29,7 +30,6 @@ from bot.storage.tables import (
     conversations,
     identities,
     messages,
-    views,
 )
 from bot.workspace.contacts import field_defs
 from bot.workspace.filters import Group, compile_filter
@@ -43,7 +43,7 @@ OUTSIDE_WINDOW = {
     "whatsapp": "outside WhatsApp's 24-hour window, and the message is not a template",
     "messenger": "outside Messenger's 24-hour window, and the broadcast has no message tag",
 }
-NO_SEGMENT = "its view was deleted before it started"
+NO_SEGMENT = "it kept no segment when it started"
 
 
 class _Taken(Exception):
@@ -56,14 +56,18 @@ async def plan_page(db: Database, broadcast_id: int, kind: str, window_hours: in
     try:
         async with db.write() as conn:
             return await _page(conn, broadcast_id, kind, window_hours)
-    except _Taken:
+    except (_Taken, IntegrityError):  # another process wrote this page first
         return False
 
 
 async def _page(
     conn: AsyncConnection, broadcast_id: int, kind: str, window_hours: int | None
 ) -> bool:
-    b = (await conn.execute(sa.select(broadcasts).where(broadcasts.c.id == broadcast_id))).one()
+    # on PostgreSQL a second planner waits here, then reads how far the first got
+    query = sa.select(broadcasts).where(broadcasts.c.id == broadcast_id)
+    if conn.dialect.name != "sqlite":
+        query = query.with_for_update()
+    b = (await conn.execute(query)).one()
     if b.planned or b.status != "running":
         return True
     segment = await _segment(conn, b)
@@ -130,7 +134,7 @@ async def _finish_planning(
 
 
 async def _segment(conn: AsyncConnection, b: Any) -> Any:
-    """The WHERE clause of the broadcast's contacts; None when its view is gone."""
+    """The WHERE clause of the broadcast's contacts (its view's filter as it started)."""
     live = sa.and_(
         contacts.c.space_id == b.space_id,
         contacts.c.merged_into_id.is_(None),
@@ -138,12 +142,9 @@ async def _segment(conn: AsyncConnection, b: Any) -> Any:
     )
     if b.contact_ids is not None:
         return sa.and_(live, contacts.c.id.in_(b.contact_ids))
-    if b.view_id is None:
+    if b.segment is None:
         return None
-    view = (await conn.execute(sa.select(views.c.filter).where(views.c.id == b.view_id))).scalar()
-    if view is None:
-        return None
-    group = Group.model_validate(view)
+    group = Group.model_validate(b.segment)
     return compile_filter(group, b.space_id, await field_defs(conn, b.space_id))
 
 

@@ -37,6 +37,7 @@ from bot.delivery.outbox import wait_for_event
 from bot.delivery.ratelimit import yielding
 from bot.errors import (
     ChanCenterError,
+    Conflict,
     InvalidPayload,
     PermanentFailure,
     RecipientBlocked,
@@ -53,12 +54,15 @@ from bot.storage.tables import (
     identities,
     messages,
 )
+from broadcasts import store
 from broadcasts.claims import Claim, take
 from broadcasts.planning import plan_page
 
 log = logging.getLogger(__name__)
 
 POLL = 0.5  # seconds between looks for broadcasts to start, resume or finish
+MAX_ATTEMPTS = 20  # refusals (429, 5xx) of one recipient before it is marked failed
+UNKNOWN = "the platform did not answer: not sent again, so they never get it twice"
 MAX_BATCH = 200  # sends in flight: at most half a second of the channel's budget
 CLAIM = 25  # recipients a claim takes: short transactions keep the writer free for replies
 INTERRUPTED = (
@@ -109,15 +113,16 @@ class BroadcastRunner:
     async def round(self) -> None:
         """Sweep dead claims, start what is due, and work every running broadcast."""
         await self._sweep()
-        async with self._db.write() as conn:
-            due = await conn.execute(
-                broadcasts.update()
-                .where(broadcasts.c.status == "scheduled", broadcasts.c.send_at <= now())
-                .values(status="running", started_at=now())
-                .returning(broadcasts.c.id)
-            )
-            for (broadcast_id,) in due:
-                log.info("scheduled broadcast started", extra={"broadcast": broadcast_id})
+        async with self._db.read() as conn:
+            due = (
+                await conn.execute(
+                    sa.select(broadcasts.c.id, broadcasts.c.space_id)
+                    .where(broadcasts.c.status == "scheduled")
+                    .where(broadcasts.c.send_at <= now())
+                )
+            ).all()
+        for broadcast_id, space_id in due:
+            await self._start(broadcast_id, space_id)
         async with self._db.read() as conn:
             running = (
                 await conn.execute(
@@ -129,6 +134,16 @@ class BroadcastRunner:
                 task = asyncio.create_task(self._work(broadcast_id))
                 self._tasks[broadcast_id] = task
                 task.add_done_callback(lambda _, b=broadcast_id: self._tasks.pop(b, None))
+
+    async def _start(self, broadcast_id: int, space_id: int) -> None:
+        """Start a scheduled broadcast whose time came, as `start` does."""
+        try:
+            async with self._db.write() as conn:
+                await store.move(conn, space_id, broadcast_id, "start")
+        except Conflict as exc:  # another process started it, or its view or shortcut is gone
+            await self._stop(broadcast_id, str(exc), "scheduled")
+            return
+        log.info("scheduled broadcast started", extra={"broadcast": broadcast_id})
 
     async def _work(self, broadcast_id: int) -> None:
         """Plan and send one broadcast until it is done, paused or cancelled.
@@ -151,21 +166,25 @@ class BroadcastRunner:
                     return
                 channel = await self._channels.get(b.channel_id)
                 window = channel.capabilities.window_hours if channel.capabilities else None
-                if not b.planned and planning is None:
+                if not b.planned and (planning is None or planning.done()):
                     planning = asyncio.create_task(self._plan(b.id, channel.kind, window))
                 batch = max(1, min(MAX_BATCH, int(channel.per_second / 2)))
                 chunk = min(CLAIM, max(1, batch // 2))
+                hold = self._holds.get(b.channel_id, 0.0) - time.monotonic()
+                if hold > 0:  # the platform asked us to slow down: look again after a while
+                    await asyncio.sleep(min(hold, 0.25))
+                    continue
                 room = min(batch - len(sending), chunk)
-                claims = (
+                taken, claims = (
                     await take(self._db, b, room, window is not None, self._owned, self.name)
                     if room > 0
-                    else []
+                    else (0, [])
                 )
                 for claim in claims:
                     task = asyncio.create_task(self._send(b, channel, claim))
                     sending.add(task)
                     task.add_done_callback(partial(_done, sending, room_for, batch - chunk))
-                if claims and len(sending) <= batch - chunk:
+                if taken and len(sending) <= batch - chunk:
                     continue  # room for another claim at once
                 if sending:  # until a claim's worth has been sent (a quarter second at most)
                     room_for.clear()
@@ -190,39 +209,46 @@ class BroadcastRunner:
         except Exception:
             log.exception("planning a broadcast failed", extra={"broadcast": broadcast_id})
 
-    async def _stop(self, broadcast_id: int, why: str) -> None:
+    async def _stop(self, broadcast_id: int, why: str, status: str = "running") -> None:
         """Pause a broadcast that cannot go on, saying why (`show` prints it)."""
         async with self._db.write() as conn:
-            await conn.execute(
+            stopped = await conn.execute(
                 broadcasts.update()
-                .where(broadcasts.c.id == broadcast_id, broadcasts.c.status == "running")
+                .where(broadcasts.c.id == broadcast_id, broadcasts.c.status == status)
                 .values(status="paused", last_error=why)
             )
-        log.warning("broadcast paused", extra={"broadcast": broadcast_id, "why": why})
+        if stopped.rowcount:
+            log.warning("broadcast paused", extra={"broadcast": broadcast_id, "why": why})
 
     async def _send(self, b: Any, channel: Any, claim: Claim) -> None:
+        ids = (claim.recipient_id, claim.message_id)
         hold = self._holds.get(b.channel_id, 0.0) - time.monotonic()
-        if hold > 0:  # the platform said to slow down: every send of this channel waits
-            await asyncio.sleep(hold)
         try:
+            if hold > 0:  # claimed before the platform asked us to slow down: queue it again
+                raise RetryLater(hold, "the platform asked to slow down")
             with yielding():
                 receipt = await channel.send(claim.outbound)
         except PermanentFailure as exc:
             blocks = claim.identity_id if isinstance(exc, RecipientBlocked) else None
-            outcome = _Outcome(
-                claim.recipient_id, claim.message_id, "failed", error=exc.reason, blocks=blocks
-            )
-        except (RetryLater, ChanCenterError, OSError, TimeoutError) as exc:
-            after = 5.0
-            if isinstance(exc, RetryLater) and exc.after is not None:
-                after = exc.after
+            outcome = _Outcome(*ids, "failed", error=exc.reason, blocks=blocks)
+        except RetryLater as exc:  # the platform said no: it has not got it
+            after = exc.after if exc.after is not None else min(2.0**claim.attempts, 300.0)
+            if exc.after is not None:
                 self._holds[b.channel_id] = time.monotonic() + after
-            outcome = _Outcome(
-                claim.recipient_id, claim.message_id, "retry", error=str(exc)[:500], after=after
-            )
+            if claim.attempts + 1 >= MAX_ATTEMPTS:
+                why = f"gave up after {MAX_ATTEMPTS} tries: {exc}"
+                outcome = _Outcome(*ids, "failed", error=why)
+            else:
+                outcome = _Outcome(*ids, "retry", error=str(exc)[:500], after=after)
             log.warning(
-                "broadcast send will be retried",
+                "broadcast send refused for now",
                 extra={"broadcast": b.id, "after": after, "error": str(exc)},
+            )
+        except (ChanCenterError, OSError, TimeoutError) as exc:
+            # it may have left: sending again could make it twice
+            outcome = _Outcome(*ids, "interrupted", error=f"{UNKNOWN}: {exc}"[:1000])
+            log.warning(
+                "broadcast send ended unknown", extra={"broadcast": b.id, "error": str(exc)}
             )
         else:
             outcome = _Outcome(
@@ -271,8 +297,12 @@ class BroadcastRunner:
                 .where(messages.c.id == sa.bindparam("m_id"))
                 .values(
                     # a receipt may already have moved it past "sent"
+                    # (a sweep that took this process for dead is overruled by the truth)
                     status=sa.case(
-                        (messages.c.status == "pending", sa.bindparam("m_status")),
+                        (
+                            sa.or_(messages.c.status == "pending", messages.c.error == INTERRUPTED),
+                            sa.bindparam("m_status"),
+                        ),
                         else_=messages.c.status,
                     ),
                     external_id=sa.bindparam("m_external_id"),
@@ -281,7 +311,7 @@ class BroadcastRunner:
                 [
                     {
                         "m_id": o.message_id,
-                        "m_status": o.status,
+                        "m_status": "sent" if o.status == "sent" else "failed",
                         "m_external_id": o.external_id,
                         "m_error": o.error,
                     }
@@ -294,13 +324,20 @@ class BroadcastRunner:
                     .where(identities.c.id.in_(blocks))
                     .values(blocked=int(Reach.BLOCKED))
                 )
+        # queued again unless the broadcast was cancelled meanwhile
+        cancelled = (
+            sa.select(broadcasts.c.id)
+            .where(broadcasts.c.id == _r.broadcast_id, broadcasts.c.status == "cancelled")
+            .exists()
+        )
         for o in outcomes:
             if o.status == "retry":
                 await conn.execute(
                     broadcast_recipients.update()
                     .where(_r.id == o.recipient_id)
+                    .where(_r.status == "sending", _r.claimed_by == self.name)
                     .values(
-                        status="queued",
+                        status=sa.case((cancelled, "cancelled"), else_="queued"),
                         claimed_by=None,
                         attempts=_r.attempts + 1,
                         reason=f"will retry: {o.error}",
@@ -336,18 +373,20 @@ class BroadcastRunner:
         if owned is None:  # one process does everything: sweep once, at start
             if self._swept is not None:
                 return
-            self._swept, where = set(), sa.true()
+            where = sa.true()
         else:
             fresh = owned - (self._swept or set())
-            self._swept = set(owned)  # a partition lost and taken again is swept again
             if not fresh:
+                self._swept = set(owned)  # a partition lost and taken again is swept again
                 return
             where = only_owned(_r.id, lambda: fresh)
+        unfinished = sa.select(broadcasts.c.id).where(broadcasts.c.status != "completed")
         async with self._db.write() as conn:
             dead = (
                 (
                     await conn.execute(
                         broadcast_recipients.update()
+                        .where(_r.broadcast_id.in_(unfinished))  # the index, not every row
                         .where(_r.status == "sending", where)
                         .where(sa.or_(_r.claimed_by.is_(None), _r.claimed_by != self.name))
                         .values(status="interrupted", reason=INTERRUPTED)
@@ -364,6 +403,7 @@ class BroadcastRunner:
                     .where(messages.c.status == "pending")
                     .values(status="failed", error=INTERRUPTED)
                 )
+        self._swept = set(owned or ())  # only once it is committed
         if dead:
             log.warning("broadcast sends interrupted by a stop", extra={"recipients": len(dead)})
 

@@ -17,14 +17,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import now
 from bot.errors import Conflict, NotFound
+from bot.model import MediaPart, QuickReply
 from bot.storage.tables import (
     broadcast_recipients,
     broadcasts,
     conversations,
     messages,
+    shortcuts,
     spaces,
+    views,
 )
-from broadcasts.definition import RECIPIENT_STATUSES, NewBroadcast, check, dump
+from broadcasts.definition import (
+    RECIPIENT_STATUSES,
+    BroadcastMessage,
+    NewBroadcast,
+    check,
+    dump,
+)
 
 # what each action does: the states it leaves, and the state it makes
 MOVES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -97,6 +106,7 @@ async def move(conn: AsyncConnection, space_id: int, broadcast_id: int, action: 
     at = now()
     if action == "start":
         values["started_at"] = at
+        values.update(await _frozen(conn, await get(conn, space_id, broadcast_id)))
     if action == "cancel":
         values["finished_at"] = at
     moved = await conn.execute(
@@ -116,6 +126,41 @@ async def move(conn: AsyncConnection, space_id: int, broadcast_id: int, action: 
             .where(_r.status == "queued")
             .values(status="cancelled", reason="the broadcast was cancelled")
         )
+
+
+async def _frozen(conn: AsyncConnection, b: Any) -> dict[str, Any]:
+    """What a starting broadcast keeps of its view and shortcut, so editing or deleting
+    them later changes nothing of it: the view's filter, the shortcut's message."""
+    frozen: dict[str, Any] = {}
+    if b.contact_ids is None:
+        segment = (
+            await conn.execute(sa.select(views.c.filter).where(views.c.id == b.view_id))
+        ).scalar()
+        if segment is None:
+            raise Conflict("its view was deleted: create the broadcast again with another")
+        frozen["segment"] = segment
+    message = BroadcastMessage.model_validate(b.message)
+    if message.shortcut_id is not None:
+        shortcut = (
+            await conn.execute(sa.select(shortcuts).where(shortcuts.c.id == message.shortcut_id))
+        ).first()
+        if shortcut is None:
+            raise Conflict("its shortcut was deleted: create the broadcast again")
+        media = (
+            [MediaPart(type="file", url=shortcut.attachment_url)] if shortcut.attachment_url else []
+        )
+        replies = [QuickReply(title=q, payload=q) for q in shortcut.quick_replies or ()]
+        frozen["message"] = dump(
+            message.model_copy(
+                update={
+                    "shortcut_id": None,
+                    "text": shortcut.text or None,
+                    "media": [*media, *message.media],
+                    "quick_replies": [*replies, *message.quick_replies],
+                }
+            )
+        )
+    return frozen
 
 
 def outcome() -> Any:

@@ -194,6 +194,8 @@ conversations = Table(
     ),  # the queue while waiting
     Column("away_sent_at", DateTime(timezone=True)),
     Index("ix_conversations_space_last_message", "space_id", "last_message_at"),
+    # a contact's history on one channel: broadcasts find where to write and who answered
+    Index("ix_conversations_identity", "identity_id"),
     # at most one open conversation per identity: get-or-open relies on it
     Index(
         "uq_conversations_open_identity",
@@ -554,6 +556,7 @@ broadcasts = Table(
     Column("channel_id", ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
     Column("view_id", ForeignKey("views.id", ondelete="SET NULL")),
     Column("contact_ids", JSON),  # the segment when it is not a view
+    Column("segment", JSON),  # the view's filter as it was at the start
     Column("message", JSON, nullable=False),  # the validated `BroadcastMessage`
     Column("settings", JSON, nullable=False, default=dict),  # {"skip_with_person": true}
     # draft | scheduled | running | paused | completed | cancelled

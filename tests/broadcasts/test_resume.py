@@ -87,6 +87,7 @@ async def running_broadcast(
                     name="December offer",
                     channel_id=channel_id,
                     view_id=view_id,
+                    segment={"all": []},  # what starting it keeps of the view
                     message={"text": "20% off until Sunday"},
                     settings={},
                     status="running",

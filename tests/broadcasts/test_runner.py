@@ -19,12 +19,15 @@ from bot.storage.tables import (
     conversations,
     identities,
     messages,
+    shortcuts,
+    views,
     work_items,
 )
+from broadcasts import planning, store
 from broadcasts.planning import NO_IDENTITY, UNSUBSCRIBED, WITH_PERSON
 from broadcasts.runner import RUNNER
 from broadcasts.store import counts
-from tests.broadcasts.helpers import act, create, finished, reasons, recipients, status
+from tests.broadcasts.helpers import act, create, finished, reasons, recipients, status, view
 from tests.conftest import add_channel, count, eventually
 from tests.fakes.echo_channel import EchoChannel
 from tests.handlers.test_handover import agent, say
@@ -261,3 +264,38 @@ async def test_a_scheduled_broadcast_starts_itself(
     await asyncio.sleep(0.3)
     assert await status(app, broadcast_id) == "scheduled"  # not before its time
     assert (await finished(app, broadcast_id))["sent"] == 1
+
+
+async def test_what_it_started_with_is_kept_and_a_later_stop_still_counts(
+    client: TestClient, app: Application, echo: EchoChannel
+) -> None:
+    for who in ("ana", "ben"):
+        await say(client, app, echo, "hello", who)
+    async with app[DB].write() as conn:
+        shortcut_id = (
+            await conn.execute(
+                shortcuts.insert()
+                .values(space_id=1, name="offer", text="Hi {{contact.name}}: 20% off")
+                .returning(shortcuts.c.id)
+            )
+        ).scalar_one()
+    view_id = await view(app, {"all": []}, "frozen")
+    broadcast_id = await create(app, echo.id, view_id=view_id, message={"shortcut_id": shortcut_id})
+    nobody = {"all": [{"field": "name", "op": "is", "value": "x"}]}
+    async with app[DB].write() as conn:  # one commit: the runner sees it all at once
+        await store.move(conn, 1, broadcast_id, "start")
+        assert await planning._page(conn, broadcast_id, "echo", None)  # both planned, queued
+        await conn.execute(views.update().values(filter=nobody))
+        await conn.execute(shortcuts.delete())
+        await conn.execute(  # Ben says STOP after the planning
+            contacts.update()
+            .where(contacts.c.id == await contact_of(app, "ben"))
+            .values(unsubscribed_at=sa.func.now())
+        )
+    before = len(echo.sent)
+    app[RUNNER].notify()
+    report = await finished(app, broadcast_id)
+    assert [o.recipient for o in echo.sent[before:]] == ["ana"]
+    assert echo.sent[-1].parts[0].text.endswith(": 20% off")  # type: ignore[union-attr]
+    assert report["sent"] == 1 and report["skipped"] == 1
+    assert (await reasons(app, broadcast_id))[await contact_of(app, "ben")] == UNSUBSCRIBED

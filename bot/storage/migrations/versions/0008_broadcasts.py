@@ -1,4 +1,5 @@
-"""broadcasts and their recipients; contacts may unsubscribe from broadcasts
+"""broadcasts and their recipients; contacts may unsubscribe from broadcasts; conversations
+are found by identity
 
 Revision ID: 0008
 Revises: 0007
@@ -19,6 +20,7 @@ NOW = sa.text("CURRENT_TIMESTAMP")
 def upgrade() -> None:
     with op.batch_alter_table("contacts") as batch:
         batch.add_column(sa.Column("unsubscribed_at", sa.DateTime(timezone=True)))
+    op.create_index("ix_conversations_identity", "conversations", ["identity_id"])
     op.create_table(
         "broadcasts",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -34,6 +36,7 @@ def upgrade() -> None:
         ),
         sa.Column("view_id", sa.Integer, sa.ForeignKey("views.id", ondelete="SET NULL")),
         sa.Column("contact_ids", sa.JSON),
+        sa.Column("segment", sa.JSON),
         sa.Column("message", sa.JSON, nullable=False),
         sa.Column("settings", sa.JSON, nullable=False),
         sa.Column("status", sa.String(12), nullable=False, server_default="draft"),
@@ -84,5 +87,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("broadcast_recipients")
     op.drop_table("broadcasts")
+    op.drop_index("ix_conversations_identity", "conversations")
     with op.batch_alter_table("contacts") as batch:
         batch.drop_column("unsubscribed_at")
