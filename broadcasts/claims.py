@@ -79,7 +79,7 @@ async def take(
     )
     if not db.is_sqlite:  # another worker's claim holds its rows: take others
         query = query.with_for_update(skip_locked=True, of=broadcast_recipients)
-    async with db.write() as conn:
+    async with db.write(yielding=True) as conn:  # conversations' writes go first
         rows = (await conn.execute(query)).all()
         if not rows:
             return 0, []

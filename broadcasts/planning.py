@@ -54,7 +54,7 @@ async def plan_page(db: Database, broadcast_id: int, kind: str, window_hours: in
     """Plan the next page of a running broadcast; True when there is no more to plan (the
     whole segment is, or the broadcast is no longer running)."""
     try:
-        async with db.write() as conn:
+        async with db.write(yielding=True) as conn:  # conversations' writes go first
             return await _page(conn, broadcast_id, kind, window_hours)
     except (_Taken, IntegrityError):  # another process wrote this page first
         return False

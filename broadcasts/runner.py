@@ -93,7 +93,7 @@ class BroadcastRunner:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._swept: set[int] | None = None  # partitions whose dead claims were swept
         self._holds: dict[str, float] = {}  # channel -> monotonic time its 429 ends
-        self._group: GroupCommitter[_Outcome, None] = GroupCommitter(db, self._write)
+        self._group: GroupCommitter[_Outcome, None] = GroupCommitter(db, self._write, yielding=True)
 
     def notify(self) -> None:
         """Wake the runner: a broadcast started or resumed in this process."""

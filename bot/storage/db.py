@@ -42,6 +42,40 @@ def _begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class WriterQueue:
+    """SQLite's one writer, taken in order of arrival, except that yielding writers take
+    it only when nobody else waits for it."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._waiting = 0  # writers that do not yield, waiting for it
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @asynccontextmanager
+    async def turn(self, yielding: bool) -> AsyncIterator[None]:
+        if yielding:
+            while True:
+                await self._idle.wait()
+                await self._lock.acquire()
+                if not self._waiting:
+                    break
+                self._lock.release()  # someone came meanwhile: after them
+        else:
+            self._waiting += 1
+            self._idle.clear()
+            try:
+                await self._lock.acquire()
+            finally:
+                self._waiting -= 1
+                if not self._waiting:
+                    self._idle.set()
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+
 class Database:
     """Engines plus the rules for writing.
 
@@ -61,7 +95,7 @@ class Database:
         self._write_lock = None
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-            self._write_lock = asyncio.Lock()
+            self._write_lock = WriterQueue()
             path = make_url(url).database
             if path and path != ":memory:":
                 self._writer = create_async_engine(
@@ -79,9 +113,13 @@ class Database:
         return (sqlite.insert if self.is_sqlite else postgresql.insert)(table)
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """One transaction that commits on exit (and rolls back on error)."""
-        async with self._write_lock or nullcontext(), self._writer.connect() as conn:
+    async def write(self, yielding: bool = False) -> AsyncIterator[AsyncConnection]:
+        """One transaction that commits on exit (and rolls back on error).
+
+        `yielding`: on SQLite, wait while any other writer of this process waits (a
+        broadcast's bookkeeping gives way to conversations)."""
+        turn = self._write_lock.turn(yielding) if self._write_lock else nullcontext()
+        async with turn, self._writer.connect() as conn:
             await self._begin(conn)
             try:
                 yield conn

@@ -25,8 +25,11 @@ WriteBatch = Callable[[AsyncConnection, list[T]], Awaitable[list[R]]]
 
 
 class GroupCommitter(Generic[T, R]):
-    def __init__(self, db: Database, write: WriteBatch[T, R], max_batch: int = 500) -> None:
+    def __init__(
+        self, db: Database, write: WriteBatch[T, R], max_batch: int = 500, yielding: bool = False
+    ) -> None:
         self._db = db
+        self._yielding = yielding  # see `Database.write`
         self._write = write
         self._max_batch = max_batch
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
@@ -54,7 +57,7 @@ class GroupCommitter(Generic[T, R]):
 
     async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
-            async with self._db.write() as conn:
+            async with self._db.write(self._yielding) as conn:
                 results = await self._write(conn, [item for item, _ in batch])
         except Exception as exc:
             if len(batch) == 1:

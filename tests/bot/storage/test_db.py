@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from bot.storage import db as db_module
-from bot.storage.db import Database
+from bot.storage.db import Database, WriterQueue
 
 
 @pytest.fixture
@@ -100,3 +100,27 @@ async def test_a_write_that_waits_too_long_fails_and_the_next_one_works(
     async with db.write() as conn:
         await conn.execute(sa.text("INSERT INTO t VALUES (2)"))
     assert await values(db) == [0, 2]
+
+
+async def test_a_yielding_writer_lets_every_other_waiting_writer_go_first() -> None:
+    queue = WriterQueue()
+    order: list[str] = []
+    first_in = asyncio.Event()
+    release_first = asyncio.Event()
+
+    async def writer(name: str, yielding: bool, hold: asyncio.Event | None = None) -> None:
+        async with queue.turn(yielding):
+            order.append(name)
+            if hold is not None:
+                first_in.set()
+                await hold.wait()
+
+    first = asyncio.create_task(writer("first", False, release_first))
+    await first_in.wait()
+    broadcast = asyncio.create_task(writer("broadcast", True))  # came before the reply...
+    await asyncio.sleep(0)
+    reply = asyncio.create_task(writer("reply", False))
+    await asyncio.sleep(0)
+    release_first.set()
+    await asyncio.gather(first, broadcast, reply)
+    assert order == ["first", "reply", "broadcast"]  # ...and still let it go first
