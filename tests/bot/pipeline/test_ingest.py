@@ -39,10 +39,10 @@ async def test_concurrent_requests_are_committed_together_and_answered_separatel
     commits = 0
     write = app[DB].write
 
-    def counting_write():
+    def counting_write(yielding: bool = False):
         nonlocal commits
         commits += 1
-        return write()
+        return write(yielding)
 
     app[DB].write = counting_write  # type: ignore[method-assign]
     try:
