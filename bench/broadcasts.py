@@ -48,6 +48,7 @@ TOKEN = "123456:BENCH"
 SECRET = "bench-secret-token"
 TRAFFIC_CHATS = 40  # each writes every 40/rate seconds: under Telegram's 1 a second a chat
 FIRST_TRAFFIC_CHAT = 5_000_000
+PROBE_CHAT = 9_999_999  # the bench itself, timing the platform
 
 
 # --- the no-op platform (its own process) ----------------------------------------------
@@ -142,9 +143,11 @@ def rss_mb(pid: int) -> float:
 
 async def traffic(
     hub: str, platform: str, rate: float, seconds: float, first_update: int
-) -> list[float]:
+) -> tuple[list[float], list[float]]:
     """Telegram contacts write at `rate` a second for `seconds`; each reply's latency (s),
-    from the webhook's post to the reply's arrival at the platform."""
+    from the webhook's post to the reply's arrival at the platform; and, meanwhile, the
+    platform's own round trip (a send posted straight to it every 50 ms), which is in
+    every reply's latency and is not the hub's doing."""
     url = f"{hub}/webhooks/telegram"
     headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
     posted: dict[int, list[float]] = {}  # chat -> monotonic post times, answered in order
@@ -152,6 +155,7 @@ async def traffic(
         async with session.get(platform + "/clock") as r:  # the platform's clock vs ours
             offset = await r.json() - time.monotonic()
         started = time.monotonic()
+        probe = asyncio.create_task(round_trips(session, platform, seconds))
         n = 0
         while (elapsed := time.monotonic() - started) < seconds:
             chat = FIRST_TRAFFIC_CHAT + n % TRAFFIC_CHATS
@@ -174,7 +178,21 @@ async def traffic(
         await asyncio.sleep(3.0)  # the last replies
         async with session.get(platform + "/sends") as r:
             sends = await r.json()
-    return first_answers(posted, sends)
+    return first_answers(posted, sends), await probe
+
+
+async def round_trips(session: aiohttp.ClientSession, platform: str, seconds: float) -> list[float]:
+    url = f"{platform}/bot{TOKEN}/sendMessage"
+    times = []
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        sent = time.monotonic()
+        form = aiohttp.FormData({"chat_id": str(PROBE_CHAT), "text": "probe"})
+        async with session.post(url, data=form) as resp:
+            await resp.read()
+        times.append(time.monotonic() - sent)
+        await asyncio.sleep(0.05)
+    return times
 
 
 def first_answers(posted: dict[int, list[float]], sends: list[list[Any]]) -> list[float]:
@@ -236,7 +254,9 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
             # the traffic's contacts write once first: their welcome is not a reply
             await traffic(hub.url, platform.url, args.rate, TRAFFIC_CHATS / args.rate, 1)
             print("traffic without a broadcast...", file=sys.stderr)
-            quiet = await traffic(hub.url, platform.url, args.rate, args.seconds, 10_000)
+            quiet, quiet_trips = await traffic(
+                hub.url, platform.url, args.rate, args.seconds, 10_000
+            )
             with sqlite3.connect(db, timeout=30) as conn:
                 conn.execute(
                     "UPDATE broadcasts SET status = 'running', started_at = ?",
@@ -245,6 +265,7 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
             started = time.monotonic()
             planning = None
             during: list[float] = []
+            during_trips: list[float] = []
             traffic_task = None
             while scalar(db, "SELECT status FROM broadcasts") != "completed":
                 rss.append(rss_mb(hub.proc.pid))
@@ -256,10 +277,10 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
                         traffic(hub.url, platform.url, args.rate, args.seconds, 100_000)
                     )
                 if traffic_task is not None and traffic_task.done() and not during:
-                    during = traffic_task.result()
+                    during, during_trips = traffic_task.result()
                 await asyncio.sleep(1.0)
             if traffic_task is not None and not during:
-                during = await traffic_task
+                during, during_trips = await traffic_task
             rss.append(rss_mb(hub.proc.pid))
             async with aiohttp.ClientSession() as s, s.get(platform.url + "/sends") as r:
                 sends = await r.json()
@@ -269,7 +290,7 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
             if args.keep_db:  # for looking into where the time went
                 shutil.copy(db, args.keep_db)
     ours = sorted(at for at, chat, _ in sends if 1_000_000 <= chat < FIRST_TRAFFIC_CHAT)
-    everything = sorted(at for at, _, _ in sends)
+    everything = sorted(at for at, chat, _ in sends if chat != PROBE_CHAT)
     rate = (len(ours) - 1) / (ours[-1] - ours[0]) if len(ours) > 1 else 0.0
     figures = {
         "recipients": args.recipients,
@@ -287,6 +308,10 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
         "reply_p99_ms_without": round(p99(quiet), 1),
         "reply_p99_ms_during": round(p99(during), 1),
         "reply_p99_ratio": round(p99(during) / p99(quiet), 2) if quiet else 0.0,
+        "platform_p50_ms_without": round(pct(quiet_trips, 0.5), 1),
+        "platform_p50_ms_during": round(pct(during_trips, 0.5), 1),
+        "platform_p99_ms_without": round(p99(quiet_trips), 1),
+        "platform_p99_ms_during": round(p99(during_trips), 1),
         "replies_without": len(quiet),
         "replies_during": len(during),
     }
@@ -300,7 +325,12 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
         f"{figures['rss_max_mb']} MB at most, {figures['rss_end_mb']} MB at the end\n"
         f"bot replies at {args.rate:g} msg/s: p99 {figures['reply_p99_ms_without']} ms without "
         f"the broadcast ({len(quiet)} replies), {figures['reply_p99_ms_during']} ms during it "
-        f"({len(during)}): {figures['reply_p99_ratio']}x"
+        f"({len(during)}): {figures['reply_p99_ratio']}x; p50 {figures['reply_p50_ms_without']} "
+        f"and {figures['reply_p50_ms_during']} ms\n"
+        f"the platform's own round trip (in every reply): p50 "
+        f"{figures['platform_p50_ms_without']} ms without, {figures['platform_p50_ms_during']} "
+        f"ms during; p99 {figures['platform_p99_ms_without']} and "
+        f"{figures['platform_p99_ms_during']} ms"
     )
     return figures
 

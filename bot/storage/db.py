@@ -4,8 +4,11 @@ SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
+import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager, closing, nullcontext
 from typing import Any
 
 from sqlalchemy import event, make_url, text
@@ -15,6 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from bot.storage.inline_sqlite import inline_creator
 
+log = logging.getLogger(__name__)
+
+CHECKPOINT_EVERY = 1.0  # seconds between WAL checkpoints, at most
 BUSY_WAIT = 10.0  # seconds a SQLite write waits for another process's write to end
 
 
@@ -33,6 +39,8 @@ def _writer_pragmas(dbapi_connection: Any, _record: Any) -> None:
     _sqlite_pragmas(dbapi_connection, _record)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout=0")  # on the loop's thread: never wait inside SQLite
+    # nor checkpoint inside a commit (an fsync on the loop's thread): `Checkpoints` does it
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
@@ -40,6 +48,41 @@ def _begin_immediate(conn: Any) -> None:
     # the write lock is taken at BEGIN: a database busy with another process's write
     # fails here, before any work, so `Database.write` can wait and begin again
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Checkpoints:
+    """Copies the WAL back into the database on a thread, at most once a second.
+
+    SQLite does it by itself inside the commit that fills 1,000 pages of WAL; with the
+    writer on the event loop's thread, that commit stalled the loop for the checkpoint's
+    fsync (replies waited up to 200 ms behind a broadcast's bookkeeping). A passive
+    checkpoint blocks neither readers nor the writer.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._last = 0.0
+        self._running: asyncio.Future[None] | None = None
+
+    def after_commit(self) -> None:
+        at = time.monotonic()
+        if self._running is None and at - self._last >= CHECKPOINT_EVERY:
+            self._last = at
+            self._running = asyncio.ensure_future(asyncio.to_thread(self._checkpoint))
+            self._running.add_done_callback(self._done)
+
+    def _checkpoint(self) -> None:
+        with closing(sqlite3.connect(self._path, timeout=BUSY_WAIT)) as conn:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _done(self, future: asyncio.Future[None]) -> None:
+        self._running = None
+        if not future.cancelled() and future.exception() is not None:
+            log.warning("WAL checkpoint failed", exc_info=future.exception())
+
+    async def close(self) -> None:
+        if self._running is not None:
+            await asyncio.gather(self._running, return_exceptions=True)
 
 
 class WriterQueue:
@@ -79,7 +122,7 @@ class WriterQueue:
 class Database:
     """Engines plus the rules for writing.
 
-    SQLite has one writer at a time: writers in this process queue on an asyncio lock,
+    SQLite has one writer at a time: writers in this process queue (`WriterQueue`),
     and the write connection runs on the event loop's thread (`inline_sqlite`); a write
     of another process is waited for off the loop. Reads use aiosqlite's threads, so a
     long one (a view's count) never blocks the loop.
@@ -93,6 +136,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **pool)
         self._writer = self.engine
         self._write_lock = None
+        self._checkpoints: Checkpoints | None = None
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             self._write_lock = WriterQueue()
@@ -103,6 +147,7 @@ class Database:
                 )
                 event.listen(self._writer.sync_engine, "connect", _writer_pragmas)
                 event.listen(self._writer.sync_engine, "begin", _begin_immediate)
+                self._checkpoints = Checkpoints(path)
 
     @property
     def is_sqlite(self) -> bool:
@@ -127,6 +172,8 @@ class Database:
                 await conn.rollback()
                 raise
             await conn.commit()
+        if self._checkpoints is not None:
+            self._checkpoints.after_commit()
 
     async def _begin(self, conn: AsyncConnection) -> None:
         """Begin, waiting (off the loop) while another process writes to SQLite."""
@@ -153,6 +200,8 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
+        if self._checkpoints is not None:
+            await self._checkpoints.close()
         await self.engine.dispose()
         if self._writer is not self.engine:
             await self._writer.dispose()
