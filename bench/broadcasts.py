@@ -278,7 +278,7 @@ async def main(args: argparse.Namespace) -> dict[str, float]:
                     )
                 if traffic_task is not None and traffic_task.done() and not during:
                     during, during_trips = traffic_task.result()
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(0.2)
             if traffic_task is not None and not during:
                 during, during_trips = await traffic_task
             rss.append(rss_mb(hub.proc.pid))

@@ -22,6 +22,7 @@ from bot.pipeline.partitions import Owned, only_owned
 from bot.storage.db import Database
 from bot.storage.tables import (
     broadcast_recipients,
+    broadcasts,
     contacts,
     conversations,
     identities,
@@ -36,6 +37,21 @@ from broadcasts.planning import UNSUBSCRIBED, last_inbound
 NOTHING = "the message renders to nothing for this contact"
 GONE = "its identity on this channel was removed"
 _r = broadcast_recipients.c
+# built once: a claim runs them every few hundredths of a second
+_SKIPPED = (
+    broadcast_recipients.update()
+    .where(_r.id == sa.bindparam("r_id"))
+    .values(status="skipped", reason=sa.bindparam("r_reason"))
+)
+_SENDING = (
+    broadcast_recipients.update()
+    .where(_r.id == sa.bindparam("r_id"))
+    .values(
+        status="sending",
+        claimed_by=sa.bindparam("r_runner"),
+        message_id=sa.bindparam("r_message"),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -79,7 +95,14 @@ async def take(
     )
     if not db.is_sqlite:  # another worker's claim holds its rows: take others
         query = query.with_for_update(skip_locked=True, of=broadcast_recipients)
+    # still running, read in this transaction: once a pause or cancel returns, nothing more
+    # is claimed (on PostgreSQL the share lock makes the pause wait for this claim)
+    running = sa.select(broadcasts.c.status).where(broadcasts.c.id == b.id)
+    if not db.is_sqlite:
+        running = running.with_for_update(read=True)
     async with db.write(yielding=True) as conn:  # conversations' writes go first
+        if (await conn.execute(running)).scalar() != "running":
+            return 0, []
         rows = (await conn.execute(query)).all()
         if not rows:
             return 0, []
@@ -96,20 +119,16 @@ async def take(
             else:
                 ready.append((row, parts))
         if skipped:
-            await conn.execute(
-                broadcast_recipients.update()
-                .where(_r.id == sa.bindparam("r_id"))
-                .values(status="skipped", reason=sa.bindparam("r_reason")),
-                skipped,
-            )
+            await conn.execute(_SKIPPED, skipped)
         if not ready:
             return len(rows), []
         claims = await _write_messages(conn, b, ready, windowed, at)
         await conn.execute(
-            broadcast_recipients.update()
-            .where(_r.id == sa.bindparam("r_id"))
-            .values(status="sending", claimed_by=runner, message_id=sa.bindparam("r_message")),
-            [{"r_id": c.recipient_id, "r_message": c.message_id} for c in claims],
+            _SENDING,
+            [
+                {"r_id": c.recipient_id, "r_message": c.message_id, "r_runner": runner}
+                for c in claims
+            ],
         )
         return len(rows), claims
 
@@ -149,9 +168,10 @@ async def _write_messages(
             )
         ).all()
     )
-    for row, _ in ready:
-        if row.identity_id not in latest:
-            latest[row.identity_id] = await _closed_conversation(conn, b, row, at)
+    if none := {
+        row.identity_id: row.contact_id for row, _ in ready if row.identity_id not in latest
+    }:
+        latest.update(await _closed_conversations(conn, b, none, at))
     fresh = [(row, parts) for row, parts in ready if row.message_id is None]
     written: dict[str, int] = {}
     if fresh:
@@ -190,20 +210,24 @@ async def _write_messages(
     return claims
 
 
-async def _closed_conversation(conn: AsyncConnection, b: Any, row: Any, at: datetime) -> int:
-    """A closed conversation to hold the message of a contact who never had one here."""
-    return (
-        await conn.execute(
-            conversations.insert()
-            .values(
-                space_id=b.space_id,
-                contact_id=row.contact_id,
-                channel_id=b.channel_id,
-                identity_id=row.identity_id,
-                status="closed",
-                closed_at=at,
-                created_at=at,
-            )
-            .returning(conversations.c.id)
-        )
-    ).scalar_one()
+async def _closed_conversations(
+    conn: AsyncConnection, b: Any, contact_of: dict[int, int], at: datetime
+) -> dict[int, int]:
+    """Closed conversations to hold the messages of contacts who never had one here:
+    `identity id -> conversation id`."""
+    made = await conn.execute(
+        conversations.insert().returning(conversations.c.identity_id, conversations.c.id),
+        [
+            {
+                "space_id": b.space_id,
+                "contact_id": contact_id,
+                "channel_id": b.channel_id,
+                "identity_id": identity_id,
+                "status": "closed",
+                "closed_at": at,
+                "created_at": at,
+            }
+            for identity_id, contact_id in contact_of.items()
+        ],
+    )
+    return dict(made.all())

@@ -72,6 +72,35 @@ INTERRUPTED = (
 _r = broadcast_recipients.c
 
 
+# built once: recording runs for every send
+_RECIPIENT_DONE = (
+    broadcast_recipients.update()
+    .where(_r.id == sa.bindparam("r_id"))
+    .values(
+        status=sa.bindparam("r_status"),
+        reason=sa.bindparam("r_reason"),
+        sent_at=sa.bindparam("r_sent_at"),
+    )
+)
+_MESSAGE_DONE = (
+    messages.update()
+    .where(messages.c.id == sa.bindparam("m_id"))
+    .values(
+        # a receipt may already have moved it past "sent"; a sweep that took this process
+        # for dead is overruled by what really happened
+        status=sa.case(
+            (
+                sa.or_(messages.c.status == "pending", messages.c.error == INTERRUPTED),
+                sa.bindparam("m_status"),
+            ),
+            else_=messages.c.status,
+        ),
+        external_id=sa.bindparam("m_external_id"),
+        error=sa.bindparam("m_error"),
+    )
+)
+
+
 @dataclass(frozen=True)
 class _Outcome:
     recipient_id: int
@@ -275,13 +304,7 @@ class BroadcastRunner:
         done = [o for o in outcomes if o.status != "retry"]
         if done:
             await conn.execute(
-                broadcast_recipients.update()
-                .where(_r.id == sa.bindparam("r_id"))
-                .values(
-                    status=sa.bindparam("r_status"),
-                    reason=sa.bindparam("r_reason"),
-                    sent_at=sa.bindparam("r_sent_at"),
-                ),
+                _RECIPIENT_DONE,
                 [
                     {
                         "r_id": o.recipient_id,
@@ -293,21 +316,7 @@ class BroadcastRunner:
                 ],
             )
             await conn.execute(
-                messages.update()
-                .where(messages.c.id == sa.bindparam("m_id"))
-                .values(
-                    # a receipt may already have moved it past "sent"
-                    # (a sweep that took this process for dead is overruled by the truth)
-                    status=sa.case(
-                        (
-                            sa.or_(messages.c.status == "pending", messages.c.error == INTERRUPTED),
-                            sa.bindparam("m_status"),
-                        ),
-                        else_=messages.c.status,
-                    ),
-                    external_id=sa.bindparam("m_external_id"),
-                    error=sa.bindparam("m_error"),
-                ),
+                _MESSAGE_DONE,
                 [
                     {
                         "m_id": o.message_id,
