@@ -282,11 +282,14 @@ async def test_sweep_runs_when_the_server_starts(
         os.utime(p, (then, then))
     client = await aiohttp_client(create_app(settings, plugins))
     try:
-        for _ in range(250):
-            if not any(root.iterdir()):
+        def logged() -> bool:
+            return any("orphan uploads deleted" in r.getMessage() for r in caplog.records)
+
+        for _ in range(250):  # the files go first, the line saying so a moment later
+            if not any(root.iterdir()) and logged():
                 break
             await asyncio.sleep(0.02)
         assert not any(root.iterdir())
-        assert any("orphan uploads deleted" in r.getMessage() for r in caplog.records)
+        assert logged()
     finally:
         await client.close()
