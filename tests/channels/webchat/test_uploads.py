@@ -282,6 +282,7 @@ async def test_sweep_runs_when_the_server_starts(
         os.utime(p, (then, then))
     client = await aiohttp_client(create_app(settings, plugins))
     try:
+
         def logged() -> bool:
             return any("orphan uploads deleted" in r.getMessage() for r in caplog.records)
 
