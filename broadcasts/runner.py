@@ -9,9 +9,10 @@ another worker in scale-out) marks them `interrupted`, not sent again, and the r
 counts them.
 
 Sends yield to conversation replies in the channel's token buckets
-(`ratelimit.yielding`), so a contact answering during a broadcast is answered as fast as
-without it. A batch is about half a second of the channel's budget: a pause stops the
-sending within a second. The message goes into the contact's latest conversation (a
+(`ratelimit.yielding`) and, on SQLite, for the writer: a reply never waits behind the
+broadcast for a token or a transaction (it still shares the event loop). About half a
+second of the channel's budget is in flight at a time: a pause stops the sending within
+a second. The message goes into the contact's latest conversation (a
 closed one stays closed; none is opened), and no handler runs for it.
 """
 
