@@ -24,7 +24,7 @@ import os
 import secrets
 import socket
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.clock import now
 from bot.delivery.outbox import wait_for_event
 from bot.delivery.ratelimit import yielding
+from bot.delivery.sender import record
 from bot.errors import (
     ChanCenterError,
     Conflict,
@@ -106,7 +107,7 @@ _MESSAGE_DONE = (
 class _Outcome:
     recipient_id: int
     message_id: int
-    status: str  # sent | failed | retry
+    status: str  # sent | failed | interrupted | retry
     external_id: str | None = None
     error: str | None = None
     after: float = 0.0
@@ -284,21 +285,7 @@ class BroadcastRunner:
             outcome = _Outcome(
                 claim.recipient_id, claim.message_id, "sent", external_id=receipt.external_id
             )
-        await self._record(outcome)
-
-    async def _record(self, outcome: _Outcome) -> None:
-        """Record a send's outcome however long it takes: the send is never repeated."""
-        pause = 0.1
-        while True:
-            try:
-                await self._group.submit(outcome)
-                return
-            except sa.exc.IntegrityError:  # the platform's id is recorded for another message
-                outcome = replace(outcome, external_id=None)
-            except Exception:
-                log.exception("recording a broadcast send failed; trying again")
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 30.0)
+        await record(self._group, outcome)
 
     async def _write(self, conn: AsyncConnection, outcomes: list[_Outcome]) -> list[None]:
         at = now()

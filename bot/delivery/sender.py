@@ -12,6 +12,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -187,27 +188,9 @@ class Sender:
 
         The platform has the message now; the row may only leave the outbox through here.
         """
-        pause = 0.1
-        while True:
-            try:
-                await self._group.submit(outcome)
-                # every outbound message, whoever wrote it, leaves the outbox once, here
-                self._metrics.messages.labels(direction="out").inc()
-                return
-            except sa.exc.IntegrityError:
-                # the platform's id is already recorded for another message: keep ours without it
-                log.warning(
-                    "platform message id already recorded; stored without it",
-                    extra={"message_id": outcome.message_id, "external_id": outcome.external_id},
-                )
-                outcome = replace(outcome, external_id=None)
-            except Exception:
-                log.exception(
-                    "recording a send failed; trying again",
-                    extra={"message_id": outcome.message_id},
-                )
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 30.0)
+        await record(self._group, outcome)
+        # every outbound message, whoever wrote it, leaves the outbox once, here
+        self._metrics.messages.labels(direction="out").inc()
 
     async def _write(self, conn: AsyncConnection, outcomes: list[_Outcome]) -> list[None]:
         """Record many sends' outcomes in one transaction."""
@@ -264,6 +247,38 @@ class Sender:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._group.close()
+
+
+class Recorded(Protocol):
+    message_id: int
+    external_id: str | None
+
+
+R = TypeVar("R", bound=Recorded)
+
+
+async def record(group: GroupCommitter[R, None], outcome: R) -> None:
+    """Commit a send's outcome however long it takes: the send itself is never repeated.
+
+    Shared by the sender and the broadcast runner."""
+    pause = 0.1
+    while True:
+        try:
+            await group.submit(outcome)
+            return
+        except sa.exc.IntegrityError:
+            # the platform's id is already recorded for another message: keep ours without it
+            log.warning(
+                "platform message id already recorded; stored without it",
+                extra={"message_id": outcome.message_id, "external_id": outcome.external_id},
+            )
+            outcome = replace(outcome, external_id=None)  # type: ignore[type-var]
+        except Exception:
+            log.exception(
+                "recording a send failed; trying again", extra={"message_id": outcome.message_id}
+            )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 30.0)
 
 
 @dataclass(frozen=True)

@@ -151,18 +151,7 @@ async def test_people_chats_can_be_included(
 async def test_pause_stops_and_resume_goes_on_where_it_stopped(
     client: TestClient, app: Application, echo: EchoChannel
 ) -> None:
-    async with app[DB].write() as conn:  # 30 a second: 90 contacts take three seconds
-        for n in range(90):
-            contact_id = (
-                await conn.execute(
-                    contacts.insert().values(space_id=1, name=f"c{n}").returning(contacts.c.id)
-                )
-            ).scalar_one()
-            await conn.execute(
-                identities.insert().values(
-                    contact_id=contact_id, channel_id=echo.id, external_id=f"u{n}"
-                )
-            )
+    await contacts_on(app, echo.id, 90)  # 30 a second: 90 contacts take three seconds
     broadcast_id = await create(app, echo.id)
     await act(app, broadcast_id, "start")
     await eventually(lambda: len(echo.sent) >= 20)
@@ -183,18 +172,7 @@ async def test_pause_stops_and_resume_goes_on_where_it_stopped(
 async def test_cancel_leaves_the_rest_unsent(
     client: TestClient, app: Application, echo: EchoChannel
 ) -> None:
-    async with app[DB].write() as conn:
-        for n in range(90):
-            contact_id = (
-                await conn.execute(
-                    contacts.insert().values(space_id=1, name=f"c{n}").returning(contacts.c.id)
-                )
-            ).scalar_one()
-            await conn.execute(
-                identities.insert().values(
-                    contact_id=contact_id, channel_id=echo.id, external_id=f"u{n}"
-                )
-            )
+    await contacts_on(app, echo.id, 90)
     broadcast_id = await create(app, echo.id)
     await act(app, broadcast_id, "start")
     await eventually(lambda: len(echo.sent) >= 10)
@@ -234,6 +212,22 @@ async def test_a_reply_after_the_broadcast_counts_as_a_response(
     await say(client, app, echo, "yes please", "ana")
     async with app[DB].read() as conn:
         assert (await counts(conn, broadcast_id))["responded"] == 1
+
+
+async def contacts_on(app: Application, channel_id: str, n: int) -> None:
+    """`n` contacts who wrote to the channel (identities `u0`...), without conversations."""
+    async with app[DB].write() as conn:
+        for i in range(n):
+            contact_id = (
+                await conn.execute(
+                    contacts.insert().values(space_id=1, name=f"c{i}").returning(contacts.c.id)
+                )
+            ).scalar_one()
+            await conn.execute(
+                identities.insert().values(
+                    contact_id=contact_id, channel_id=channel_id, external_id=f"u{i}"
+                )
+            )
 
 
 async def _settled(app: Application, broadcast_id: int) -> bool:
