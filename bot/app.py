@@ -162,20 +162,18 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     app[BOTS] = SpaceBots(factory(settings), db, settings)
     sender = Sender(db, app[CHANNELS], metrics)
     desk = app.get(DESK_WAKE)  # set by an agent-desk extension (Slack) when configured
-    worker = Worker(db, plugins.handlers, app[BOTS], metrics, app, desk.set if desk else None)
+    worker = Worker(
+        db, plugins.handlers, app[BOTS], metrics, app, desk.set if desk else None, sender=sender
+    )
     app[SENDER] = sender
     if REDIS in app:
         from bot.pipeline.redis_queue import RedisWorkQueue
 
-        queue = RedisWorkQueue(
-            app[REDIS], db, worker, metrics, settings.worker_concurrency, on_done=sender.notify
-        )
+        queue = RedisWorkQueue(app[REDIS], db, worker, metrics, settings.worker_concurrency)
         sender.owned = queue.owned  # relays of extensions take the sender's partitions
         app[QUEUE] = queue
     else:
-        app[QUEUE] = LocalWorkQueue(
-            db, worker, metrics, settings.worker_concurrency, on_done=sender.notify
-        )
+        app[QUEUE] = LocalWorkQueue(db, worker, metrics, settings.worker_concurrency)
     yield
     await app[INGESTOR].close()
     await worker.close()

@@ -6,6 +6,7 @@ stored message round-trips exactly and handlers never see a platform's payload.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Annotated, Literal
@@ -304,6 +305,24 @@ class Outbound(Frozen):
         description="a Messenger message tag letting a broadcast reach a contact outside the "
         "24-hour window (e.g. POST_PURCHASE_UPDATE); ignored elsewhere",
     )
+
+
+@dataclass(frozen=True)
+class Due:
+    """An outbox row to send: read by the sender, or handed to it by the worker that
+    committed it (which saves the sender looking for it)."""
+
+    id: int  # the outbox row's
+    attempts: int
+    channel_id: str
+    message_id: int
+    conversation_id: int
+    parts: tuple[Part, ...]
+    identity_id: int | None
+    recipient: str
+    blocked: int  # a `Reach`
+    last_inbound_at: datetime | None
+    sender_name: str | None = None
 
 
 class SentReceipt(Frozen):

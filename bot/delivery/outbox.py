@@ -67,7 +67,7 @@ class OutboxRelay:
             .where(waiting.c.id < table.c.id)
             .where(waiting.c.next_attempt_at > at)
         )
-        async with self._db.read() as conn:
+        async with self._db.glance() as conn:
             rows = (
                 await conn.execute(
                     sa.select(table)
@@ -163,7 +163,7 @@ async def wait_for_event(event: asyncio.Event, seconds: float) -> None:
 async def idle_time(db: Database, due_column: Any, *where: Any, most: float = IDLE_POLL) -> float:
     """Seconds until the earliest row of an outbox (`where` ...) is due (at most `most`)."""
     try:
-        async with db.read() as conn:
+        async with db.glance() as conn:
             due = (await conn.execute(sa.select(sa.func.min(due_column)).where(*where))).scalar()
     except Exception:  # the database is briefly away: poll again soon, and say so
         log.warning("could not read when the next row is due", exc_info=True)

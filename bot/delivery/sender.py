@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Protocol, TypeVar
@@ -21,9 +22,9 @@ from bot.clock import db_datetime, now
 from bot.delivery.outbox import drain
 from bot.errors import ChanCenterError, PermanentFailure, RecipientBlocked, RetryLater
 from bot.metrics import Metrics
-from bot.model import Outbound, Reach, parts_adapter
+from bot.model import Due, Outbound, Reach, parts_adapter
 from bot.pipeline.channels import ChannelRegistry
-from bot.pipeline.partitions import Owned, everything, only_owned
+from bot.pipeline.partitions import Owned, everything, only_owned, partition_of
 from bot.storage.db import Database
 from bot.storage.group import GroupCommitter
 from bot.storage.tables import conversations, identities, messages, outbox, users
@@ -60,6 +61,22 @@ class Sender:
         self._notified += 1
         self._wake.set()
 
+    def offer(self, due: Sequence[Due]) -> None:
+        """Send rows just committed by whoever wrote them, without looking for them.
+
+        The writer vouches that no earlier row of their conversations waits in the outbox;
+        a conversation already sending (or not ours) gets them through a look instead."""
+        partitions = self.owned()
+        by_conversation: dict[int, list[Due]] = defaultdict(list)
+        for row in due:
+            by_conversation[row.conversation_id].append(row)
+        for conversation_id, rows in by_conversation.items():
+            mine = partitions is None or partition_of(conversation_id) in partitions
+            if not mine or conversation_id in self._busy:
+                self.notify()
+            else:
+                self._start(conversation_id, rows, self._notified)
+
     async def run(self) -> None:
         await drain(self._db, outbox.c.next_attempt_at, self._wake, self.send_due, "sender", BATCH)
 
@@ -87,7 +104,7 @@ class Sender:
             .where(_inbound.c.direction == "in")
             .scalar_subquery()
         )
-        async with self._db.read() as conn:
+        async with self._db.glance() as conn:
             rows = (
                 await conn.execute(
                     sa.select(
@@ -115,17 +132,24 @@ class Sender:
                     .limit(BATCH)
                 )
             ).all()
-        by_conversation: dict[int, list[sa.Row]] = defaultdict(list)
+        by_conversation: dict[int, list[Due]] = defaultdict(list)
         for row in rows:
-            by_conversation[row.conversation_id].append(row)
+            by_conversation[row.conversation_id].append(
+                Due(**{**row._mapping, "parts": tuple(parts_adapter.validate_python(row.parts))})
+            )
         for conversation_id, group in by_conversation.items():
-            self._busy.add(conversation_id)
-            task = asyncio.create_task(self._send_in_order(conversation_id, group, seen))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            # one handed over meanwhile (the read waits on PostgreSQL) is already sending
+            if conversation_id not in self._busy:
+                self._start(conversation_id, group, seen)
         return len(rows)
 
-    async def _send_in_order(self, conversation_id: int, rows: list[sa.Row], seen: int) -> None:
+    def _start(self, conversation_id: int, rows: list[Due], seen: int) -> None:
+        self._busy.add(conversation_id)
+        task = asyncio.create_task(self._send_in_order(conversation_id, rows, seen))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_in_order(self, conversation_id: int, rows: list[Due], seen: int) -> None:
         try:
             for row in rows:
                 if not await self._send_one(row):
@@ -138,13 +162,13 @@ class Sender:
             if self._notified != seen:  # rows came meanwhile: this conversation's may be due
                 self.notify()
 
-    async def _send_one(self, row: sa.Row) -> bool:
+    async def _send_one(self, row: Due) -> bool:
         """Send one row; False when it must be retried (and later rows wait for it)."""
         outbound = Outbound(
             message_id=row.message_id,
             conversation_id=row.conversation_id,
             recipient=row.recipient,
-            parts=tuple(parts_adapter.validate_python(row.parts)),
+            parts=row.parts,
             last_inbound_at=db_datetime(row.last_inbound_at),
             sender_name=row.sender_name,
         )

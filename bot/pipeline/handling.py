@@ -66,6 +66,10 @@ class ConversationState:
     space_settings: dict[str, Any] = field(default_factory=dict)
     timezone: str = "UTC"
     automations_version: int = 0  # the space's automations changed when this moved
+    # the contact's identity on the conversation's channel: where replies go
+    identity_id: int | None = None
+    recipient: str | None = None
+    blocked: int = 0  # a `Reach`
 
 
 @dataclass

@@ -141,7 +141,7 @@ class LocalWorkQueue:
             while rows := await self._pending(conversation_id):
                 state = state or state_of(rows[0])  # read with the rows: no second query
                 for row in rows:
-                    item = WorkItem(row.item_id, conversation_id, row.payload)
+                    item = WorkItem(row.item_id, conversation_id, row.payload, row.item_created_at)
                     state = await self._handle(item, state)
                 if len(rows) < FETCH:
                     break  # rows committed since were announced, and drain again
@@ -150,10 +150,13 @@ class LocalWorkQueue:
         """The conversation's next pending rows, each with the conversation's state."""
         query = with_state(
             sa.select(
-                work_items.c.id.label("item_id"), work_items.c.payload, conversations.c.id
+                work_items.c.id.label("item_id"),
+                work_items.c.payload,
+                work_items.c.created_at.label("item_created_at"),
+                conversations.c.id,
             ).join(conversations, conversations.c.id == work_items.c.conversation_id)
         )
-        async with self._db.read() as conn:
+        async with self._db.glance() as conn:
             rows = await conn.execute(
                 query.where(work_items.c.conversation_id == conversation_id)
                 .where(work_items.c.status == "pending")

@@ -13,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from aiohttp import web
@@ -24,7 +25,7 @@ from bot.clock import now
 from bot.errors import ChanCenterError
 from bot.keys import PLUGINS
 from bot.metrics import Metrics
-from bot.model import event_adapter, parts_adapter
+from bot.model import Author, Due, Part, event_adapter, parts_adapter
 from bot.pipeline.bots import BotProvider
 from bot.pipeline.handling import ConversationState, FlowStarter, HandlerContext, HandOver
 from bot.plugins import Handler
@@ -35,6 +36,7 @@ from bot.storage.tables import (
     contacts,
     conversations,
     desk_outbox,
+    identities,
     messages,
     outbox,
     spaces,
@@ -50,6 +52,15 @@ class WorkItem:
     id: int
     conversation_id: int
     payload: dict[str, Any]
+    created_at: datetime | None = None  # a message's: when the contact wrote
+
+
+class Outlet(Protocol):
+    """The sender, as the worker sees it."""
+
+    def offer(self, due: Sequence[Due]) -> None: ...
+
+    def notify(self) -> None: ...
 
 
 def with_state(query: sa.Select[Any]) -> sa.Select[Any]:
@@ -67,9 +78,13 @@ def with_state(query: sa.Select[Any]) -> sa.Select[Any]:
             spaces.c.settings.label("space_settings"),
             spaces.c.timezone,
             spaces.c.automations_version,
+            identities.c.id.label("identity_id"),
+            identities.c.external_id.label("recipient"),
+            identities.c.blocked,
         )
         .join_from(conversations, contacts, contacts.c.id == conversations.c.contact_id)
         .join(spaces, spaces.c.id == conversations.c.space_id)
+        .outerjoin(identities, identities.c.id == conversations.c.identity_id)
     )
 
 
@@ -79,10 +94,21 @@ def state_of(row: Any) -> ConversationState:
     return ConversationState(**{**values, "space_settings": row.space_settings or {}})
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Effects:
     item: WorkItem
     ctx: HandlerContext
+    due: list[Due] = field(default_factory=list)  # what the sender is handed after the commit
+    look: bool = False  # the outbox may hold rows the sender must look for
+
+
+# the conversation has messages in the outbox: later ones must queue behind them (text:
+# SQLite's RETURNING drops the tables' names, which makes `id` ambiguous here)
+_owed = sa.literal_column(
+    "EXISTS (SELECT 1 FROM outbox JOIN messages AS owed ON owed.id = outbox.message_id"
+    " WHERE owed.conversation_id = conversations.id)",
+    sa.Boolean,
+).label("owed")
 
 
 class Worker:
@@ -96,10 +122,13 @@ class Worker:
         on_desk: Callable[[], None] | None = None,
         handover: HandOver | None = None,
         flows: FlowStarter | None = None,
+        sender: Outlet | None = None,
     ) -> None:
         """`handover` and `flows` default to the app's plugins (`chancenter.handover`,
-        `chancenter.flows`): what the handlers' contexts carry."""
+        `chancenter.flows`): what the handlers' contexts carry. The `sender` is handed
+        the replies once they are committed."""
         self._app = app
+        self._sender = sender
         plugins = app.get(PLUGINS)
         self._handover = handover or (plugins.handover if plugins else None)
         self._flows = flows or (plugins.flows if plugins else None)
@@ -146,9 +175,15 @@ class Worker:
             for handler in self._handlers:
                 if await handler(ctx.event, ctx):
                     break
-            if await self._group.submit(_Effects(item, ctx)):
+            effects = _Effects(item, ctx)
+            if await self._group.submit(effects):
                 if ctx.desk and self._on_desk is not None:
                     self._on_desk()
+                if self._sender is not None:
+                    if effects.due:
+                        self._sender.offer(effects.due)
+                    if effects.look:
+                        self._sender.notify()
                 for callback in ctx.after_commit:
                     callback()
                 return dataclasses.replace(
@@ -169,7 +204,7 @@ class Worker:
         await self._group.close()
 
     async def load(self, conversation_id: int) -> ConversationState:
-        async with self._db.read() as conn:
+        async with self._db.glance() as conn:
             query = with_state(sa.select(conversations.c.id))
             row = (await conn.execute(query.where(conversations.c.id == conversation_id))).one()
         return state_of(row)
@@ -226,64 +261,120 @@ class Worker:
                 ],
             )
 
+    async def _queue(
+        self, conn: AsyncConnection, done: list[_Effects], owed: dict[int, bool], at: datetime
+    ) -> None:
+        """Write the replies and their outbox rows. What the sender may take at once (no
+        earlier row of its conversation waits) goes on the effects; the rest it looks for."""
+        replies: list[dict[str, Any]] = []
+        made: dict[str, tuple[_Effects, tuple[Part, ...], Author]] = {}
+        for e in done:
+            conversation = e.ctx.conversation
+            for n, (parts, author) in enumerate(e.ctx.replies):
+                key = f"{e.ctx.key}:{n}"
+                made[key] = (e, parts, author)
+                replies.append(
+                    {
+                        "space_id": conversation.space_id,
+                        "conversation_id": conversation.id,
+                        "channel_id": conversation.channel_id,
+                        "direction": "out",
+                        "dedupe_key": key,
+                        "reply_to_id": e.ctx.message_id,
+                        "parts": parts_adapter.dump_python(list(parts), mode="json"),
+                        "status": "pending",
+                        "sender_type": author.type,
+                        "sender_id": author.id,
+                        "created_at": at,
+                    }
+                )
+        if not replies:
+            return
+        inserted = sorted(
+            await conn.execute(
+                self._db.insert(messages)
+                .on_conflict_do_nothing()
+                .returning(messages.c.id, messages.c.dedupe_key),
+                replies,
+            ),
+            key=lambda r: r.id,  # the outbox in the order the replies were written
+        )
+        if not inserted:
+            return
+        queued = await conn.execute(
+            outbox.insert().returning(outbox.c.id, sort_by_parameter_order=True),
+            [
+                {
+                    "message_id": r.id,
+                    "channel_id": made[r.dedupe_key][0].ctx.conversation.channel_id,
+                    "next_attempt_at": at,
+                }
+                for r in inserted
+            ],
+        )
+        for r, outbox_id in zip(inserted, queued.scalars(), strict=True):
+            e, parts, author = made[r.dedupe_key]
+            state = e.ctx.conversation
+            # a person's name, or an automation's time of last inbound, is the sender's to read
+            if (
+                owed[state.id]
+                or state.recipient is None
+                or author.type == "user"
+                or (e.ctx.message_id is None or e.item.created_at is None)
+            ):
+                e.look = True
+                continue
+            e.due.append(
+                Due(
+                    id=outbox_id,
+                    attempts=0,
+                    channel_id=state.channel_id,
+                    message_id=r.id,
+                    conversation_id=state.id,
+                    parts=parts,
+                    identity_id=state.identity_id,
+                    recipient=state.recipient,
+                    blocked=state.blocked,
+                    last_inbound_at=e.item.created_at,
+                )
+            )
+
     async def _write(self, conn: AsyncConnection, batch: list[_Effects]) -> list[bool]:
         """One transaction for many conversations' effects; False: the handler changed."""
         at = now()
+        for e in batch:  # a batch that failed is committed again one by one
+            e.due.clear()
+            e.look = False
         # kept off the ingest hot path: these conversations were active now (an
         # automation's timer is no activity). Updating first also locks them (PostgreSQL)
         # while their handler is checked
         active = [e.ctx.conversation.id for e in batch if e.ctx.message_id is not None]
-        handlers = dict(
-            (
-                await conn.execute(
-                    conversations.update()
-                    .where(conversations.c.id.in_([e.ctx.conversation.id for e in batch]))
-                    .values(
-                        last_message_at=sa.case(
-                            (conversations.c.id.in_(active), at),
-                            else_=conversations.c.last_message_at,
-                        )
+        found = {
+            row.id: row
+            for row in await conn.execute(
+                conversations.update()
+                .where(conversations.c.id.in_([e.ctx.conversation.id for e in batch]))
+                .values(
+                    last_message_at=sa.case(
+                        (conversations.c.id.in_(active), at),
+                        else_=conversations.c.last_message_at,
                     )
-                    .returning(conversations.c.id, conversations.c.handler)
                 )
-            ).all()
-        )
-        ok = [handlers.get(e.ctx.conversation.id) == e.ctx.conversation.handler for e in batch]
+                .returning(conversations.c.id, conversations.c.handler, _owed)
+            )
+        }
+        ok = [
+            (row := found.get(e.ctx.conversation.id)) is not None
+            and row.handler == e.ctx.conversation.handler
+            for e in batch
+        ]
         done = [e for e, fine in zip(batch, ok, strict=True) if fine]
         if not done:
             return ok
-        replies = [
-            {
-                "space_id": e.ctx.conversation.space_id,
-                "conversation_id": e.ctx.conversation.id,
-                "channel_id": e.ctx.conversation.channel_id,
-                "direction": "out",
-                "dedupe_key": f"{e.ctx.key}:{n}",
-                "reply_to_id": e.ctx.message_id,
-                "parts": parts_adapter.dump_python(list(parts), mode="json"),
-                "status": "pending",
-                "sender_type": author.type,
-                "sender_id": author.id,
-                "created_at": at,
-            }
-            for e in done
-            for n, (parts, author) in enumerate(e.ctx.replies)
-        ]
-        if replies:
-            inserted = await conn.execute(
-                self._db.insert(messages)
-                .on_conflict_do_nothing()
-                .returning(messages.c.id, messages.c.channel_id),
-                replies,
-            )
-            rows = [
-                {"message_id": r.id, "channel_id": r.channel_id, "next_attempt_at": at}
-                for r in inserted
-            ]
-            if rows:
-                await conn.execute(outbox.insert(), rows)
+        await self._queue(conn, done, {k: bool(r.owed) for k, r in found.items()}, at)
         for e in done:
             await self._write_state(conn, e.ctx, at)
+            e.look = e.look or bool(e.ctx.writes)  # a flow may have queued messages
         wrote = [e.ctx.conversation.contact_id for e in done if e.ctx.message_id is not None]
         if wrote:
             await conn.execute(

@@ -44,6 +44,12 @@ def _writer_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _glancer_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, _record)
+    # on the loop's thread: a WAL reader is never blocked, except during recovery
+    dbapi_connection.cursor().execute("PRAGMA busy_timeout=100")
+
+
 def _begin_immediate(conn: Any) -> None:
     # the write lock is taken at BEGIN: a database busy with another process's write
     # fails here, before any work, so `Database.write` can wait and begin again
@@ -135,6 +141,7 @@ class Database:
         pool = {"pool_size": 20} if self.is_sqlite else {"pool_pre_ping": True}
         self.engine: AsyncEngine = create_async_engine(url, **pool)
         self._writer = self.engine
+        self._glancer = self.engine
         self._write_lock = None
         self._checkpoints: Checkpoints | None = None
         if self.is_sqlite:
@@ -147,6 +154,10 @@ class Database:
                 )
                 event.listen(self._writer.sync_engine, "connect", _writer_pragmas)
                 event.listen(self._writer.sync_engine, "begin", _begin_immediate)
+                self._glancer = create_async_engine(
+                    url, async_creator=inline_creator(path), pool_size=4, max_overflow=4
+                )
+                event.listen(self._glancer.sync_engine, "connect", _glancer_pragmas)
                 self._checkpoints = Checkpoints(path)
 
     @property
@@ -195,6 +206,17 @@ class Database:
         async with self.engine.connect() as conn:
             yield conn
 
+    @asynccontextmanager
+    async def glance(self) -> AsyncIterator[AsyncConnection]:
+        """A read of a few rows through an index, on SQLite run on the loop's thread.
+
+        The hot path's reads (the next work item, the next sends) took 7 ms each on
+        aiosqlite's threads under load, most of it waiting for the busy loop to take each
+        of their four hand-overs; inline they take a tenth of a millisecond. Never for a
+        scan or a count: the loop stops while it runs."""
+        async with self._glancer.connect() as conn:
+            yield conn
+
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
@@ -203,5 +225,5 @@ class Database:
         if self._checkpoints is not None:
             await self._checkpoints.close()
         await self.engine.dispose()
-        if self._writer is not self.engine:
-            await self._writer.dispose()
+        for engine in {self._writer, self._glancer} - {self.engine}:
+            await engine.dispose()
