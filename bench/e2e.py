@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import tempfile
 import time
@@ -150,10 +151,20 @@ async def main(args: argparse.Namespace) -> None:
     for name, values in (("bare aiohttp", bare_latencies), ("hub (bot reply)", hub_latencies)):
         p50, p99 = pct(values, 0.5), pct(values, 0.99)
         print(f"  {name:16} {len(values):6} replies  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms")
+    if args.json:
+        figures = {
+            "peak_replies_per_s": round(most, 1),
+            "half_peak_p50_ms": round(pct(hub_latencies, 0.5), 2),
+            "half_peak_p99_ms": round(pct(hub_latencies, 0.99), 2),
+            "bare_p99_ms": round(pct(bare_latencies, 0.99), 2),
+            "bare_p50_ms": round(pct(bare_latencies, 0.5), 2),
+        }
+        print(json.dumps(figures))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--visitors", type=int, default=40)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of figures")
     asyncio.run(main(parser.parse_args()))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import signal
@@ -268,6 +269,25 @@ async def main(args: argparse.Namespace) -> None:
             f"{spread([r.p99 for r in rs], '{:.1f}'):>18} {rate / bare_rate:>6.2f} "
             f"{spread([r.replies for r in rs]):>20}"
         )
+    if args.json:
+
+        def ratio(kind: str) -> float | None:
+            if kind not in results:
+                return None
+            return round(statistics.median(r.rate for r in results[kind]) / bare_rate, 3)
+
+        hub = results["hub"]
+        figures = {
+            "ratio_ingest_only": ratio("hub (ingest only)"),
+            "ratio_hub": ratio("hub"),
+            "ratio_postgres_redis": ratio(POSTGRES_REDIS),
+            "replies_per_ack_hub": round(
+                statistics.median(r.replies for r in hub) / statistics.median(r.rate for r in hub),
+                3,
+            ),
+            "bare_acks_per_s": round(bare_rate),
+        }
+        print(json.dumps(figures))
 
 
 if __name__ == "__main__":
@@ -278,6 +298,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--no-postgres", action="store_true", help="skip the PostgreSQL+Redis variant"
     )
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of figures")
     parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server:

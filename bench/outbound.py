@@ -219,6 +219,15 @@ async def main(args: argparse.Namespace) -> None:
         f"busiest one-second window {busiest_second(seen)} sends "
         f"({'none over the budget' if busiest_second(seen) <= args.budget else 'OVER'})"
     )
+    if args.json:
+        figures = {
+            "ratio": round(statistics.median(rates["hub"]) / bare, 3),
+            "bare_sends_per_s": round(bare, 1),
+            "hub_sends_per_s": round(statistics.median(rates["hub"]), 1),
+            "budget_share": round(rate_of(seen) / args.budget, 3),
+            "busiest_second": busiest_second(seen),
+        }
+        print(json.dumps(figures))
 
 
 if __name__ == "__main__":
@@ -226,6 +235,7 @@ if __name__ == "__main__":
     parser.add_argument("--messages", type=int, default=3000, help="sends per round")
     parser.add_argument("--budget", type=float, default=200, help="the platform budget, per s")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of figures")
     parser.add_argument("--platform", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.platform:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import sqlite3
 import statistics
@@ -186,6 +187,7 @@ async def main(args: argparse.Namespace) -> None:
             sys.exit(f"--postgres: {missing}")
         postgres = Postgres()
         postgres.start()
+    figures: dict[str, float] = {}
     try:
         for n in args.contacts:
             with tempfile.TemporaryDirectory() as tmp:
@@ -213,9 +215,14 @@ async def main(args: argparse.Namespace) -> None:
                     f"{name:<24} {fmt(indexed[name][0]):>18} {fmt(bare[name][0]):>20} "
                     f"{fmt(indexed[name][1]):>20} {fmt(bare[name][1]):>22}"
                 )
+            figures[f"first_page_ms_max_{n}"] = round(
+                max(statistics.median(indexed[name][0]) for name in VIEWS), 2
+            )
     finally:
         if postgres is not None:
             postgres.stop()
+    if args.json:
+        print(json.dumps(figures))
 
 
 if __name__ == "__main__":
@@ -224,4 +231,5 @@ if __name__ == "__main__":
     parser.add_argument(
         "--postgres", action="store_true", help="on a throwaway PostgreSQL instead of SQLite"
     )
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of figures")
     asyncio.run(main(parser.parse_args()))

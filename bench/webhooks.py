@@ -220,6 +220,16 @@ async def main(args: argparse.Namespace) -> None:
                 f"{spread(pick(rs, 'p50'), '{:.1f}'):>16} "
                 f"{spread(pick(rs, 'p99'), '{:.1f}'):>18} {ratio:>6.2f}"
             )
+    if args.json:
+        figures = {
+            f"ratio_{kind}": round(
+                statistics.median(pick(results[kind, "hub"], "rate"))
+                / statistics.median(pick(results[kind, "bare"], "rate")),
+                3,
+            )
+            for kind in KINDS
+        }
+        print(json.dumps(figures))
 
 
 if __name__ == "__main__":
@@ -227,6 +237,7 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=32, help="concurrent senders")
     parser.add_argument("--requests", type=int, default=60, help="webhooks per sender")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of figures")
     parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import resource
 import sys
 import tempfile
@@ -70,9 +71,13 @@ async def main(args: argparse.Namespace) -> None:
     for kind, kib in results.items():
         print(f"  {kind:5} {kib:6.1f} KiB")
     print(f"  ratio {results['hub'] / results['bare']:.2f}x")
+    if args.json:
+        figures = {f"{kind}_kib_per_socket": round(kib, 2) for kind, kib in results.items()}
+        print(json.dumps({**figures, "ratio": round(results["hub"] / results["bare"], 3)}))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--connections", type=int, default=10_000)
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of figures")
     asyncio.run(main(parser.parse_args()))

@@ -31,11 +31,21 @@ from bot.model import (
     inbound_parts,
     parts_adapter,
 )
+from bot.pipeline.handling import ConversationState
+from bot.pipeline.worker import Ready, WorkItem, state_of, with_state
 from bot.storage.db import Database
 from bot.storage.group import GroupCommitter
 from bot.storage.tables import contacts, conversations, identities, messages, work_items
 
 log = logging.getLogger(__name__)
+
+# work of the conversation that waits (or is being handled): a new item queues behind it
+_waiting = (
+    sa.exists()
+    .where(work_items.c.conversation_id == conversations.c.id)
+    .where(work_items.c.status == "pending")
+    .label("waiting")
+)
 
 # A status only moves forward: a late "delivered" never overwrites "read".
 STATUS_BEFORE: dict[str, tuple[str, ...]] = {
@@ -54,6 +64,7 @@ class Stored:
     conversation_ids: set[int] = field(default_factory=set)  # those with new work
     duplicates: int = 0
     updated: int = 0
+    ready: dict[int, Ready] = field(default_factory=dict)  # work its worker need not read
 
     @property
     def queued(self) -> int:
@@ -119,7 +130,7 @@ async def _inbound(
 ) -> None:
     at = now()
     senders = {(r.channel_id, e.sender.external_id): (r.space_id, e.sender) for _, r, e in inbound}
-    conversation, created = await _conversations(conn, senders, at)
+    conversation, created, states = await _conversations(conn, senders, at)
     rows = [
         {
             "space_id": request.space_id,
@@ -144,6 +155,7 @@ async def _inbound(
         )
     }
     queue = []
+    queued_by = []
     for n, request, event in inbound:
         message_id = inserted.pop((request.channel_id, event.external_id), None)
         if message_id is None:  # already stored, or twice in this batch
@@ -164,63 +176,77 @@ async def _inbound(
                 "created_at": at,
             }
         )
+        queued_by.append((n, queue[-1]))
         # only the first message of a new conversation counts as opening it
         conversation[request.channel_id, event.sender.external_id] = (conversation_id, False)
-    if queue:
-        await conn.execute(work_items.insert(), queue)
+    if not queue:
+        return
+    made = await conn.execute(
+        work_items.insert().returning(work_items.c.id, sort_by_parameter_order=True), queue
+    )
+    for (n, item), item_id in zip(queued_by, made.scalars(), strict=True):
+        state = states.get(item["conversation_id"])
+        if state is not None:  # nothing waits before it: handed to the worker as it is
+            ready = results[n].ready.setdefault(state.id, Ready(state, []))
+            ready.items.append(WorkItem(item_id, state.id, item["payload"], at))
 
 
 async def _conversations(
     conn: AsyncConnection, senders: dict[tuple[str, str], tuple[int, Sender]], at: datetime
-) -> tuple[dict[tuple[str, str], tuple[int, bool]], set[tuple[str, str]]]:
-    """`(channel, sender) -> (open conversation id, just opened)`, creating what is missing,
-    and the senders who are new contacts."""
-    found = await conn.execute(
-        sa.select(
-            identities.c.id,
-            identities.c.channel_id,
-            identities.c.external_id,
-            identities.c.contact_id,
-            conversations.c.id.label("conversation_id"),
-        )
-        .outerjoin(
-            conversations,
-            sa.and_(
-                conversations.c.identity_id == identities.c.id, conversations.c.status == "open"
-            ),
-        )
-        .where(sa.tuple_(identities.c.channel_id, identities.c.external_id).in_(list(senders)))
-    )
+) -> tuple[
+    dict[tuple[str, str], tuple[int, bool]], set[tuple[str, str]], dict[int, ConversationState]
+]:
+    """`(channel, sender) -> (open conversation id, just opened)`, creating what is missing;
+    the senders who are new contacts; and the state of each open conversation with no
+    work waiting (its worker starts from it, reading nothing)."""
+    keys = sa.tuple_(identities.c.channel_id, identities.c.external_id).in_(list(senders))
     result: dict[tuple[str, str], tuple[int, bool]] = {}
-    known: dict[tuple[str, str], tuple[int, int]] = {}
-    for row in found:
-        key = (row.channel_id, row.external_id)
-        known[key] = (row.id, row.contact_id)
-        if row.conversation_id is not None:
-            result[key] = (row.conversation_id, False)
+    states: dict[int, ConversationState] = {}
+    for row in await conn.execute(
+        with_state(sa.select(conversations.c.id, identities.c.channel_id, identities.c.external_id))
+        .add_columns(_waiting)
+        .where(conversations.c.status == "open")
+        .where(keys)
+    ):
+        result[row.channel_id, row.external_id] = (row.id, False)
+        if not row.waiting:
+            states[row.id] = state_of(row)
+    rest = [key for key in senders if key not in result]
+    if not rest:
+        return result, set(), states
+    # without an open conversation: known identities, or strangers
+    known: dict[tuple[str, str], tuple[int, int]] = {
+        (row.channel_id, row.external_id): (row.id, row.contact_id)
+        for row in await conn.execute(
+            sa.select(
+                identities.c.id,
+                identities.c.channel_id,
+                identities.c.external_id,
+                identities.c.contact_id,
+            ).where(sa.tuple_(identities.c.channel_id, identities.c.external_id).in_(rest))
+        )
+    }
     # newcomers in bulk: one statement per table however many arrive at once (one by
     # one, fifty new visitors made the first ack of each wait about 350 ms)
-    strangers = [key for key in senders if key not in known]
+    strangers = [key for key in rest if key not in known]
     if strangers:
         known.update(zip(strangers, await _new_contacts(conn, strangers, senders, at), strict=True))
-    opening = [key for key in senders if key not in result]
-    if opening:
-        opened = await conn.execute(
-            conversations.insert().returning(conversations.c.id, sort_by_parameter_order=True),
-            [
-                {
-                    "space_id": senders[key][0],
-                    "contact_id": known[key][1],
-                    "channel_id": key[0],
-                    "identity_id": known[key][0],
-                    "created_at": at,
-                }
-                for key in opening
-            ],
-        )
-        for key, conversation_id in zip(opening, opened.scalars(), strict=True):
-            result[key] = (conversation_id, True)
-    return result, set(strangers)
+    opened = await conn.execute(
+        conversations.insert().returning(conversations.c.id, sort_by_parameter_order=True),
+        [
+            {
+                "space_id": senders[key][0],
+                "contact_id": known[key][1],
+                "channel_id": key[0],
+                "identity_id": known[key][0],
+                "created_at": at,
+            }
+            for key in rest
+        ],
+    )
+    for key, conversation_id in zip(rest, opened.scalars(), strict=True):
+        result[key] = (conversation_id, True)
+    return result, set(strangers), states
 
 
 async def _new_contacts(

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 
 from bot.metrics import Metrics
 from bot.pipeline.handling import ConversationState
-from bot.pipeline.worker import Worker, WorkItem, state_of, with_state
+from bot.pipeline.worker import Ready, Worker, WorkItem, state_of, with_state
 from bot.storage.db import Database
 from bot.storage.tables import conversations, work_items
 
@@ -31,7 +31,9 @@ SCAN = 1000  # pending conversations found by one scan
 class WorkQueue(Protocol):
     """In-process (`LocalWorkQueue`) or shared by processes (`RedisWorkQueue`)."""
 
-    async def announce(self, conversation_ids: Iterable[int]) -> None: ...
+    async def announce(
+        self, conversation_ids: Iterable[int], ready: Mapping[int, Ready] | None = None
+    ) -> None: ...
 
     def notify(self) -> None: ...
 
@@ -65,11 +67,14 @@ class LocalWorkQueue:
         """Look for work in the database (all pending conversations)."""
         self._wake.set()
 
-    async def announce(self, conversation_ids: Iterable[int]) -> None:
-        """Work for these conversations was committed: drain them."""
+    async def announce(
+        self, conversation_ids: Iterable[int], ready: Mapping[int, Ready] | None = None
+    ) -> None:
+        """Work for these conversations was committed: drain them, starting from `ready`
+        (the committed items and the state) where the ingest had them."""
         if self._running:  # `serve --no-work` ingests for another process to work
             for conversation_id in conversation_ids:
-                self._start(conversation_id)
+                self._start(conversation_id, (ready or {}).get(conversation_id))
 
     async def run(self) -> None:
         self._running = True
@@ -105,19 +110,19 @@ class LocalWorkQueue:
             )
             return list(rows.scalars())
 
-    def _start(self, conversation_id: int) -> None:
+    def _start(self, conversation_id: int, ready: Ready | None = None) -> None:
         if conversation_id in self._busy:
             # its drain may have read the pending rows before these were committed
             self._again.add(conversation_id)
             return
         self._busy.add(conversation_id)
-        task = asyncio.create_task(self._drain(conversation_id))
+        task = asyncio.create_task(self._drain(conversation_id, ready))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _drain(self, conversation_id: int) -> None:
+    async def _drain(self, conversation_id: int, ready: Ready | None) -> None:
         try:
-            await self.drain(conversation_id)
+            await self.drain(conversation_id, ready)
         except Exception:
             log.exception("cannot drain a conversation; looking again shortly")
             await asyncio.sleep(1)
@@ -130,20 +135,30 @@ class LocalWorkQueue:
             elif self._scan_again:
                 self.notify()
 
-    async def drain(self, conversation_id: int) -> None:
-        """Handle the conversation's pending rows, in order.
+    async def drain(self, conversation_id: int, ready: Ready | None = None) -> None:
+        """Handle the conversation's pending rows in order: `ready`'s, else those read.
 
         Rows committed while it runs are announced again, so it stops at the first
         page that is not full instead of reading once more to find nothing.
         """
         async with self._slots:
             state: ConversationState | None = None
-            while rows := await self._pending(conversation_id):
-                state = state or state_of(rows[0])  # read with the rows: no second query
-                for row in rows:
-                    item = WorkItem(row.item_id, conversation_id, row.payload, row.item_created_at)
+            while True:
+                if ready is not None:
+                    state, items = ready.state, ready.items
+                    ready = None
+                else:
+                    rows = await self._pending(conversation_id)
+                    if not rows:
+                        break
+                    state = state or state_of(rows[0])  # read with the rows: no second query
+                    items = [
+                        WorkItem(r.item_id, conversation_id, r.payload, r.item_created_at)
+                        for r in rows
+                    ]
+                for item in items:
                     state = await self._handle(item, state)
-                if len(rows) < FETCH:
+                if len(items) < FETCH:
                     break  # rows committed since were announced, and drain again
 
     async def _pending(self, conversation_id: int) -> list[sa.Row[Any]]:

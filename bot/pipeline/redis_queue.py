@@ -24,7 +24,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -35,7 +35,7 @@ from bot.clock import now
 from bot.metrics import Metrics
 from bot.pipeline.partitions import PARTITIONS, partition_of
 from bot.pipeline.queue import LocalWorkQueue
-from bot.pipeline.worker import Worker
+from bot.pipeline.worker import Ready, Worker
 from bot.storage import redis_keys
 from bot.storage.db import Database
 from bot.storage.tables import work_items
@@ -84,8 +84,11 @@ class RedisWorkQueue:
         """The partitions this worker serves now (its sender sends only for them)."""
         return set(self._owned)
 
-    async def announce(self, conversation_ids: Iterable[int]) -> None:
-        """Called by web processes after the commit (one round trip for the batch)."""
+    async def announce(
+        self, conversation_ids: Iterable[int], ready: Mapping[int, Ready] | None = None
+    ) -> None:
+        """Called by web processes after the commit (one round trip for the batch); the
+        worker that owns the partition reads the items (`ready` is for one process)."""
         ids = sorted(set(conversation_ids))
         if not ids:
             return

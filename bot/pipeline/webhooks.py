@@ -63,7 +63,7 @@ async def accept(app: web.Application, channel: Channel, events: list[Event]) ->
     started = time.perf_counter()
     stored = await app[INGESTOR].store(channel.id, channel.config.space_id, events)
     if stored.queued:
-        await app[QUEUE].announce(stored.conversation_ids)
+        await app[QUEUE].announce(stored.conversation_ids, stored.ready)
         app[METRICS].messages.labels(direction="in").inc(stored.queued)
     app[METRICS].ingest_seconds.observe(time.perf_counter() - started)
     log.debug(

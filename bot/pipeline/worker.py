@@ -55,6 +55,15 @@ class WorkItem:
     created_at: datetime | None = None  # a message's: when the contact wrote
 
 
+@dataclass(frozen=True)
+class Ready:
+    """A conversation's new work, as its ingest committed it, with the conversation's state:
+    its drain starts without reading either."""
+
+    state: ConversationState
+    items: list[WorkItem]
+
+
 class Outlet(Protocol):
     """The sender, as the worker sees it."""
 
