@@ -161,6 +161,11 @@ class Database:
                 self._checkpoints = Checkpoints(path)
 
     @property
+    def engines(self) -> tuple[AsyncEngine, ...]:
+        """Every engine this handle uses (to observe them: statement counts, timings)."""
+        return tuple(dict.fromkeys((self.engine, self._writer, self._glancer)))
+
+    @property
     def is_sqlite(self) -> bool:
         return self.url.startswith("sqlite")
 
