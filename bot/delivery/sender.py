@@ -38,9 +38,24 @@ UNREACHABLE = {
     Reach.ERASED: "the contact was erased; nothing is ever sent to them",
 }
 
-# built once: an alias made per query costs more than the query (column proxies)
+# built once: an alias made per query costs more than the query (column proxies), and a
+# statement built per send more than running it
 _inbound = messages.alias("inbound")
 _earlier, _earlier_message = outbox.alias("earlier"), messages.alias("earlier_message")
+_RECORD = (
+    messages.update()
+    .where(messages.c.id == sa.bindparam("m_id"))
+    .values(
+        # a receipt may already have moved it past "sent"
+        status=sa.case(
+            (messages.c.status == "pending", sa.bindparam("m_status")),
+            else_=messages.c.status,
+        ),
+        external_id=sa.bindparam("m_external_id"),
+        error=sa.bindparam("m_error"),
+    )
+)
+_SENT = outbox.delete().where(outbox.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
 class Sender:
@@ -221,17 +236,7 @@ class Sender:
         finished = [o for o in outcomes if o.status != "retry"]
         if finished:
             await conn.execute(
-                messages.update()
-                .where(messages.c.id == sa.bindparam("m_id"))
-                .values(
-                    # a receipt may already have moved it past "sent"
-                    status=sa.case(
-                        (messages.c.status == "pending", sa.bindparam("m_status")),
-                        else_=messages.c.status,
-                    ),
-                    external_id=sa.bindparam("m_external_id"),
-                    error=sa.bindparam("m_error"),
-                ),
+                _RECORD,
                 [
                     {
                         "m_id": o.message_id,
@@ -242,9 +247,7 @@ class Sender:
                     for o in finished
                 ],
             )
-            await conn.execute(
-                outbox.delete().where(outbox.c.id.in_([o.outbox_id for o in finished]))
-            )
+            await conn.execute(_SENT, {"ids": [o.outbox_id for o in finished]})
             blocks = [o.blocks for o in finished if o.blocks is not None]
             if blocks:
                 await conn.execute(

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -39,13 +40,34 @@ from bot.storage.tables import contacts, conversations, identities, messages, wo
 
 log = logging.getLogger(__name__)
 
-# work of the conversation that waits (or is being handled): a new item queues behind it
-_waiting = (
-    sa.exists()
-    .where(work_items.c.conversation_id == conversations.c.id)
-    .where(work_items.c.status == "pending")
-    .label("waiting")
+# Built once (building a statement and its cache key cost more than running it):
+# the open conversations of `senders`, each with its state, and whether work of it waits
+# (or is being handled), in which case a new item queues behind it
+_FIND = (
+    with_state(sa.select(conversations.c.id, identities.c.channel_id, identities.c.external_id))
+    .add_columns(
+        sa.exists()
+        .where(work_items.c.conversation_id == conversations.c.id)
+        .where(work_items.c.status == "pending")
+        .label("waiting")
+    )
+    .where(conversations.c.status == "open")
+    .where(
+        sa.tuple_(identities.c.channel_id, identities.c.external_id).in_(
+            sa.bindparam("senders", expanding=True)
+        )
+    )
 )
+_QUEUE = work_items.insert().returning(work_items.c.id, sort_by_parameter_order=True)
+
+
+def _store_messages(db: Database) -> Any:
+    return (
+        db.insert(messages)
+        .on_conflict_do_nothing()
+        .returning(messages.c.id, messages.c.channel_id, messages.c.external_id)
+    )
+
 
 # A status only moves forward: a late "delivered" never overwrites "read".
 STATUS_BEFORE: dict[str, tuple[str, ...]] = {
@@ -147,15 +169,10 @@ async def _inbound(
     ]
     inserted = {
         (row.channel_id, row.external_id): row.id
-        for row in await conn.execute(
-            db.insert(messages)
-            .on_conflict_do_nothing()
-            .returning(messages.c.id, messages.c.channel_id, messages.c.external_id),
-            rows,
-        )
+        for row in await conn.execute(db.prepared(_store_messages), rows)
     }
     queue = []
-    queued_by = []
+    owners = []  # the request of each queued item
     for n, request, event in inbound:
         message_id = inserted.pop((request.channel_id, event.external_id), None)
         if message_id is None:  # already stored, or twice in this batch
@@ -176,15 +193,13 @@ async def _inbound(
                 "created_at": at,
             }
         )
-        queued_by.append((n, queue[-1]))
+        owners.append(n)
         # only the first message of a new conversation counts as opening it
         conversation[request.channel_id, event.sender.external_id] = (conversation_id, False)
     if not queue:
         return
-    made = await conn.execute(
-        work_items.insert().returning(work_items.c.id, sort_by_parameter_order=True), queue
-    )
-    for (n, item), item_id in zip(queued_by, made.scalars(), strict=True):
+    made = await conn.execute(_QUEUE, queue)
+    for n, item, item_id in zip(owners, queue, made.scalars(), strict=True):
         state = states.get(item["conversation_id"])
         if state is not None:  # nothing waits before it: handed to the worker as it is
             ready = results[n].ready.setdefault(state.id, Ready(state, []))
@@ -199,15 +214,9 @@ async def _conversations(
     """`(channel, sender) -> (open conversation id, just opened)`, creating what is missing;
     the senders who are new contacts; and the state of each open conversation with no
     work waiting (its worker starts from it, reading nothing)."""
-    keys = sa.tuple_(identities.c.channel_id, identities.c.external_id).in_(list(senders))
     result: dict[tuple[str, str], tuple[int, bool]] = {}
     states: dict[int, ConversationState] = {}
-    for row in await conn.execute(
-        with_state(sa.select(conversations.c.id, identities.c.channel_id, identities.c.external_id))
-        .add_columns(_waiting)
-        .where(conversations.c.status == "open")
-        .where(keys)
-    ):
+    for row in await conn.execute(_FIND, {"senders": list(senders)}):
         result[row.channel_id, row.external_id] = (row.id, False)
         if not row.waiting:
             states[row.id] = state_of(row)

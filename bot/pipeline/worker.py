@@ -111,13 +111,42 @@ class _Effects:
     look: bool = False  # the outbox may hold rows the sender must look for
 
 
-# the conversation has messages in the outbox: later ones must queue behind them (text:
-# SQLite's RETURNING drops the tables' names, which makes `id` ambiguous here)
-_owed = sa.literal_column(
-    "EXISTS (SELECT 1 FROM outbox JOIN messages AS owed ON owed.id = outbox.message_id"
-    " WHERE owed.conversation_id = conversations.id)",
-    sa.Boolean,
-).label("owed")
+# Built once: building a statement and its cache key cost more than running it.
+# Conversations that were active `at` (`ids` are all of the batch's), with their handler,
+# and whether messages of theirs wait in the outbox: later ones must queue behind them
+# (text: SQLite's RETURNING drops the tables' names, which makes `id` ambiguous there).
+_TOUCH = (
+    conversations.update()
+    .where(conversations.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .values(
+        last_message_at=sa.case(
+            (conversations.c.id.in_(sa.bindparam("active", expanding=True)), sa.bindparam("at")),
+            else_=conversations.c.last_message_at,
+        )
+    )
+    .returning(
+        conversations.c.id,
+        conversations.c.handler,
+        sa.literal_column(
+            "EXISTS (SELECT 1 FROM outbox JOIN messages AS owed ON owed.id = outbox.message_id"
+            " WHERE owed.conversation_id = conversations.id)",
+            sa.Boolean,
+        ).label("owed"),
+    )
+)
+_TOUCH_CONTACTS = (
+    contacts.update()
+    .where(contacts.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .values(last_message_at=sa.bindparam("at"))
+)
+_QUEUE = outbox.insert().returning(outbox.c.id, sort_by_parameter_order=True)
+_DONE = work_items.delete().where(work_items.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+
+def _store_replies(db: Database) -> Any:
+    return (
+        db.insert(messages).on_conflict_do_nothing().returning(messages.c.id, messages.c.dedupe_key)
+    )
 
 
 class Worker:
@@ -300,18 +329,13 @@ class Worker:
         if not replies:
             return
         inserted = sorted(
-            await conn.execute(
-                self._db.insert(messages)
-                .on_conflict_do_nothing()
-                .returning(messages.c.id, messages.c.dedupe_key),
-                replies,
-            ),
+            await conn.execute(self._db.prepared(_store_replies), replies),
             key=lambda r: r.id,  # the outbox in the order the replies were written
         )
         if not inserted:
             return
         queued = await conn.execute(
-            outbox.insert().returning(outbox.c.id, sort_by_parameter_order=True),
+            _QUEUE,
             [
                 {
                     "message_id": r.id,
@@ -361,15 +385,7 @@ class Worker:
         found = {
             row.id: row
             for row in await conn.execute(
-                conversations.update()
-                .where(conversations.c.id.in_([e.ctx.conversation.id for e in batch]))
-                .values(
-                    last_message_at=sa.case(
-                        (conversations.c.id.in_(active), at),
-                        else_=conversations.c.last_message_at,
-                    )
-                )
-                .returning(conversations.c.id, conversations.c.handler, _owed)
+                _TOUCH, {"ids": [e.ctx.conversation.id for e in batch], "active": active, "at": at}
             )
         }
         ok = [
@@ -386,9 +402,7 @@ class Worker:
             e.look = e.look or bool(e.ctx.writes)  # a flow may have queued messages
         wrote = [e.ctx.conversation.contact_id for e in done if e.ctx.message_id is not None]
         if wrote:
-            await conn.execute(
-                contacts.update().where(contacts.c.id.in_(wrote)).values(last_message_at=at)
-            )
+            await conn.execute(_TOUCH_CONTACTS, {"ids": wrote, "at": at})
         # a contact with a newly opened conversation is open again, whoever handled it
         opened = [e.ctx.conversation.contact_id for e in done if e.ctx.opened]
         if opened:
@@ -397,7 +411,5 @@ class Worker:
                 .where(contacts.c.id.in_(opened), contacts.c.status == "closed")
                 .values(status="open")
             )
-        await conn.execute(
-            work_items.delete().where(work_items.c.id.in_([e.item.id for e in done]))
-        )
+        await conn.execute(_DONE, {"ids": [e.item.id for e in done]})
         return ok

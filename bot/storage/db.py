@@ -7,9 +7,9 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, closing, nullcontext
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from bot.storage.inline_sqlite import inline_creator
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 CHECKPOINT_EVERY = 1.0  # seconds between WAL checkpoints, at most
 BUSY_WAIT = 10.0  # seconds a SQLite write waits for another process's write to end
@@ -142,6 +144,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **pool)
         self._writer = self.engine
         self._glancer = self.engine
+        self._prepared: dict[Callable[[Database], Any], Any] = {}
         self._write_lock = None
         self._checkpoints: Checkpoints | None = None
         if self.is_sqlite:
@@ -172,6 +175,14 @@ class Database:
     def insert(self, table: Any) -> Any:
         """A dialect insert, so callers can use `on_conflict_do_nothing()`."""
         return (sqlite.insert if self.is_sqlite else postgresql.insert)(table)
+
+    def prepared(self, build: Callable[[Database], T]) -> T:
+        """`build(self)`, built once: on the hot path, building a statement and its cache
+        key cost more than running it. For statements that depend on the dialect."""
+        made = self._prepared.get(build)
+        if made is None:
+            made = self._prepared[build] = build(self)
+        return made  # type: ignore[no-any-return]
 
     @asynccontextmanager
     async def write(self, yielding: bool = False) -> AsyncIterator[AsyncConnection]:
