@@ -41,7 +41,7 @@ UNREACHABLE = {
 # built once: an alias made per query costs more than the query (column proxies), and a
 # statement built per send more than running it
 _inbound = messages.alias("inbound")
-_earlier, _earlier_message = outbox.alias("earlier"), messages.alias("earlier_message")
+_earlier = outbox.alias("earlier")
 _RECORD = (
     messages.update()
     .where(messages.c.id == sa.bindparam("m_id"))
@@ -108,14 +108,13 @@ class Sender:
         # a row waits while an earlier row of its conversation waits for its retry
         overtakes = (
             sa.exists()
+            .where(_earlier.c.conversation_id == outbox.c.conversation_id)
             .where(_earlier.c.id < outbox.c.id)
             .where(_earlier.c.next_attempt_at > at)
-            .where(_earlier_message.c.id == _earlier.c.message_id)
-            .where(_earlier_message.c.conversation_id == messages.c.conversation_id)
         )
         last_inbound = (
             sa.select(sa.func.max(_inbound.c.created_at))
-            .where(_inbound.c.conversation_id == messages.c.conversation_id)
+            .where(_inbound.c.conversation_id == outbox.c.conversation_id)
             .where(_inbound.c.direction == "in")
             .scalar_subquery()
         )
@@ -126,8 +125,8 @@ class Sender:
                         outbox.c.id,
                         outbox.c.attempts,
                         outbox.c.channel_id,
-                        messages.c.id.label("message_id"),
-                        messages.c.conversation_id,
+                        outbox.c.message_id,
+                        outbox.c.conversation_id,
                         messages.c.parts,
                         identities.c.id.label("identity_id"),
                         identities.c.external_id.label("recipient"),
@@ -136,12 +135,12 @@ class Sender:
                         users.c.name.label("sender_name"),
                     )
                     .join(messages, messages.c.id == outbox.c.message_id)
-                    .join(conversations, conversations.c.id == messages.c.conversation_id)
+                    .join(conversations, conversations.c.id == outbox.c.conversation_id)
                     .join(identities, identities.c.id == conversations.c.identity_id)
                     .outerjoin(users, users.c.id == messages.c.sender_user_id)
                     .where(outbox.c.next_attempt_at <= at)
-                    .where(only_owned(messages.c.conversation_id, self.owned))
-                    .where(messages.c.conversation_id.not_in(sorted(self._busy)))
+                    .where(only_owned(outbox.c.conversation_id, self.owned))
+                    .where(outbox.c.conversation_id.not_in(sorted(self._busy)))
                     .where(~overtakes)
                     .order_by(outbox.c.id)
                     .limit(BATCH)

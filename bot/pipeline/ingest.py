@@ -44,7 +44,10 @@ log = logging.getLogger(__name__)
 # the open conversations of `senders`, each with its state, and whether work of it waits
 # (or is being handled), in which case a new item queues behind it
 _FIND = (
-    with_state(sa.select(conversations.c.id, identities.c.channel_id, identities.c.external_id))
+    with_state(
+        sa.select(conversations.c.id, identities.c.channel_id, identities.c.external_id),
+        identified=True,
+    )
     .add_columns(
         sa.exists()
         .where(work_items.c.conversation_id == conversations.c.id)

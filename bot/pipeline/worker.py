@@ -72,8 +72,12 @@ class Outlet(Protocol):
     def notify(self) -> None: ...
 
 
-def with_state(query: sa.Select[Any]) -> sa.Select[Any]:
-    """`query` (over conversations) plus what a handler sees of the conversation."""
+def with_state(query: sa.Select[Any], identified: bool = False) -> sa.Select[Any]:
+    """`query` (over conversations) plus what a handler sees of the conversation.
+
+    `identified`: only conversations with an identity, so a query that picks identities
+    can start from their index (SQLite keeps a left join's order: it scanned every open
+    conversation)."""
     return (
         query.add_columns(
             conversations.c.space_id,
@@ -93,7 +97,7 @@ def with_state(query: sa.Select[Any]) -> sa.Select[Any]:
         )
         .join_from(conversations, contacts, contacts.c.id == conversations.c.contact_id)
         .join(spaces, spaces.c.id == conversations.c.space_id)
-        .outerjoin(identities, identities.c.id == conversations.c.identity_id)
+        .join(identities, identities.c.id == conversations.c.identity_id, isouter=not identified)
     )
 
 
@@ -128,8 +132,7 @@ _TOUCH = (
         conversations.c.id,
         conversations.c.handler,
         sa.literal_column(
-            "EXISTS (SELECT 1 FROM outbox JOIN messages AS owed ON owed.id = outbox.message_id"
-            " WHERE owed.conversation_id = conversations.id)",
+            "EXISTS (SELECT 1 FROM outbox WHERE outbox.conversation_id = conversations.id)",
             sa.Boolean,
         ).label("owed"),
     )
@@ -340,6 +343,7 @@ class Worker:
                 {
                     "message_id": r.id,
                     "channel_id": made[r.dedupe_key][0].ctx.conversation.channel_id,
+                    "conversation_id": made[r.dedupe_key][0].ctx.conversation.id,
                     "next_attempt_at": at,
                 }
                 for r in inserted

@@ -242,7 +242,14 @@ outbox = Table(
         "message_id", ForeignKey("messages.id", ondelete="CASCADE"), nullable=False, unique=True
     ),
     Column("channel_id", ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    # the message's: whether a conversation owes a send is one index probe
+    Column(
+        "conversation_id",
+        ForeignKey("conversations.id", ondelete="CASCADE", name="fk_outbox_conversation_id"),
+        nullable=False,
+    ),
     *_retries(),
+    Index("ix_outbox_conversation", "conversation_id", "id"),
 )
 
 # The work queue's durable copy: a row per event waiting for the handlers.

@@ -419,7 +419,10 @@ async def queue_agent_message(
     if message_id is not None:
         await conn.execute(
             outbox.insert().values(
-                message_id=message_id, channel_id=conversation.channel_id, next_attempt_at=at
+                message_id=message_id,
+                channel_id=conversation.channel_id,
+                conversation_id=conversation.id,
+                next_attempt_at=at,
             )
         )
         await we_wrote(conn, conversation.id, by_person=author.type == "user")
