@@ -133,7 +133,7 @@ async def main(args: argparse.Namespace) -> None:
         try:
             channel = await webchat_channel(hub.url)
             url = f"{hub.url.replace('http', 'ws')}/webchat/ws?channel={channel}"
-            most = await peak(url, args.visitors, 20)
+            most = await peak(url, args.visitors, 50)
             offered = most / 2
             hub_latencies = await paced(url, args.visitors, offered, args.seconds)
         finally:

@@ -42,10 +42,8 @@ class GroupCommitter(Generic[T, R]):
         self._queue.append((item, done))
         async with self._lock:
             if not done.done():  # nobody committed it while we waited: lead a batch
-                batch = self._queue[: self._max_batch]
-                del self._queue[: self._max_batch]
                 # shielded: a caller that goes away must not abort the others' commit
-                task = asyncio.ensure_future(self._commit(batch))
+                task = asyncio.ensure_future(self._take_and_commit())
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
                 await asyncio.shield(task)
@@ -54,6 +52,14 @@ class GroupCommitter(Generic[T, R]):
     async def close(self) -> None:
         """Wait for commits whose callers were cancelled (at shutdown), so none is cut off."""
         await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def _take_and_commit(self) -> None:
+        """Commit what is queued when the task starts, one turn of the loop after its
+        leader: the callers woken in the same turn as the leader come along (taken at
+        once, the leader went alone and its neighbours made a second commit)."""
+        batch = self._queue[: self._max_batch]
+        del self._queue[: self._max_batch]
+        await self._commit(batch)
 
     async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
