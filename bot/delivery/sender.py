@@ -24,6 +24,7 @@ from bot.errors import ChanCenterError, PermanentFailure, RecipientBlocked, Retr
 from bot.metrics import Metrics
 from bot.model import Due, Outbound, Reach, parts_adapter
 from bot.pipeline.channels import ChannelRegistry
+from bot.pipeline.lines import Line
 from bot.pipeline.partitions import Owned, everything, only_owned, partition_of
 from bot.storage.db import Database
 from bot.storage.group import GroupCommitter
@@ -68,7 +69,7 @@ class Sender:
         self._metrics = metrics
         self._wake = asyncio.Event()
         self._notified = 0  # how many times rows were said to be due
-        self._busy: set[int] = set()  # conversations with a send task running
+        self._lines: dict[int, Line[Due]] = {}  # conversations with a send task running
         self._tasks: set[asyncio.Task[None]] = set()
         self._group: GroupCommitter[_Outcome, None] = GroupCommitter(db, self._write)
 
@@ -76,21 +77,25 @@ class Sender:
         self._notified += 1
         self._wake.set()
 
-    def offer(self, due: Sequence[Due]) -> None:
-        """Send rows just committed by whoever wrote them, without looking for them.
+    def offer(self, due: Sequence[Due], after: int | None) -> None:
+        """Send one conversation's rows, just committed, without looking for them.
 
-        The writer vouches that no earlier row of their conversations waits in the outbox;
-        a conversation already sending (or not ours) gets them through a look instead."""
+        `after` is the conversation's last outbox row committed before them (None: none).
+        They are sent at once when nothing came before them, or behind the conversation's
+        running sends when those hold everything before; otherwise the sender looks."""
+        if not due:
+            return
+        conversation_id = due[0].conversation_id
         partitions = self.owned()
-        by_conversation: dict[int, list[Due]] = defaultdict(list)
-        for row in due:
-            by_conversation[row.conversation_id].append(row)
-        for conversation_id, rows in by_conversation.items():
-            mine = partitions is None or partition_of(conversation_id) in partitions
-            if not mine or conversation_id in self._busy:
-                self.notify()
-            else:
-                self._start(conversation_id, rows, self._notified)
+        line = self._lines.get(conversation_id)
+        if partitions is not None and partition_of(conversation_id) not in partitions:
+            self.notify()
+        elif line is None and after is None:
+            self._start(conversation_id, due, self._notified)
+        elif line is not None and line.holds_all_before(after):
+            line.take(due)
+        else:
+            self.notify()
 
     async def run(self) -> None:
         await drain(self._db, outbox.c.next_attempt_at, self._wake, self.send_due, "sender", BATCH)
@@ -101,7 +106,7 @@ class Sender:
         Each conversation sends in its own task, in order, so one slow chat (a platform's
         per-chat limit, a retry) never holds the others back.
         """
-        if len(self._busy) >= MAX_SENDING:
+        if len(self._lines) >= MAX_SENDING:
             return 0
         seen = self._notified  # before the query: a later commit must be looked for again
         at = now()
@@ -112,10 +117,14 @@ class Sender:
             .where(_earlier.c.id < outbox.c.id)
             .where(_earlier.c.next_attempt_at > at)
         )
+        # the latest inbound message is the last to arrive: walked back from the newest
+        # (a MAX over the conversation read all its messages, per row)
         last_inbound = (
-            sa.select(sa.func.max(_inbound.c.created_at))
+            sa.select(_inbound.c.created_at)
             .where(_inbound.c.conversation_id == outbox.c.conversation_id)
             .where(_inbound.c.direction == "in")
+            .order_by(_inbound.c.id.desc())
+            .limit(1)
             .scalar_subquery()
         )
         async with self._db.glance() as conn:
@@ -140,7 +149,7 @@ class Sender:
                     .outerjoin(users, users.c.id == messages.c.sender_user_id)
                     .where(outbox.c.next_attempt_at <= at)
                     .where(only_owned(outbox.c.conversation_id, self.owned))
-                    .where(outbox.c.conversation_id.not_in(sorted(self._busy)))
+                    .where(outbox.c.conversation_id.not_in(sorted(self._lines)))
                     .where(~overtakes)
                     .order_by(outbox.c.id)
                     .limit(BATCH)
@@ -153,26 +162,27 @@ class Sender:
             )
         for conversation_id, group in by_conversation.items():
             # one handed over meanwhile (the read waits on PostgreSQL) is already sending
-            if conversation_id not in self._busy:
+            if conversation_id not in self._lines:
                 self._start(conversation_id, group, seen)
         return len(rows)
 
-    def _start(self, conversation_id: int, rows: list[Due], seen: int) -> None:
-        self._busy.add(conversation_id)
-        task = asyncio.create_task(self._send_in_order(conversation_id, rows, seen))
+    def _start(self, conversation_id: int, rows: Sequence[Due], seen: int) -> None:
+        line = self._lines[conversation_id] = Line()
+        line.take(rows)
+        task = asyncio.create_task(self._send_in_order(conversation_id, line, seen))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send_in_order(self, conversation_id: int, rows: list[Due], seen: int) -> None:
+    async def _send_in_order(self, conversation_id: int, line: Line[Due], seen: int) -> None:
         try:
-            for row in rows:
+            while (row := line.next()) is not None:
                 if not await self._send_one(row):
                     self.notify()  # the run loop learns when the retry is due
                     return  # keep order: later messages wait for this one
         except Exception:
             log.exception("sending failed unexpectedly", extra={"conversation": conversation_id})
         finally:
-            self._busy.discard(conversation_id)
+            del self._lines[conversation_id]
             if self._notified != seen:  # rows came meanwhile: this conversation's may be due
                 self.notify()
 

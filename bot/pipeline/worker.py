@@ -67,7 +67,7 @@ class Ready:
 class Outlet(Protocol):
     """The sender, as the worker sees it."""
 
-    def offer(self, due: Sequence[Due]) -> None: ...
+    def offer(self, due: Sequence[Due], after: int | None) -> None: ...
 
     def notify(self) -> None: ...
 
@@ -112,13 +112,14 @@ class _Effects:
     item: WorkItem
     ctx: HandlerContext
     due: list[Due] = field(default_factory=list)  # what the sender is handed after the commit
+    after: int | None = None  # the conversation's last outbox row before them
     look: bool = False  # the outbox may hold rows the sender must look for
 
 
 # Built once: building a statement and its cache key cost more than running it.
 # Conversations that were active `at` (`ids` are all of the batch's), with their handler,
-# and whether messages of theirs wait in the outbox: later ones must queue behind them
-# (text: SQLite's RETURNING drops the tables' names, which makes `id` ambiguous there).
+# and the last of their messages waiting in the outbox: later ones queue behind it (text:
+# SQLite's RETURNING drops the tables' names, which makes `id` ambiguous there).
 _TOUCH = (
     conversations.update()
     .where(conversations.c.id.in_(sa.bindparam("ids", expanding=True)))
@@ -132,9 +133,9 @@ _TOUCH = (
         conversations.c.id,
         conversations.c.handler,
         sa.literal_column(
-            "EXISTS (SELECT 1 FROM outbox WHERE outbox.conversation_id = conversations.id)",
-            sa.Boolean,
-        ).label("owed"),
+            "(SELECT max(outbox.id) FROM outbox WHERE outbox.conversation_id = conversations.id)",
+            sa.Integer,
+        ).label("owed_through"),
     )
 )
 _TOUCH_CONTACTS = (
@@ -222,7 +223,7 @@ class Worker:
                     self._on_desk()
                 if self._sender is not None:
                     if effects.due:
-                        self._sender.offer(effects.due)
+                        self._sender.offer(effects.due, effects.after)
                     if effects.look:
                         self._sender.notify()
                 for callback in ctx.after_commit:
@@ -302,11 +303,9 @@ class Worker:
                 ],
             )
 
-    async def _queue(
-        self, conn: AsyncConnection, done: list[_Effects], owed: dict[int, bool], at: datetime
-    ) -> None:
-        """Write the replies and their outbox rows. What the sender may take at once (no
-        earlier row of its conversation waits) goes on the effects; the rest it looks for."""
+    async def _queue(self, conn: AsyncConnection, done: list[_Effects], at: datetime) -> None:
+        """Write the replies and their outbox rows; the sender is handed them on the
+        effects, unless it must look for them (an agent's name, an automation's send)."""
         replies: list[dict[str, Any]] = []
         made: dict[str, tuple[_Effects, tuple[Part, ...], Author]] = {}
         for e in done:
@@ -354,8 +353,7 @@ class Worker:
             state = e.ctx.conversation
             # a person's name, or an automation's time of last inbound, is the sender's to read
             if (
-                owed[state.id]
-                or state.recipient is None
+                state.recipient is None
                 or author.type == "user"
                 or (e.ctx.message_id is None or e.item.created_at is None)
             ):
@@ -400,7 +398,9 @@ class Worker:
         done = [e for e, fine in zip(batch, ok, strict=True) if fine]
         if not done:
             return ok
-        await self._queue(conn, done, {k: bool(r.owed) for k, r in found.items()}, at)
+        for e in done:
+            e.after = found[e.ctx.conversation.id].owed_through
+        await self._queue(conn, done, at)
         for e in done:
             await self._write_state(conn, e.ctx, at)
             e.look = e.look or bool(e.ctx.writes)  # a flow may have queued messages

@@ -32,7 +32,7 @@ MOST = 10
 HOT_PATH = {
     "RequestHandler.start",
     "LocalWorkQueue._drain",
-    "GroupCommitter._commit",
+    "GroupCommitter._take_and_commit",
     "Sender.run",
     "Sender._send_in_order",
 }
