@@ -41,18 +41,19 @@ from bot.storage.tables import contacts, conversations, identities, messages, wo
 log = logging.getLogger(__name__)
 
 # Built once (building a statement and its cache key cost more than running it):
-# the open conversations of `senders`, each with its state, and whether work of it waits
-# (or is being handled), in which case a new item queues behind it
+# the open conversations of `senders`, each with its state and its last work item waiting
+# (or being handled), behind which a new one queues
 _FIND = (
     with_state(
         sa.select(conversations.c.id, identities.c.channel_id, identities.c.external_id),
         identified=True,
     )
     .add_columns(
-        sa.exists()
+        sa.select(sa.func.max(work_items.c.id))
         .where(work_items.c.conversation_id == conversations.c.id)
         .where(work_items.c.status == "pending")
-        .label("waiting")
+        .scalar_subquery()
+        .label("waiting_through")
     )
     .where(conversations.c.status == "open")
     .where(
@@ -202,27 +203,35 @@ async def _inbound(
     if not queue:
         return
     made = await conn.execute(_QUEUE, queue)
+    # handed to the worker as they are, each request's saying what came before it
+    before = {conversation_id: after for conversation_id, (_, after) in states.items()}
     for n, item, item_id in zip(owners, queue, made.scalars(), strict=True):
-        state = states.get(item["conversation_id"])
-        if state is not None:  # nothing waits before it: handed to the worker as it is
-            ready = results[n].ready.setdefault(state.id, Ready(state, []))
-            ready.items.append(WorkItem(item_id, state.id, item["payload"], at))
+        conversation_id = item["conversation_id"]
+        if conversation_id in states:
+            ready = results[n].ready.get(conversation_id)
+            if ready is None:
+                state = states[conversation_id][0]
+                ready = Ready(state, [], before[conversation_id])
+                results[n].ready[conversation_id] = ready
+            ready.items.append(WorkItem(item_id, conversation_id, item["payload"], at))
+            before[conversation_id] = item_id
 
 
 async def _conversations(
     conn: AsyncConnection, senders: dict[tuple[str, str], tuple[int, Sender]], at: datetime
 ) -> tuple[
-    dict[tuple[str, str], tuple[int, bool]], set[tuple[str, str]], dict[int, ConversationState]
+    dict[tuple[str, str], tuple[int, bool]],
+    set[tuple[str, str]],
+    dict[int, tuple[ConversationState, int | None]],
 ]:
     """`(channel, sender) -> (open conversation id, just opened)`, creating what is missing;
-    the senders who are new contacts; and the state of each open conversation with no
-    work waiting (its worker starts from it, reading nothing)."""
+    the senders who are new contacts; and each open conversation's state, with its last
+    work item waiting (the worker starts from them, reading nothing)."""
     result: dict[tuple[str, str], tuple[int, bool]] = {}
-    states: dict[int, ConversationState] = {}
+    states: dict[int, tuple[ConversationState, int | None]] = {}
     for row in await conn.execute(_FIND, {"senders": list(senders)}):
         result[row.channel_id, row.external_id] = (row.id, False)
-        if not row.waiting:
-            states[row.id] = state_of(row)
+        states[row.id] = (state_of(row), row.waiting_through)
     rest = [key for key in senders if key not in result]
     if not rest:
         return result, set(), states

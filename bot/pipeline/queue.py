@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from bot.metrics import Metrics
 from bot.pipeline.handling import ConversationState
+from bot.pipeline.lines import Line
 from bot.pipeline.worker import Ready, Worker, WorkItem, state_of, with_state
 from bot.storage.db import Database
 from bot.storage.tables import conversations, work_items
@@ -55,7 +56,7 @@ class LocalWorkQueue:
         self._metrics = metrics
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
-        self._busy: set[int] = set()
+        self._lines: dict[int, Line[WorkItem]] = {}  # conversations being drained
         self._again: set[int] = set()  # announced while draining: drain once more
         self._running = False
         self._scan_again = False  # the last scan found more than it could take
@@ -111,55 +112,69 @@ class LocalWorkQueue:
             return list(rows.scalars())
 
     def _start(self, conversation_id: int, ready: Ready | None = None) -> None:
-        if conversation_id in self._busy:
-            # its drain may have read the pending rows before these were committed
-            self._again.add(conversation_id)
+        line = self._lines.get(conversation_id)
+        if line is not None:  # draining: the new items join its line, or it looks again
+            if ready is not None and line.holds_all_before(ready.after):
+                line.take(ready.items)
+            else:
+                self._again.add(conversation_id)
             return
-        self._busy.add(conversation_id)
-        task = asyncio.create_task(self._drain(conversation_id, ready))
+        line = self._lines[conversation_id] = Line()
+        state = None
+        if ready is not None and ready.after is None:  # nothing before them: no read
+            line.take(ready.items)
+            state = ready.state
+        task = asyncio.create_task(self._drain(conversation_id, line, state))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _drain(self, conversation_id: int, ready: Ready | None) -> None:
+    async def _drain(
+        self, conversation_id: int, line: Line[WorkItem], state: ConversationState | None
+    ) -> None:
         try:
-            await self.drain(conversation_id, ready)
+            await self.drain(conversation_id, line, state)
         except Exception:
             log.exception("cannot drain a conversation; looking again shortly")
             await asyncio.sleep(1)
             self.notify()
         finally:
-            self._busy.discard(conversation_id)
+            del self._lines[conversation_id]
             if conversation_id in self._again and self._running:
                 self._again.discard(conversation_id)
                 self._start(conversation_id)
             elif self._scan_again:
                 self.notify()
 
-    async def drain(self, conversation_id: int, ready: Ready | None = None) -> None:
-        """Handle the conversation's pending rows in order: `ready`'s, else those read.
+    async def drain(
+        self,
+        conversation_id: int,
+        line: Line[WorkItem] | None = None,
+        state: ConversationState | None = None,
+    ) -> None:
+        """Handle the conversation's pending items in order: those in its line, else read.
 
-        Rows committed while it runs are announced again, so it stops at the first
-        page that is not full instead of reading once more to find nothing.
+        Items committed while it runs join the line or are announced again, so it reads
+        once more only after a full page, not to find nothing.
         """
+        line = line or Line()
         async with self._slots:
-            state: ConversationState | None = None
-            while True:
-                if ready is not None:
-                    state, items = ready.state, ready.items
-                    ready = None
-                else:
-                    rows = await self._pending(conversation_id)
-                    if not rows:
-                        break
-                    state = state or state_of(rows[0])  # read with the rows: no second query
-                    items = [
-                        WorkItem(r.item_id, conversation_id, r.payload, r.item_created_at)
-                        for r in rows
-                    ]
-                for item in items:
-                    state = await self._handle(item, state)
-                if len(items) < FETCH:
-                    break  # rows committed since were announced, and drain again
+            full = False
+            if not len(line):
+                state, full = await self._read(conversation_id, line)
+            while (item := line.next()) is not None:
+                state = await self._handle(item, state)
+                if full and not len(line):
+                    found, full = await self._read(conversation_id, line)
+                    state = state or found
+
+    async def _read(
+        self, conversation_id: int, line: Line[WorkItem]
+    ) -> tuple[ConversationState | None, bool]:
+        """A page of the conversation's pending items into `line`: the conversation's
+        state (read with them: no second query), and whether the page was full."""
+        rows = await self._pending(conversation_id)
+        line.take(WorkItem(r.item_id, conversation_id, r.payload, r.item_created_at) for r in rows)
+        return (state_of(rows[0]) if rows else None), len(rows) == FETCH
 
     async def _pending(self, conversation_id: int) -> list[sa.Row[Any]]:
         """The conversation's next pending rows, each with the conversation's state."""

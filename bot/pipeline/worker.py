@@ -62,6 +62,7 @@ class Ready:
 
     state: ConversationState
     items: list[WorkItem]
+    after: int | None = None  # the conversation's last item pending before them
 
 
 class Outlet(Protocol):
