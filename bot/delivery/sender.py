@@ -24,7 +24,7 @@ from bot.errors import ChanCenterError, PermanentFailure, RecipientBlocked, Retr
 from bot.metrics import Metrics
 from bot.model import Due, Outbound, Reach, parts_adapter
 from bot.pipeline.channels import ChannelRegistry
-from bot.pipeline.lines import Line
+from bot.pipeline.lines import Line, Lines
 from bot.pipeline.partitions import Owned, everything, only_owned, partition_of
 from bot.storage.db import Database
 from bot.storage.group import GroupCommitter
@@ -69,7 +69,7 @@ class Sender:
         self._metrics = metrics
         self._wake = asyncio.Event()
         self._notified = 0  # how many times rows were said to be due
-        self._lines: dict[int, Line[Due]] = {}  # conversations with a send task running
+        self._lines: Lines[Due] = Lines()  # conversations with a send task running
         self._tasks: set[asyncio.Task[None]] = set()
         self._group: GroupCommitter[_Outcome, None] = GroupCommitter(db, self._write)
 
@@ -90,7 +90,7 @@ class Sender:
         line = self._lines.get(conversation_id)
         if partitions is not None and partition_of(conversation_id) not in partitions:
             self.notify()
-        elif line is None and after is None:
+        elif line is None and self._lines.clear_after(conversation_id, after):
             self._start(conversation_id, due, self._notified)
         elif line is not None and line.holds_all_before(after):
             line.take(due)
@@ -167,22 +167,24 @@ class Sender:
         return len(rows)
 
     def _start(self, conversation_id: int, rows: Sequence[Due], seen: int) -> None:
-        line = self._lines[conversation_id] = Line()
+        line = self._lines.start(conversation_id)
         line.take(rows)
         task = asyncio.create_task(self._send_in_order(conversation_id, line, seen))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _send_in_order(self, conversation_id: int, line: Line[Due], seen: int) -> None:
+        done = False
         try:
             while (row := line.next()) is not None:
                 if not await self._send_one(row):
                     self.notify()  # the run loop learns when the retry is due
                     return  # keep order: later messages wait for this one
+            done = True
         except Exception:
             log.exception("sending failed unexpectedly", extra={"conversation": conversation_id})
         finally:
-            del self._lines[conversation_id]
+            self._lines.end(conversation_id, done)
             if self._notified != seen:  # rows came meanwhile: this conversation's may be due
                 self.notify()
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from bot.metrics import Metrics
 from bot.pipeline.handling import ConversationState
-from bot.pipeline.lines import Line
+from bot.pipeline.lines import Line, Lines
 from bot.pipeline.worker import Ready, Worker, WorkItem, state_of, with_state
 from bot.storage.db import Database
 from bot.storage.tables import conversations, work_items
@@ -56,7 +56,7 @@ class LocalWorkQueue:
         self._metrics = metrics
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
-        self._lines: dict[int, Line[WorkItem]] = {}  # conversations being drained
+        self._lines: Lines[WorkItem] = Lines()  # conversations being drained
         self._again: set[int] = set()  # announced while draining: drain once more
         self._running = False
         self._scan_again = False  # the last scan found more than it could take
@@ -119,9 +119,10 @@ class LocalWorkQueue:
             else:
                 self._again.add(conversation_id)
             return
-        line = self._lines[conversation_id] = Line()
+        line = self._lines.start(conversation_id)
         state = None
-        if ready is not None and ready.after is None:  # nothing before them: no read
+        # nothing owed before them (a drain that ended may have done it): no read
+        if ready is not None and self._lines.clear_after(conversation_id, ready.after):
             line.take(ready.items)
             state = ready.state
         task = asyncio.create_task(self._drain(conversation_id, line, state))
@@ -131,14 +132,16 @@ class LocalWorkQueue:
     async def _drain(
         self, conversation_id: int, line: Line[WorkItem], state: ConversationState | None
     ) -> None:
+        done = False
         try:
             await self.drain(conversation_id, line, state)
+            done = True
         except Exception:
             log.exception("cannot drain a conversation; looking again shortly")
             await asyncio.sleep(1)
             self.notify()
         finally:
-            del self._lines[conversation_id]
+            self._lines.end(conversation_id, done)
             if conversation_id in self._again and self._running:
                 self._again.discard(conversation_id)
                 self._start(conversation_id)
