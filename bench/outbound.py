@@ -149,9 +149,9 @@ def backlog(db: Path, messages: int, per_second: float) -> None:
                 (conversation, parts, at),
             ).lastrowid
             conn.execute(
-                "INSERT INTO outbox (message_id, channel_id, next_attempt_at) "
-                "VALUES (?, 'telegram', ?)",
-                (message, at),
+                "INSERT INTO outbox (message_id, channel_id, conversation_id, next_attempt_at) "
+                "VALUES (?, 'telegram', ?, ?)",
+                (message, conversation, at),
             )
 
 

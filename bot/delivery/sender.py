@@ -69,6 +69,7 @@ class Sender:
         self._metrics = metrics
         self._wake = asyncio.Event()
         self._notified = 0  # how many times rows were said to be due
+        self._room = asyncio.Event()  # a line ended: below MAX_SENDING again
         self._lines: Lines[Due] = Lines()  # conversations with a send task running
         self._tasks: set[asyncio.Task[None]] = set()
         self._group: GroupCommitter[_Outcome, None] = GroupCommitter(db, self._write)
@@ -106,8 +107,9 @@ class Sender:
         Each conversation sends in its own task, in order, so one slow chat (a platform's
         per-chat limit, a retry) never holds the others back.
         """
-        if len(self._lines) >= MAX_SENDING:
-            return 0
+        while len(self._lines) >= MAX_SENDING:
+            self._room.clear()
+            await self._room.wait()  # a line ends
         seen = self._notified  # before the query: a later commit must be looked for again
         at = now()
         # a row waits while an earlier row of its conversation waits for its retry
@@ -185,6 +187,7 @@ class Sender:
             log.exception("sending failed unexpectedly", extra={"conversation": conversation_id})
         finally:
             self._lines.end(conversation_id, done)
+            self._room.set()
             if self._notified != seen:  # rows came meanwhile: this conversation's may be due
                 self.notify()
 

@@ -250,6 +250,7 @@ outbox = Table(
     ),
     *_retries(),
     Index("ix_outbox_conversation", "conversation_id", "id"),
+    Index("ix_outbox_due", "next_attempt_at"),  # when the next retry is due
 )
 
 # The work queue's durable copy: a row per event waiting for the handlers.

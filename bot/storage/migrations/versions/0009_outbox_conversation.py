@@ -1,5 +1,6 @@
 """outbox rows name their conversation, so "does this conversation owe a send?" is one
-index probe (it read every message of the conversation)
+index probe (it read every message of the conversation); when the next retry is due is
+another (it read the whole outbox)
 
 Revision ID: 0009
 Revises: 0008
@@ -32,10 +33,12 @@ def upgrade() -> None:
             ondelete="CASCADE",
         )
         batch.create_index("ix_outbox_conversation", ["conversation_id", "id"])
+        batch.create_index("ix_outbox_due", ["next_attempt_at"])
 
 
 def downgrade() -> None:
     with op.batch_alter_table("outbox") as batch:
+        batch.drop_index("ix_outbox_due")
         batch.drop_index("ix_outbox_conversation")
         batch.drop_constraint("fk_outbox_conversation_id", type_="foreignkey")
         batch.drop_column("conversation_id")
