@@ -7,6 +7,7 @@ Real platforms get their own fakes; this one is the contract at its smallest.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -33,6 +34,8 @@ class EchoChannel(Channel):
         self.sent: list[Outbound] = []
         # scripted failures, consumed one per send: RetryLater / PermanentFailure instances
         self.failures: list[Exception] = []
+        self.hold: asyncio.Event | None = None  # while set here and not set, sends wait
+        self.holding = 0  # sends waiting for `hold`
 
     def verify(self, headers: Mapping[str, str], raw_body: bytes) -> None:
         given = headers.get("X-Echo-Signature", "")
@@ -55,6 +58,10 @@ class EchoChannel(Channel):
         return events
 
     async def send(self, outbound: Outbound) -> SentReceipt:
+        if self.hold is not None:
+            self.holding += 1
+            await self.hold.wait()
+            self.holding -= 1
         if self.failures:
             failure = self.failures.pop(0)
             assert isinstance(failure, RetryLater | PermanentFailure)

@@ -132,6 +132,45 @@ async def test_a_message_waiting_behind_a_retry_does_not_keep_the_sender_busy(
     await eventually(lambda: len(echo.sent) == 2, timeout=5)
 
 
+async def test_a_reply_committed_while_its_conversation_sends_joins_it_unlooked_for(
+    client: TestClient, app: Application, echo: EchoChannel
+) -> None:
+    """The worker hands the sender what it committed; behind a send in flight, in order."""
+    await post(client, echo.id, body({"id": "1", "from": "u", "text": "hi"}))
+    await eventually(lambda: len(echo.sent) == 1)
+    await eventually(lambda: _empty(app))
+    sender = app[SENDER]
+    looks = 0
+    send_due = sender.send_due
+
+    async def counted() -> int:
+        nonlocal looks
+        looks += 1
+        return await send_due()
+
+    sender.send_due = counted  # type: ignore[method-assign]
+    echo.hold = asyncio.Event()
+    await post(client, echo.id, body({"id": "2", "from": "u", "text": "pricing"}))
+    await eventually(lambda: echo.holding == 1)
+    await post(client, echo.id, body({"id": "3", "from": "u", "text": "opening hours"}))
+
+    async def queued() -> bool:
+        return await count(app, outbox) == 2 and await count(app, work_items) == 0
+
+    await eventually(queued)
+    echo.hold.set()
+    await eventually(lambda: len(echo.sent) == 3)
+    assert echo.sent[1].parts[0].text.startswith("Starter is free")  # the answer to 2
+    assert echo.sent[2].message_id > echo.sent[1].message_id  # then the answer to 3
+    assert not echo.sent[2].parts[0].text.startswith("Starter is free")
+    assert looks == 0
+    await eventually(lambda: _empty(app))
+
+
+async def _empty(app: Application) -> bool:
+    return await count(app, outbox) == 0
+
+
 async def test_a_message_arriving_while_its_conversation_is_handled_is_handled_next(
     client: TestClient, app: Application, echo: EchoChannel
 ) -> None:

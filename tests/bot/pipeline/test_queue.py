@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 
 import bot.pipeline.queue
 from bot.app import create_app
-from bot.keys import QUEUE
+from bot.keys import PLUGINS, QUEUE
 from bot.plugins import Plugins
 from bot.settings import Settings
 from bot.storage.tables import work_items
@@ -45,3 +45,43 @@ async def test_a_scan_finding_more_than_it_takes_looks_again(
         with contextlib.suppress(asyncio.CancelledError):
             await running
         await closed_within(client, 15)
+
+
+async def test_messages_committed_while_a_conversation_drains_join_it_unread(
+    client: TestClient, plugins: Plugins
+) -> None:
+    """The ingest hands the drain what it committed: handled in order, nothing read back."""
+    app = client.server.app
+    channel = await add_channel(app, "echo")
+    await post(client, channel, body({"id": "0", "from": "u", "text": "hi"}))  # opens it
+    await eventually(lambda: _none_pending(app))
+    queue = app[QUEUE]
+    reads = 0
+    pending = queue._pending
+
+    async def counted(conversation_id: int) -> Any:
+        nonlocal reads
+        reads += 1
+        return await pending(conversation_id)
+
+    queue._pending = counted
+    handled: list[str] = []
+    release = asyncio.Event()
+
+    async def slow(event: Any, ctx: Any) -> bool:
+        handled.append(event.external_id)
+        await release.wait()
+        return False
+
+    app[PLUGINS].handlers.insert(0, slow)
+    for n in (1, 2, 3):
+        await post(client, channel, body({"id": str(n), "from": "u", "text": "pricing"}))
+    await eventually(lambda: handled == ["1"])
+    release.set()
+    await eventually(lambda: handled == ["1", "2", "3"])
+    await eventually(lambda: _none_pending(app))
+    assert reads == 0
+
+
+async def _none_pending(app: Any) -> bool:
+    return await count(app, work_items) == 0

@@ -124,3 +124,22 @@ async def test_a_yielding_writer_lets_every_other_waiting_writer_go_first() -> N
     release_first.set()
     await asyncio.gather(first, broadcast, reply)
     assert order == ["first", "reply", "broadcast"]  # ...and still let it go first
+
+
+async def test_a_glance_runs_on_the_loop_s_thread_and_sees_each_commit(db: Database) -> None:
+    threads: set[int] = set()
+
+    def thread_id() -> int:
+        threads.add(threading.get_ident())
+        return 1
+
+    for n in (1, 2):
+        async with db.write() as conn:
+            await conn.execute(sa.text("INSERT INTO t (v) VALUES (:v)"), {"v": n})
+        async with db.glance() as conn:
+            raw = await conn.get_raw_connection()
+            await raw.driver_connection.create_function("thread_id", 0, thread_id)  # type: ignore[union-attr]
+            seen = (await conn.execute(sa.text("SELECT max(v), thread_id() FROM t"))).one()
+        assert seen[0] == n  # the last commit, at once
+    assert threads == {threading.get_ident()}  # no thread hop: the hot path's reads
+    assert len(db.engines) == 3  # reads on threads, the writer and the glances inline
