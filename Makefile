@@ -26,14 +26,14 @@ test: $(VENV)/.test-deps
 	$(BIN)/pytest
 
 bench: $(VENV)/.test-deps
-	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/webhooks.py
-	$(BIN)/python bench/e2e.py
-	$(BIN)/python bench/outbound.py
-	$(BIN)/python bench/websockets.py
-	$(BIN)/python bench/views.py
-	$(BIN)/python bench/automations.py
-	$(BIN)/python bench/broadcasts.py
+	$(BIN)/python bench/ingest.py --json
+	$(BIN)/python bench/webhooks.py --json
+	$(BIN)/python bench/e2e.py --json
+	$(BIN)/python bench/outbound.py --json
+	$(BIN)/python bench/websockets.py --json
+	$(BIN)/python bench/views.py --json
+	$(BIN)/python bench/automations.py --json
+	$(BIN)/python bench/broadcasts.py --json
 
 clean:
 	rm -rf $(VENV) chancenter.db chancenter.db-wal chancenter.db-shm data
