@@ -7,7 +7,11 @@ and, where PostgreSQL and Redis are installed, as a scale-out `web` process on
 PostgreSQL (fsync on) and Redis (commit, then XADD, then the ack). Rounds are
 interleaved and each figure is the median of the rounds (min-max in brackets).
 
+With `--before DIR` (a checkout of earlier code: `git worktree add DIR REV`), each hub
+variant also runs as that code, interleaved in the same rounds.
+
     .venv/bin/python bench/ingest.py [--clients 50] [--messages 40] [--rounds 3]
+                                     [--before DIR] [--json]
 """
 
 from __future__ import annotations
@@ -75,18 +79,19 @@ def bare_app() -> web.Application:
 # --- servers as subprocesses, so the load generator has its own core -----------------
 
 
-def chancenter(env: dict[str, str], *command: str) -> None:
-    """A set-up command (`db upgrade`, `init`) against the database `env` names."""
+def chancenter(env: dict[str, str], *command: str, root: Path = ROOT) -> None:
+    """A set-up command (`db upgrade`, `init`) against the database `env` names, run by
+    the checkout at `root`."""
     run = [sys.executable, "-m", "bot", *command]
-    subprocess.run(run, env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(run, env=env, cwd=root, check=True, stdout=subprocess.DEVNULL)
 
 
 class Process:
     """A server in its own process, so the load generator has its own core."""
 
-    def __init__(self, cmd: list[str], env: dict[str, str], port: int) -> None:
+    def __init__(self, cmd: list[str], env: dict[str, str], port: int, root: Path = ROOT) -> None:
         self.url = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(cmd, env=env, cwd=root, stdout=subprocess.DEVNULL)
 
     async def ready(self) -> None:
         async with aiohttp.ClientSession() as s:
@@ -141,7 +146,10 @@ class Services:
         self.postgres.stop()
 
 
-def server(kind: str, workdir: Path, services: Services | None = None) -> Process:
+def server(
+    kind: str, workdir: Path, services: Services | None = None, root: Path = ROOT
+) -> Process:
+    """`kind` run by the checkout at `root` (`-m bot` imports from the working directory)."""
     port = free_port()
     env = {
         **os.environ,
@@ -153,14 +161,15 @@ def server(kind: str, workdir: Path, services: Services | None = None) -> Proces
     if kind == POSTGRES_REDIS:
         assert services is not None
         env.update(services.fresh())
-        chancenter(env, "db", "upgrade")  # the Procfile's release step: serve migrates SQLite only
+        # the Procfile's release step: serve migrates SQLite only
+        chancenter(env, "db", "upgrade", root=root)
     if kind == "bare":
         cmd = [sys.executable, __file__, "--bare-server", str(port)]
     else:
         cmd = [sys.executable, "-m", "bot", "serve"]
         if kind == "hub (ingest only)":
             cmd.append("--no-work")
-    return Process(cmd, env, port)
+    return Process(cmd, env, port, root)
 
 
 async def webchat_channel(url: str) -> str:
@@ -216,10 +225,10 @@ async def load(url: str, clients: int, messages: int) -> Result:
 
 
 async def round_of(
-    kind: str, clients: int, messages: int, services: Services | None = None
+    kind: str, clients: int, messages: int, services: Services | None = None, root: Path = ROOT
 ) -> Result:
     with tempfile.TemporaryDirectory() as tmp:
-        process = server(kind, Path(tmp), services)
+        process = server(kind, Path(tmp), services, root)
         try:
             await process.ready()
             url = f"{process.url}/webchat/ws?channel={await webchat_channel(process.url)}"
@@ -236,18 +245,23 @@ def spread(values: list[float], fmt: str = "{:.0f}") -> str:
 
 
 async def main(args: argparse.Namespace) -> None:
-    kinds = ["bare", "hub", "hub (ingest only)"]
+    base = ["hub", "hub (ingest only)"]
     with tempfile.TemporaryDirectory() as tmp:
         services = None if args.no_postgres else Services.start(Path(tmp))
         if services is not None:
-            kinds.append(POSTGRES_REDIS)
+            base.append(POSTGRES_REDIS)
+        # label -> (kind, checkout); with --before, each hub again as that checkout runs it
+        runs = {"bare": ("bare", ROOT), **{kind: (kind, ROOT) for kind in base}}
+        if args.before:
+            runs.update({f"{kind}, before": (kind, args.before) for kind in base})
+        kinds = list(runs)
         results: dict[str, list[Result]] = {k: [] for k in kinds}
         try:
             for n in range(args.rounds):
-                for kind in kinds:  # interleaved: drift on the machine hits every kind alike
-                    result = await round_of(kind, args.clients, args.messages, services)
-                    results[kind].append(result)
-                    print(f"round {n + 1} {kind}: {result.rate:.0f} msg/s", file=sys.stderr)
+                for label, (kind, root) in runs.items():  # interleaved: drift hits all alike
+                    result = await round_of(kind, args.clients, args.messages, services, root)
+                    results[label].append(result)
+                    print(f"round {n + 1} {label}: {result.rate:.0f} msg/s", file=sys.stderr)
         finally:
             if services is not None:
                 services.stop()
@@ -257,14 +271,14 @@ async def main(args: argparse.Namespace) -> None:
         f"{args.rounds} interleaved rounds (median [min-max])"
     )
     print(
-        f"{'server':<22} {'acks/s':>18} {'p50 ms':>16} {'p99 ms':>18} {'ratio':>6} "
+        f"{'server':<30} {'acks/s':>18} {'p50 ms':>16} {'p99 ms':>18} {'ratio':>6} "
         f"{'replies/s meanwhile':>20}"
     )
     for kind in kinds:
         rs = results[kind]
         rate = statistics.median(r.rate for r in rs)
         print(
-            f"{kind:<22} {spread([r.rate for r in rs]):>18} "
+            f"{kind:<30} {spread([r.rate for r in rs]):>18} "
             f"{spread([r.p50 for r in rs], '{:.1f}'):>16} "
             f"{spread([r.p99 for r in rs], '{:.1f}'):>18} {rate / bare_rate:>6.2f} "
             f"{spread([r.replies for r in rs]):>20}"
@@ -276,17 +290,24 @@ async def main(args: argparse.Namespace) -> None:
                 return None
             return round(statistics.median(r.rate for r in results[kind]) / bare_rate, 3)
 
-        hub = results["hub"]
-        figures = {
-            "ratio_ingest_only": ratio("hub (ingest only)"),
-            "ratio_hub": ratio("hub"),
-            "ratio_postgres_redis": ratio(POSTGRES_REDIS),
-            "replies_per_ack_hub": round(
-                statistics.median(r.replies for r in hub) / statistics.median(r.rate for r in hub),
-                3,
-            ),
-            "bare_acks_per_s": round(bare_rate),
-        }
+        def replies_per_ack(kind: str) -> float | None:
+            if kind not in results:
+                return None
+            rs = results[kind]
+            return round(
+                statistics.median(r.replies for r in rs) / statistics.median(r.rate for r in rs), 3
+            )
+
+        figures: dict[str, float | None] = {"bare_acks_per_s": round(bare_rate)}
+        for prefix, suffix in (("", ""), ("before_", ", before")):
+            if prefix and not args.before:
+                continue
+            figures |= {
+                f"{prefix}ratio_ingest_only": ratio(f"hub (ingest only){suffix}"),
+                f"{prefix}ratio_hub": ratio(f"hub{suffix}"),
+                f"{prefix}ratio_postgres_redis": ratio(f"{POSTGRES_REDIS}{suffix}"),
+                f"{prefix}replies_per_ack_hub": replies_per_ack(f"hub{suffix}"),
+            }
         print(json.dumps(figures))
 
 
@@ -297,6 +318,12 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions")
     parser.add_argument(
         "--no-postgres", action="store_true", help="skip the PostgreSQL+Redis variant"
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also run each hub as an earlier checkout runs it (git worktree add DIR REV)",
     )
     parser.add_argument("--json", action="store_true", help="end with one JSON line of figures")
     parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)

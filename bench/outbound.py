@@ -12,7 +12,11 @@ notes when each arrived. Two figures:
    it achieved, and the most sends seen in any one-second window (none may exceed the
    budget: the platform would answer 429).
 
+With `--before DIR` (a checkout of earlier code), the hub also runs as that code, in the
+same interleaved rounds.
+
     .venv/bin/python bench/outbound.py [--messages 3000] [--budget 200] [--rounds 3]
+                                       [--before DIR] [--json]
 """
 
 from __future__ import annotations
@@ -124,6 +128,7 @@ def backlog(db: Path, messages: int, per_second: float) -> None:
     at = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
     parts = json.dumps([{"type": "text", "text": "Thanks, we'll be in touch."}])
     with sqlite3.connect(db) as conn:
+        named = any(c[1] == "conversation_id" for c in conn.execute("PRAGMA table_info(outbox)"))
         conn.execute(
             "INSERT INTO channels (id, space_id, kind, name, credentials, settings) "
             "VALUES ('telegram', 1, 'telegram', 'telegram', ?, ?)",
@@ -148,14 +153,17 @@ def backlog(db: Path, messages: int, per_second: float) -> None:
                 "status, created_at) VALUES (1, ?, 'telegram', 'out', ?, 'pending', ?)",
                 (conversation, parts, at),
             ).lastrowid
-            conn.execute(
-                "INSERT INTO outbox (message_id, channel_id, conversation_id, next_attempt_at) "
-                "VALUES (?, 'telegram', ?, ?)",
-                (message, conversation, at),
-            )
+            # (an earlier checkout's outbox may not name the conversation)
+            columns = "message_id, channel_id, next_attempt_at"
+            values: tuple[object, ...] = (message, "telegram", at)
+            if named:
+                columns, values = columns + ", conversation_id", (*values, conversation)
+            marks = ", ".join("?" * len(values))
+            conn.execute(f"INSERT INTO outbox ({columns}) VALUES ({marks})", values)
 
 
-async def hub(platform: str, messages: int, per_second: float) -> list[float]:
+async def hub(platform: str, messages: int, per_second: float, root: Path = ROOT) -> list[float]:
+    """The hub (run by the checkout at `root`) delivering a backlog of `messages`."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         env = {
@@ -167,10 +175,11 @@ async def hub(platform: str, messages: int, per_second: float) -> list[float]:
             "CHANCENTER_SECRET_KEY": "bench-key",
             "CHANCENTER_TELEGRAM_API_BASE": platform,
         }
-        chancenter(env, "db", "upgrade")  # the platform runs in its own process: blocking is fine
-        chancenter(env, "init")
+        # the platform runs in its own process: blocking is fine
+        chancenter(env, "db", "upgrade", root=root)
+        chancenter(env, "init", root=root)
         backlog(Path(tmp) / "bench.db", messages, per_second)
-        proc = Process([sys.executable, "-m", "bot", "serve"], env, port)
+        proc = Process([sys.executable, "-m", "bot", "serve"], env, port, root)
         try:
             return await arrivals(platform, messages)
         finally:
@@ -188,13 +197,16 @@ async def main(args: argparse.Namespace) -> None:
     try:
         await platform.ready()
         rates: dict[str, list[float]] = {"bare": [], "hub": []}
+        if args.before:
+            rates["before"] = []
         for n in range(args.rounds):
-            for kind in rates:  # interleaved: drift on the machine hits both alike
+            for kind in rates:  # interleaved: drift on the machine hits all alike
                 await reset(platform.url)
                 if kind == "bare":
                     seen = await bare_loop(platform.url, args.messages)
                 else:
-                    seen = await hub(platform.url, args.messages, per_second=1_000_000)
+                    root = args.before if kind == "before" else ROOT
+                    seen = await hub(platform.url, args.messages, 1_000_000, root)
                 assert len(seen) == args.messages, f"{kind}: {len(seen)} of {args.messages} sent"
                 rates[kind].append(rate_of(seen))
                 print(f"round {n + 1} {kind}: {rates[kind][-1]:.0f} sends/s", file=sys.stderr)
@@ -210,7 +222,13 @@ async def main(args: argparse.Namespace) -> None:
         f"{args.rounds} interleaved rounds (median [min-max])"
     )
     print(f"{'sender':<22} {'sends/s':>18} {'ratio':>6}")
-    for kind, label in (("bare", "bare client loop"), ("hub", "hub (outbox -> sender)")):
+    labels = {
+        "bare": "bare client loop",
+        "hub": "hub (outbox -> sender)",
+        "before": "hub, before",
+    }
+    for kind in rates:
+        label = labels[kind]
         ratio = statistics.median(rates[kind]) / bare
         print(f"{label:<22} {spread(rates[kind]):>18} {ratio:>6.2f}")
     print(
@@ -227,6 +245,8 @@ async def main(args: argparse.Namespace) -> None:
             "budget_share": round(rate_of(seen) / args.budget, 3),
             "busiest_second": busiest_second(seen),
         }
+        if args.before:
+            figures["before_ratio"] = round(statistics.median(rates["before"]) / bare, 3)
         print(json.dumps(figures))
 
 
@@ -236,6 +256,12 @@ if __name__ == "__main__":
     parser.add_argument("--budget", type=float, default=200, help="the platform budget, per s")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of figures")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also run the hub as an earlier checkout runs it (git worktree add DIR REV)",
+    )
     parser.add_argument("--platform", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.platform:
