@@ -159,7 +159,8 @@ class LocalWorkQueue:
         Items committed while it runs join the line or are announced again, so it reads
         once more only after a full page, not to find nothing.
         """
-        line = line or Line()
+        if line is None:  # not `or`: an empty line is falsy, and the caller's must be used
+            line = Line()
         async with self._slots:
             full = False
             if not len(line):

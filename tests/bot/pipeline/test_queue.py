@@ -7,11 +7,14 @@ import contextlib
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
 import bot.pipeline.queue
 from bot.app import create_app
-from bot.keys import PLUGINS, QUEUE
+from bot.keys import DB, PLUGINS, QUEUE
+from bot.pipeline.lines import Line
+from bot.pipeline.worker import WorkItem
 from bot.plugins import Plugins
 from bot.settings import Settings
 from bot.storage.tables import work_items
@@ -85,3 +88,44 @@ async def test_messages_committed_while_a_conversation_drains_join_it_unread(
 
 async def _none_pending(app: Any) -> bool:
     return await count(app, work_items) == 0
+
+
+async def test_a_drain_works_the_line_it_is_given_even_one_that_starts_empty(
+    aiohttp_client: Any, settings: Settings, plugins: Plugins
+) -> None:
+    """Its owner registered that line: what is handed over to it must be handled."""
+    client: TestClient = await aiohttp_client(
+        create_app(settings.model_copy(update={"work": False}), plugins)
+    )
+    app = client.server.app
+    channel = await add_channel(app, "echo")
+    handled: list[str] = []
+    release = asyncio.Event()
+
+    async def slow(event: Any, ctx: Any) -> bool:
+        handled.append(event.external_id)
+        await release.wait()
+        return True
+
+    app[PLUGINS].handlers.insert(0, slow)
+    await post(client, channel, body({"id": "1", "from": "u", "text": "hi"}))
+    queue = app[QUEUE]
+    line: Line[WorkItem] = Line()
+    try:
+        async with app[DB].read() as conn:
+            conversation_id = (await conn.execute(sa.select(work_items.c.conversation_id))).scalar()
+        draining = asyncio.create_task(queue.drain(conversation_id, line))
+        await eventually(lambda: handled == ["1"])
+        await post(client, channel, body({"id": "2", "from": "u", "text": "pricing"}))
+        async with app[DB].read() as conn:
+            row = (
+                await conn.execute(sa.select(work_items).order_by(work_items.c.id.desc()))
+            ).first()
+        line.take([WorkItem(row.id, conversation_id, row.payload, row.created_at)])
+        release.set()
+        await asyncio.wait_for(draining, 5)
+        assert handled == ["1", "2"]
+        assert await count(app, work_items) == 0
+    finally:
+        release.set()
+        await closed_within(client, 15)
