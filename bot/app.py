@@ -153,7 +153,8 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     async with db.read() as conn:
         in_use = (await conn.execute(sa.select(channels.c.kind).distinct())).scalars().all()
     await asyncio.to_thread(lambda: [plugins.channels.get(kind) for kind in in_use])
-    app[INGESTOR] = Ingestor(db)
+    # the conversations' state is read with them only for a worker in this process
+    app[INGESTOR] = Ingestor(db, hand_over=settings.works and REDIS not in app)
     bot_kind = "dialogflow" if settings.dialogflow_project else "builtin"
     factory = plugins.bots.get(bot_kind)
     if factory is None:

@@ -41,8 +41,17 @@ from bot.storage.tables import contacts, conversations, identities, messages, wo
 log = logging.getLogger(__name__)
 
 # Built once (building a statement and its cache key cost more than running it):
-# the open conversations of `senders`, each with its state and its last work item waiting
-# (or being handled), behind which a new one queues
+# the open conversations of `senders`; for a worker in this process, each with its state
+# and its last work item waiting (or being handled), behind which a new one queues
+_SENDERS = sa.tuple_(identities.c.channel_id, identities.c.external_id).in_(
+    sa.bindparam("senders", expanding=True)
+)
+_FIND_LEAN = (
+    sa.select(conversations.c.id, identities.c.channel_id, identities.c.external_id)
+    .join(conversations, conversations.c.identity_id == identities.c.id)
+    .where(conversations.c.status == "open")
+    .where(_SENDERS)
+)
 _FIND = (
     with_state(
         sa.select(conversations.c.id, identities.c.channel_id, identities.c.external_id),
@@ -56,13 +65,8 @@ _FIND = (
         .label("waiting_through")
     )
     .where(conversations.c.status == "open")
-    .where(
-        sa.tuple_(identities.c.channel_id, identities.c.external_id).in_(
-            sa.bindparam("senders", expanding=True)
-        )
-    )
+    .where(_SENDERS)
 )
-_QUEUE = work_items.insert().returning(work_items.c.id, sort_by_parameter_order=True)
 
 
 def _store_messages(db: Database) -> Any:
@@ -105,10 +109,15 @@ class _Request:
 
 
 class Ingestor:
-    """Commits requests' events; requests arriving during a commit share the next one."""
+    """Commits requests' events; requests arriving during a commit share the next one.
 
-    def __init__(self, db: Database) -> None:
+    `hand_over`: the work items and their conversations' state go to this process's
+    worker (`Stored.ready`), read with the conversation; without a worker here (`serve
+    --no-work`, scale-out `web`) the lean query does."""
+
+    def __init__(self, db: Database, hand_over: bool = True) -> None:
         self._db = db
+        self._hand_over = hand_over
         self._group: GroupCommitter[_Request, Stored] = GroupCommitter(db, self._write)
 
     async def store(self, channel_id: str, space_id: int, events: Sequence[Event]) -> Stored:
@@ -119,10 +128,12 @@ class Ingestor:
         await self._group.close()
 
     async def _write(self, conn: AsyncConnection, batch: list[_Request]) -> list[Stored]:
-        return await _write(self._db, conn, batch)
+        return await _write(self._db, conn, batch, self._hand_over)
 
 
-async def _write(db: Database, conn: AsyncConnection, batch: list[_Request]) -> list[Stored]:
+async def _write(
+    db: Database, conn: AsyncConnection, batch: list[_Request], hand_over: bool
+) -> list[Stored]:
     results = [Stored() for _ in batch]
     inbound = [
         (n, request, event)
@@ -131,7 +142,7 @@ async def _write(db: Database, conn: AsyncConnection, batch: list[_Request]) -> 
         if isinstance(event, Inbound)
     ]
     if inbound:
-        await _inbound(db, conn, inbound, results)
+        await _inbound(db, conn, inbound, results, hand_over)
     # after the inserts, so an edit finds a message that arrived in the same batch
     for n, request in enumerate(batch):
         for event in request.events:
@@ -153,10 +164,11 @@ async def _inbound(
     conn: AsyncConnection,
     inbound: list[tuple[int, _Request, Inbound]],
     results: list[Stored],
+    hand_over: bool,
 ) -> None:
     at = now()
     senders = {(r.channel_id, e.sender.external_id): (r.space_id, e.sender) for _, r, e in inbound}
-    conversation, created, states = await _conversations(conn, senders, at)
+    conversation, created, states = await _conversations(db, conn, senders, at, hand_over)
     rows = [
         {
             "space_id": request.space_id,
@@ -202,10 +214,13 @@ async def _inbound(
         conversation[request.channel_id, event.sender.external_id] = (conversation_id, False)
     if not queue:
         return
-    made = await conn.execute(_QUEUE, queue)
+    if not hand_over:
+        await conn.execute(work_items.insert(), queue)
+        return
+    made = await db.insert_ids(conn, work_items, queue)
     # handed to the worker as they are, each request's saying what came before it
     before = {conversation_id: after for conversation_id, (_, after) in states.items()}
-    for n, item, item_id in zip(owners, queue, made.scalars(), strict=True):
+    for n, item, item_id in zip(owners, queue, made, strict=True):
         conversation_id = item["conversation_id"]
         if conversation_id in states:
             ready = results[n].ready.get(conversation_id)
@@ -218,7 +233,11 @@ async def _inbound(
 
 
 async def _conversations(
-    conn: AsyncConnection, senders: dict[tuple[str, str], tuple[int, Sender]], at: datetime
+    db: Database,
+    conn: AsyncConnection,
+    senders: dict[tuple[str, str], tuple[int, Sender]],
+    at: datetime,
+    hand_over: bool,
 ) -> tuple[
     dict[tuple[str, str], tuple[int, bool]],
     set[tuple[str, str]],
@@ -229,9 +248,10 @@ async def _conversations(
     work item waiting (the worker starts from them, reading nothing)."""
     result: dict[tuple[str, str], tuple[int, bool]] = {}
     states: dict[int, tuple[ConversationState, int | None]] = {}
-    for row in await conn.execute(_FIND, {"senders": list(senders)}):
+    for row in await conn.execute(_FIND if hand_over else _FIND_LEAN, {"senders": list(senders)}):
         result[row.channel_id, row.external_id] = (row.id, False)
-        states[row.id] = (state_of(row), row.waiting_through)
+        if hand_over:
+            states[row.id] = (state_of(row), row.waiting_through)
     rest = [key for key in senders if key not in result]
     if not rest:
         return result, set(), states
@@ -251,9 +271,11 @@ async def _conversations(
     # one, fifty new visitors made the first ack of each wait about 350 ms)
     strangers = [key for key in rest if key not in known]
     if strangers:
-        known.update(zip(strangers, await _new_contacts(conn, strangers, senders, at), strict=True))
-    opened = await conn.execute(
-        conversations.insert().returning(conversations.c.id, sort_by_parameter_order=True),
+        made = await _new_contacts(db, conn, strangers, senders, at)
+        known.update(zip(strangers, made, strict=True))
+    opened = await db.insert_ids(
+        conn,
+        conversations,
         [
             {
                 "space_id": senders[key][0],
@@ -265,20 +287,22 @@ async def _conversations(
             for key in rest
         ],
     )
-    for key, conversation_id in zip(rest, opened.scalars(), strict=True):
+    for key, conversation_id in zip(rest, opened, strict=True):
         result[key] = (conversation_id, True)
     return result, set(strangers), states
 
 
 async def _new_contacts(
+    db: Database,
     conn: AsyncConnection,
     keys: list[tuple[str, str]],
     senders: dict[tuple[str, str], tuple[int, Sender]],
     at: datetime,
 ) -> list[tuple[int, int]]:
     """A contact and its identity for each `(channel, sender)`: `(identity id, contact id)`."""
-    made = await conn.execute(
-        contacts.insert().returning(contacts.c.id, sort_by_parameter_order=True),
+    contact_ids = await db.insert_ids(
+        conn,
+        contacts,
         [
             {
                 "space_id": space_id,
@@ -291,15 +315,15 @@ async def _new_contacts(
             for space_id, sender in (senders[key] for key in keys)
         ],
     )
-    contact_ids = made.scalars().all()
-    linked = await conn.execute(
-        identities.insert().returning(identities.c.id, sort_by_parameter_order=True),
+    linked = await db.insert_ids(
+        conn,
+        identities,
         [
             {"contact_id": contact_id, "channel_id": channel_id, "external_id": external_id}
             for (channel_id, external_id), contact_id in zip(keys, contact_ids, strict=True)
         ],
     )
-    return list(zip(linked.scalars().all(), contact_ids, strict=True))
+    return list(zip(linked, contact_ids, strict=True))
 
 
 async def _status(conn: AsyncConnection, channel_id: str, event: StatusChanged) -> int:

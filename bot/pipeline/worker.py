@@ -144,7 +144,6 @@ _TOUCH_CONTACTS = (
     .where(contacts.c.id.in_(sa.bindparam("ids", expanding=True)))
     .values(last_message_at=sa.bindparam("at"))
 )
-_QUEUE = outbox.insert().returning(outbox.c.id, sort_by_parameter_order=True)
 _DONE = work_items.delete().where(work_items.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
@@ -337,8 +336,9 @@ class Worker:
         )
         if not inserted:
             return
-        queued = await conn.execute(
-            _QUEUE,
+        queued = await self._db.insert_ids(
+            conn,
+            outbox,
             [
                 {
                     "message_id": r.id,
@@ -349,7 +349,7 @@ class Worker:
                 for r in inserted
             ],
         )
-        for r, outbox_id in zip(inserted, queued.scalars(), strict=True):
+        for r, outbox_id in zip(inserted, queued, strict=True):
             e, parts, author = made[r.dedupe_key]
             state = e.ctx.conversation
             # a person's name, or an automation's time of last inbound, is the sender's to read
