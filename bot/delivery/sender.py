@@ -72,8 +72,7 @@ class Sender:
         self._room = asyncio.Event()  # a line ended: below MAX_SENDING again
         self._lines: Lines[Due] = Lines()  # conversations with a send task running
         self._tasks: set[asyncio.Task[None]] = set()
-        # off the reply path (the contact has the message): commits of messages go first
-        self._group: GroupCommitter[_Outcome, None] = GroupCommitter(db, self._write, yielding=True)
+        self._group: GroupCommitter[_Outcome, None] = GroupCommitter(db, self._write)
 
     def notify(self) -> None:
         self._notified += 1
