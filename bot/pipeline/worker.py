@@ -352,9 +352,11 @@ class Worker:
         for r, outbox_id in zip(inserted, queued, strict=True):
             e, parts, author = made[r.dedupe_key]
             state = e.ctx.conversation
-            # a person's name, or an automation's time of last inbound, is the sender's to read
+            # a person's name, or an automation's time of last inbound, is the sender's to
+            # read; and what follows a reply it must look for waits for that one
             if (
-                state.recipient is None
+                e.look
+                or state.recipient is None
                 or author.type == "user"
                 or (e.ctx.message_id is None or e.item.created_at is None)
             ):
