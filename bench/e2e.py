@@ -26,7 +26,7 @@ import aiohttp
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import ROOT, server, webchat_channel
+from ingest import ROOT, before_option, server, webchat_channel
 
 
 def bare_app() -> web.Application:
@@ -194,11 +194,6 @@ if __name__ == "__main__":
     parser.add_argument(
         "--rate", type=float, help="messages/s to measure at (default: half the peak)"
     )
-    parser.add_argument(
-        "--before",
-        type=Path,
-        metavar="CHECKOUT",
-        help="also measure the hub as an earlier checkout runs it (git worktree add DIR REV)",
-    )
+    before_option(parser)
     parser.add_argument("--json", action="store_true", help="end with one JSON line of figures")
     asyncio.run(main(parser.parse_args()))

@@ -172,6 +172,16 @@ def server(
     return Process(cmd, env, port, root)
 
 
+def before_option(parser: argparse.ArgumentParser) -> None:
+    """`--before DIR`: also run the hub as an earlier checkout runs it, in the same rounds."""
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also run the hub as an earlier checkout runs it (git worktree add DIR REV)",
+    )
+
+
 async def webchat_channel(url: str) -> str:
     async with aiohttp.ClientSession() as s, s.get(url + "/") as r:
         found = re.search(r'data-channel="([^"]+)"', await r.text())
@@ -319,12 +329,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--no-postgres", action="store_true", help="skip the PostgreSQL+Redis variant"
     )
-    parser.add_argument(
-        "--before",
-        type=Path,
-        metavar="CHECKOUT",
-        help="also run each hub as an earlier checkout runs it (git worktree add DIR REV)",
-    )
+    before_option(parser)
     parser.add_argument("--json", action="store_true", help="end with one JSON line of figures")
     parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()

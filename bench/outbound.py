@@ -39,7 +39,7 @@ from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.ingest import Process, chancenter, free_port, spread  # noqa: E402
+from bench.ingest import Process, before_option, chancenter, free_port, spread  # noqa: E402
 
 TOKEN = "123456:BENCH"
 CONCURRENCY = 100  # the bare loop's requests in flight (aiohttp's default pool size)
@@ -256,12 +256,7 @@ if __name__ == "__main__":
     parser.add_argument("--budget", type=float, default=200, help="the platform budget, per s")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of figures")
-    parser.add_argument(
-        "--before",
-        type=Path,
-        metavar="CHECKOUT",
-        help="also run the hub as an earlier checkout runs it (git worktree add DIR REV)",
-    )
+    before_option(parser)
     parser.add_argument("--platform", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.platform:

@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
-from bot.keys import CHANNELS, DB, DEFAULT_SPACE
+from bot.keys import CHANNELS, DB, DEFAULT_SPACE, PLUGINS
 from bot.plugins import Plugins
 from bot.settings import Settings
 from bot.storage.migrate import upgrade
@@ -156,6 +156,34 @@ async def eventually(check: Callable[[], Any], timeout: float = 5.0) -> Any:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
         await asyncio.sleep(0.02)
+
+
+def calls_to(obj: Any, name: str) -> list[tuple[Any, ...]]:
+    """The arguments of each call of the async method `obj.name` from now on (it still runs)."""
+    calls: list[tuple[Any, ...]] = []
+    method = getattr(obj, name)
+
+    async def recorded(*args: Any) -> Any:
+        calls.append(args)
+        return await method(*args)
+
+    setattr(obj, name, recorded)
+    return calls
+
+
+def held_handling(app: web.Application, consume: bool = False) -> tuple[list[str], asyncio.Event]:
+    """A first handler noting each message's external id, then waiting for the event; with
+    `consume` it ends the message's handling there (no bot answers)."""
+    handled: list[str] = []
+    release = asyncio.Event()
+
+    async def held(event: Any, _ctx: Any) -> bool:
+        handled.append(event.external_id)
+        await release.wait()
+        return consume
+
+    app[PLUGINS].handlers.insert(0, held)
+    return handled, release
 
 
 async def count(app: web.Application, table: sa.Table, *where: Any) -> int:

@@ -336,17 +336,18 @@ class Worker:
         )
         if not inserted:
             return
+        of = [made[r.dedupe_key][0].ctx.conversation for r in inserted]
         queued = await self._db.insert_ids(
             conn,
             outbox,
             [
                 {
                     "message_id": r.id,
-                    "channel_id": made[r.dedupe_key][0].ctx.conversation.channel_id,
-                    "conversation_id": made[r.dedupe_key][0].ctx.conversation.id,
+                    "channel_id": conversation.channel_id,
+                    "conversation_id": conversation.id,
                     "next_attempt_at": at,
                 }
-                for r in inserted
+                for r, conversation in zip(inserted, of, strict=True)
             ],
         )
         for r, outbox_id in zip(inserted, queued, strict=True):

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager, closing, nullcontext
 from typing import Any, TypeVar
 
@@ -144,8 +144,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **pool)
         self._writer = self.engine
         self._glancer = self.engine
-        self._prepared: dict[Callable[[Database], Any], Any] = {}
-        self._insert_ids: dict[str, Any] = {}
+        self._prepared: dict[Hashable, Any] = {}  # statements built once (`prepared`)
         self._write_lock = None
         self._checkpoints: Checkpoints | None = None
         if self.is_sqlite:
@@ -186,12 +185,12 @@ class Database:
         items were fifty statements). SQLite numbers the rows of one INSERT in the order of
         its VALUES, so their ids, sorted, are in that order; PostgreSQL keeps the option,
         which it does in one statement."""
-        statement = self._insert_ids.get(table.name)
+        key = ("insert_ids", table.name)
+        statement = self._prepared.get(key)
         if statement is None:
-            returning = table.insert().returning(table.c.id, sort_by_parameter_order=True)
-            if self.is_sqlite:
-                returning = table.insert().returning(table.c.id)
-            statement = self._insert_ids[table.name] = returning
+            statement = self._prepared[key] = table.insert().returning(
+                table.c.id, sort_by_parameter_order=not self.is_sqlite
+            )
         ids = (await conn.execute(statement, rows)).scalars().all()
         return sorted(ids) if self.is_sqlite else list(ids)
 

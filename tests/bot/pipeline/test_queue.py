@@ -12,14 +12,21 @@ from aiohttp.test_utils import TestClient
 
 import bot.pipeline.queue
 from bot.app import create_app
-from bot.keys import DB, PLUGINS, QUEUE
+from bot.keys import DB, QUEUE
 from bot.pipeline.lines import Line
 from bot.pipeline.worker import WorkItem
 from bot.plugins import Plugins
 from bot.settings import Settings
 from bot.storage.tables import work_items
 from tests.bot.pipeline.test_webhooks import body, post
-from tests.conftest import add_channel, closed_within, count, eventually
+from tests.conftest import (
+    add_channel,
+    calls_to,
+    closed_within,
+    count,
+    eventually,
+    held_handling,
+)
 
 
 async def test_a_scan_finding_more_than_it_takes_looks_again(
@@ -58,32 +65,15 @@ async def test_messages_committed_while_a_conversation_drains_join_it_unread(
     channel = await add_channel(app, "echo")
     await post(client, channel, body({"id": "0", "from": "u", "text": "hi"}))  # opens it
     await eventually(lambda: _none_pending(app))
-    queue = app[QUEUE]
-    reads = 0
-    pending = queue._pending
-
-    async def counted(conversation_id: int) -> Any:
-        nonlocal reads
-        reads += 1
-        return await pending(conversation_id)
-
-    queue._pending = counted
-    handled: list[str] = []
-    release = asyncio.Event()
-
-    async def slow(event: Any, ctx: Any) -> bool:
-        handled.append(event.external_id)
-        await release.wait()
-        return False
-
-    app[PLUGINS].handlers.insert(0, slow)
+    reads = calls_to(app[QUEUE], "_pending")
+    handled, release = held_handling(app)
     for n in (1, 2, 3):
         await post(client, channel, body({"id": str(n), "from": "u", "text": "pricing"}))
     await eventually(lambda: handled == ["1"])
     release.set()
     await eventually(lambda: handled == ["1", "2", "3"])
     await eventually(lambda: _none_pending(app))
-    assert reads == 0
+    assert len(reads) == 0
 
 
 async def _none_pending(app: Any) -> bool:
@@ -99,15 +89,7 @@ async def test_a_drain_works_the_line_it_is_given_even_one_that_starts_empty(
     )
     app = client.server.app
     channel = await add_channel(app, "echo")
-    handled: list[str] = []
-    release = asyncio.Event()
-
-    async def slow(event: Any, ctx: Any) -> bool:
-        handled.append(event.external_id)
-        await release.wait()
-        return True
-
-    app[PLUGINS].handlers.insert(0, slow)
+    handled, release = held_handling(app, consume=True)
     await post(client, channel, body({"id": "1", "from": "u", "text": "hi"}))
     queue = app[QUEUE]
     line: Line[WorkItem] = Line()
