@@ -40,7 +40,6 @@ from bot.workspace import members
 from bot.workspace.conditions import Predicate, compile_group
 from bot.workspace.shortcuts import fill, render, template_values
 from bot.workspace.triggers import fire, parse_duration
-from surveys.webhooks import post_later
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +234,8 @@ class Run:
                 "conversation_id": state.id,
                 **({"attrs": self.attrs} if self.attrs else {}),
             }
-            post_later(ctx, action.webhook, body)
+            ctx.post(action.webhook, body, what="automation.webhook")
+            ctx.emit("automation.webhook", body)  # and to the subscriptions that hear it
             return {"outcome": f"POST {action.webhook}"}
         raise InvalidPayload(f"unknown action {kind!r}")  # the definition refuses it first
 

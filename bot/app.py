@@ -25,12 +25,14 @@ from bot.api import (
     space,
     tokens,
     views,
+    webhooks as outgoing_webhooks,
 )
 from bot.api.auth import auth_middleware
 from bot.api.http import error_middleware, read_in_time
 from bot.delivery import media
 from bot.delivery.ratelimit import Limits
 from bot.delivery.sender import Sender
+from bot.delivery.webhooks import WebhookRelay
 from bot.errors import ConfigError
 from bot.keys import (
     BOTS,
@@ -48,6 +50,8 @@ from bot.keys import (
     REDIS,
     SENDER,
     SETTINGS,
+    TOPICS,
+    WEBHOOKS,
 )
 from bot.logs import running
 from bot.metrics import Metrics
@@ -62,6 +66,8 @@ from bot.storage.db import Database
 from bot.storage.migrate import upgrade
 from bot.storage.tables import channels
 from bot.workspace.bootstrap import ensure_default_space
+from bot.workspace.crypto import Vault
+from bot.workspace.events import Topics
 from bot.workspace.space_bots import SpaceBots
 from channels.base import ChannelContext
 
@@ -81,6 +87,7 @@ RESOURCES = (
     tokens,
     views,
     shortcuts,
+    outgoing_webhooks,
 )
 
 
@@ -154,14 +161,21 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         in_use = (await conn.execute(sa.select(channels.c.kind).distinct())).scalars().all()
     await asyncio.to_thread(lambda: [plugins.channels.get(kind) for kind in in_use])
     # the conversations' state is read with them only for a worker in this process
-    app[INGESTOR] = Ingestor(db, hand_over=settings.works and REDIS not in app)
+    app[TOPICS] = topics = Topics(db)
+    await topics.refresh()
+    app[WEBHOOKS] = relay = WebhookRelay(
+        db, Vault(settings.signing_key()), metrics, settings.webhooks_allow_private
+    )
+    app[INGESTOR] = Ingestor(
+        db, topics, hand_over=settings.works and REDIS not in app, on_events=relay.notify
+    )
     bot_kind = "dialogflow" if settings.dialogflow_project else "builtin"
     factory = plugins.bots.get(bot_kind)
     if factory is None:
         installed = ", ".join(sorted(plugins.bots)) or "none"
         raise ConfigError(f"no {bot_kind!r} bot is installed (installed: {installed})")
     app[BOTS] = SpaceBots(factory(settings), db, settings)
-    sender = Sender(db, app[CHANNELS], metrics)
+    sender = Sender(db, app[CHANNELS], metrics, topics=topics, on_events=relay.notify)
     desk = app.get(DESK_WAKE)  # set by an agent-desk extension (Slack) when configured
     worker = Worker(
         db, plugins.handlers, app[BOTS], metrics, app, desk.set if desk else None, sender=sender
@@ -171,19 +185,22 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         from bot.pipeline.redis_queue import RedisWorkQueue
 
         queue = RedisWorkQueue(app[REDIS], db, worker, metrics, settings.worker_concurrency)
-        sender.owned = queue.owned  # relays of extensions take the sender's partitions
+        # this process sends, relays and posts for its own conversations only
+        sender.owned = relay.owned = queue.owned
         app[QUEUE] = queue
     else:
         app[QUEUE] = LocalWorkQueue(db, worker, metrics, settings.worker_concurrency)
     yield
+    await relay.close()
     await app[INGESTOR].close()
     await worker.close()
     await sender.close()
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    """The in-process consumers: the work queue and the sender (unless told not to work);
-    extensions run their own (the surveys' webhook relay and flow clock, the Slack desk)."""
+    """The in-process consumers: the work queue, the sender and the webhook relay (unless
+    told not to work); extensions run their own (the flow clock, the Slack desk)."""
     works = app[SETTINGS].works
-    async with running(*((app[QUEUE].run, app[SENDER].run) if works else ())):
+    consumers = (app[QUEUE].run, app[SENDER].run, app[WEBHOOKS].run) if works else ()
+    async with running(app[TOPICS].run, *consumers):
         yield

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from bot.api.auth import Principal
-    from bot.delivery.outbox import OutboxRelay
     from bot.delivery.sender import Sender
+    from bot.delivery.webhooks import WebhookRelay
     from bot.metrics import Metrics
     from bot.pipeline.bots import BotProvider
     from bot.pipeline.channels import ChannelRegistry
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from bot.plugins import Plugins
     from bot.settings import Settings
     from bot.storage.db import Database
+    from bot.workspace.events import Topics
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 PLUGINS: web.AppKey[Plugins] = web.AppKey("plugins")
@@ -40,8 +41,10 @@ BOTS: web.AppKey[BotProvider] = web.AppKey("bots")
 INGESTOR: web.AppKey[Ingestor] = web.AppKey("ingestor")
 QUEUE: web.AppKey[WorkQueue] = web.AppKey("queue")
 SENDER: web.AppKey[Sender] = web.AppKey("sender")
-# posts flows' webhook end actions (surveys.webhooks)
-WEBHOOKS: web.AppKey[OutboxRelay] = web.AppKey("webhooks")
+# delivers outgoing webhooks: subscriptions' events, flows' and automations' own POSTs
+WEBHOOKS: web.AppKey[WebhookRelay] = web.AppKey("webhooks")
+# which events each space's subscriptions hear (the hot path asks it, not the database)
+TOPICS: web.AppKey[Topics] = web.AppKey("topics")
 DEFAULT_SPACE = web.AppKey("default_space", int)
 # set when the agent desk has new notices to deliver (the desk relay waits on it)
 DESK_WAKE = web.AppKey("desk_wake", asyncio.Event)

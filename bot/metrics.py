@@ -39,6 +39,12 @@ class Metrics:
             ["trigger"],
             registry=r,
         )
+        self.webhook_attempts = Counter(
+            "chancenter_webhook_attempts",
+            "Outgoing webhook attempts by outcome (delivered, retry, failed)",
+            ["outcome"],
+            registry=r,
+        )
         self.dead_letters = Counter(
             "chancenter_work_dead_letters",
             "Work items set aside after repeated failures",

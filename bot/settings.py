@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_inbox_channel: str | None = None
 
+    # Outgoing webhooks may reach loopback and private addresses (tests, receivers on
+    # your own network); link-local and cloud metadata addresses are always refused.
+    webhooks_allow_private: bool = False
+
     # The built-in bot's Dialogflow ES agent export; unset: the bundled sample agent.
     agent_path: Path | None = None
     # Largest webhook body or web-chat upload we accept, in bytes.

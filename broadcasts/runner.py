@@ -56,6 +56,7 @@ from bot.storage.tables import (
     identities,
     messages,
 )
+from bot.workspace.events import emit
 from broadcasts import store
 from broadcasts.claims import Claim, take
 from broadcasts.planning import plan_page
@@ -354,13 +355,29 @@ class BroadcastRunner:
             )
             if left.first() is not None:
                 return False
-            done = await conn.execute(
-                broadcasts.update()
-                .where(broadcasts.c.id == broadcast_id, broadcasts.c.status == "running")
-                .where(broadcasts.c.planned == 1)
-                .values(status="completed", finished_at=now())
-            )
-        if done.rowcount:
+            done = (
+                await conn.execute(
+                    broadcasts.update()
+                    .where(broadcasts.c.id == broadcast_id, broadcasts.c.status == "running")
+                    .where(broadcasts.c.planned == 1)
+                    .values(status="completed", finished_at=now())
+                    .returning(broadcasts.c.space_id, broadcasts.c.name, broadcasts.c.channel_id)
+                )
+            ).first()
+            if done is not None:
+                counts = await conn.execute(
+                    sa.select(_r.status, sa.func.count())
+                    .where(_r.broadcast_id == broadcast_id)
+                    .group_by(_r.status)
+                )
+                broadcast = {
+                    "id": broadcast_id,
+                    "name": done.name,
+                    "channel_id": done.channel_id,
+                    "recipients": dict(counts.tuples().all()),
+                }
+                await emit(conn, done.space_id, "broadcast.completed", {"broadcast": broadcast})
+        if done is not None:
             log.info("broadcast completed", extra={"broadcast": broadcast_id})
         return True
 

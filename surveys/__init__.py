@@ -2,8 +2,8 @@
 
 Entry point `chancenter.extensions:surveys`: `setup(app)` adds the `/api/v1/surveys`
 routes, the satisfaction survey asked after a close (an `ON_CLOSE` hook), and, for the
-app's lifetime, the relay that posts flows' webhooks and the clock that reminds and
-expires unanswered flows (run only where the app works its queue).
+app's lifetime, the clock that reminds and expires unanswered flows (run only where the
+app works its queue). A flow's `webhook:` end action goes through the hub's webhook relay.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from bot.keys import DB, HTTP, ON_CLOSE, SENDER, SETTINGS, WEBHOOKS
+from bot.keys import DB, ON_CLOSE, SENDER, SETTINGS
 from bot.logs import running
 
 log = logging.getLogger(__name__)
@@ -30,10 +30,7 @@ def setup(app: web.Application) -> None:
 
 async def _flows(app: web.Application) -> AsyncIterator[None]:
     from surveys.clock import FlowClock
-    from surveys.webhooks import webhook_relay
 
-    # the sender's partitions: with Redis, this process posts its own conversations' only
-    app[WEBHOOKS] = relay = webhook_relay(app[DB], app[HTTP], app[SENDER].owned)
-    runs = (relay.run, FlowClock(app[DB], app[SENDER].notify).run) if app[SETTINGS].works else ()
+    runs = (FlowClock(app[DB], app[SENDER].notify).run,) if app[SETTINGS].works else ()
     async with running(*runs):
         yield

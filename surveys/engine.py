@@ -42,7 +42,6 @@ from bot.workspace.triggers import fire
 from surveys.answers import NotAnAnswer, read_answer
 from surveys.definition import END, QuestionStep, Survey, text_in
 from surveys.fields import stored
-from surveys.webhooks import post_later
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +253,16 @@ async def _complete(
             survey=survey.name,
         )
     )
+    ctx.emit(
+        "survey.completed",
+        {
+            "survey": {"id": run.survey_id, "name": survey.name},
+            "run_id": run.id,
+            "contact_id": conversation.contact_id,
+            "conversation_id": conversation.id,
+            "answers": answers,
+        },
+    )
     for action in survey.on_complete:
         await _act(ctx, action, survey, answers)
 
@@ -284,7 +293,7 @@ async def _act(ctx: HandlerContext, action: Any, survey: Survey, answers: dict[s
             "conversation_id": ctx.conversation.id,
             "answers": answers,
         }
-        post_later(ctx, action.webhook, body)
+        ctx.post(action.webhook, body, what="survey.webhook")
 
 
 async def start_here(ctx: HandlerContext, which: str, return_to: str | None = None) -> bool:

@@ -71,7 +71,12 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
         name = f"t{next(_databases)}"
         server.sql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
         url = f"{server.url}/{name}"
-    return Settings(database_url=url, data_dir=tmp_path / "data", secret_key="test-secret")
+    return Settings(
+        database_url=url,
+        data_dir=tmp_path / "data",
+        secret_key="test-secret",
+        webhooks_allow_private=True,  # receivers in tests listen on loopback
+    )
 
 
 _databases = itertools.count(1)

@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from bot.keys import DB, METRICS
-from bot.storage.tables import desk_outbox, flow_webhooks, outbox, work_items
+from bot.storage.tables import desk_outbox, outbox, webhook_deliveries, webhook_events, work_items
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,17 @@ async def metrics(request: web.Request) -> web.Response:
             await conn.execute(sa.select(sa.func.count()).where(work_items.c.status == "dead"))
         ).scalar_one()
         owed = {
-            name: (await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar_one()
-            for name, table in (
-                ("outbox", outbox),
-                ("desk", desk_outbox),  # Slack notices not yet taken
-                ("webhooks", flow_webhooks),  # flow webhooks not yet taken
+            name: (await conn.execute(query)).scalar_one()
+            for name, query in (
+                ("outbox", sa.select(sa.func.count()).select_from(outbox)),
+                # Slack notices not yet taken
+                ("desk", sa.select(sa.func.count()).select_from(desk_outbox)),
+                # outgoing webhooks owed: events not yet fanned out, deliveries not yet taken
+                ("webhook_events", sa.select(sa.func.count()).select_from(webhook_events)),
+                (
+                    "webhooks",
+                    sa.select(sa.func.count()).where(webhook_deliveries.c.status == "pending"),
+                ),
             )
         }
     registry.queue_depth.labels(queue="work").set(work)

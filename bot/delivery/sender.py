@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Protocol, TypeVar
@@ -28,7 +28,15 @@ from bot.pipeline.lines import Line, Lines
 from bot.pipeline.partitions import Owned, everything, only_owned, partition_of
 from bot.storage.db import Database
 from bot.storage.group import GroupCommitter
-from bot.storage.tables import conversations, identities, messages, outbox, users
+from bot.storage.tables import (
+    conversations,
+    identities,
+    messages,
+    outbox,
+    users,
+    webhook_events,
+)
+from bot.workspace.events import Topics, event_row
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +69,17 @@ _SENT = outbox.delete().where(outbox.c.id.in_(sa.bindparam("ids", expanding=True
 
 class Sender:
     def __init__(
-        self, db: Database, channels: ChannelRegistry, metrics: Metrics, owned: Owned = everything
+        self,
+        db: Database,
+        channels: ChannelRegistry,
+        metrics: Metrics,
+        owned: Owned = everything,
+        topics: Topics | None = None,
+        on_events: Callable[[], None] | None = None,
     ) -> None:
         self.owned = owned
+        self._topics = topics
+        self._on_events = on_events  # wakes the webhook relay
         self._db = db
         self._channels = channels
         self._metrics = metrics
@@ -244,6 +260,13 @@ class Sender:
         await record(self._group, outcome)
         # every outbound message, whoever wrote it, leaves the outbox once, here
         self._metrics.messages.labels(direction="out").inc()
+        if self._on_events is not None and self._wants(outcome.status):
+            self._on_events()
+
+    def _wants(self, status: str) -> bool:
+        """Does any space hear what a send ending in `status` tells?"""
+        event_type = "message.sent" if status == "sent" else "message.status"
+        return self._topics is not None and self._topics.anyone_wants(event_type)
 
     async def _write(self, conn: AsyncConnection, outcomes: list[_Outcome]) -> list[None]:
         """Record many sends' outcomes in one transaction."""
@@ -262,6 +285,9 @@ class Sender:
                 ],
             )
             await conn.execute(_SENT, {"ids": [o.outbox_id for o in finished]})
+            told = [o for o in finished if self._wants(o.status)]
+            if told:
+                await _tell(conn, self._topics, told)
             blocks = [o.blocks for o in finished if o.blocks is not None]
             if blocks:
                 await conn.execute(
@@ -288,6 +314,45 @@ class Sender:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._group.close()
+
+
+async def _tell(conn: AsyncConnection, topics: Topics | None, told: list[_Outcome]) -> None:
+    """`message.sent` (or `message.status` failed) for the spaces that hear it."""
+    assert topics is not None
+    outcomes = {o.message_id: o for o in told}
+    rows = await conn.execute(
+        sa.select(
+            messages.c.id,
+            messages.c.space_id,
+            messages.c.conversation_id,
+            messages.c.channel_id,
+            messages.c.sender_type,
+            messages.c.sender_id,
+            conversations.c.contact_id,
+        )
+        .join(conversations, conversations.c.id == messages.c.conversation_id)
+        .where(messages.c.id.in_(outcomes))
+    )
+    events = []
+    for row in rows:
+        o = outcomes[row.id]
+        event_type = "message.sent" if o.status == "sent" else "message.status"
+        if not topics.wants(row.space_id, event_type):
+            continue
+        message = {
+            "id": row.id,
+            "conversation_id": row.conversation_id,
+            "contact_id": row.contact_id,
+            "channel_id": row.channel_id,
+            "sender": {"type": row.sender_type, "id": row.sender_id},
+            "status": o.status,
+            **({"external_id": o.external_id} if o.status == "sent" else {"error": o.error}),
+        }
+        events.append(
+            event_row(row.space_id, event_type, {"message": message}, row.conversation_id)
+        )
+    if events:
+        await conn.execute(webhook_events.insert(), events)
 
 
 class Recorded(Protocol):

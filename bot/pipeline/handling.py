@@ -11,7 +11,7 @@ handover (entry point group `chancenter.handover`) and the flow starter
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
@@ -19,10 +19,12 @@ from typing import Any, Protocol
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.keys import WEBHOOKS
 from bot.metrics import Metrics
 from bot.model import BOT, Author, Inbound, Part
 from bot.pipeline.bots import BotProvider
 from bot.storage.db import Database
+from bot.workspace.events import emit, post
 from bot.workspace.triggers import fire
 
 Write = Callable[[AsyncConnection], Awaitable[Any]]
@@ -155,6 +157,39 @@ class HandlerContext:
     def then(self, callback: Callable[[], None]) -> None:
         """Call `callback` once the transaction has committed (wake whoever drains it)."""
         self.after_commit.append(callback)
+
+    def emit(self, event_type: str, data: Mapping[str, Any]) -> None:
+        """Tell the space's outgoing webhooks, in the commit of what happened."""
+        self.write(
+            partial(
+                emit,
+                space_id=self.conversation.space_id,
+                event_type=event_type,
+                data=data,
+                conversation_id=self.conversation.id,
+            )
+        )
+        self.then(self._wake_webhooks)
+
+    def post(self, url: str, body: Mapping[str, Any], what: str) -> None:
+        """POST `body` to `url` once this commits, retried by the webhook relay (a flow's
+        or automation's own webhook); `what` names it in the deliveries log."""
+        self.write(
+            partial(
+                post,
+                space_id=self.conversation.space_id,
+                url=url,
+                body=body,
+                what=what,
+                conversation_id=self.conversation.id,
+            )
+        )
+        self.then(self._wake_webhooks)
+
+    def _wake_webhooks(self) -> None:
+        relay = self.app.get(WEBHOOKS)
+        if relay is not None:
+            relay.notify()
 
     def tell_desk(self, kind: str, note: str | None = None) -> None:
         """Queue a notice for the agent desk: `handover`, `message` (this one), `state`,

@@ -11,7 +11,7 @@ before the acknowledgement: `last_message_at` and the like are the worker's job.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -36,7 +36,15 @@ from bot.pipeline.handling import ConversationState
 from bot.pipeline.worker import Ready, WorkItem, state_of, with_state
 from bot.storage.db import Database
 from bot.storage.group import GroupCommitter
-from bot.storage.tables import contacts, conversations, identities, messages, work_items
+from bot.storage.tables import (
+    contacts,
+    conversations,
+    identities,
+    messages,
+    webhook_events,
+    work_items,
+)
+from bot.workspace.events import Topics, event_row
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +55,12 @@ _SENDERS = sa.tuple_(identities.c.channel_id, identities.c.external_id).in_(
     sa.bindparam("senders", expanding=True)
 )
 _FIND_LEAN = (
-    sa.select(conversations.c.id, identities.c.channel_id, identities.c.external_id)
+    sa.select(
+        conversations.c.id,
+        conversations.c.contact_id,
+        identities.c.channel_id,
+        identities.c.external_id,
+    )
     .join(conversations, conversations.c.identity_id == identities.c.id)
     .where(conversations.c.status == "open")
     .where(_SENDERS)
@@ -95,6 +108,7 @@ class Stored:
     duplicates: int = 0
     updated: int = 0
     ready: dict[int, Ready] = field(default_factory=dict)  # work its worker need not read
+    events: int = 0  # for outgoing webhooks
 
     @property
     def queued(self) -> int:
@@ -115,24 +129,39 @@ class Ingestor:
     worker (`Stored.ready`), read with the conversation; without a worker here (`serve
     --no-work`, scale-out `web`) the lean query does."""
 
-    def __init__(self, db: Database, hand_over: bool = True) -> None:
+    def __init__(
+        self,
+        db: Database,
+        topics: Topics | None = None,
+        hand_over: bool = True,
+        on_events: Callable[[], None] | None = None,
+    ) -> None:
         self._db = db
+        self._topics = topics
         self._hand_over = hand_over
+        self._on_events = on_events  # wakes the webhook relay
         self._group: GroupCommitter[_Request, Stored] = GroupCommitter(db, self._write)
 
     async def store(self, channel_id: str, space_id: int, events: Sequence[Event]) -> Stored:
         """Return once `events` are committed (durable), or raise if they could not be."""
-        return await self._group.submit(_Request(channel_id, space_id, events))
+        stored = await self._group.submit(_Request(channel_id, space_id, events))
+        if stored.events and self._on_events is not None:
+            self._on_events()
+        return stored
 
     async def close(self) -> None:
         await self._group.close()
 
     async def _write(self, conn: AsyncConnection, batch: list[_Request]) -> list[Stored]:
-        return await _write(self._db, conn, batch, self._hand_over)
+        return await _write(self._db, conn, batch, self._hand_over, self._topics)
 
 
 async def _write(
-    db: Database, conn: AsyncConnection, batch: list[_Request], hand_over: bool
+    db: Database,
+    conn: AsyncConnection,
+    batch: list[_Request],
+    hand_over: bool,
+    topics: Topics | None,
 ) -> list[Stored]:
     results = [Stored() for _ in batch]
     inbound = [
@@ -142,18 +171,16 @@ async def _write(
         if isinstance(event, Inbound)
     ]
     if inbound:
-        await _inbound(db, conn, inbound, results, hand_over)
+        await _inbound(db, conn, inbound, results, hand_over, topics)
     # after the inserts, so an edit finds a message that arrived in the same batch
     for n, request in enumerate(batch):
         for event in request.events:
-            if isinstance(event, StatusChanged):
-                results[n].updated += await _status(conn, request.channel_id, event)
+            if isinstance(event, StatusChanged | ReadUpTo | Seen):
+                moved = await _move(conn, _status(request.channel_id, event), topics)
+                results[n].updated += moved.rowcount
+                results[n].events += moved.events
             elif isinstance(event, MessageEdited):
                 results[n].updated += await _edit(conn, request.channel_id, event)
-            elif isinstance(event, ReadUpTo):
-                results[n].updated += await _read_up_to(conn, request.channel_id, event)
-            elif isinstance(event, Seen):
-                results[n].updated += await _seen(conn, request.channel_id, event)
             elif isinstance(event, ContactBlocked):
                 results[n].updated += await _blocked(conn, request.channel_id, event)
     return results
@@ -165,10 +192,13 @@ async def _inbound(
     inbound: list[tuple[int, _Request, Inbound]],
     results: list[Stored],
     hand_over: bool,
+    topics: Topics | None,
 ) -> None:
     at = now()
     senders = {(r.channel_id, e.sender.external_id): (r.space_id, e.sender) for _, r, e in inbound}
-    conversation, created, states = await _conversations(db, conn, senders, at, hand_over)
+    conversation, created, states, contact_of = await _conversations(
+        db, conn, senders, at, hand_over
+    )
     rows = [
         {
             "space_id": request.space_id,
@@ -189,12 +219,18 @@ async def _inbound(
     }
     queue = []
     owners = []  # the request of each queued item
-    for n, request, event in inbound:
+    news: list[dict[str, Any]] = []  # for outgoing webhooks
+    for (n, request, event), row in zip(inbound, rows, strict=True):
         message_id = inserted.pop((request.channel_id, event.external_id), None)
         if message_id is None:  # already stored, or twice in this batch
             results[n].duplicates += 1
             continue
         conversation_id, opened = conversation[request.channel_id, event.sender.external_id]
+        new_contact = opened and (request.channel_id, event.sender.external_id) in created
+        if topics is not None:
+            heard = _news(topics, row, message_id, contact_of[conversation_id], opened, new_contact)
+            results[n].events += len(heard)
+            news.extend(heard)
         results[n].message_ids.append(message_id)
         results[n].conversation_ids.add(conversation_id)
         queue.append(
@@ -204,7 +240,7 @@ async def _inbound(
                     "event": event.model_dump(mode="json"),
                     "message_id": message_id,
                     "opened": opened,
-                    "created": opened and (request.channel_id, event.sender.external_id) in created,
+                    "created": new_contact,
                 },
                 "created_at": at,
             }
@@ -212,6 +248,8 @@ async def _inbound(
         owners.append(n)
         # only the first message of a new conversation counts as opening it
         conversation[request.channel_id, event.sender.external_id] = (conversation_id, False)
+    if news:
+        await conn.execute(webhook_events.insert(), news)
     if not queue:
         return
     if not hand_over:
@@ -242,19 +280,23 @@ async def _conversations(
     dict[tuple[str, str], tuple[int, bool]],
     set[tuple[str, str]],
     dict[int, tuple[ConversationState, int | None]],
+    dict[int, int],
 ]:
     """`(channel, sender) -> (open conversation id, just opened)`, creating what is missing;
-    the senders who are new contacts; and each open conversation's state, with its last
-    work item waiting (the worker starts from them, reading nothing)."""
+    the senders who are new contacts; each open conversation's state, with its last
+    work item waiting (the worker starts from them, reading nothing); each conversation's
+    contact."""
     result: dict[tuple[str, str], tuple[int, bool]] = {}
     states: dict[int, tuple[ConversationState, int | None]] = {}
+    contact_of: dict[int, int] = {}
     for row in await conn.execute(_FIND if hand_over else _FIND_LEAN, {"senders": list(senders)}):
         result[row.channel_id, row.external_id] = (row.id, False)
+        contact_of[row.id] = row.contact_id
         if hand_over:
             states[row.id] = (state_of(row), row.waiting_through)
     rest = [key for key in senders if key not in result]
     if not rest:
-        return result, set(), states
+        return result, set(), states, contact_of
     # without an open conversation: known identities, or strangers
     known: dict[tuple[str, str], tuple[int, int]] = {
         (row.channel_id, row.external_id): (row.id, row.contact_id)
@@ -289,7 +331,44 @@ async def _conversations(
     )
     for key, conversation_id in zip(rest, opened, strict=True):
         result[key] = (conversation_id, True)
-    return result, set(strangers), states
+        contact_of[conversation_id] = known[key][1]
+    return result, set(strangers), states, contact_of
+
+
+def _news(
+    topics: Topics,
+    message: dict[str, Any],
+    message_id: int,
+    contact_id: int,
+    opened: bool,
+    new_contact: bool,
+) -> list[dict[str, Any]]:
+    """The events a stored message makes, for the subscriptions that hear them."""
+    space_id, conversation_id = message["space_id"], message["conversation_id"]
+    channel_id = message["channel_id"]
+    rows = []
+    if new_contact and topics.wants(space_id, "contact.created"):
+        contact = {"id": contact_id, "channel_id": channel_id}
+        rows.append(event_row(space_id, "contact.created", {"contact": contact}, conversation_id))
+    if opened and topics.wants(space_id, "conversation.opened"):
+        opened_one = {"id": conversation_id, "contact_id": contact_id, "channel_id": channel_id}
+        rows.append(
+            event_row(
+                space_id, "conversation.opened", {"conversation": opened_one}, conversation_id
+            )
+        )
+    if topics.wants(space_id, "message.received"):
+        received = {
+            "id": message_id,
+            "conversation_id": conversation_id,
+            "contact_id": contact_id,
+            "channel_id": channel_id,
+            "external_id": message["external_id"],
+            "parts": message["parts"],
+            "created_at": message["created_at"].isoformat(),
+        }
+        rows.append(event_row(space_id, "message.received", {"message": received}, conversation_id))
+    return rows
 
 
 async def _new_contacts(
@@ -326,16 +405,71 @@ async def _new_contacts(
     return list(zip(linked, contact_ids, strict=True))
 
 
-async def _status(conn: AsyncConnection, channel_id: str, event: StatusChanged) -> int:
-    result = await conn.execute(
+def _status(channel_id: str, event: StatusChanged | ReadUpTo | Seen) -> sa.Update:
+    """The update a receipt makes: forward only, and only on the sender's own messages."""
+    moved = (
         messages.update()
         .where(messages.c.channel_id == channel_id)
-        .where(messages.c.external_id == event.external_id)
         .where(messages.c.direction == "out")
-        .where(messages.c.status.in_(STATUS_BEFORE[event.status]))
-        .values(status=event.status, error=event.error)
     )
-    return result.rowcount
+    if isinstance(event, StatusChanged):
+        return (
+            moved.where(messages.c.external_id == event.external_id)
+            .where(messages.c.status.in_(STATUS_BEFORE[event.status]))
+            .values(status=event.status, error=event.error)
+        )
+    mine = messages.c.conversation_id.in_(_conversations_of(channel_id, event.sender))
+    if isinstance(event, ReadUpTo):
+        watermark = event.watermark.astimezone(UTC).replace(tzinfo=None)
+        return (
+            moved.where(messages.c.status.in_(STATUS_BEFORE["read"]))
+            .where(messages.c.created_at <= watermark)
+            .where(mine)
+            .values(status="read")
+        )
+    # "pending" counts: the sender records the send after the push the receipt answers,
+    # and it never moves a status back
+    return (
+        moved.where(messages.c.id == event.message_id)
+        .where(messages.c.status.in_(STATUS_BEFORE[event.status]))
+        .where(mine)
+        .values(status=event.status)
+    )
+
+
+@dataclass(frozen=True)
+class _Moved:
+    rowcount: int
+    events: int = 0
+
+
+async def _move(conn: AsyncConnection, update: sa.Update, topics: Topics | None) -> _Moved:
+    """Run a receipt's update; `message.status` for the spaces that hear it."""
+    if topics is None or not topics.anyone_wants("message.status"):
+        return _Moved((await conn.execute(update)).rowcount)
+    rows = (
+        await conn.execute(
+            update.returning(
+                messages.c.id,
+                messages.c.space_id,
+                messages.c.conversation_id,
+                messages.c.channel_id,
+                messages.c.status,
+                messages.c.error,
+            )
+        )
+    ).all()
+    events = []
+    for row in rows:
+        message = row._asdict()
+        space_id = message.pop("space_id")
+        if topics.wants(space_id, "message.status"):
+            events.append(
+                event_row(space_id, "message.status", {"message": message}, row.conversation_id)
+            )
+    if events:
+        await conn.execute(webhook_events.insert(), events)
+    return _Moved(len(rows), len(events))
 
 
 async def _edit(conn: AsyncConnection, channel_id: str, event: MessageEdited) -> int:
@@ -345,34 +479,6 @@ async def _edit(conn: AsyncConnection, channel_id: str, event: MessageEdited) ->
         .where(messages.c.external_id == event.external_id)
         .where(messages.c.direction == "in")
         .values(parts=parts_adapter.dump_python(list(event.parts), mode="json"))
-    )
-    return result.rowcount
-
-
-async def _read_up_to(conn: AsyncConnection, channel_id: str, event: ReadUpTo) -> int:
-    result = await conn.execute(
-        messages.update()
-        .where(messages.c.channel_id == channel_id)
-        .where(messages.c.direction == "out")
-        .where(messages.c.status.in_(STATUS_BEFORE["read"]))
-        .where(messages.c.created_at <= event.watermark.astimezone(UTC).replace(tzinfo=None))
-        .where(messages.c.conversation_id.in_(_conversations_of(channel_id, event.sender)))
-        .values(status="read")
-    )
-    return result.rowcount
-
-
-async def _seen(conn: AsyncConnection, channel_id: str, event: Seen) -> int:
-    # "pending" counts: the sender records the send after the push the receipt answers,
-    # and it never moves a status back
-    result = await conn.execute(
-        messages.update()
-        .where(messages.c.id == event.message_id)
-        .where(messages.c.channel_id == channel_id)
-        .where(messages.c.direction == "out")
-        .where(messages.c.status.in_(STATUS_BEFORE[event.status]))
-        .where(messages.c.conversation_id.in_(_conversations_of(channel_id, event.sender)))
-        .values(status=event.status)
     )
     return result.rowcount
 

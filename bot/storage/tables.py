@@ -487,16 +487,64 @@ flow_runs = Table(
     Index("ix_flow_runs_status_updated", "status", "updated_at"),
 )
 
-# A flow's `webhook` end action, written with the run's last step and posted by the
-# webhook relay: a receiver that is down gets the answers later, never loses them.
-flow_webhooks = Table(
-    "flow_webhooks",
+# Outgoing webhooks: a space's subscription to its events (a URL, the event types it
+# hears or `*`, its `whsec_` signing secret, encrypted).
+webhooks = Table(
+    "webhooks",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("conversation_id", ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
     Column("url", Text, nullable=False),
+    Column("description", Text),
+    Column("events", JSON, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("enabled", Integer, nullable=False, server_default="1"),
+    Column("disabled_reason", Text),  # why the relay switched it off (failing for a day)
+    Column("failing_since", DateTime(timezone=True)),  # the first failure since a success
+    _created(),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    Index("ix_webhooks_space", "space_id"),
+)
+
+# What happened, written in the commit that made it happen; the relay turns each into a
+# delivery per subscription that hears it, and deletes it.
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("conversation_id", Integer),  # the order key; none for a broadcast's end
+    Column("data", JSON, nullable=False),
+    _created(),
+)
+
+# One event (or a flow's or automation's own POST to `url`) owed to one receiver, kept
+# with its attempts after it is delivered, so admins can read and replay it. `lane`
+# orders a receiver's deliveries of one conversation; `message_id` is the `webhook-id`,
+# the same on every retry.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
+    Column("webhook_id", ForeignKey("webhooks.id", ondelete="CASCADE")),
+    Column("url", Text),  # a flow's or automation's own target (no subscription)
+    Column("message_id", String(40), nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("conversation_id", Integer),
+    Column("lane", String(64)),
     Column("body", JSON, nullable=False),
+    Column("status", String(10), nullable=False, server_default="pending"),  # delivered | failed
     *_retries(),
+    # every attempt: {"at", "status" (none without an answer), "ms", "error", "response"}
+    Column("log", JSON, nullable=False, default=list),
+    Column("give_up_at", DateTime(timezone=True), nullable=False),
+    _created(),
+    Column("finished_at", DateTime(timezone=True)),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
+    Index("ix_webhook_deliveries_lane", "lane", "id"),
 )
 
 # Automations: a trigger, conditions and actions (the validated definition), per space.

@@ -42,6 +42,7 @@ from bot.workspace.contacts import (
     tag,
     tags_of_many,
 )
+from bot.workspace.events import emit
 from bot.workspace.filters import Group
 
 BUILT_IN = ("name", "phone", "email", "language")
@@ -180,13 +181,13 @@ async def _upsert(
         report.updated += 1
         return int(found)
     report.created += 1
-    return int(
-        (
-            await conn.execute(
-                contacts.insert().values(space_id=space_id, **values).returning(contacts.c.id)
-            )
-        ).scalar_one()
-    )
+    made = (
+        await conn.execute(
+            contacts.insert().values(space_id=space_id, **values).returning(contacts.c.id)
+        )
+    ).scalar_one()
+    await emit(conn, space_id, "contact.created", {"contact": {"id": made, "source": "import"}})
+    return int(made)
 
 
 async def export_csv(db: Database, space_id: int, group: Group | None) -> AsyncIterator[str]:

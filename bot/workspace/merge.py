@@ -17,6 +17,7 @@ from bot.storage.tables import (
     field_values,
     identities,
 )
+from bot.workspace.events import emit
 
 # what the survivor lacks, it takes from the other (undo empties it again); an opt-out
 # too: the person said STOP on one channel, so no broadcast reaches them on any
@@ -124,20 +125,16 @@ async def merge(conn: AsyncConnection, space_id: int, survivor_id: int, other_id
     await conn.execute(
         contacts.update().where(contacts.c.id == other_id).values(merged_into_id=survivor_id)
     )
-    return int(
-        (
-            await conn.execute(
-                contact_merges.insert()
-                .values(
-                    space_id=space_id,
-                    survivor_id=survivor_id,
-                    merged_id=other_id,
-                    moved=moved,
-                )
-                .returning(contact_merges.c.id)
-            )
-        ).scalar_one()
-    )
+    merge_id = (
+        await conn.execute(
+            contact_merges.insert()
+            .values(space_id=space_id, survivor_id=survivor_id, merged_id=other_id, moved=moved)
+            .returning(contact_merges.c.id)
+        )
+    ).scalar_one()
+    merged = {"contact_id": survivor_id, "merged_contact_id": other_id, "merge_id": merge_id}
+    await emit(conn, space_id, "contact.merged", merged)
+    return int(merge_id)
 
 
 async def undo(conn: AsyncConnection, space_id: int, merge_id: int) -> None:

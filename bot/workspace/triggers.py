@@ -6,7 +6,8 @@ kept exactly when the change is. The automations' clock turns due timers into wo
 items in the conversation's queue, where the worker runs the automations in order.
 
 `fire` writes nothing when no enabled automation of the space listens for the
-trigger: an unused trigger costs one indexed read.
+trigger: an unused trigger costs one indexed read. The triggers that outgoing webhooks
+hear too (`WEBHOOK_EVENTS`) are told to them as well, whatever the depth.
 
 Loops: an event caused by an automation's action carries `depth` 1 and may trigger
 other automations; what *their* actions cause (depth 2) triggers none. So a tag added
@@ -26,8 +27,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.clock import now
 from bot.errors import InvalidPayload
 from bot.storage.tables import automation_timers, automations, conversations, spaces
+from bot.workspace.events import emit
 
 MAX_DEPTH = 1  # events of depth <= MAX_DEPTH run automations
+# the triggers that are webhook events too, by their names there
+WEBHOOK_EVENTS = {
+    "conversation_closed": "conversation.closed",
+    "conversation_assigned": "conversation.assigned",
+    "handed_over": "conversation.handed_over",
+    "field_changed": "contact.updated",
+    "tag_added": "contact.updated",
+    "tag_removed": "contact.updated",
+}
 DURATION = re.compile(r"^(-?)(\d{1,6})([smhdw])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -64,6 +75,12 @@ async def fire(
 ) -> bool:
     """Queue `trigger` for the space's automations; False when none listens (or the
     event comes from too deep a chain of automations)."""
+    event_type = WEBHOOK_EVENTS.get(trigger)
+    if event_type is not None:
+        data = {"contact_id": contact_id, "conversation_id": conversation_id, **attrs}
+        if event_type == "contact.updated":
+            data["change"] = trigger
+        await emit(conn, space_id, event_type, data, conversation_id)
     if depth > MAX_DEPTH:
         return False
     found = (await conn.execute(listening(space_id, trigger).limit(1))).first()

@@ -24,7 +24,7 @@ from bot.storage.tables import (
     conversations,
     field_values,
     flow_runs,
-    flow_webhooks,
+    webhook_deliveries,
     identities,
     outbox,
     spaces,
@@ -420,7 +420,7 @@ on_complete:
 
 
 async def _no_webhooks(app: Application) -> bool:
-    return await count(app, flow_webhooks) == 0
+    return await count(app, webhook_deliveries, webhook_deliveries.c.status == "pending") == 0
 
 
 async def test_webhooks_of_one_conversation_arrive_in_order_even_across_a_retry(
