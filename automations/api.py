@@ -26,17 +26,9 @@ from automations.references import check, problem
 from automations.store import save_new
 from bot.api.auth import PRINCIPAL
 from bot.api.openapi import BEFORE, LIMIT, Handler, Routes
-from bot.api.params import (
-    document_body,
-    int_query,
-    iso,
-    json_body,
-    page_limit,
-    path_id,
-    space_row,
-)
+from bot.api.params import document_body, int_query, json_body, page_limit, path_id, space_row
 from bot.api.roles import require
-from bot.clock import now
+from bot.clock import iso, now
 from bot.errors import InvalidPayload, error_response
 from bot.keys import DB
 from bot.storage.tables import automation_runs, automation_timers, automations, messages

@@ -25,6 +25,8 @@ from bot.api import (
     space,
     tokens,
     views,
+)
+from bot.api import (
     webhooks as outgoing_webhooks,
 )
 from bot.api.auth import auth_middleware

@@ -21,3 +21,10 @@ def db_datetime(value: datetime | str | None) -> datetime | None:
     if value is not None and value.tzinfo is not None:
         value = value.astimezone(UTC)
     return value.replace(tzinfo=None) if value is not None else None
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 with its offset (the clock's naive values are UTC)."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()

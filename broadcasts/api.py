@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.api.auth import PRINCIPAL
 from bot.api.openapi import BEFORE, CSV, LIMIT, OBJECT, Handler, Routes, list_of, query_param
-from bot.api.params import int_query, iso, json_body, known_query, page_limit, path_id
+from bot.api.params import int_query, json_body, known_query, page_limit, path_id
 from bot.api.roles import require
+from bot.clock import iso
 from bot.errors import InvalidPayload
 from bot.keys import DB
 from bot.storage.tables import broadcast_recipients, broadcasts, contacts

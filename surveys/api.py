@@ -17,17 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.api.auth import PRINCIPAL
 from bot.api.openapi import BEFORE, CSV, LIMIT, Routes
-from bot.api.params import (
-    document_body,
-    int_query,
-    iso,
-    json_body,
-    page_limit,
-    path_id,
-    space_items,
-)
+from bot.api.params import document_body, int_query, json_body, page_limit, path_id, space_items
 from bot.api.roles import require
 from bot.api.views import view_filter
+from bot.clock import iso
 from bot.errors import InvalidPayload
 from bot.keys import DB
 from bot.pipeline.untrusted import MAX_INT

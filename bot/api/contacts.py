@@ -13,10 +13,10 @@ from pydantic import BaseModel, Field, ValidationError
 
 from bot.api.auth import PRINCIPAL
 from bot.api.openapi import BEFORE, CSV, LIMIT, Routes, list_of, query_param
-from bot.api.params import int_query, iso, json_body, page_limit, path_id
+from bot.api.params import int_query, json_body, page_limit, path_id
 from bot.api.roles import require
 from bot.api.views import view_filter
-from bot.clock import now
+from bot.clock import iso, now
 from bot.errors import InvalidPayload
 from bot.keys import DB
 from bot.pipeline.untrusted import loads

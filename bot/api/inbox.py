@@ -10,16 +10,9 @@ from aiohttp import web
 
 from bot.api.auth import PRINCIPAL
 from bot.api.openapi import BEFORE, LIMIT, Routes, list_of, query_param
-from bot.api.params import (
-    int_query,
-    iso,
-    known_query,
-    message_json,
-    page_limit,
-    path_id,
-    space_row,
-)
+from bot.api.params import int_query, known_query, message_json, page_limit, path_id, space_row
 from bot.api.views import view_filter
+from bot.clock import iso
 from bot.errors import InvalidPayload
 from bot.keys import DB, SETTINGS
 from bot.storage.tables import contacts, conversations, messages

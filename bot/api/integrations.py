@@ -9,9 +9,9 @@ from pydantic import BaseModel, Field
 
 from bot.api.auth import PRINCIPAL
 from bot.api.openapi import Routes
-from bot.api.params import iso, json_body, space_items
+from bot.api.params import json_body, space_items
 from bot.api.roles import require
-from bot.clock import now
+from bot.clock import iso, now
 from bot.errors import InvalidPayload, NotFound
 from bot.keys import BOTS, DB, SETTINGS
 from bot.storage.tables import integrations

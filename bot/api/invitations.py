@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.api.auth import PRINCIPAL, create_token, hash_token
 from bot.api.openapi import Routes
-from bot.api.params import iso, json_body, path_id
+from bot.api.params import json_body, path_id
 from bot.api.roles import administered, require
-from bot.clock import now
+from bot.clock import iso, now
 from bot.errors import Forbidden, NotFound
 from bot.keys import DB
 from bot.storage.tables import (

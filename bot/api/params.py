@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.api.auth import PRINCIPAL
+from bot.clock import iso
 from bot.delivery.media import with_media_urls
 from bot.errors import InvalidPayload, NotFound, PayloadTooLarge
 from bot.keys import DB
@@ -26,12 +26,6 @@ M = TypeVar("M", bound=BaseModel)
 MAX_LIMIT = 200
 MAX_ID = MAX_INT  # the databases' BIGINT
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/plain")
-
-
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
 def int_query(request: web.Request, name: str, default: int | None = None) -> int | None:

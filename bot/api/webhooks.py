@@ -18,9 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.api.auth import PRINCIPAL
 from bot.api.openapi import BEFORE, LIMIT, Routes, query_param
-from bot.api.params import int_query, iso, json_body, page_limit, path_id, space_row
+from bot.api.params import int_query, json_body, page_limit, path_id, space_row
 from bot.api.roles import require
-from bot.clock import now
+from bot.clock import iso, now
 from bot.delivery.guard import check_target
 from bot.delivery.webhooks import sealed_secret
 from bot.errors import InvalidPayload, NotFound
@@ -321,7 +321,7 @@ async def test_webhook(request: web.Request) -> web.Response:
         webhook = await _webhook(request, conn)
         body = {
             "type": "webhook.test",
-            "timestamp": at.isoformat(),
+            "timestamp": iso(at),
             "data": {"webhook_id": webhook.id},
         }
         delivery_id = (

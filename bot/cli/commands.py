@@ -1,5 +1,5 @@
 """`chancenter orgs|spaces|users|invitations|teams|integrations|tokens ...`, and the nouns of
-`bot.cli.content` and `bot.cli.broadcasts`, gathered in `COMMANDS` for the parser.
+`bot.cli.content`, `bot.cli.broadcasts` and `bot.cli.webhooks`, gathered in `COMMANDS`.
 
 Each command is one REST call, made in-process over a private Unix socket as the
 organization's own admin (`bot.cli.call`): the CLI obeys exactly the rules, validation
@@ -22,6 +22,7 @@ from bot.cli.args import (
 )
 from bot.cli.broadcasts import BROADCASTS
 from bot.cli.content import CONTENT
+from bot.cli.webhooks import WEBHOOKS
 
 __all__ = ["COMMANDS", "Call"]
 
@@ -238,5 +239,6 @@ COMMANDS: dict[str, tuple[str, dict[str, Call]]] = {
     **PEOPLE,
     **CONTENT,
     **BROADCASTS,
+    **WEBHOOKS,
     **SETTINGS,
 }

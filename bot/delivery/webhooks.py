@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 from standardwebhooks import Webhook
 
-from bot.clock import db_datetime, now
+from bot.clock import db_datetime, iso, now
 from bot.delivery.guard import GuardedResolver, Refused, check_literal
 from bot.delivery.outbox import idle_time, wait_for_event
 from bot.metrics import Metrics
@@ -170,13 +170,17 @@ class WebhookRelay:
         owned = only_owned(sa.func.coalesce(webhook_events.c.conversation_id, 0), self.owned)
         async with self._db.glance() as conn:  # most rounds find none: no write for them
             ids = (
-                await conn.execute(
-                    sa.select(webhook_events.c.id)
-                    .where(owned)
-                    .order_by(webhook_events.c.id)
-                    .limit(BATCH)
+                (
+                    await conn.execute(
+                        sa.select(webhook_events.c.id)
+                        .where(owned)
+                        .order_by(webhook_events.c.id)
+                        .limit(BATCH)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         if not ids:
             return 0
         async with self._db.write() as conn:
@@ -210,7 +214,7 @@ class WebhookRelay:
                     else f"w{subscription.id}:{event.conversation_id}",
                     "body": {
                         "type": event.type,
-                        "timestamp": db_datetime(event.created_at).isoformat(),
+                        "timestamp": iso(db_datetime(event.created_at)),
                         "data": event.data,
                     },
                     "log": [],
@@ -316,7 +320,7 @@ class WebhookRelay:
         for a in attempts:
             row = a.delivery
             entry = {
-                "at": at.isoformat(),
+                "at": iso(at),
                 "status": a.status,
                 "ms": round(a.ms, 1),
                 "error": a.error,

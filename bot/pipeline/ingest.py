@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.clock import now
+from bot.clock import iso, now
 from bot.model import (
     ContactBlocked,
     Event,
@@ -365,7 +365,7 @@ def _news(
             "channel_id": channel_id,
             "external_id": message["external_id"],
             "parts": message["parts"],
-            "created_at": message["created_at"].isoformat(),
+            "created_at": iso(message["created_at"]),
         }
         rows.append(event_row(space_id, "message.received", {"message": received}, conversation_id))
     return rows

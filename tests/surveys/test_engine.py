@@ -24,10 +24,10 @@ from bot.storage.tables import (
     conversations,
     field_values,
     flow_runs,
-    webhook_deliveries,
     identities,
     outbox,
     spaces,
+    webhook_deliveries,
 )
 from bot.workspace.contacts import create_field
 from broadcasts.optout import OPT_OUT_REPLY

@@ -43,6 +43,7 @@ BODIES: dict[str, Any] = {
     "/api/v1/organization/members/{user_id}": {"role": "member"},
     "/api/v1/surveys/{survey_id}/send": {"contact_ids": [1]},
     "/api/v1/automations/{automation_id}": {"enabled": False},
+    "/api/v1/webhooks/{webhook_id}": {"description": "x"},
 }
 
 
@@ -68,6 +69,9 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
     offer = {"name": "b", "channel_id": echo.id, "view_id": 1, "message": {"text": "hi"}}
     broadcast = await client.post("/api/v1/broadcasts", json=offer, headers=manager)
     assert broadcast.status == 201, await broadcast.text()
+    hook = {"url": "http://127.0.0.1:1/hook", "events": ["*"]}
+    webhook = await client.post("/api/v1/webhooks", json=hook, headers=manager)
+    assert webhook.status == 201, await webhook.text()
     await open_conversation(client, app, echo)
     async with app[DB].write() as conn:
         elsewhere = await create_space(conn, "Initech", "Main", default=False, webchat=False)
@@ -85,6 +89,8 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
             "survey_id": (await conn.execute(sa.select(surveys.c.id))).scalar_one(),
             "automation_id": (await created.json())["id"],
             "broadcast_id": (await broadcast.json())["id"],
+            "webhook_id": (await webhook.json())["id"],
+            "delivery_id": 1,
             "shortcut_id": (await conn.execute(sa.select(shortcuts.c.id))).scalar_one(),
             "token_id": (await conn.execute(sa.select(sa.func.min(api_tokens.c.id)))).scalar(),
             "merge_id": 1,
