@@ -38,13 +38,17 @@ def refusal(address: Address, allow_private: bool) -> str | None:
         address = address.ipv4_mapped
     if any(address in network for network in NEVER):
         return f"{address} is link-local or a cloud metadata address"
-    if address.is_multicast or address.is_unspecified or address.is_reserved:
+    if address.is_unspecified or address.is_multicast:
         return f"{address} is not a unicast address"
-    if not allow_private and (address.is_loopback or address.is_private):
+    if address.is_loopback or address.is_private:  # before reserved: ::1 is in ::/8
+        if allow_private:
+            return None
         return (
             f"{address} is a loopback or private address; set "
             "CHANCENTER_WEBHOOKS_ALLOW_PRIVATE=true to allow receivers on your own network"
         )
+    if address.is_reserved:
+        return f"{address} is not a unicast address"
     return None
 
 
