@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -65,6 +66,8 @@ class Receiver:
     def __init__(self) -> None:
         self.arrivals: list[Arrival] = []
         self.distinct: set[tuple[int, str]] = set()  # (subscription, webhook-id)
+        self.owed = 0
+        self.complete = asyncio.Event()  # set once `owed` distinct deliveries arrived
         self.runner: web.AppRunner | None = None
         self.url = ""
 
@@ -74,10 +77,13 @@ class Receiver:
         hook = int(request.match_info["n"])
         self.arrivals.append(Arrival(hook, time.time(), headers, body))
         self.distinct.add((hook, headers["webhook-id"]))
+        if len(self.distinct) >= self.owed:
+            self.complete.set()
         return web.Response(status=204)
 
-    def clear(self) -> None:
-        self.arrivals, self.distinct = [], set()
+    def expect(self, owed: int) -> None:
+        self.arrivals, self.distinct, self.owed = [], set(), owed
+        self.complete.clear()
 
     async def start(self) -> None:
         app = web.Application()
@@ -120,7 +126,7 @@ class Hub(Process):
             stderr=self._log,
             text=True,
         )
-        self.token: str = json.loads(init.stdout.strip().splitlines()[-1])["token"]
+        self.token: str = json.loads(init.stdout)["token"]
         self.url = f"http://127.0.0.1:{port}"
         cmd = [sys.executable, "-m", "bot", "serve"]
         self.proc = subprocess.Popen(
@@ -199,8 +205,8 @@ async def round_of(subs: int, args: argparse.Namespace, receiver: Receiver, log:
             await hub.ready()
             secrets = await hub.subscribe(receiver.url, subs)
             url = f"{hub.url}/webchat/ws?channel={await webchat_channel(hub.url)}"
-            receiver.clear()
             owed = args.clients * args.messages * subs
+            receiver.expect(owed)
             started, cpu, hub_cpu = time.time(), time.process_time(), hub.cpu()
             result = await load(url, args.clients, args.messages)
             ended = time.time()
@@ -208,11 +214,11 @@ async def round_of(subs: int, args: argparse.Namespace, receiver: Receiver, log:
             outcome.bench_cpu = (time.process_time() - cpu) / (ended - started)
             outcome.hub_cpu = (hub.cpu() - hub_cpu) / (ended - started)
             outcome.behind = owed - len(receiver.distinct)
-            deadline = time.monotonic() + args.timeout
-            while len(receiver.distinct) < owed and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
             if subs == 0:
                 await asyncio.sleep(1)  # nothing may arrive
+            elif len(receiver.distinct) < owed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(receiver.complete.wait(), args.timeout)
             seen = list(receiver.arrivals)
         finally:
             hub.stop()
@@ -237,8 +243,7 @@ def label(subs: int) -> str:
 
 
 async def main(args: argparse.Namespace) -> None:
-    logs: Path = args.logs or Path(tempfile.mkdtemp(prefix="webhooks_out-logs-"))
-    logs.mkdir(parents=True, exist_ok=True)
+    logs: Path = args.logs
     print(f"hub logs in {logs}", file=sys.stderr)
     receiver = Receiver()
     await receiver.start()
@@ -315,6 +320,11 @@ if __name__ == "__main__":
     parser.add_argument(
         "--timeout", type=float, default=120, help="seconds after the load to await deliveries"
     )
-    parser.add_argument("--logs", type=Path, help="where the hubs' logs go (default: a new tmp dir)")
+    parser.add_argument(
+        "--logs", type=Path, help="where the hubs' logs go (default: a new tmp dir)"
+    )
     parser.add_argument("--json", action="store_true", help="end with one JSON line of figures")
-    asyncio.run(main(parser.parse_args()))
+    args = parser.parse_args()
+    args.logs = args.logs or Path(tempfile.mkdtemp(prefix="webhooks_out-logs-"))
+    args.logs.mkdir(parents=True, exist_ok=True)
+    asyncio.run(main(args))

@@ -374,7 +374,7 @@ class BroadcastRunner:
                     "id": broadcast_id,
                     "name": done.name,
                     "channel_id": done.channel_id,
-                    "recipients": dict(counts.tuples().all()),
+                    "recipients": {status: n for status, n in counts},
                 }
                 await emit(conn, done.space_id, "broadcast.completed", {"broadcast": broadcast})
         if done is not None:
