@@ -9,14 +9,17 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
+from bot.api.auth import create_token
 from bot.keys import DB, DEFAULT_SPACE, PLUGINS
 from bot.storage.tables import conversations, messages, shortcuts, spaces
 from bot.workspace.contacts import create_field
 from tests.automations.helpers import add, runs
 from tests.automations.test_engine import team
 from tests.automations.test_triggers import tags
+from tests.bot.delivery.test_webhooks import subscribe
 from tests.conftest import eventually, single
 from tests.fakes.echo_channel import EchoChannel
+from tests.fakes.webhook_receiver import receiving
 from tests.handlers.test_handover import ALWAYS_CLOSED, agent, say
 from tests.surveys.test_engine import fields_of, receiver
 
@@ -129,6 +132,28 @@ async def test_a_webhook_is_posted(client: TestClient, app: Application, echo: E
             "conversation_id": await single(app, conversations.c.id),
         }
     ]
+
+
+async def test_the_webhook_action_is_an_event_for_subscriptions_too(
+    client: TestClient, app: Application, echo: EchoChannel
+) -> None:
+    async with app[DB].write() as conn:
+        token = await create_token(conn, app[DEFAULT_SPACE], None, "m", "manager")
+    async with receiving() as hooks:
+        manager = {"Authorization": f"Bearer {token}"}
+        made = await subscribe(client, manager, hooks.url("/crm"), "automation.webhook")
+        await add(
+            app,
+            "name: crm\ntrigger: {on: contact_created}\n"
+            f"actions: [{{webhook: '{hooks.url('/own')}'}}]\n",
+        )
+        await say(client, app, echo, "hello")
+        await eventually(lambda: len(hooks.requests) == 2)
+    own, heard = sorted(hooks.requests, key=lambda r: r.path != "/own")
+    assert "webhook-signature" not in own.headers  # its own URL has no secret
+    event = heard.verified(made["secret"])
+    assert event["type"] == "automation.webhook" and event["data"] == own.json
+    assert own.json["automation"] == "crm"
 
 
 async def test_once_per_contact_and_active_hours(

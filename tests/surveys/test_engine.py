@@ -32,9 +32,11 @@ from bot.storage.tables import (
 from bot.workspace.contacts import create_field
 from broadcasts.optout import OPT_OUT_REPLY
 from surveys.clock import FlowClock
+from tests.bot.delivery.test_webhooks import subscribe
 from tests.bot.pipeline.test_webhooks import body, post
-from tests.conftest import count, eventually
+from tests.conftest import count, eventually, single
 from tests.fakes.echo_channel import EchoChannel
+from tests.fakes.webhook_receiver import receiving
 from tests.handlers.test_handover import agent, say
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
@@ -377,6 +379,26 @@ on_complete:
         handler = (await conn.execute(sa.select(conversations.c.handler))).scalar()
         statuses = (await conn.execute(sa.select(flow_runs.c.status))).scalars().all()
     assert handler == "waiting" and list(statuses) == ["completed", "completed"]
+
+
+async def test_a_completed_survey_is_heard_with_its_answers(
+    client: TestClient, app: Application, echo: EchoChannel, manager: dict[str, str]
+) -> None:
+    async with receiving() as hooks:
+        made = await subscribe(client, manager, hooks.url(), "survey.completed")
+        flow = """
+name: mood
+steps:
+  - {id: mood, type: question, text: "How are you?", answer: text}
+"""
+        survey = await add_survey(client, manager, flow)
+        await asked(client, app, echo, manager, survey)
+        await say(client, app, echo, "fine")
+        await eventually(lambda: hooks.requests)
+    data = hooks.requests[0].verified(made["secret"])["data"]
+    assert data["survey"] == {"id": survey, "name": "mood"}
+    assert data["answers"] == {"mood": "fine"}
+    assert data["contact_id"] == await single(app, conversations.c.contact_id)
 
 
 async def test_a_webhook_receiver_that_is_down_gets_the_answers_later(
