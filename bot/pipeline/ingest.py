@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,18 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import iso, now
 from bot.model import (
-    ContactBlocked,
     Event,
     Inbound,
-    MessageEdited,
-    ReadUpTo,
-    Seen,
     Sender,
-    StatusChanged,
     inbound_parts,
     parts_adapter,
 )
 from bot.pipeline.handling import ConversationState
+from bot.pipeline.receipts import apply
 from bot.pipeline.worker import Ready, WorkItem, state_of, with_state
 from bot.storage.db import Database
 from bot.storage.group import GroupCommitter
@@ -88,15 +84,6 @@ def _store_messages(db: Database) -> Any:
         .on_conflict_do_nothing()
         .returning(messages.c.id, messages.c.channel_id, messages.c.external_id)
     )
-
-
-# A status only moves forward: a late "delivered" never overwrites "read".
-STATUS_BEFORE: dict[str, tuple[str, ...]] = {
-    "sent": ("pending",),
-    "delivered": ("pending", "sent"),
-    "read": ("pending", "sent", "delivered"),
-    "failed": ("pending", "sent"),
-}
 
 
 @dataclass
@@ -175,14 +162,10 @@ async def _write(
     # after the inserts, so an edit finds a message that arrived in the same batch
     for n, request in enumerate(batch):
         for event in request.events:
-            if isinstance(event, StatusChanged | ReadUpTo | Seen):
-                moved = await _move(conn, _status(request.channel_id, event), topics)
-                results[n].updated += moved.rowcount
-                results[n].events += moved.events
-            elif isinstance(event, MessageEdited):
-                results[n].updated += await _edit(conn, request.channel_id, event)
-            elif isinstance(event, ContactBlocked):
-                results[n].updated += await _blocked(conn, request.channel_id, event)
+            if not isinstance(event, Inbound):
+                changed = await apply(conn, request.channel_id, event, topics)
+                results[n].updated += changed.rows
+                results[n].events += changed.events
     return results
 
 
@@ -403,101 +386,3 @@ async def _new_contacts(
         ],
     )
     return list(zip(linked, contact_ids, strict=True))
-
-
-def _status(channel_id: str, event: StatusChanged | ReadUpTo | Seen) -> sa.Update:
-    """The update a receipt makes: forward only, and only on the sender's own messages."""
-    moved = (
-        messages.update()
-        .where(messages.c.channel_id == channel_id)
-        .where(messages.c.direction == "out")
-    )
-    if isinstance(event, StatusChanged):
-        return (
-            moved.where(messages.c.external_id == event.external_id)
-            .where(messages.c.status.in_(STATUS_BEFORE[event.status]))
-            .values(status=event.status, error=event.error)
-        )
-    mine = messages.c.conversation_id.in_(_conversations_of(channel_id, event.sender))
-    if isinstance(event, ReadUpTo):
-        watermark = event.watermark.astimezone(UTC).replace(tzinfo=None)
-        return (
-            moved.where(messages.c.status.in_(STATUS_BEFORE["read"]))
-            .where(messages.c.created_at <= watermark)
-            .where(mine)
-            .values(status="read")
-        )
-    # "pending" counts: the sender records the send after the push the receipt answers,
-    # and it never moves a status back
-    return (
-        moved.where(messages.c.id == event.message_id)
-        .where(messages.c.status.in_(STATUS_BEFORE[event.status]))
-        .where(mine)
-        .values(status=event.status)
-    )
-
-
-@dataclass(frozen=True)
-class _Moved:
-    rowcount: int
-    events: int = 0
-
-
-async def _move(conn: AsyncConnection, update: sa.Update, topics: Topics | None) -> _Moved:
-    """Run a receipt's update; `message.status` for the spaces that hear it."""
-    if topics is None or not topics.anyone_wants("message.status"):
-        return _Moved((await conn.execute(update)).rowcount)
-    rows = (
-        await conn.execute(
-            update.returning(
-                messages.c.id,
-                messages.c.space_id,
-                messages.c.conversation_id,
-                messages.c.channel_id,
-                messages.c.status,
-                messages.c.error,
-            )
-        )
-    ).all()
-    events = []
-    for row in rows:
-        message = row._asdict()
-        space_id = message.pop("space_id")
-        if topics.wants(space_id, "message.status"):
-            events.append(
-                event_row(space_id, "message.status", {"message": message}, row.conversation_id)
-            )
-    if events:
-        await conn.execute(webhook_events.insert(), events)
-    return _Moved(len(rows), len(events))
-
-
-async def _edit(conn: AsyncConnection, channel_id: str, event: MessageEdited) -> int:
-    result = await conn.execute(
-        messages.update()
-        .where(messages.c.channel_id == channel_id)
-        .where(messages.c.external_id == event.external_id)
-        .where(messages.c.direction == "in")
-        .values(parts=parts_adapter.dump_python(list(event.parts), mode="json"))
-    )
-    return result.rowcount
-
-
-def _conversations_of(channel_id: str, sender: Sender) -> sa.Select[tuple[int]]:
-    """Only the sender's own conversations: nobody marks another contact's messages."""
-    return (
-        sa.select(conversations.c.id)
-        .join(identities, identities.c.id == conversations.c.identity_id)
-        .where(identities.c.channel_id == channel_id)
-        .where(identities.c.external_id == sender.external_id)
-    )
-
-
-async def _blocked(conn: AsyncConnection, channel_id: str, event: ContactBlocked) -> int:
-    result = await conn.execute(
-        identities.update()
-        .where(identities.c.channel_id == channel_id)
-        .where(identities.c.external_id == event.sender.external_id)
-        .values(blocked=int(event.blocked))
-    )
-    return result.rowcount
