@@ -20,8 +20,12 @@ was acked (bench/ingest.py's load). Figures:
 Rounds are interleaved and each figure is the median of the rounds (min-max in brackets).
 Each hub's standard error (its log, WARNING and up) is kept in --logs.
 
+With `--before DIR` (a checkout of earlier code: `git worktree add DIR REV`), each
+variant also runs as that code, interleaved in the same rounds.
+
     .venv/bin/python bench/webhooks_out.py [--clients 50] [--messages 40] [--rounds 3]
-                                           [--timeout 120] [--logs DIR] [--json]
+                                           [--timeout 120] [--logs DIR] [--before DIR]
+                                           [--json]
 """
 
 from __future__ import annotations
@@ -46,7 +50,14 @@ from standardwebhooks import Webhook
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.ingest import Process, free_port, load, spread, webchat_channel  # noqa: E402
+from bench.ingest import (  # noqa: E402
+    Process,
+    before_option,
+    free_port,
+    load,
+    spread,
+    webchat_channel,
+)
 
 VARIANTS = (0, 1, 20)  # subscriptions
 SIGNED = ("webhook-id", "webhook-timestamp", "webhook-signature")
@@ -106,7 +117,7 @@ class Receiver:
 class Hub(Process):
     """`chancenter serve` on a fresh SQLite database in `workdir`; stderr goes to `log`."""
 
-    def __init__(self, workdir: Path, log: Path) -> None:
+    def __init__(self, workdir: Path, log: Path, root: Path = ROOT) -> None:
         port = free_port()
         env = {
             **os.environ,
@@ -120,7 +131,7 @@ class Hub(Process):
         init = subprocess.run(
             [sys.executable, "-m", "bot", "init", "--json"],
             env=env,
-            cwd=ROOT,
+            cwd=root,
             check=True,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -130,7 +141,7 @@ class Hub(Process):
         self.url = f"http://127.0.0.1:{port}"
         cmd = [sys.executable, "-m", "bot", "serve"]
         self.proc = subprocess.Popen(
-            cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self._log
+            cmd, env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=self._log
         )
 
     def cpu(self) -> float:
@@ -199,9 +210,11 @@ def verify(arrivals: list[Arrival], secrets: list[str]) -> int:
     return bad
 
 
-async def round_of(subs: int, args: argparse.Namespace, receiver: Receiver, log: Path) -> Outcome:
+async def round_of(
+    subs: int, args: argparse.Namespace, receiver: Receiver, log: Path, root: Path = ROOT
+) -> Outcome:
     with tempfile.TemporaryDirectory() as tmp:
-        hub = Hub(Path(tmp), log)
+        hub = Hub(Path(tmp), log, root)
         try:
             await hub.ready()
             secrets = await hub.subscribe(receiver.url, subs)
@@ -243,24 +256,42 @@ def label(subs: int) -> str:
     return "no subscriptions" if subs == 0 else f"{subs} subscription{'s' * (subs > 1)}"
 
 
+Results = dict[int, list[Outcome]]
+
+
 async def main(args: argparse.Namespace) -> None:
     logs: Path = args.logs
     print(f"hub logs in {logs}", file=sys.stderr)
+    roots = {"after": ROOT, **({"before": args.before.resolve()} if args.before else {})}
     receiver = Receiver()
     await receiver.start()
-    results: dict[int, list[Outcome]] = {subs: [] for subs in VARIANTS}
+    results: dict[str, Results] = {who: {subs: [] for subs in VARIANTS} for who in roots}
     try:
         for n in range(args.rounds):
             for subs in VARIANTS:  # interleaved: drift on the machine hits all alike
-                log = logs / f"round{n + 1}-{subs}.log"
-                o = await round_of(subs, args, receiver, log)
-                results[subs].append(o)
-                line = f"round {n + 1} {label(subs)}: {o.acks:.0f} acks/s"
-                if subs:
-                    line += f", {o.events:.0f} events/s, lost {o.lost}"
-                print(line, file=sys.stderr)
+                for who, root in roots.items():
+                    log = logs / f"round{n + 1}-{who}-{subs}.log"
+                    o = await round_of(subs, args, receiver, log, root)
+                    results[who][subs].append(o)
+                    line = f"round {n + 1} {who} {label(subs)}: {o.acks:.0f} acks/s"
+                    if subs:
+                        line += f", {o.events:.0f} events/s, lost {o.lost}"
+                    print(line, file=sys.stderr)
     finally:
         await receiver.stop()
+    print(
+        f"\noutgoing webhooks (message.received) to a receiver answering 204, web chat "
+        f"{args.clients} clients x {args.messages} messages, {args.rounds} interleaved rounds "
+        "(median [min-max])"
+    )
+    figures = {who: report(who, rs) for who, rs in results.items()}
+    if args.json:
+        after = figures.pop("after")
+        print(json.dumps(after | ({"before": figures["before"]} if figures else {})))
+
+
+def report(who: str, results: Results) -> dict[str, float]:
+    """Print one checkout's table; its figures."""
 
     def median(subs: int, field: str) -> float:
         return statistics.median(getattr(o, field) for o in results[subs])
@@ -270,12 +301,7 @@ async def main(args: argparse.Namespace) -> None:
 
     none = median(0, "acks")
     print(
-        f"\noutgoing webhooks (message.received) to a receiver answering 204, web chat "
-        f"{args.clients} clients x {args.messages} messages, {args.rounds} interleaved rounds "
-        "(median [min-max])"
-    )
-    print(
-        f"{'variant':<17} {'acks/s':>16} {'ratio':>5} {'ack p99 ms':>16} {'events/s':>16} "
+        f"\n{who:<17} {'acks/s':>16} {'ratio':>5} {'ack p99 ms':>16} {'events/s':>16} "
         f"{'lag p50 ms':>16} {'lag p99 ms':>18} {'hub CPU':>14} {'bench CPU':>14}"
     )
     for subs in VARIANTS:
@@ -297,22 +323,20 @@ async def main(args: argparse.Namespace) -> None:
             f"lost {sum(o.lost for o in rs)}, duplicates {sum(o.duplicates for o in rs)}, "
             f"bad signatures {sum(o.bad_signatures for o in rs)}"
         )
-    if args.json:
-        figures = {
-            "events_per_s_1_subscription": round(median(1, "events"), 1),
-            "events_per_s_20_subscriptions": round(median(20, "events"), 1),
-            "events_per_s_20_subscriptions_after_load": round(median(20, "after"), 1),
-            "ack_rate_none": round(none, 1),
-            "ack_rate_1_subscription": round(median(1, "acks"), 1),
-            "ack_rate_20_subscriptions": round(median(20, "acks"), 1),
-            "ack_ratio_20_vs_none": round(median(20, "acks") / none, 3),
-            "delivery_lag_p50_ms": round(median(20, "lag_p50"), 1),
-            "delivery_lag_p99_ms": round(median(20, "lag_p99"), 1),
-            "lost": sum(o.lost for rs in results.values() for o in rs),
-            "duplicates": sum(o.duplicates for rs in results.values() for o in rs),
-            "bad_signatures": sum(o.bad_signatures for rs in results.values() for o in rs),
-        }
-        print(json.dumps(figures))
+    return {
+        "events_per_s_1_subscription": round(median(1, "events"), 1),
+        "events_per_s_20_subscriptions": round(median(20, "events"), 1),
+        "events_per_s_20_subscriptions_after_load": round(median(20, "after"), 1),
+        "ack_rate_none": round(none, 1),
+        "ack_rate_1_subscription": round(median(1, "acks"), 1),
+        "ack_rate_20_subscriptions": round(median(20, "acks"), 1),
+        "ack_ratio_20_vs_none": round(median(20, "acks") / none, 3),
+        "delivery_lag_p50_ms": round(median(20, "lag_p50"), 1),
+        "delivery_lag_p99_ms": round(median(20, "lag_p99"), 1),
+        "lost": sum(o.lost for rs in results.values() for o in rs),
+        "duplicates": sum(o.duplicates for rs in results.values() for o in rs),
+        "bad_signatures": sum(o.bad_signatures for rs in results.values() for o in rs),
+    }
 
 
 if __name__ == "__main__":
@@ -327,6 +351,7 @@ if __name__ == "__main__":
         "--logs", type=Path, help="where the hubs' logs go (default: a new tmp dir)"
     )
     parser.add_argument("--json", action="store_true", help="end with one JSON line of figures")
+    before_option(parser)
     args = parser.parse_args()
     args.logs = args.logs or Path(tempfile.mkdtemp(prefix="webhooks_out-logs-"))
     args.logs.mkdir(parents=True, exist_ok=True)

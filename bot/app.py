@@ -165,12 +165,16 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     # the conversations' state is read with them only for a worker in this process
     app[TOPICS] = topics = Topics(db)
     await topics.refresh()
+    ingestor = Ingestor(db, topics, hand_over=settings.works and REDIS not in app)
     app[WEBHOOKS] = relay = WebhookRelay(
-        db, Vault(settings.signing_key()), metrics, settings.webhooks_allow_private
+        db,
+        Vault(settings.signing_key()),
+        metrics,
+        settings.webhooks_allow_private,
+        hot=ingestor.active,  # deliveries yield to the ingest
     )
-    app[INGESTOR] = Ingestor(
-        db, topics, hand_over=settings.works and REDIS not in app, on_events=relay.notify
-    )
+    ingestor.on_events = relay.notify
+    app[INGESTOR] = ingestor
     bot_kind = "dialogflow" if settings.dialogflow_project else "builtin"
     factory = plugins.bots.get(bot_kind)
     if factory is None:

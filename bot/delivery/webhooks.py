@@ -23,9 +23,8 @@ import json
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -34,8 +33,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from standardwebhooks import Webhook
 
 from bot.clock import db_datetime, iso, now
-from bot.delivery.guard import GuardedResolver, Refused, check_literal
+from bot.delivery.guard import GuardedResolver
 from bot.delivery.outbox import idle_time, wait_for_event
+from bot.delivery.posting import KEPT, TIMEOUT, Attempt, post
+from bot.delivery.spare import SpareTime
+from bot.logs import running
 from bot.metrics import Metrics
 from bot.pipeline.partitions import Owned, everything, only_owned
 from bot.storage.db import Database
@@ -46,15 +48,13 @@ from bot.workspace.events import GIVE_UP, hears, message_id
 
 log = logging.getLogger(__name__)
 
-TIMEOUT = aiohttp.ClientTimeout(total=10)
-MAX_RESPONSE = 64 * 1024  # read of an answer, at most
-KEPT = 500  # characters of an answer kept in the log
 KEPT_ATTEMPTS = 30  # the log of a delivery keeps its last attempts
-RETRIED = frozenset({408, 429})
 FIRST_RETRY = 5.0  # seconds; then x3 each time, at most MAX_BACKOFF
 MAX_BACKOFF = 3600.0
 BATCH = 200
 IDLE = 1.0  # seconds between looks when nothing woke the relay
+CONCURRENCY = 32  # deliveries under way at once
+FAN_OUT = 50  # events turned into deliveries per transaction
 KEEP = timedelta(days=7)  # finished deliveries are kept this long
 USER_AGENT = "ChanCenter-Webhooks/1"
 
@@ -84,32 +84,6 @@ def sealed_secret(vault: Vault, secret: str) -> str:
     return vault.seal({"secret": secret})
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """One POST and what came of it."""
-
-    delivery: Any  # the row read by `due`
-    status: int | None  # none: no answer (refused, unreachable, timed out)
-    ms: float
-    error: str | None = None
-    response: str | None = None
-    retry_after: float | None = None
-
-    @property
-    def delivered(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
-
-    @property
-    def retried(self) -> bool:
-        return self.status is None or self.status >= 500 or self.status in RETRIED
-
-    @property
-    def reason(self) -> str:
-        if self.status is None:
-            return self.error or "no answer"
-        return f"answered {self.status}"
-
-
 class WebhookRelay:
     def __init__(
         self,
@@ -118,6 +92,7 @@ class WebhookRelay:
         metrics: Metrics,
         allow_private: bool = False,
         owned: Owned = everything,
+        hot: Callable[[], bool] = lambda: False,
     ) -> None:
         self._db = db
         self._vault = vault
@@ -128,6 +103,8 @@ class WebhookRelay:
         self._group: GroupCommitter[Attempt, None] = GroupCommitter(db, self._write)
         self._signers: dict[str, Webhook] = {}  # by sealed secret
         self._pruned = 0.0
+        self._spare = SpareTime(hot)
+        self._slots = asyncio.Semaphore(CONCURRENCY)
 
     def notify(self) -> None:
         """Something was committed for the relay: look now, not at the next poll."""
@@ -140,9 +117,10 @@ class WebhookRelay:
         )
 
     async def run(self) -> None:
-        async with self._client() as http:
+        async with self._client() as http, running(self._spare.watch):
             while True:
                 try:
+                    await self._spare.wait()
                     done = await self.fan_out() + await self.deliver_due(http)
                     await self._prune()
                 except Exception:
@@ -201,33 +179,40 @@ class WebhookRelay:
                     .where(W.c.enabled == 1)
                 )
             ).all()
-            at = now()
-            rows = [
-                {
+            at, rows = now(), []
+            for event in events:
+                heard = [
+                    s.id
+                    for s in subscriptions
+                    if s.space_id == event.space_id and hears(s.events, event.type)
+                ]
+                if not heard:
+                    continue
+                body = {
+                    "type": event.type,
+                    "timestamp": iso(db_datetime(event.created_at)),
+                    "data": event.data,
+                }
+                same = {  # one event: one webhook-id and one body, whoever hears it
                     "space_id": event.space_id,
-                    "webhook_id": subscription.id,
-                    "message_id": event_id,
+                    "message_id": message_id(),
                     "type": event.type,
                     "conversation_id": event.conversation_id,
-                    "lane": None
-                    if event.conversation_id is None
-                    else f"w{subscription.id}:{event.conversation_id}",
-                    "body": {
-                        "type": event.type,
-                        "timestamp": iso(db_datetime(event.created_at)),
-                        "data": event.data,
-                    },
+                    "body": body,
                     "log": [],
                     "next_attempt_at": at,
                     "give_up_at": at + GIVE_UP,
                     "created_at": at,
                 }
-                for event in events
-                for event_id in (message_id(),)
-                for subscription in subscriptions
-                if subscription.space_id == event.space_id
-                and hears(subscription.events, event.type)
-            ]
+                conversation = event.conversation_id
+                rows += [
+                    same
+                    | {
+                        "webhook_id": webhook_id,
+                        "lane": None if conversation is None else f"w{webhook_id}:{conversation}",
+                    }
+                    for webhook_id in heard
+                ]
             if rows:
                 await conn.execute(D.insert(), rows)
             await conn.execute(
@@ -265,7 +250,9 @@ class WebhookRelay:
 
     async def _in_order(self, http: aiohttp.ClientSession, rows: list[Any]) -> None:
         for row in rows:
-            attempt = await self.attempt(http, row)
+            async with self._slots:
+                await self._spare.wait()
+                attempt = await self.attempt(http, row)
             await self._group.submit(attempt)
             if not attempt.delivered and attempt.retried:
                 return  # the lane's later deliveries wait for this one
@@ -283,26 +270,7 @@ class WebhookRelay:
             headers["webhook-signature"] = self._signer(row.secret).sign(
                 row.message_id, sent_at, body
             )
-        started = time.perf_counter()
-
-        def took() -> float:
-            return (time.perf_counter() - started) * 1000
-
-        try:
-            check_literal(url, self._allow_private)
-            async with http.post(
-                url, data=body.encode(), headers=headers, allow_redirects=False
-            ) as resp:
-                first = await _read_at_most(resp.content, MAX_RESPONSE)
-                retry_after = _seconds(resp.headers.get("Retry-After"), sent_at)
-                answer = first[:KEPT].decode(errors="replace")
-                return Attempt(row, resp.status, took(), None, answer, retry_after)
-        except Refused as exc:
-            return Attempt(row, None, took(), f"refused: {exc}")
-        except TimeoutError:
-            return Attempt(row, None, took(), "no answer within 10 s")
-        except (aiohttp.ClientError, OSError) as exc:
-            return Attempt(row, None, took(), f"{type(exc).__name__}: {exc}"[:KEPT])
+        return await post(http, row, url, body, headers, self._allow_private)
 
     def _signer(self, sealed: str) -> Webhook:
         signer = self._signers.get(sealed)
@@ -422,28 +390,3 @@ async def _failing(conn: AsyncConnection, failed: dict[int, str], at: datetime) 
             .where(D.c.status == "pending")
             .values(status="failed", finished_at=at, last_error="the subscription was disabled")
         )
-
-
-async def _read_at_most(content: aiohttp.StreamReader, limit: int) -> bytes:
-    chunks, size = [], 0
-    while size < limit:
-        chunk = await content.read(limit - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
-def _seconds(retry_after: str | None, at: datetime) -> float | None:
-    """`Retry-After` as seconds from `at` (it is seconds or an HTTP date); at most a day."""
-    if not retry_after:
-        return None
-    if retry_after.strip().isdigit():
-        seconds = float(retry_after)
-    else:
-        try:
-            seconds = (parsedate_to_datetime(retry_after) - at).total_seconds()
-        except (TypeError, ValueError):
-            return None
-    return min(max(seconds, 0.0), GIVE_UP.total_seconds())

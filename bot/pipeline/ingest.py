@@ -11,6 +11,7 @@ before the acknowledgement: `last_message_at` and the like are the worker's job.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -121,19 +122,24 @@ class Ingestor:
         db: Database,
         topics: Topics | None = None,
         hand_over: bool = True,
-        on_events: Callable[[], None] | None = None,
     ) -> None:
         self._db = db
         self._topics = topics
         self._hand_over = hand_over
-        self._on_events = on_events  # wakes the webhook relay
+        self.on_events: Callable[[], None] | None = None  # wakes the webhook relay
         self._group: GroupCommitter[_Request, Stored] = GroupCommitter(db, self._write)
+        self._last = -1.0  # when the last request was stored (monotonic)
+
+    def active(self, within: float = 0.1) -> bool:
+        """Did a request arrive in the last `within` seconds? (Background work yields.)"""
+        return time.monotonic() - self._last < within
 
     async def store(self, channel_id: str, space_id: int, events: Sequence[Event]) -> Stored:
         """Return once `events` are committed (durable), or raise if they could not be."""
+        self._last = time.monotonic()
         stored = await self._group.submit(_Request(channel_id, space_id, events))
-        if stored.events and self._on_events is not None:
-            self._on_events()
+        if stored.events and self.on_events is not None:
+            self.on_events()
         return stored
 
     async def close(self) -> None:

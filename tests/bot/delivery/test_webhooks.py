@@ -183,7 +183,11 @@ async def test_a_refusal_is_not_retried_is_logged_and_can_be_replayed(
     receiver.script = [410, redirect]
     await say(client, echo, "m1")
     await say(client, echo, "m2")
-    await eventually(lambda: _status_is(client, manager, hook["id"], "failed"))
+
+    async def both_failed() -> bool:
+        return len(await deliveries(client, manager, hook["id"], status="failed")) == 2
+
+    await eventually(both_failed)
     assert [r.path for r in receiver.requests] == ["/hook", "/hook"]  # no redirect followed
     gone, moved = reversed(await deliveries(client, manager, hook["id"], status="failed"))
     assert gone["last_error"] == "answered 410" and gone["attempts"] == 1
