@@ -37,7 +37,6 @@ from bot.delivery.guard import GuardedResolver
 from bot.delivery.outbox import idle_time, wait_for_event
 from bot.delivery.posting import KEPT, TIMEOUT, Attempt, post
 from bot.delivery.spare import SpareTime
-from bot.logs import running
 from bot.metrics import Metrics
 from bot.pipeline.partitions import Owned, everything, only_owned
 from bot.storage.db import Database
@@ -75,7 +74,7 @@ _UPDATE = (
 
 
 # a delivery with where it goes: its subscription's URL and secret, or its own URL
-_DELIVERIES = sa.select(D, W.c.url.label("target"), W.c.secret).outerjoin(
+_DELIVERIES = sa.select(D, W.c.url.label("target"), W.c.secret, W.c.failing_since).outerjoin(
     W, W.c.id == D.c.webhook_id
 )
 
@@ -117,7 +116,7 @@ class WebhookRelay:
         )
 
     async def run(self) -> None:
-        async with self._client() as http, running(self._spare.watch):
+        async with self._client() as http:
             while True:
                 try:
                     await self._spare.wait()
@@ -251,7 +250,6 @@ class WebhookRelay:
     async def _in_order(self, http: aiohttp.ClientSession, rows: list[Any]) -> None:
         for row in rows:
             async with self._slots:
-                await self._spare.wait()
                 attempt = await self.attempt(http, row)
             await self._group.submit(attempt)
             if not attempt.delivered and attempt.retried:
@@ -283,7 +281,8 @@ class WebhookRelay:
         """Record attempts: each delivery's state and log, and its subscription's health."""
         at = now()
         updates = []
-        worked: set[int] = set()
+        worked: set[int] = set()  # subscriptions with a success in this batch
+        recovered: set[int] = set()  # ... of which were failing
         failed: dict[int, str] = {}
         for a in attempts:
             row = a.delivery
@@ -305,11 +304,12 @@ class WebhookRelay:
             else:
                 status, outcome = "failed", "failed"
             self._metrics.webhook_attempts.labels(outcome=outcome).inc()
-            if row.webhook_id is not None:
-                if a.delivered:
-                    worked.add(row.webhook_id)
-                else:
-                    failed[row.webhook_id] = f"{row.message_id}: {a.reason}"
+            if row.webhook_id is not None and a.delivered:
+                worked.add(row.webhook_id)
+                if row.failing_since is not None:
+                    recovered.add(row.webhook_id)
+            elif row.webhook_id is not None:
+                failed[row.webhook_id] = f"{row.message_id}: {a.reason}"
             if not a.delivered:
                 log.warning(
                     "webhook not delivered",
@@ -333,13 +333,8 @@ class WebhookRelay:
                 }
             )
         await conn.execute(_UPDATE, updates)
-        if worked:
-            await conn.execute(
-                W.update()
-                .where(W.c.id.in_(worked))
-                .where(W.c.failing_since.is_not(None))
-                .values(failing_since=None)
-            )
+        if recovered:
+            await conn.execute(W.update().where(W.c.id.in_(recovered)).values(failing_since=None))
         failing = {k: v for k, v in failed.items() if k not in worked}
         if failing:
             await _failing(conn, failing, at)
