@@ -50,10 +50,11 @@ log = logging.getLogger(__name__)
 KEPT_ATTEMPTS = 30  # the log of a delivery keeps its last attempts
 FIRST_RETRY = 5.0  # seconds; then x3 each time, at most MAX_BACKOFF
 MAX_BACKOFF = 3600.0
-BATCH = 200
+# deliveries attempted, and events fanned out, a step; smaller while the hot path works
+BATCH, BATCH_HOT = 200, 50
 IDLE = 1.0  # seconds between looks when nothing woke the relay
 CONCURRENCY = 32  # deliveries under way at once
-FAN_OUT = 50  # events turned into deliveries per transaction
+FAN_OUT, FAN_OUT_HOT = 50, 5
 KEEP = timedelta(days=7)  # finished deliveries are kept this long
 USER_AGENT = "ChanCenter-Webhooks/1"
 
@@ -99,9 +100,11 @@ class WebhookRelay:
         self._allow_private = allow_private
         self.owned = owned
         self._wake = asyncio.Event()
-        self._group: GroupCommitter[Attempt, None] = GroupCommitter(db, self._write)
+        # the relay's writes give way to the hot path's (SQLite has one writer)
+        self._group: GroupCommitter[Attempt, None] = GroupCommitter(db, self._write, yielding=True)
         self._signers: dict[str, Webhook] = {}  # by sealed secret
         self._pruned = 0.0
+        self._hot = hot
         self._spare = SpareTime(hot)
         self._slots = asyncio.Semaphore(CONCURRENCY)
 
@@ -152,7 +155,7 @@ class WebhookRelay:
                         sa.select(webhook_events.c.id)
                         .where(owned)
                         .order_by(webhook_events.c.id)
-                        .limit(BATCH)
+                        .limit(FAN_OUT_HOT if self._hot() else FAN_OUT)
                     )
                 )
                 .scalars()
@@ -160,7 +163,7 @@ class WebhookRelay:
             )
         if not ids:
             return 0
-        async with self._db.write() as conn:
+        async with self._db.write(yielding=True) as conn:
             # read again: another process may have taken some since (partitions move)
             events = (
                 await conn.execute(
@@ -238,7 +241,7 @@ class WebhookRelay:
                     .where(~behind.exists())
                     .where(only_owned(sa.func.coalesce(D.c.conversation_id, 0), self.owned))
                     .order_by(D.c.id)
-                    .limit(BATCH)
+                    .limit(BATCH_HOT if self._hot() else BATCH)
                 )
             ).all()
         lanes: dict[Any, list[Any]] = defaultdict(list)
@@ -345,7 +348,7 @@ class WebhookRelay:
         if time.monotonic() - self._pruned < 3600:
             return
         self._pruned = time.monotonic()
-        async with self._db.write() as conn:
+        async with self._db.write(yielding=True) as conn:
             await conn.execute(
                 D.delete().where(D.c.status != "pending").where(D.c.finished_at < now() - KEEP)
             )
