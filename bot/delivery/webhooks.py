@@ -13,7 +13,9 @@ disabled, what it is owed failed, and the reason kept for admins. Every attempt 
 on its delivery (status, duration, the answer's first bytes).
 
 The relay has its own HTTP client: no redirects, a resolver that refuses internal
-addresses (`bot.delivery.guard`), at most 64 KiB of an answer read.
+addresses (`bot.delivery.guard`), at most 64 KiB of an answer read. It takes the time the
+hot path leaves (`bot.delivery.spare`): small steps while the ingest works, its writes
+yielding SQLite's writer; after a burst it catches up.
 """
 
 from __future__ import annotations
