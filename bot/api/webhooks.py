@@ -27,7 +27,7 @@ from bot.errors import InvalidPayload, NotFound
 from bot.keys import DB, SETTINGS, TOPICS, WEBHOOKS
 from bot.storage.tables import webhook_deliveries, webhooks
 from bot.workspace.crypto import Vault
-from bot.workspace.events import EVENTS, EVERYTHING, GIVE_UP, message_id
+from bot.workspace.events import EVENTS, EVERYTHING, GIVE_UP, envelope, owed
 
 routes = Routes()
 D, W = webhook_deliveries, webhooks
@@ -319,29 +319,14 @@ async def test_webhook(request: web.Request) -> web.Response:
     at = now()
     async with request.app[DB].write() as conn:
         webhook = await _webhook(request, conn)
-        body = {
-            "type": "webhook.test",
-            "timestamp": iso(at),
-            "data": {"webhook_id": webhook.id},
+        body = envelope("webhook.test", at, {"webhook_id": webhook.id})
+        test = owed(webhook.space_id, "webhook.test", body, at=at) | {
+            "webhook_id": webhook.id,
+            # tried here, once; the relay never takes it
+            "next_attempt_at": at + GIVE_UP,
+            "give_up_at": at,
         }
-        delivery_id = (
-            await conn.execute(
-                D.insert()
-                .values(
-                    space_id=webhook.space_id,
-                    webhook_id=webhook.id,
-                    message_id=message_id(),
-                    type="webhook.test",
-                    body=body,
-                    log=[],
-                    # tried here, once; the relay never takes it
-                    next_attempt_at=at + GIVE_UP,
-                    give_up_at=at,
-                    created_at=at,
-                )
-                .returning(D.c.id)
-            )
-        ).scalar_one()
+        delivery_id = (await conn.execute(D.insert().values(test).returning(D.c.id))).scalar_one()
     await request.app[WEBHOOKS].try_now(delivery_id)
     async with request.app[DB].read() as conn:
         row = (await conn.execute(sa.select(D).where(D.c.id == delivery_id))).one()

@@ -45,7 +45,7 @@ from bot.storage.db import Database
 from bot.storage.group import GroupCommitter
 from bot.storage.tables import webhook_deliveries, webhook_events, webhooks
 from bot.workspace.crypto import Vault
-from bot.workspace.events import GIVE_UP, hears, message_id
+from bot.workspace.events import GIVE_UP, envelope, hears, owed
 
 log = logging.getLogger(__name__)
 
@@ -192,22 +192,9 @@ class WebhookRelay:
                 ]
                 if not heard:
                     continue
-                body = {
-                    "type": event.type,
-                    "timestamp": iso(db_datetime(event.created_at)),
-                    "data": event.data,
-                }
-                same = {  # one event: one webhook-id and one body, whoever hears it
-                    "space_id": event.space_id,
-                    "message_id": message_id(),
-                    "type": event.type,
-                    "conversation_id": event.conversation_id,
-                    "body": body,
-                    "log": [],
-                    "next_attempt_at": at,
-                    "give_up_at": at + GIVE_UP,
-                    "created_at": at,
-                }
+                body = envelope(event.type, db_datetime(event.created_at), event.data)
+                # one event: one webhook-id and one body, whoever hears it
+                same = owed(event.space_id, event.type, body, event.conversation_id, at)
                 conversation = event.conversation_id
                 rows += [
                     same

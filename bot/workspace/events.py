@@ -15,13 +15,13 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.clock import now
+from bot.clock import iso, now
 from bot.storage.db import Database
 from bot.storage.tables import webhook_deliveries, webhook_events, webhooks
 
@@ -129,6 +129,33 @@ async def emit(
     return True
 
 
+def envelope(event_type: str, at: datetime, data: Any) -> dict[str, Any]:
+    """The body a subscription receives."""
+    return {"type": event_type, "timestamp": iso(at), "data": data}
+
+
+def owed(
+    space_id: int,
+    what: str,
+    body: Mapping[str, Any],
+    conversation_id: int | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """A delivery row, due now, given up a day later (add its webhook or URL, and lane)."""
+    at = at or now()
+    return {
+        "space_id": space_id,
+        "message_id": message_id(),
+        "type": what,
+        "conversation_id": conversation_id,
+        "body": dict(body),
+        "log": [],
+        "next_attempt_at": at,
+        "give_up_at": at + GIVE_UP,
+        "created_at": at,
+    }
+
+
 async def post(
     conn: AsyncConnection,
     space_id: int,
@@ -140,19 +167,7 @@ async def post(
 ) -> None:
     """Owe `url` a POST of `body` (a flow's or automation's own webhook), unsigned: no
     subscription, no secret. `what` names it in the deliveries log."""
-    at = now()
-    await conn.execute(
-        webhook_deliveries.insert().values(
-            space_id=space_id,
-            url=url,
-            message_id=message_id(),
-            type=what,
-            conversation_id=conversation_id,
-            # one order for a conversation's own posts, whatever their URLs
-            lane=None if conversation_id is None else f"own:{conversation_id}",
-            body=dict(body),
-            next_attempt_at=at,
-            give_up_at=at + GIVE_UP,
-            created_at=at,
-        )
-    )
+    # one order for a conversation's own posts, whatever their URLs
+    lane = None if conversation_id is None else f"own:{conversation_id}"
+    row = owed(space_id, what, body, conversation_id) | {"url": url, "lane": lane}
+    await conn.execute(webhook_deliveries.insert().values(row))
