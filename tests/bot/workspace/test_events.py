@@ -14,7 +14,7 @@ from aiohttp.web import Application
 
 from bot.keys import DB, DEFAULT_SPACE, INGESTOR, TOPICS
 from bot.model import StatusChanged
-from bot.storage.tables import contacts, webhook_events
+from bot.storage.tables import contacts, messages, webhook_events
 from bot.workspace.events import EVENTS, Topics, emit, hears
 from tests.bot.api.test_conversations import auth, open_conversation, people  # noqa: F401
 from tests.bot.delivery.test_webhooks import say, subscribe
@@ -124,6 +124,8 @@ async def test_receipts_are_heard_as_message_status(
     await eventually(lambda: echo.sent)
     reply = echo.sent[0].message_id
     receipt = StatusChanged(external_id=f"echo-out-{reply}", status="delivered")
+    # the sender records the platform's id just after the send returns
+    await eventually(lambda: count(app, messages, messages.c.external_id == receipt.external_id))
     stored = await app[INGESTOR].store(echo.id, app[DEFAULT_SPACE], [receipt])
     assert stored.updated == 1 and stored.events == 1
     await eventually(lambda: receiver.requests)
