@@ -11,6 +11,9 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from bot.api import (
+    channels as channels_api,
+)
+from bot.api import (
     contacts,
     conversations,
     fields,
@@ -86,6 +89,7 @@ RESOURCES = (
     org,
     invitations,
     integrations,
+    channels_api,
     tokens,
     views,
     shortcuts,

@@ -3,6 +3,12 @@
 Webhooks carry `X-Telegram-Bot-Api-Secret-Token`, set by us at `setWebhook`.
 A callback query is answered in the webhook's own response (the Bot API runs a
 method returned there), so the button stops spinning without another request.
+
+Groups: a channel takes messages from groups and supergroups only with its `groups`
+setting on (`PATCH /api/v1/channels/{id}`, `chancenter channels set ID --groups true`);
+otherwise they are dropped with a debug line. A group is one contact with one
+conversation (`channels.telegram_inbound` says how). With the bot's privacy mode on (the
+BotFather default) Telegram sends it only commands, replies to it and mentions.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import io
 import logging
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -37,6 +43,7 @@ from aiogram.methods import (
 )
 from aiogram.methods.base import Response
 from aiogram.types import (
+    Chat,
     File,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -58,15 +65,21 @@ from bot.model import (
     MessageEdited,
     MessageReceived,
     Outbound,
-    Part,
     Postback,
     QuickRepliesPart,
-    Sender,
     SentReceipt,
     TextPart,
 )
 from channels.base import Channel, ChannelContext, Media, parse_each, refuse_templates
 from channels.render import Capabilities, fits, numbered, split_text
+from channels.telegram_inbound import (
+    GROUPS,
+    button_title,
+    message_id,
+    parts_of,
+    sender,
+    signed,
+)
 from channels.telegram_session import SESSION
 
 log = logging.getLogger(__name__)
@@ -98,6 +111,7 @@ class TelegramChannel(Channel):
     kind = "telegram"
     credentials_model = TelegramCredentials
     capabilities = CAPABILITIES
+    group_chats: ClassVar[bool] = True  # the `groups` setting applies (channel_admin reads it)
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
@@ -146,25 +160,27 @@ class TelegramChannel(Channel):
             return self._message(update.message)
         if update.edited_message is not None:
             message = update.edited_message
-            parts = _parts(message)
-            if not self._accepts(message) or not parts:
+            parts = parts_of(message)
+            if not self._accepts(message.chat) or not parts:
                 return []
             return [
                 MessageEdited(
-                    external_id=_message_id(message),
-                    sender=_sender(message.from_user, message.chat.id),
-                    parts=tuple(parts),
+                    external_id=message_id(message),
+                    sender=sender(message.from_user, message.chat),
+                    parts=signed(message, parts),
                 )
             ]
         if update.callback_query is not None:
             query = update.callback_query
-            chat_id = query.message.chat.id if query.message else query.from_user.id
+            chat = query.message.chat if query.message else None
+            if chat is not None and not self._accepts(chat):
+                return []
             return [
                 Postback(
                     external_id=f"cb:{query.id}",
-                    sender=_sender(query.from_user, chat_id),
+                    sender=sender(query.from_user, chat),
                     payload=query.data or "",
-                    title=_button_title(query),
+                    title=button_title(query),
                 )
             ]
         if update.my_chat_member is not None:
@@ -174,47 +190,51 @@ class TelegramChannel(Channel):
             status = member.new_chat_member.status
             return [
                 ContactBlocked(
-                    sender=_sender(member.from_user, member.chat.id),
+                    sender=sender(member.from_user, member.chat),
                     blocked=status in ("kicked", "left"),
                 )
             ]
         log.debug("telegram: update kind ignored", extra={"update": update.update_id})
         return []
 
-    def _accepts(self, message: Message) -> bool:
-        if message.chat.type == "private" or self.config.settings.get("groups"):
+    def _accepts(self, chat: Chat) -> bool:
+        """Private chats always; groups and supergroups with the `groups` setting on."""
+        if chat.type == "private":
             return True
-        log.info(
-            "telegram: group message ignored (enable groups on the channel to take them)",
-            extra={"channel": self.id, "chat_type": message.chat.type},
+        if chat.type in GROUPS and self.config.settings.get("groups"):
+            return True
+        log.debug(
+            "telegram: group message ignored (set groups on the channel to take them)",
+            extra={"channel": self.id, "chat_type": chat.type},
         )
         return False
 
     def _message(self, message: Message) -> list[Event]:
-        if not self._accepts(message):
+        if not self._accepts(message.chat):
             return []
-        sender = _sender(message.from_user, message.chat.id)
+        who = sender(message.from_user, message.chat)
         text = message.text or ""
-        if text == "/start" or text.startswith("/start "):
+        private = message.chat.type == "private"
+        if private and (text == "/start" or text.startswith("/start ")):
             referral = text[len("/start") :].strip() or None
             return [
                 Postback(
-                    external_id=_message_id(message),
-                    sender=sender,
+                    external_id=message_id(message),
+                    sender=who,
                     payload="event:WELCOME",
                     title="/start",
                     referral=referral,
                 )
             ]
-        parts = _parts(message)
+        parts = parts_of(message)
         if not parts:
             log.debug("telegram: message kind ignored", extra={"channel": self.id})
             return []
         return [
             MessageReceived(
-                external_id=_message_id(message),
-                sender=sender,
-                parts=tuple(parts),
+                external_id=message_id(message),
+                sender=who,
+                parts=signed(message, parts),
                 sent_at=message.date,
             )
         ]
@@ -280,7 +300,7 @@ class TelegramChannel(Channel):
                 last = await self.bot(method)
             except TelegramAPIError as exc:
                 raise _delivery_error(exc) from None
-        return SentReceipt(external_id=_message_id(last) if isinstance(last, Message) else None)
+        return SentReceipt(external_id=message_id(last) if isinstance(last, Message) else None)
 
     async def fetch_media(self, media_id: str) -> Media:
         try:
@@ -346,80 +366,6 @@ def _delivery_error(exc: TelegramAPIError) -> Exception:
     if isinstance(exc, TelegramBadRequest):
         return PermanentFailure(f"Telegram refused the message: {exc.message}")
     return RetryLater(10.0, exc.message)
-
-
-def _sender(user: User | None, chat_id: int) -> Sender:
-    if user is None:
-        return Sender(external_id=str(chat_id))
-    name = " ".join(n for n in (user.first_name, user.last_name) if n) or user.username
-    return Sender(external_id=str(chat_id), name=name, language=user.language_code)
-
-
-def _message_id(message: Message) -> str:
-    return f"{message.chat.id}:{message.message_id}"
-
-
-def _button_title(query: Any) -> str | None:
-    markup = getattr(query.message, "reply_markup", None)
-    for row in getattr(markup, "inline_keyboard", None) or []:
-        for button in row:
-            if button.callback_data == query.data:
-                return button.text
-    return None
-
-
-def _parts(message: Message) -> list[Part]:
-    caption = message.caption
-    parts: list[Part] = []
-    if message.text:
-        parts.append(TextPart(text=message.text))
-    if message.photo:
-        largest = max(message.photo, key=lambda p: p.width * p.height)
-        parts.append(
-            MediaPart(
-                type="image", media_id=largest.file_id, size=largest.file_size, caption=caption
-            )
-        )
-    for kind, media in (
-        ("file", message.document),
-        ("audio", message.audio),
-        ("audio", message.voice),
-        ("video", message.video),
-        ("video", message.video_note),
-        ("sticker", message.sticker),
-    ):
-        if media is not None:
-            parts.append(
-                MediaPart(
-                    type=kind,
-                    media_id=media.file_id,
-                    mime_type=getattr(media, "mime_type", None),
-                    name=getattr(media, "file_name", None),
-                    size=getattr(media, "file_size", None),
-                    caption=caption if kind != "sticker" else None,
-                )
-            )
-    if message.venue is not None:
-        venue = message.venue
-        parts.append(
-            LocationPart(
-                latitude=venue.location.latitude,
-                longitude=venue.location.longitude,
-                name=venue.title,
-                address=venue.address,
-            )
-        )
-    elif message.location is not None:
-        parts.append(
-            LocationPart(latitude=message.location.latitude, longitude=message.location.longitude)
-        )
-    if message.contact is not None:
-        contact = message.contact
-        name = " ".join(n for n in (contact.first_name, contact.last_name) if n)
-        parts.append(
-            ContactCardPart(name=name or contact.phone_number, phones=(contact.phone_number,))
-        )
-    return parts
 
 
 def _media_method(chat_id: int, part: MediaPart) -> TelegramMethod[Any]:

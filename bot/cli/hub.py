@@ -18,6 +18,7 @@ from aiohttp import web
 from bot.app import create_app
 from bot.cli.args import CHANNEL_FLAGS
 from bot.cli.output import emit
+from bot.clock import iso
 from bot.errors import ConfigError
 from bot.keys import DB, DEFAULT_SPACE
 from bot.settings import Settings
@@ -175,6 +176,8 @@ async def dead_letters(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def channels_command(settings: Settings, args: argparse.Namespace) -> int:
+    """`channels add|list|set|remove`, in process, through `bot.workspace.channel_admin`
+    (the implementation the REST API and the chat commands share)."""
     async with hub(settings) as app:
         space_id = args.space or app[DEFAULT_SPACE]
         if args.channels_command == "add":
@@ -185,7 +188,7 @@ async def channels_command(settings: Settings, args: argparse.Namespace) -> int:
             }
             info = await channel_admin.add_channel(app, space_id, args.kind, given)
             if args.json:
-                emit(_channel_json(info), True)
+                emit(info.as_json(), True)
                 return 0
             print(f"connected {info.kind} channel {info.name}: {info.id}")
             if info.webhook_url is not None:  # web chat takes no webhooks
@@ -193,18 +196,39 @@ async def channels_command(settings: Settings, args: argparse.Namespace) -> int:
         elif args.channels_command == "list":
             found = await channel_admin.list_channels(app, space_id)
             if args.json:
-                emit({"items": [_channel_json(info) for info in found]}, True)
+                emit({"items": [info.as_json() for info in found]}, True)
             else:
                 for info in found:
-                    print(f"{info.id}\t{info.kind}\t{info.name}")
+                    print("\t".join([info.id, info.kind, info.name, *_health_cells(info)]))
+        elif args.channels_command == "set":
+            change: dict[str, object] = {
+                key: value
+                for key, value in (("per_second", args.per_second), ("groups", args.groups))
+                if value is not None
+            }
+            change |= {name.replace("-", "_"): None for name in args.clear or ()}
+            if args.name is None and not change:
+                raise ConfigError("say what to change: --name, --per-second, --groups or --clear")
+            info = await channel_admin.change_channel(
+                app, space_id, args.channel_id, args.name, change
+            )
+            emit(info.as_json(), args.json)
         else:
             await channel_admin.remove_channel(app, space_id, args.channel_id)
             print(f"removed channel {args.channel_id}")
     return 0
 
 
-def _channel_json(info: channel_admin.ChannelInfo) -> dict[str, str | None]:
-    return {"id": info.id, "kind": info.kind, "name": info.name, "webhook_url": info.webhook_url}
+def _health_cells(info: channel_admin.ChannelInfo) -> list[str]:
+    """`channels list`'s columns after the name: settings, the last message in, the last
+    send error (when there is one)."""
+    cells = [" ".join(f"{k}={v}" for k, v in info.settings.items()) or "-"]
+    received = info.health.last_received_at
+    cells.append(f"last in {iso(received)}" if received else "nothing in yet")
+    failed = info.health.last_send_error
+    if failed is not None:
+        cells.append(f"last send error {iso(failed.at)}: {failed.error}")
+    return cells
 
 
 async def link(settings: Settings, args: argparse.Namespace) -> int:

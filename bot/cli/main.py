@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.cli.args import CHANNEL_FLAGS
+from bot.cli.args import CHANNEL_FLAGS, YES_NO
 from bot.cli.commands import COMMANDS
 from bot.cli.output import common_flags
 from bot.errors import ChanCenterError, ConfigError
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 # commands that create the database when there is none; the others refuse to
 CREATES_DATABASE = {"serve", "init", "db"}
+# what `channels set --clear` puts back to its default (`ChannelSettings`' fields)
+CHANNEL_SETTINGS = ["per-second", "groups"]
 # the exit status of a program stopped by SIGPIPE, as `cat` or `git log` in `... | head`
 BROKEN_PIPE = 141
 
@@ -164,8 +166,9 @@ def _parser() -> argparse.ArgumentParser:
 def _channel_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     channels = commands.add_parser(
         "channels",
-        help="connect, list and remove messaging channels",
-        description="Connect, list and remove messaging channels.",
+        help="connect, list, change and remove messaging channels",
+        description="Connect, list, change and remove messaging channels (the same as "
+        "/api/v1/channels).",
     )
     sub = channels.add_subparsers(dest="channels_command", required=True, metavar="COMMAND")
     add = sub.add_parser(
@@ -178,13 +181,41 @@ def _channel_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     add.add_argument("kind", help="telegram, messenger, whatsapp, ...")
     for flag, text in CHANNEL_FLAGS.items():
         add.add_argument(flag, help=text)
-    for name, text in (("list", "list the space's channels"), ("remove", "remove a channel")):
-        command = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
-        if name == "remove":
-            command.add_argument("channel_id", help="the id `channels list` shows")
+    sub.add_parser(
+        "list",
+        help="list the space's channels, with their health",
+        description="List the space's channels: id, kind, name, settings, when the last "
+        "message came in and the last send error.",
+    )
+    change = sub.add_parser(
+        "set",
+        help="rename a channel or change its settings",
+        description="Rename a channel or change its settings; the hub uses them at once. "
+        "Example: chancenter channels set telegram-1a2b3c --per-second 50 --groups true",
+    )
+    change.add_argument("channel_id", help="the id `channels list` shows")
+    change.add_argument("--name", help="the channel's new name")
+    change.add_argument(
+        "--per-second",
+        type=float,
+        metavar="N",
+        help="messages a second the hub sends at most (default: the platform's limit)",
+    )
+    change.add_argument(
+        "--groups", **YES_NO, help="telegram: take in messages from groups the bot is in"
+    )
+    change.add_argument(
+        "--clear",
+        action="append",
+        choices=CHANNEL_SETTINGS,
+        metavar="SETTING",
+        help=f"put a setting back to its default (repeatable): {', '.join(CHANNEL_SETTINGS)}",
+    )
+    remove = sub.add_parser("remove", help="remove a channel", description="Remove a channel.")
+    remove.add_argument("channel_id", help="the id `channels list` shows")
     for command in sub.choices.values():
         command.add_argument("--space", type=int, help="space id (default: the default space)")
-        common_flags(command, json_output=command is not sub.choices["remove"])
+        common_flags(command, json_output=command is not remove)
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

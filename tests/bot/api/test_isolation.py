@@ -44,6 +44,7 @@ BODIES: dict[str, Any] = {
     "/api/v1/surveys/{survey_id}/send": {"contact_ids": [1]},
     "/api/v1/automations/{automation_id}": {"enabled": False},
     "/api/v1/webhooks/{webhook_id}": {"description": "x"},
+    "/api/v1/channels/{channel}": {"name": "x"},
 }
 
 
@@ -98,6 +99,7 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
             "team_id": (await conn.execute(sa.select(sa.func.min(teams.c.id)))).scalar(),
             "key": "plan",
             "name": "x",
+            "channel": echo.id,  # a string id
         }
         other = await create_space(conn, "Rival", "Rival", default=False, webchat=False)
         stranger = auth(await create_token(conn, other.space_id, None, "rival", "admin"))
@@ -117,7 +119,12 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
             )
             assert resp.status == 404, f"{method.upper()} {url}: {resp.status}"
             checked += 1
-    assert checked >= 27  # every id route in the document
+    assert checked >= 30  # every id route in the document
+    # the other space's requests changed nothing: the channel is there, as it was
+    listed = await client.get("/api/v1/channels", headers=manager)
+    assert (echo.id, echo.config.name) in [
+        (c["id"], c["name"]) for c in (await listed.json())["items"]
+    ]
 
     # lists show nothing of the other space
     for path in (
@@ -133,6 +140,7 @@ async def test_every_endpoint_with_an_id_answers_404_to_another_space(
         "/api/v1/automations",
         "/api/v1/broadcasts",
         "/api/v1/invitations",
+        "/api/v1/channels",
     ):
         items = (await (await client.get(path, headers=stranger)).json())["items"]
         assert items == [], path
