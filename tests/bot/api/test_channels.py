@@ -18,8 +18,8 @@ from bot.keys import CHANNELS, DB, DEFAULT_SPACE
 from bot.settings import Settings
 from bot.storage.tables import channels, messages
 from channels.telegram import SECRET_HEADER, TelegramChannel
-from tests.channels.conftest import graph
-from tests.channels.test_telegram import TOKEN, fake, message, update
+from tests.channels.conftest import graph  # noqa: F401 - the fake Graph API fixture
+from tests.channels.test_telegram import TOKEN, fake, message, update  # noqa: F401 - fixture
 from tests.conftest import closed_within, count, eventually
 from tests.fakes.graph import FakeGraph
 from tests.fakes.telegram import FakeTelegram
