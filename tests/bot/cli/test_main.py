@@ -251,6 +251,36 @@ def test_init_and_channels_answer_json_for_scripts(
     assert json.loads(capsys.readouterr().out) == {"items": []}
 
 
+def test_channels_set_changes_a_channel_and_list_shows_its_health(
+    capsys: pytest.CaptureFixture[str], hub_env: dict[str, str]
+) -> None:
+    assert main(["init", "--json"]) == 0
+    channel_id = json.loads(capsys.readouterr().out)["webchat_channel_id"]
+    assert main(["channels", "list"]) == 0
+    assert capsys.readouterr().out == f"{channel_id}\twebchat\tWeb chat\t-\tnothing in yet\n"
+
+    set_ = ["channels", "set", channel_id]
+    assert main([*set_, "--name", "Site chat", "--per-second", "5", "--json"]) == 0
+    changed = json.loads(capsys.readouterr().out)
+    assert (changed["name"], changed["settings"]) == ("Site chat", {"per_second": 5.0})
+    assert changed["health"] == {"last_received_at": None, "last_send_error": None}
+    assert main(["channels", "list"]) == 0
+    assert "\tSite chat\tper_second=5.0\tnothing in yet" in capsys.readouterr().out
+    assert main([*set_, "--clear", "per-second"]) == 0
+    assert "settings:    -\n" in capsys.readouterr().out  # a record, as other commands print
+    assert main(["channels", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["items"][0]["settings"] == {}
+
+    assert main([*set_, "--groups", "true"]) == 2
+    assert "webchat channels have no group chats" in capsys.readouterr().err
+    assert main([*set_, "--per-second", "0"]) == 2
+    assert "settings.per_second" in capsys.readouterr().err
+    assert main([*set_]) == 2
+    assert "say what to change" in capsys.readouterr().err
+    assert main(["channels", "set", "webchat-nope", "--name", "x"]) == 2
+    assert "channels list" in capsys.readouterr().err
+
+
 def test_a_closed_pipe_ends_quietly(
     capsys: pytest.CaptureFixture[str], hub_env: dict[str, str], tmp_path: Path
 ) -> None:
