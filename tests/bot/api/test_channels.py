@@ -13,7 +13,9 @@ from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
 from bot.api.auth import create_token
+from bot.api.channels import NewChannel
 from bot.app import create_app
+from bot.cli.args import CHANNEL_FLAGS
 from bot.keys import CHANNELS, DB, DEFAULT_SPACE
 from bot.settings import Settings
 from bot.storage.tables import channels, messages
@@ -246,3 +248,8 @@ async def test_health_shows_the_last_send_error(
             )
         ).scalar_one()
     assert error["message_id"] == newest
+
+
+def test_the_api_takes_the_credentials_channels_add_takes() -> None:
+    flags = {flag[2:].replace("-", "_") for flag in CHANNEL_FLAGS}
+    assert set(NewChannel.model_fields) == {"kind", *flags}
