@@ -66,6 +66,17 @@ class Media:
 
 
 @dataclass(frozen=True)
+class Profile:
+    """What the platform tells of a contact who wrote without a name (Messenger's PSID).
+
+    Example: `Profile(name="Peter Chang", avatar_url="https://...")`; either may be None.
+    """
+
+    name: str | None = None
+    avatar_url: str | None = None
+
+
+@dataclass(frozen=True)
 class ChannelContext:
     """What a channel may use for I/O: settings, the shared HTTP session, the app."""
 
@@ -141,6 +152,14 @@ class Channel(abc.ABC):
     async def fetch_media(self, media_id: str) -> Media:
         """Download a contact's file from the platform with this channel's credentials."""
         raise NotFound(f"{self.kind} channels keep no media at the platform")
+
+    async def profile(self, external_id: str) -> Profile | None:
+        """The sender's name and picture, for a platform whose webhooks carry only an id.
+
+        Optional: None here. An implementation asks the platform at most once a while per
+        sender and never raises: a name is nice to have, a message must not wait on it.
+        """
+        return None
 
     async def connect(self, public_url: str) -> None:  # noqa: B027 - optional hook
         """Register our webhook at the platform (channels without webhooks have nothing to do)."""

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, SecretStr
 
-from bot.errors import ConfigError, PermanentFailure
+from bot.errors import ConfigError, PermanentFailure, RetryLater
 from bot.model import (
     Event,
     LocationPart,
@@ -26,7 +28,7 @@ from bot.model import (
     StatusChanged,
     TextPart,
 )
-from channels.base import ChannelContext, parse_each, refuse_templates
+from channels.base import ChannelContext, Profile, parse_each, refuse_templates
 from channels.meta import (
     MetaChannel,
     MetaCredentials,
@@ -40,6 +42,7 @@ from channels.meta import (
 from channels.render import Capabilities, fits, numbered, split_text
 
 log = logging.getLogger(__name__)
+V = TypeVar("V")
 
 CAPABILITIES = Capabilities(
     text_limit=2000,
@@ -58,6 +61,15 @@ TOKEN_HELP = (
     "the page's own access token (Meta for Developers > your app > Messenger > Settings > "
     "Access Tokens)"
 )
+PROFILE_FIELDS = "first_name,last_name,profile_pic"  # the User Profile API's defaults
+# seconds a sender's profile, or Meta's refusal to give one, is remembered: a handling that
+# runs again asks nothing, and a refusal (a phone-number account, no Business Asset User
+# Profile Access yet) is asked again an hour later, when an app review may have changed it
+PROFILE_KEPT = 3600.0
+PROFILES_KEPT = 2048  # senders a channel remembers answers for; the oldest go first
+# seconds at least during which nobody's profile is asked after Meta was busy, down or
+# unreachable: messages keep flowing without waiting on it
+PROFILE_PAUSE = 60.0
 FIXES: dict[int | None, str] = {
     190: f"check --page-token: it must be {TOKEN_HELP}, still valid",
     None: f"check --page-token is {TOKEN_HELP}, with the pages_messaging permission",
@@ -74,6 +86,12 @@ class MessengerChannel(MetaChannel):
     credentials_model = MessengerCredentials
     capabilities = CAPABILITIES
     webhook_object = "page"  # Instagram's deliveries say "instagram"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        # one channel object a channel and app (the registry's): these are the channel's
+        self._profiles: Recent[Profile | None] = Recent(PROFILE_KEPT, PROFILES_KEPT)
+        self._profiles_paused_until = 0.0
 
     @classmethod
     async def prepare(cls, given: Mapping[str, str], ctx: ChannelContext) -> tuple[BaseModel, str]:
@@ -111,6 +129,39 @@ class MessengerChannel(MetaChannel):
             foreign.append(entry.get("id"))
             return []
         return parse_each(self, listed(entry.get("messaging")), _event)
+
+    async def profile(self, external_id: str) -> Profile | None:
+        """Messenger's User Profile API: `GET /{PSID}?fields=first_name,last_name,profile_pic`.
+
+        Meta's refusal (no permission, a phone-number account's 2018218, an id that is not
+        this page's) is None and remembered for the sender like a profile; Meta busy, down
+        or unreachable is None and pauses every sender's lookups. Never raises.
+        """
+        known, answer = self._profiles.get(external_id)
+        if known:
+            return answer
+        if not (external_id.isdigit() and external_id.isascii()):
+            return None  # a PSID is digits: anything else would reach another Graph path
+        if time.monotonic() < self._profiles_paused_until:
+            return None
+        try:
+            found = _profile(await self.peek(external_id, PROFILE_FIELDS))
+        except RetryLater as exc:
+            pause = max(exc.after or 0.0, PROFILE_PAUSE)
+            self._profiles_paused_until = time.monotonic() + pause
+            log.warning(
+                "messenger: no profile lookups for a while",
+                extra={"channel": self.id, "reason": str(exc), "seconds": pause},
+            )
+            return None
+        except PermanentFailure as exc:
+            log.info(
+                "messenger: Meta gives no profile for this sender",
+                extra={"channel": self.id, "reason": exc.reason},
+            )
+            found = None
+        self._profiles.set(external_id, found)
+        return found
 
     # --- out --------------------------------------------------------------------
 
@@ -171,6 +222,44 @@ class MessengerChannel(MetaChannel):
             answer = await self.graph("POST", f"{page}/messages", {**body, **extra})
             receipt = SentReceipt(external_id=answer.get("message_id"))
         return receipt
+
+
+class Recent(Generic[V]):
+    """A few answers kept for `ttl` seconds, at most `size` of them (the oldest go first).
+
+    Kept on the channel object, never in a module: each channel and app has its own.
+    """
+
+    def __init__(self, ttl: float, size: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl, self._size, self._clock = ttl, size, clock
+        self._items: OrderedDict[str, tuple[float, V]] = OrderedDict()
+
+    def get(self, key: str) -> tuple[bool, V | None]:
+        """`(True, value)` while `key` is remembered, else `(False, None)`."""
+        item = self._items.get(key)
+        if item is None:
+            return False, None
+        if item[0] <= self._clock():
+            del self._items[key]
+            return False, None
+        return True, item[1]
+
+    def set(self, key: str, value: V) -> None:
+        self._items.pop(key, None)
+        self._items[key] = (self._clock() + self._ttl, value)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+
+def _profile(data: dict[str, Any]) -> Profile | None:
+    """Meta leaves out what a person keeps private; with nothing left there is no profile."""
+    names = (data.get("first_name"), data.get("last_name"))
+    name = " ".join(n.strip() for n in names if isinstance(n, str) and n.strip())
+    picture = data.get("profile_pic")
+    avatar = picture if isinstance(picture, str) and picture.startswith("https://") else None
+    if not name and avatar is None:
+        return None
+    return Profile(name=name or None, avatar_url=avatar)
 
 
 def _event(item: dict[str, Any]) -> list[Event]:

@@ -43,6 +43,9 @@ THROTTLED = {
 # wrong, service unavailable.
 UNAVAILABLE = {1, 2, 1200, 131000, 131016}
 CHECK_TIMEOUT = 15.0  # seconds the credentials check at `channels add` waits for Meta
+# seconds a read that is only nice to have (a contact's profile) may take: the contact's
+# reply waits on it in the worker
+PEEK_TIMEOUT = 5.0
 EXPLAINED = {
     190: "the access token expired or was revoked: add the channel again with a new one",
     551: "this person isn't available right now (they may have blocked the page)",
@@ -259,6 +262,27 @@ class MetaChannel(Channel):
                 if resp.status >= 400:
                     raise delivery_error(resp.status, data, resp.headers)
                 return data if isinstance(data, dict) else {}
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RetryLater(5.0, f"Meta unreachable: {type(exc).__name__}") from None
+
+    async def peek(self, node: str, fields: str) -> dict[str, Any]:
+        """`GET /{node}?fields=...` for what is only nice to have (a contact's profile).
+
+        Outside the send budget (a reply must not queue behind it) and with a short
+        timeout; raises what `delivery_error` decides, `RetryLater` when Meta is
+        unreachable. The token travels in a header, never in a URL.
+        """
+        headers = {"Authorization": f"Bearer {self.access_token}"}
+        timeout = aiohttp.ClientTimeout(total=PEEK_TIMEOUT)
+        url = graph_url(self.ctx.settings, node)
+        try:
+            async with self.ctx.http.get(
+                url, params={"fields": fields}, headers=headers, timeout=timeout
+            ) as resp:
+                data = await _json(resp)
+                if resp.status >= 400 or not isinstance(data, dict) or "error" in data:
+                    raise delivery_error(resp.status, data, resp.headers)
+                return data
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise RetryLater(5.0, f"Meta unreachable: {type(exc).__name__}") from None
 

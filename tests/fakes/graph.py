@@ -19,6 +19,14 @@ only `/me` proves whose token it is); `GET /{phone-number-id}` answers only a to
 allowed on the number's business account, else error 100/33 as for an id that does
 not exist; only the `fields` asked for come back (with `id`), an unknown field is
 error 100; a bad token is HTTP 400, code 190.
+
+Messenger's User Profile API: `GET /{PSID}?fields=first_name,last_name,profile_pic` with
+the token of the page the PSID belongs to (`users`; a PSID is page-scoped) answers the
+fields asked for that the person shares, and `id`; a field the person keeps private is
+left out, a field the API does not have is error 100. A PSID of another page, or none, is
+error 100/33 like any unknown id; an account made with a phone number has no profile:
+error 100/2018218, "No profile available for this user." `hang_up` closes the connection
+of the next node reads without an answer (a network failure).
 """
 
 from __future__ import annotations
@@ -39,6 +47,18 @@ Failure = tuple[int, dict[str, Any] | str, dict[str, str]]
 COMPONENTS = ("header", "body", "button")
 MESSAGING_TYPES = ("RESPONSE", "UPDATE", "MESSAGE_TAG")
 MESSAGE_TAGS = ("CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE", "ACCOUNT_UPDATE", "HUMAN_AGENT")
+# what the User Profile API can give (some only with more permissions)
+PROFILE_FIELDS = (
+    "id",
+    "name",
+    "first_name",
+    "last_name",
+    "profile_pic",
+    "locale",
+    "timezone",
+    "gender",
+)
+NO_PROFILE = 2018218  # the account was made with a phone number
 
 
 @dataclass
@@ -64,12 +84,16 @@ class FakeGraph:
             }
         }
     )
+    # PSID -> its page (`page`), the fields the person shares, and `no_profile` for an
+    # account made with a phone number
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
     sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     reads: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # path, query
     media: dict[str, bytes] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     read_failures: list[Failure] = field(default_factory=list)
     stall: float = 0.0  # seconds a node read waits before answering (a hung Graph API)
+    hang_up: int = 0  # node reads still to drop without an answer
     # (name, language code) -> how many body parameters; empty: any template exists
     templates: dict[tuple[str, str], int] = field(default_factory=dict)
     url: str = ""
@@ -193,6 +217,11 @@ class FakeGraph:
     async def _node(self, request: web.Request) -> web.Response:
         """`GET /{id}`: me, a page, a phone number or a media file, as the token may see."""
         self.reads.append((request.path, dict(request.query)))
+        if self.hang_up:
+            self.hang_up -= 1
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response()
         if self.stall:
             await asyncio.sleep(self.stall)
         if self.read_failures:
@@ -214,6 +243,9 @@ class FakeGraph:
             return _fields(request, page, "Page")
         if object_id in self.pages:
             return _fields(request, self.pages[object_id], "Page")
+        user = self.users.get(object_id)
+        if user is not None and self.pages.get(user["page"], {}).get("token") == token:
+            return _profile(request, user)
         number = self.numbers.get(object_id)
         if number is not None and token in number["tokens"]:
             return _fields(request, number, "WhatsAppBusinessPhoneNumber")
@@ -250,6 +282,21 @@ def _fields(request: web.Request, node: dict[str, Any], node_type: str) -> web.R
                 f"(#100) Tried accessing nonexisting field ({name}) on node type ({node_type})",
             )
     return web.json_response({name: known[name] for name in {*asked, "id"}})
+
+
+def _profile(request: web.Request, user: dict[str, Any]) -> web.Response:
+    """The User Profile API: what the person shares of the fields asked for, and `id`."""
+    if user.get("no_profile"):
+        return _error(400, 100, "(#100) No profile available for this user.", subcode=NO_PROFILE)
+    asked = [f for f in request.query.get("fields", "").split(",") if f] or ["name"]
+    for name in asked:
+        if name not in PROFILE_FIELDS:
+            return _error(
+                400, 100, f"(#100) Tried accessing nonexisting field ({name}) on node type (User)"
+            )
+    shared = {k: v for k, v in user.items() if k in PROFILE_FIELDS}
+    answer = {name: shared[name] for name in asked if name in shared}
+    return web.json_response({**answer, "id": request.match_info["object_id"]})
 
 
 def _scripted(failure: Failure) -> web.Response:
