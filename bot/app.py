@@ -44,7 +44,7 @@ from bot.keys import (
     CHANNELS,
     DB,
     DEFAULT_SPACE,
-    DESK_WAKE,
+    DESK,
     HTTP,
     INGESTOR,
     LOCAL_PRINCIPALS,
@@ -186,10 +186,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         raise ConfigError(f"no {bot_kind!r} bot is installed (installed: {installed})")
     app[BOTS] = SpaceBots(factory(settings), db, settings)
     sender = Sender(db, app[CHANNELS], metrics, topics=topics, on_events=relay.notify)
-    desk = app.get(DESK_WAKE)  # set by an agent-desk extension (Slack) when configured
-    worker = Worker(
-        db, plugins.handlers, app[BOTS], metrics, app, desk.set if desk else None, sender=sender
-    )
+    worker = Worker(db, plugins.handlers, app[BOTS], metrics, app, app.get(DESK), sender=sender)
     app[SENDER] = sender
     if REDIS in app:
         from bot.pipeline.redis_queue import RedisWorkQueue

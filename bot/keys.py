@@ -7,8 +7,7 @@ and every channel.
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
@@ -46,8 +45,18 @@ WEBHOOKS: web.AppKey[WebhookRelay] = web.AppKey("webhooks")
 # which events each space's subscriptions hear (the hot path asks it, not the database)
 TOPICS: web.AppKey[Topics] = web.AppKey("topics")
 DEFAULT_SPACE = web.AppKey("default_space", int)
-# set when the agent desk has new notices to deliver (the desk relay waits on it)
-DESK_WAKE = web.AppKey("desk_wake", asyncio.Event)
+
+
+class AgentDesk(Protocol):
+    """Where agents work (the Slack desk): which spaces it serves, and a nudge when a
+    notice for it was committed."""
+
+    def serves(self, space_id: int) -> bool: ...
+
+    def notify(self) -> None: ...
+
+
+DESK: web.AppKey[AgentDesk] = web.AppKey("desk")
 # the shared Redis, when CHANCENTER_REDIS_URL is set (scale-out)
 REDIS: web.AppKey[Redis] = web.AppKey("redis")
 # called with (app, conversation_id) after a conversation is closed (an extension's

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_inbox_channel: str | None = None
+    # The Slack app's OAuth credentials: spaces install the desk with "Add to Slack".
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
 
     # Outgoing webhooks may reach loopback and private addresses (tests, receivers on
     # your own network); link-local and cloud metadata addresses are always refused.

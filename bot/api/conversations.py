@@ -11,7 +11,7 @@ from bot.api.auth import PRINCIPAL
 from bot.api.openapi import Routes
 from bot.api.params import json_body, path_id
 from bot.errors import InvalidPayload
-from bot.keys import DB, DESK_WAKE, ON_CLOSE, SENDER
+from bot.keys import DB, DESK, ON_CLOSE, SENDER
 from bot.model import Part, TextPart
 from bot.workspace import conversations as ops
 from bot.workspace.shortcuts import render
@@ -193,10 +193,11 @@ async def close(request: web.Request) -> web.Response:
 
 async def _tell_desk(request: web.Request, conn: AsyncConnection, conversation_id: int) -> None:
     """With an agent desk (Slack), its thread shows what the API changed."""
-    if DESK_WAKE in request.app:
+    desk = request.app.get(DESK)
+    if desk is not None and desk.serves(request[PRINCIPAL].space_id):
         await ops.desk_notice(conn, conversation_id)
 
 
 def _wake_desk(request: web.Request) -> None:
-    if (wake := request.app.get(DESK_WAKE)) is not None:
-        wake.set()
+    if (desk := request.app.get(DESK)) is not None:
+        desk.notify()

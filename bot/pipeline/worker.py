@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import now
 from bot.errors import ChanCenterError
-from bot.keys import PLUGINS
+from bot.keys import PLUGINS, AgentDesk
 from bot.metrics import Metrics
 from bot.model import Author, Due, Part, event_adapter, parts_adapter
 from bot.pipeline.bots import BotProvider
@@ -161,7 +161,7 @@ class Worker:
         bots: BotProvider,
         metrics: Metrics,
         app: web.Application,
-        on_desk: Callable[[], None] | None = None,
+        desk: AgentDesk | None = None,
         handover: HandOver | None = None,
         flows: FlowStarter | None = None,
         sender: Outlet | None = None,
@@ -174,7 +174,7 @@ class Worker:
         plugins = app.get(PLUGINS)
         self._handover = handover or (plugins.handover if plugins else None)
         self._flows = flows or (plugins.flows if plugins else None)
-        self._on_desk = on_desk
+        self._desk = desk
         self._db = db
         self._handlers = handlers
         self._bots = bots
@@ -210,7 +210,7 @@ class Worker:
                 db=self._db,
                 metrics=self._metrics,
                 app=self._app,
-                desk_enabled=self._on_desk is not None,
+                desk_enabled=self._desk is not None and self._desk.serves(state.space_id),
                 handover=self._handover,
                 flows=self._flows,
             )
@@ -219,8 +219,8 @@ class Worker:
                     break
             effects = _Effects(item, ctx)
             if await self._group.submit(effects):
-                if ctx.desk and self._on_desk is not None:
-                    self._on_desk()
+                if ctx.desk and self._desk is not None:
+                    self._desk.notify()
                 if self._sender is not None:
                     if effects.due:
                         self._sender.offer(effects.due, effects.after)

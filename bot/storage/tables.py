@@ -436,13 +436,22 @@ slack_threads = Table(
     UniqueConstraint("slack_channel", "ts", name="uq_slack_threads_channel_ts"),
 )
 
+# A Slack OAuth install under way: the state slack-bolt sends to Slack, for one space.
+slack_oauth_states = Table(
+    "slack_oauth_states",
+    metadata,
+    Column("state", String(64), primary_key=True),
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
 # A space's connection to a third-party product (its own Dialogflow agent, ...).
 integrations = Table(
     "integrations",
     metadata,
     Column("id", Integer, primary_key=True),
     Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), nullable=False),
-    Column("kind", String(32), nullable=False),  # dialogflow
+    Column("kind", String(32), nullable=False),  # dialogflow | slack
     Column("settings", JSON, nullable=False, default=dict),
     Column("credentials", Text),  # encrypted JSON, never returned by the API
     Column("error", Text),  # the last failure, for admins; null while it works

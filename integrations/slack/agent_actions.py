@@ -6,7 +6,6 @@ the same claim whichever way it was asked for.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shlex
 from typing import Any
@@ -17,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.errors import ChanCenterError, InvalidPayload, NotFound
-from bot.keys import DB, DEFAULT_SPACE, DESK_WAKE, ON_CLOSE, SENDER
+from bot.keys import DB, DESK, ON_CLOSE, SENDER
 from bot.model import TextPart
 from bot.storage.tables import channels, contacts, conversations, shortcuts, users
 from bot.workspace import contacts as contact_ops
@@ -41,13 +40,12 @@ MENTION = re.compile(r"^<@([A-Z0-9]+)(\|[^>]*)?>$")
 
 
 class AgentActions:
-    def __init__(self, app: web.Application, client: AsyncWebClient) -> None:
+    """What the agents of one space's Slack workspace may do: to that space only."""
+
+    def __init__(self, app: web.Application, client: AsyncWebClient, space_id: int) -> None:
         self.app = app
         self.client = client
-
-    @property
-    def space_id(self) -> int:
-        return self.app[DEFAULT_SPACE]
+        self.space_id = space_id
 
     async def who(self, slack_user_id: str) -> int | None:
         return await user_for(self.app[DB], self.client, self.space_id, slack_user_id)
@@ -66,7 +64,7 @@ class AgentActions:
         slack_id = mention.group(1) if mention else None
         user_id = await self.who(slack_id) if slack_id else None
         if slack_id and user_id is None:
-            return f"<@{slack_id}> is not a user of this space yet."
+            raise NotFound(f"<@{slack_id}> is not a user of this space yet.")
         async with self.app[DB].write() as conn:
             conversation = await ops.get(conn, conversation_id, self.space_id)
             if user_id is not None:
@@ -245,9 +243,7 @@ class AgentActions:
         return f"Sent {which} to the contact."
 
     def _wake(self) -> None:
-        wake: asyncio.Event | None = self.app.get(DESK_WAKE)
-        if wake is not None:
-            wake.set()
+        self.app[DESK].notify()
 
 
 def _conversation_id(word: str) -> int:

@@ -60,13 +60,8 @@ class SlackDesk:
     async def deliver(
         self, kind: str, conversation_id: int, message_id: int | None, note: str | None
     ) -> None:
-        """One desk notice; raises on a Slack failure (the relay retries).
-
-        A notice about another space's conversation is dropped: that space's agents
-        are not in this Slack workspace (its handovers wait in ChanCenter)."""
-        if not await self._ours(conversation_id):
-            log.debug("desk notice for another space dropped", extra={"kind": kind})
-            return
+        """One desk notice of this space's conversation; raises on a Slack failure (the
+        relay retries)."""
         if kind == "alert":  # for the admins, in the inbox itself
             text = f":warning: {inert(note or '')}"
             await self.client.chat_postMessage(channel=self.inbox, text=text)
@@ -120,15 +115,6 @@ class SlackDesk:
                     text=self.message_text(row.channel_id, row.parts),
                     unfurl_links=False,
                 )
-
-    async def _ours(self, conversation_id: int) -> bool:
-        async with self.db.read() as conn:
-            space_id = (
-                await conn.execute(
-                    sa.select(conversations.c.space_id).where(conversations.c.id == conversation_id)
-                )
-            ).scalar()
-        return space_id == self.space_id
 
     async def _open(
         self, conversation_id: int, inbox: str, header: dict[str, Any]
@@ -243,11 +229,7 @@ class SlackDesk:
                     "block_id": f"conversation:{c.id}",
                     "elements": [
                         _button("Claim", "claim", "primary"),
-                        {
-                            "type": "users_select",
-                            "action_id": "assign",
-                            "placeholder": {"type": "plain_text", "text": "Assign..."},
-                        },
+                        _button("Assign...", "assign_open"),
                         _button("Back to bot", "back_to_bot"),
                         _button("Close", "close", "danger"),
                     ],

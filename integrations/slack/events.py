@@ -1,10 +1,12 @@
-"""`POST /slack/events`: slack-bolt checks the signature and routes events, buttons and
-the `/chancenter` command to the agent actions."""
+"""One space's slack-bolt app: events, buttons, the Assign modal and the `/chancenter`
+command of that space's Slack workspace, routed to the space's agent actions.
+
+`integrations.slack.routing` has checked the signature and picked the space."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -13,8 +15,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.errors import ChanCenterError
 from bot.keys import DB
 from bot.storage.tables import slack_threads
+from integrations.slack import assign
 from integrations.slack.agent_actions import AgentActions
 from integrations.slack.people import HOW_TO_LINK
+
+if TYPE_CHECKING:
+    from integrations.slack.desks import Desks
 
 log = logging.getLogger(__name__)
 BOLT_LOG = logging.getLogger("integrations.slack.bolt")
@@ -25,7 +31,10 @@ BOLT_LOG.setLevel(logging.WARNING)
 NOTE = "note:"
 
 
-def build_bolt(actions: AgentActions, client: AsyncWebClient, signing_secret: str) -> AsyncApp:
+def build_bolt(
+    desks: Desks, space_id: int, client: AsyncWebClient, signing_secret: str
+) -> AsyncApp:
+    actions = AgentActions(desks.app, client, space_id)
     bolt = AsyncApp(
         client=client,
         signing_secret=signing_secret,
@@ -94,7 +103,7 @@ def build_bolt(actions: AgentActions, client: AsyncWebClient, signing_secret: st
         await button(ack, body, lambda c, u, _: actions.claim(c, u))
 
     @bolt.action("assign")
-    async def assign(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def assign_picked(ack: AsyncAck, body: dict[str, Any]) -> None:
         await button(ack, body, lambda c, u, a: actions.assign(c, f"<@{a['selected_user']}>", u))
 
     @bolt.action("back_to_bot")
@@ -104,6 +113,41 @@ def build_bolt(actions: AgentActions, client: AsyncWebClient, signing_secret: st
     @bolt.action("close")
     async def close(ack: AsyncAck, body: dict[str, Any]) -> None:
         await button(ack, body, lambda c, u, _: actions.close(c))
+
+    @bolt.action(assign.OPEN)
+    async def open_assign(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        conversation_id = int(body["actions"][0]["block_id"].split(":", 1)[1])
+        async with actions.app[DB].read() as conn:
+            view = await assign.modal(conn, space_id, conversation_id)
+        await client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    @bolt.view(assign.CALLBACK)
+    async def assigned(ack: AsyncAck, body: dict[str, Any]) -> None:
+        conversation_id, target = assign.choice(body["view"])
+        if target is None:
+            await ack(response_action="errors", errors={"person": "Pick a person or a team."})
+            return
+        user_id = await actions.who(body["user"]["id"])
+        if user_id is None:
+            error = HOW_TO_LINK.format(slack_id=body["user"]["id"])
+            await ack(response_action="errors", errors={"person": error[:150]})
+            return
+        try:
+            await actions.assign(conversation_id, target, user_id)
+        except ChanCenterError as exc:
+            await ack(response_action="errors", errors={"person": str(exc)[:150]})
+            return
+        await ack()  # the thread's header shows the new assignee
+
+    @bolt.event("app_uninstalled")
+    async def uninstalled() -> None:
+        await desks.uninstall(space_id, "the app was uninstalled from the Slack workspace")
+
+    @bolt.event("tokens_revoked")
+    async def revoked(event: dict[str, Any]) -> None:
+        if (event.get("tokens") or {}).get("bot"):  # users' tokens are none of ours
+            await desks.uninstall(space_id, "the bot token was revoked in Slack")
 
     @bolt.command("/chancenter")
     async def command(ack: AsyncAck, command: dict[str, Any]) -> None:

@@ -21,9 +21,12 @@ from bot.pipeline.untrusted import loads
 
 MAX_SKEW = 300  # seconds; Slack's advice against replayed requests
 COMMAND = "/chancenter"
-BUTTONS = frozenset({"claim", "assign", "back_to_bot", "close"})
+# "assign" is the person select of headers drawn before the Assign modal
+BUTTONS = frozenset({"claim", "assign", "assign_open", "back_to_bot", "close"})
+EVENTS = frozenset({"message", "app_uninstalled", "tokens_revoked"})
 BLOCK_ID = re.compile(r"conversation:[0-9]{1,18}")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")  # ASCII digits only: int() takes others too
+_NUMBER = re.compile(r"[0-9]{1,18}")
 _SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 
 
@@ -87,7 +90,7 @@ def check(body: dict[str, Any]) -> None:
         event = body.get("event")
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             raise Ignored("an event_callback without an event")
-        if event["type"] != "message":
+        if event["type"] not in EVENTS:
             raise Ignored(f"an event the desk does not subscribe to ({event['type'][:40]})")
         if "thread_ts" in event and not _strings(event, "channel", "user", "ts", "thread_ts"):
             raise Ignored("a thread reply without channel, user and ts")
@@ -109,6 +112,16 @@ def check(body: dict[str, Any]) -> None:
             raise Ignored("a button that is not on a ChanCenter thread")
         if action["action_id"] == "assign" and not isinstance(action.get("selected_user"), str):
             raise Ignored("an assignment without a selected user")
+        if action["action_id"] == "assign_open" and not isinstance(body.get("trigger_id"), str):
+            raise Ignored("an Assign button without a trigger to open the modal")
+    elif kind == "view_submission":
+        view, user = body.get("view"), body.get("user")
+        if not isinstance(view, dict) or view.get("callback_id") != "assign":
+            raise Ignored("a view the desk did not open")
+        if not _NUMBER.fullmatch(str(view.get("private_metadata"))):
+            raise Ignored("an Assign view without its conversation")
+        if not isinstance(user, dict) or not isinstance(user.get("id"), str):
+            raise Ignored("a view submission without a user")
     elif "command" in body:
         if body["command"] != COMMAND:
             raise Ignored("a command the desk does not offer")

@@ -197,8 +197,7 @@ async def test_a_work_item_handled_twice_replies_once(
         return handled
 
     handlers = app[PLUGINS].handlers
-    assert handlers[0] is opt_out
-    handlers[0] = then_crash  # the worker's own list
+    handlers[handlers.index(opt_out)] = then_crash  # the worker's own list
     await say(client, app, echo, "hello")
     before = await replies(app)
     assert await say(client, app, echo, "STOP") == [OPT_OUT_REPLY]

@@ -28,7 +28,7 @@ async def test_contact_bot_handover_agent_and_back(desk: Desk) -> None:
     assert "Ana" in header.text and "telegram" in header.text
     assert "waiting for an agent" in header.text
     buttons = [e.get("action_id") for e in header.blocks[1]["elements"]]
-    assert buttons == ["claim", "assign", "back_to_bot", "close"]
+    assert buttons == ["claim", "assign_open", "back_to_bot", "close"]
     conversation_id = int(header.blocks[1]["block_id"].split(":")[1])
     await eventually(lambda: len(desk.slack.thread(header.ts)) == 1)
     transcript = desk.slack.thread(header.ts)[0].text

@@ -45,4 +45,4 @@ async def test_a_request_not_signed_by_slack_is_refused(desk: Desk) -> None:
     body = '{"type": "event_callback", "event": {"type": "message"}}'
     headers = signed("not-the-secret", body, "application/json")
     assert (await desk.hub.post("/slack/events", data=body, headers=headers)).status == 401
-    assert desk.slack.calls == []
+    assert [call for call in desk.slack.calls if call != "auth.test"] == []  # nothing acted on

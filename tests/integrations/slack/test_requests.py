@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from aiohttp import web
 
 from bot.keys import SETTINGS
 from bot.storage.tables import (
@@ -242,10 +243,12 @@ async def test_slack_bolt_itself_logs_no_refused_body(caplog: pytest.LogCaptureF
     from slack_bolt.request.async_request import AsyncBoltRequest
     from slack_sdk.web.async_client import AsyncWebClient
 
+    from integrations.slack.desks import Desks
     from integrations.slack.events import build_bolt
 
     caplog.set_level(logging.DEBUG)
-    bolt = build_bolt(None, AsyncWebClient(token="xoxb-test"), SIGNING_SECRET)  # type: ignore[arg-type]
+    desks = Desks(web.Application(), build_bolt)
+    bolt = build_bolt(desks, 1, AsyncWebClient(token="xoxb-test"), SIGNING_SECRET)
     headers = signed("another secret", _body(), FORM)
     response = await bolt.async_dispatch(AsyncBoltRequest(body=_body(), headers=headers))  # type: ignore[arg-type]
     assert response.status == 401
