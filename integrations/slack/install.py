@@ -92,8 +92,12 @@ def _sign(settings: Settings, space_id: int, expires: int) -> str:
 class StateStore(AsyncOAuthStateStore):
     """A state is issued for one space and consumed once, before it expires."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    def __init__(self, app: web.Application) -> None:
+        self.app = app  # its database opens after setup
+
+    @property
+    def db(self) -> Database:
+        return self.app[DB]
 
     async def async_issue(self, *args: Any, **kwargs: Any) -> str:
         space_id = int(kwargs["space_id"])
@@ -153,7 +157,7 @@ def oauth_flow(app: web.Application, desks: Desks) -> SpaceOAuthFlow | None:
             redirect_uri=f"{public}/slack/oauth_redirect",
             install_page_rendering_enabled=False,  # the signed link is the manager's click
             installation_store=InstallationStore(desks),
-            state_store=StateStore(app[DB]),
+            state_store=StateStore(app),
             state_expiration_seconds=STATE_TTL,
             callback_options=AsyncCallbackOptions(success=_success, failure=_failure),
         ),

@@ -23,6 +23,7 @@ from tests.fakes.slack import FakeSlack, action_body, command_body, event_body, 
 from tests.fakes.telegram import FakeTelegram
 
 SIGNING_SECRET = "slack-signing-secret"
+CLIENT = ("1234.5678", "slack-client-secret")  # the Slack app's OAuth client id and secret
 INBOX = "CINBOX"
 TOKEN = "123456:TEST-token"
 CHAT = 4242
@@ -79,10 +80,14 @@ class Desk:
         return [c.params["text"] for c in self.telegram.sent("sendMessage")]
 
     async def slack_post(
-        self, body: str | bytes, content_type: str, retry: int | None = None
+        self,
+        body: str | bytes,
+        content_type: str,
+        retry: int | None = None,
+        secret: str = SIGNING_SECRET,
     ) -> Any:
         return await self.hub.post(
-            "/slack/events", data=body, headers=signed(SIGNING_SECRET, body, content_type, retry)
+            "/slack/events", data=body, headers=signed(secret, body, content_type, retry)
         )
 
     async def click(self, action: str, conversation_id: int, user: str, **extra: Any) -> Any:
@@ -116,9 +121,14 @@ class Desk:
         return str(body.get("text", ""))
 
     async def add_agent(
-        self, slack_id: str, name: str, email: str, availability: str = "away"
+        self,
+        slack_id: str,
+        name: str,
+        email: str,
+        availability: str = "away",
+        space_id: int | None = None,
     ) -> int:
-        """A user of the space; Slack knows them by the same email."""
+        """A user of the space (the default one); Slack knows them by the same email."""
         self.slack.add_user(slack_id, name, email)
         async with self.app[DB].write() as conn:
             user_id = await user_by_email(conn, name, email)
@@ -127,7 +137,7 @@ class Desk:
             )
             await conn.execute(
                 space_members.insert().values(
-                    space_id=self.app[DEFAULT_SPACE], user_id=user_id, role="agent"
+                    space_id=space_id or self.app[DEFAULT_SPACE], user_id=user_id, role="agent"
                 )
             )
         return user_id
@@ -154,6 +164,8 @@ async def desk(aiohttp_client: Any, settings: Settings) -> AsyncIterator[Desk]:
                     "slack_bot_token": SecretStr("xoxb-test"),
                     "slack_signing_secret": SecretStr(SIGNING_SECRET),
                     "slack_inbox_channel": INBOX,
+                    "slack_client_id": CLIENT[0],
+                    "slack_client_secret": SecretStr(CLIENT[1]),
                     "dialogflow_project": "acme-agent",
                     "dialogflow_endpoint": f"127.0.0.1:{agent.port}",
                 }
