@@ -187,7 +187,7 @@ PEOPLE: dict[str, tuple[str, dict[str, Call]]] = {
 
 SETTINGS: dict[str, tuple[str, dict[str, Call]]] = {
     "integrations": (
-        "the space's own Dialogflow agent",
+        "the space's own Slack workspace (agent desk) and Dialogflow agent",
         {
             "list": Call("GET", "/integrations", "list integrations and their last error"),
             "dialogflow": Call(
@@ -206,6 +206,30 @@ SETTINGS: dict[str, tuple[str, dict[str, Call]]] = {
             ),
             "remove-dialogflow": Call(
                 "DELETE", "/integrations/dialogflow", "go back to the hub's default bot"
+            ),
+            "slack": Call(
+                "POST",
+                "/integrations/slack",
+                "connect the space's own Slack workspace (checked with Slack first)",
+                (
+                    ("--bot-token", {"required": True, "help": "Bot User OAuth Token, xoxb-..."}),
+                    (
+                        "--signing-secret",
+                        {"required": True, "help": "Basic Information -> Signing Secret"},
+                    ),
+                    (
+                        "--inbox-channel",
+                        {"required": True, "help": "the channel id threads open in (C...)"},
+                    ),
+                ),
+            ),
+            "slack-install-link": Call(
+                "POST",
+                "/integrations/slack/install-link",
+                "print a link (valid 15 minutes) that installs the Slack desk with OAuth",
+            ),
+            "remove-slack": Call(
+                "DELETE", "/integrations/slack", "disconnect the space's Slack workspace"
             ),
         },
     ),

@@ -250,3 +250,24 @@ def test_tables_for_people_json_for_scripts(capsys: pytest.CaptureFixture[str]) 
     assert cli(capsys, "tags", "list", "--json")[1:] == ('{\n  "items": []\n}\n', "")
     assert cli(capsys, "init")[0] == 0
     assert cli(capsys, "users", "list")[1].startswith("id\tname\temail")
+
+
+def test_slack_integration_from_the_command_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = cli(capsys, "integrations", "slack-install-link")
+    assert code == 2 and "CHANCENTER_SLACK_CLIENT_ID" in err
+    monkeypatch.setenv("CHANCENTER_SLACK_API_BASE", "http://127.0.0.1:9/api/")  # nobody there
+    code, _, err = cli(
+        capsys, "integrations", "slack", "--bot-token", "xoxb-1", "--signing-secret", "s",
+        "--inbox-channel", "CINBOX",
+    )  # fmt: skip
+    assert code == 2 and "Slack could not be reached" in err
+    assert cli(capsys, "integrations", "list")[2].startswith("(none)")
+    code, _, err = cli(capsys, "integrations", "remove-slack")
+    assert code == 2 and "no Slack workspace" in err
+    monkeypatch.setenv("CHANCENTER_SLACK_CLIENT_ID", "1.2")
+    monkeypatch.setenv("CHANCENTER_SLACK_CLIENT_SECRET", "c")
+    monkeypatch.setenv("CHANCENTER_SLACK_SIGNING_SECRET", "s")
+    code, out, _ = cli(capsys, "integrations", "slack-install-link", "--json")
+    assert code == 0 and "/slack/install?space=1&expires=" in json.loads(out)["url"]

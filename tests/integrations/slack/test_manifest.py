@@ -8,6 +8,7 @@ import yaml
 from aiohttp.test_utils import TestClient
 
 import integrations.slack
+from integrations.slack.install import SCOPES
 from tests.fakes.slack import signed
 from tests.integrations.slack.conftest import Desk
 
@@ -32,7 +33,12 @@ def test_manifest_matches_the_desk() -> None:
         "commands",
         "channels:history",
     } <= scopes
-    assert "message.channels" in manifest["settings"]["event_subscriptions"]["bot_events"]
+    events = manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert {"message.channels", "app_uninstalled", "tokens_revoked"} <= set(events)
+    assert scopes == set(SCOPES)  # what the OAuth install asks for
+    assert manifest["oauth_config"]["redirect_urls"] == [
+        "https://hub.example.com/slack/oauth_redirect"
+    ]
 
 
 async def test_without_slack_settings_the_endpoint_says_what_to_set(client: TestClient) -> None:
