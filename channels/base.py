@@ -90,6 +90,7 @@ class Channel(abc.ABC):
     kind: ClassVar[str]
     credentials_model: ClassVar[type[BaseModel]] = NoCredentials
     capabilities: ClassVar[Capabilities | None] = None
+    group_chats: ClassVar[bool] = False  # whether the `groups` setting applies to its kind
 
     def __init__(self, config: ChannelConfig, ctx: ChannelContext) -> None:
         self.config = config

@@ -232,6 +232,7 @@ messages = Table(
     _created(),
     UniqueConstraint("channel_id", "external_id", name="uq_messages_channel_external"),
     Index("ix_messages_conversation", "conversation_id", "id"),
+    Index("ix_messages_channel_status", "channel_id", "status", "id"),  # a channel's health
 )
 
 outbox = Table(

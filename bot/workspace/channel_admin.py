@@ -178,7 +178,7 @@ async def change_channel(
     async with app[DB].write() as conn:
         row = await _row(conn, space_id, channel_id, lock=True)
         cls = app[CHANNELS].kinds.get(row.kind)
-        if change.get("groups") is not None and not getattr(cls, "group_chats", False):
+        if change.get("groups") is not None and not (cls and cls.group_chats):
             raise Unprocessable(f"settings.groups: {row.kind} channels have no group chats")
         merged = {**(row.settings or {}), **change}
         merged = {key: value for key, value in merged.items() if value is not None}

@@ -1,4 +1,5 @@
-"""a Slack OAuth install's state, issued for one space and consumed once by the callback
+"""a Slack OAuth install's state, issued for one space and consumed once by the callback;
+a channel's last send error found by index
 
 Revision ID: 0011
 Revises: 0010
@@ -26,7 +27,9 @@ def upgrade() -> None:
         ),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     )
+    op.create_index("ix_messages_channel_status", "messages", ["channel_id", "status", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_messages_channel_status", "messages")
     op.drop_table("slack_oauth_states")
