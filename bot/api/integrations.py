@@ -1,4 +1,6 @@
-"""`/api/v1/integrations`: a space's own Dialogflow agent (credentials stored encrypted)."""
+"""`/api/v1/integrations`: the space's integrations, listed together (its Slack workspace is
+connected in `integrations.slack.api`), and its own Dialogflow agent (credentials stored
+encrypted)."""
 
 from __future__ import annotations
 

@@ -25,6 +25,8 @@ from integrations.slack.inbound import Ignored, Refused, check, parse, verify
 
 log = logging.getLogger(__name__)
 
+STRANGERS = 10_000  # unknown teams remembered (to log each once)
+
 NOT_CONFIGURED = (
     "no Slack desk here: connect a space's Slack workspace (`chancenter integrations slack`, "
     "or the OAuth install with CHANCENTER_SLACK_CLIENT_ID), or set "
@@ -100,6 +102,8 @@ class Router:
         team = team_id or "?"
         if team in self._strangers:
             return ""
+        if len(self._strangers) >= STRANGERS:
+            self._strangers.clear()  # a flood of made-up teams costs memory, not more logs
         self._strangers.add(team)
         return f"a Slack workspace no space has connected (team {team[:20]})"
 
