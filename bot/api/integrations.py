@@ -96,13 +96,19 @@ async def set_dialogflow(request: web.Request) -> web.Response:
 async def remove_dialogflow(request: web.Request) -> web.Response:
     require(request, "manager")
     space_id = request[PRINCIPAL].space_id
+    await remove(request, "dialogflow", "this space has no Dialogflow agent")
+    request.app[BOTS].forget(space_id)
+    return web.Response(status=204)
+
+
+async def remove(request: web.Request, kind: str, missing: str) -> None:
+    """Delete the caller's space's integration of `kind`; `NotFound(missing)` if none."""
     async with request.app[DB].write() as conn:
         gone = await conn.execute(
             integrations.delete().where(
-                integrations.c.space_id == space_id, integrations.c.kind == "dialogflow"
+                integrations.c.space_id == request[PRINCIPAL].space_id,
+                integrations.c.kind == kind,
             )
         )
     if gone.rowcount == 0:
-        raise NotFound("this space has no Dialogflow agent")
-    request.app[BOTS].forget(space_id)
-    return web.Response(status=204)
+        raise NotFound(missing)

@@ -8,12 +8,12 @@ from pydantic import BaseModel, Field, SecretStr
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.api.auth import PRINCIPAL
+from bot.api.integrations import remove
 from bot.api.openapi import ERRORS, Routes
 from bot.api.params import json_body
 from bot.api.roles import require
-from bot.errors import Conflict, NotFound
-from bot.keys import DB, SETTINGS
-from bot.storage.tables import integrations
+from bot.errors import Conflict
+from bot.keys import SETTINGS
 from integrations.slack.connect import Connection, check, connect
 from integrations.slack.desks import DESKS
 from integrations.slack.install import LINK_TTL, install_link
@@ -60,15 +60,7 @@ async def set_slack(request: web.Request) -> web.Response:
 async def remove_slack(request: web.Request) -> web.Response:
     """Its notices are dropped from then on; its threads stay in Slack."""
     require(request, "manager")
-    space_id = request[PRINCIPAL].space_id
-    async with request.app[DB].write() as conn:
-        gone = await conn.execute(
-            integrations.delete().where(
-                integrations.c.space_id == space_id, integrations.c.kind == "slack"
-            )
-        )
-    if gone.rowcount == 0:
-        raise NotFound("this space has no Slack workspace of its own")
+    await remove(request, "slack", "this space has no Slack workspace of its own")
     await request.app[DESKS].refresh()
     return web.Response(status=204)
 
