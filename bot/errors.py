@@ -25,6 +25,10 @@ class PayloadTooLarge(InvalidPayload):
     """The body is larger than we accept."""
 
 
+class Unavailable(ChanCenterError):
+    """What we must ask to check the request is unreachable: the platform retries (503)."""
+
+
 class NotFound(ChanCenterError, LookupError):
     """The thing named in the request does not exist (or is not visible to the caller)."""
 
@@ -91,6 +95,7 @@ HTTP_STATUS: dict[type[ChanCenterError], int] = {
     Conflict: 409,
     InvalidPayload: 400,
     NotFound: 404,
+    Unavailable: 503,
 }
 
 

@@ -143,6 +143,11 @@ class Sender(Frozen):
     language: str | None = None
     phone: str | None = None
     avatar_url: str | None = None
+    address: str | None = Field(
+        None,
+        description="the channel's own JSON saying how to reach this identity when the id "
+        "alone does not (a Bot Framework conversation reference); kept, newest wins",
+    )
 
 
 # --- inbound events ------------------------------------------------------------
@@ -293,6 +298,7 @@ class Outbound(Frozen):
     message_id: int
     conversation_id: int
     recipient: str
+    address: str | None = Field(None, description="the identity's `Sender.address`, if any")
     parts: tuple[Part, ...] = Field(min_length=1)
     sender_name: str | None = Field(
         None, description="the agent's name, where the platform shows it"
@@ -323,6 +329,7 @@ class Due:
     blocked: int  # a `Reach`
     last_inbound_at: datetime | None
     sender_name: str | None = None
+    address: str | None = None
 
 
 class SentReceipt(Frozen):

@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     telegram_api_base: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")
     graph_api_base: AnyHttpUrl = AnyHttpUrl("https://graph.facebook.com/v21.0")
     slack_api_base: AnyHttpUrl = AnyHttpUrl("https://slack.com/api/")
+    # The Bot Framework's signing keys (inbound tokens) and the Microsoft identity platform
+    # that issues the bot's outbound tokens (a prefix: the tenant follows it).
+    botframework_openid_url: AnyHttpUrl = AnyHttpUrl(
+        "https://login.botframework.com/v1/.well-known/openidconfiguration"
+    )
+    botframework_login_url: AnyHttpUrl = AnyHttpUrl("https://login.microsoftonline.com/")
     dialogflow_endpoint: str = "dialogflow.googleapis.com"
     dialogflow_project: str | None = None
     dialogflow_credentials: Path | None = None

@@ -130,6 +130,17 @@ class Channel(abc.ABC):
         """
         raise WebhookRejected(f"{self.kind} channels take no webhooks")
 
+    async def authenticate(self, headers: Mapping[str, str], raw_body: bytes) -> None:
+        """What the hub calls: `verify`, unless the platform's proof needs I/O (the Bot
+        Framework's tokens are checked against signing keys fetched from Microsoft)."""
+        self.verify(headers, raw_body)
+
+    @classmethod
+    def takes_webhooks(cls) -> bool:
+        """Whether the platform posts to `/webhooks/{id}`: a channel that keeps both
+        defaults refuses every webhook, so it has no URL to show."""
+        return cls.verify is not Channel.verify or cls.authenticate is not Channel.authenticate
+
     def handshake(self, query: Mapping[str, str]) -> str:
         """Answer the platform's `GET` verification of our webhook URL (Meta's `hub.challenge`)."""
         raise WebhookRejected(f"{self.kind} channels have no verification handshake")

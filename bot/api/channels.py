@@ -47,6 +47,15 @@ class NewChannel(BaseModel):
     verify_token: Secret = Field(
         None, description="messenger/whatsapp: any string; Meta echoes it when checking the URL"
     )
+    app_id: str | None = Field(
+        None, max_length=64, description="botframework: the Azure Bot's Microsoft app id"
+    )
+    app_password: Secret = Field(
+        None, description="botframework: the app's client secret (its password)"
+    )
+    tenant_id: str | None = Field(
+        None, max_length=64, description="botframework: a single-tenant app's tenant id"
+    )
 
     def credentials(self) -> dict[str, str]:
         """What was given, as `channels add` passes its flags."""

@@ -94,4 +94,7 @@ CHANNEL_FLAGS = {
     "--access-token": "whatsapp: a system-user access token",
     "--app-secret": "messenger/whatsapp: the Meta app secret (signs webhooks)",
     "--verify-token": "messenger/whatsapp: any string; Meta echoes it when checking the URL",
+    "--app-id": "botframework: the Azure Bot's Microsoft app id",
+    "--app-password": "botframework: the app's client secret (its password)",
+    "--tenant-id": "botframework: the tenant of a single-tenant app (omit for multi-tenant)",
 }

@@ -191,7 +191,9 @@ async def channels_command(settings: Settings, args: argparse.Namespace) -> int:
                 emit(info.as_json(), True)
                 return 0
             print(f"connected {info.kind} channel {info.name}: {info.id}")
-            if info.webhook_url is not None:  # web chat takes no webhooks
+            if info.kind == "botframework":
+                print(f"messaging endpoint (paste it into the Azure Bot): {info.webhook_url}")
+            elif info.webhook_url is not None:  # web chat takes no webhooks
                 print(f"webhook: {info.webhook_url}")
         elif args.channels_command == "list":
             found = await channel_admin.list_channels(app, space_id)

@@ -71,6 +71,7 @@ class ConversationState:
     # the contact's identity on the conversation's channel: where replies go
     identity_id: int | None = None
     recipient: str | None = None
+    address: str | None = None  # `identities.address`, for the channels that need it
     blocked: int = 0  # a `Reach`
 
 

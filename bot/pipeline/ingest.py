@@ -79,6 +79,16 @@ _FIND = (
 )
 
 
+# a known identity's new address (a Bot Framework conversation reference moved)
+_READDRESS = (
+    identities.update()
+    .where(identities.c.channel_id == sa.bindparam("a_channel"))
+    .where(identities.c.external_id == sa.bindparam("a_external"))
+    .where(identities.c.address.is_distinct_from(sa.bindparam("a_address")))
+    .values(address=sa.bindparam("a_address"))
+)
+
+
 def _store_messages(db: Database) -> Any:
     return (
         db.insert(messages)
@@ -188,6 +198,13 @@ async def _inbound(
     conversation, created, states, contact_of = await _conversations(
         db, conn, senders, at, hand_over
     )
+    moved = [
+        {"a_channel": channel_id, "a_external": external_id, "a_address": sender.address}
+        for (channel_id, external_id), (_, sender) in senders.items()
+        if sender.address is not None and (channel_id, external_id) not in created
+    ]
+    if moved:  # only channels with addresses: the others' commits keep their statements
+        await conn.execute(_READDRESS, moved)
     rows = [
         {
             "space_id": request.space_id,
@@ -387,7 +404,12 @@ async def _new_contacts(
         conn,
         identities,
         [
-            {"contact_id": contact_id, "channel_id": channel_id, "external_id": external_id}
+            {
+                "contact_id": contact_id,
+                "channel_id": channel_id,
+                "external_id": external_id,
+                "address": senders[channel_id, external_id][1].address,
+            }
             for (channel_id, external_id), contact_id in zip(keys, contact_ids, strict=True)
         ],
     )

@@ -1,6 +1,6 @@
 """`POST /webhooks/{channel_id}`: the one route every platform's webhooks arrive on.
 
-verify (raw bytes) -> parse -> one commit -> 200. The 200 is only sent once what
+authenticate (raw bytes) -> parse -> one commit -> 200. The 200 is only sent once what
 the request carried is durable; a platform that gets no answer redelivers, and
 the redelivery is a no-op.
 """
@@ -28,7 +28,7 @@ async def receive(request: web.Request) -> web.Response:
     metrics = app[METRICS]
     raw = await request.read()
     try:
-        channel.verify(request.headers, raw)
+        await channel.authenticate(request.headers, raw)
     except WebhookRejected:
         metrics.webhooks.labels(kind=channel.kind, outcome="rejected").inc()
         raise

@@ -94,6 +94,7 @@ def with_state(query: sa.Select[Any], identified: bool = False) -> sa.Select[Any
             spaces.c.automations_version,
             identities.c.id.label("identity_id"),
             identities.c.external_id.label("recipient"),
+            identities.c.address,
             identities.c.blocked,
         )
         .join_from(conversations, contacts, contacts.c.id == conversations.c.contact_id)
@@ -373,6 +374,7 @@ class Worker:
                     parts=parts,
                     identity_id=state.identity_id,
                     recipient=state.recipient,
+                    address=state.address,
                     blocked=state.blocked,
                     last_inbound_at=e.item.created_at,
                 )

@@ -170,6 +170,9 @@ identities = Table(
     Column("channel_id", ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
     Column("external_id", String(128), nullable=False),
     Column("blocked", Integer, nullable=False, server_default="0"),  # the contact blocked us
+    # the channel's JSON saying how to reach them when the id does not (Bot Framework's
+    # conversation reference); text, so "changed?" is a plain comparison on both databases
+    Column("address", Text),
     UniqueConstraint("channel_id", "external_id", name="uq_identities_channel_external"),
 )
 

@@ -21,7 +21,7 @@ from bot.storage.tables import channels
 from bot.workspace.bootstrap import new_channel_id
 from bot.workspace.channel_health import Health, health
 from bot.workspace.crypto import Vault
-from channels.base import Channel, ChannelContext
+from channels.base import ChannelContext
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ USAGE = (
     "/channel add telegram TOKEN\n"
     "/channel add messenger page_id=… page_token=… app_secret=… verify_token=…\n"
     "/channel add whatsapp phone_number_id=… access_token=… app_secret=… verify_token=…\n"
+    "/channel add botframework app_id=… app_password=… [tenant_id=…]\n"
     "/channel list\n"
     "/channel set CHANNEL_ID name=… per_second=… groups=on|off (empty: the default)\n"
     "/channel remove CHANNEL_ID"
@@ -86,8 +87,7 @@ def _info(
     """A stored channel (`id`, `kind`, `name`, `settings`), with its health when read."""
     cls = app[CHANNELS].kinds.get(row.kind)
     url = None
-    # a channel that keeps the base `verify` refuses every webhook: no URL to show
-    if cls is not None and cls.verify is not Channel.verify:
+    if cls is not None and cls.takes_webhooks():
         url = f"{str(app[SETTINGS].public_url).rstrip('/')}/webhooks/{row.id}"
     state = (found or {}).get(row.id, Health())
     return ChannelInfo(row.id, row.kind, row.name, url, row.settings or {}, state)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,8 +150,9 @@ async def _serve(app: Any) -> tuple[TestServer, str]:
     return server, str(server.make_url("")).rstrip("/")
 
 
-@pytest.fixture
-async def desk(aiohttp_client: Any, settings: Settings) -> AsyncIterator[Desk]:
+@asynccontextmanager
+async def open_desk(aiohttp_client: Any, settings: Settings, **more: Any) -> AsyncIterator[Desk]:
+    """The desk's hub; `more` settings for what a test adds (another platform's fake)."""
     telegram, slack = FakeTelegram(), FakeSlack()
     telegram_server, telegram.url = await _serve(telegram.app())
     slack_server, slack_url = await _serve(slack.app)
@@ -168,6 +170,7 @@ async def desk(aiohttp_client: Any, settings: Settings) -> AsyncIterator[Desk]:
                     "slack_client_secret": SecretStr(CLIENT[1]),
                     "dialogflow_project": "acme-agent",
                     "dialogflow_endpoint": f"127.0.0.1:{agent.port}",
+                    **more,
                 }
             )
         )
@@ -179,3 +182,9 @@ async def desk(aiohttp_client: Any, settings: Settings) -> AsyncIterator[Desk]:
         await closed_within(hub, 15)
     await telegram_server.close()
     await slack_server.close()
+
+
+@pytest.fixture
+async def desk(aiohttp_client: Any, settings: Settings) -> AsyncIterator[Desk]:
+    async with open_desk(aiohttp_client, settings) as opened:
+        yield opened
