@@ -123,7 +123,7 @@ def events_of(activity: Activity) -> list[Event]:
 def _message(activity: Activity) -> list[Event]:
     key = message_key(activity.conversation.id, activity.id)
     sender = sender_of(activity)
-    text = (TurnContext.remove_recipient_mention(activity) or "").strip()
+    text = _without_mention(activity).strip()
     if activity.value is not None:  # a card's button: messageBack, postBack, Action.Submit
         value = activity.value
         payload = value.get("payload") if isinstance(value, dict) else None
@@ -137,13 +137,27 @@ def _message(activity: Activity) -> list[Event]:
     return [MessageReceived(external_id=key, sender=sender, parts=tuple(parts))]
 
 
+def _without_mention(activity: Activity) -> str:
+    """The text without the bot's @mention (Teams writes it in a channel): each mention
+    of the bot once, where it is; the SDK's helper also deletes its name anywhere else."""
+    text = activity.text or ""
+    for entity in activity.entities or ():
+        if entity.type != "mention":
+            continue
+        said = entity.additional_properties
+        if said.get("mentioned", {}).get("id") == activity.recipient.id:
+            text = text.replace(said.get("text") or "", "", 1)
+    return text
+
+
 def _media(attachment: Attachment) -> MediaPart | None:
-    """A file or picture the contact sent; Teams' HTML copy of the text and cards are not."""
+    """A file or picture the contact sent; cards, and Teams' HTML copy of the text (no
+    URL either), are not."""
     kind = attachment.content_type or ""
     if kind == TEAMS_FILE and isinstance(attachment.content, dict):
         url = attachment.content.get("downloadUrl")  # pre-authenticated, for a while
         return MediaPart(type="file", url=url, name=attachment.name) if url else None
-    if not attachment.content_url or kind.startswith("text/"):
+    if not attachment.content_url:
         return None
     major = kind.partition("/")[0]
     return MediaPart(
