@@ -202,6 +202,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     await app[INGESTOR].close()
     await worker.close()
     await sender.close()
+    await app[CHANNELS].close()
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:

@@ -179,6 +179,10 @@ class Channel(abc.ABC):
     async def disconnect(self) -> None:  # noqa: B027 - optional hook
         """Remove our webhook from the platform."""
 
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Let go of what the channel holds open (a platform SDK's connections): the hub
+        shuts down."""
+
 
 def parse_each(
     channel: Channel, items: Iterable[T], parse_one: Callable[[T], list[Event]]

@@ -144,6 +144,12 @@ class BotFrameworkChannel(Channel):
                 raise RetryLater(10.0, f"the Bot Framework is unreachable: {exc}") from None
         return SentReceipt(external_id=message_key(conversation, sent.id) if sent else None)
 
+    async def close(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.__aexit__(None, None, None)  # its requests session, pooled sockets
+        self._credentials.close()
+
     def _client(self, service_url: str) -> ConnectorClient:
         """One connector client (and its pooled connections) a service URL."""
         client = self._clients.get(service_url)

@@ -65,6 +65,11 @@ class AppCredentials(MicrosoftAppCredentials):
             )
         return super().get_access_token(force_refresh)
 
+    def close(self) -> None:
+        """msal's requests session, and its sockets to the login endpoint."""
+        if self.app is not None:
+            self.app.http_client.close()
+
 
 async def fetch_token(credentials: AppCredentials, lock: asyncio.Lock) -> str:
     """The app's token, from msal's cache or the login endpoint, off the event loop; one

@@ -48,6 +48,12 @@ class ChannelRegistry:
     def forget(self, channel_id: str) -> None:
         self._cache.pop(channel_id, None)
 
+    async def close(self) -> None:
+        """Close every channel built, when the hub stops."""
+        channels, self._cache = list(self._cache.values()), {}
+        for channel in channels:
+            await channel.close()
+
     async def _load(self, channel_id: str) -> Channel:
         async with self._db.read() as conn:
             row = (

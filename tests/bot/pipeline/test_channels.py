@@ -16,3 +16,18 @@ async def test_senders_asking_at_once_share_one_channel(app: web.Application) ->
     got = await asyncio.gather(*(app[CHANNELS].get(channel_id) for _ in range(50)))
     assert len({id(channel) for channel in got}) == 1
     assert await app[CHANNELS].get(channel_id) is got[0]
+
+
+async def test_closing_closes_every_channel_built(app: web.Application) -> None:
+    # a platform SDK's pooled connections (the Bot Framework's) go with the hub
+    built = [await app[CHANNELS].get(await add_channel(app, "echo")) for _ in range(2)]
+    closed = []
+    for channel in built:
+        channel.close = lambda channel=channel: _note(closed, channel)  # type: ignore[method-assign]
+    await app[CHANNELS].close()
+    assert closed == built
+    assert await app[CHANNELS].get(built[0].id) is not built[0]  # built again if asked
+
+
+async def _note(closed: list[object], channel: object) -> None:
+    closed.append(channel)
