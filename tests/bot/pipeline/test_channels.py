@@ -20,7 +20,7 @@ async def test_senders_asking_at_once_share_one_channel(app: web.Application) ->
 
 async def test_closing_closes_every_channel_built(app: web.Application) -> None:
     # a platform SDK's pooled connections (the Bot Framework's) go with the hub
-    built = [await app[CHANNELS].get(await add_channel(app, "echo")) for _ in range(2)]
+    built = [await app[CHANNELS].get(await add_channel(app, kind)) for kind in ("echo", "webchat")]
     closed = []
     for channel in built:
         channel.close = lambda channel=channel: _note(closed, channel)  # type: ignore[method-assign]
