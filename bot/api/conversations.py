@@ -11,10 +11,10 @@ from bot.api.auth import PRINCIPAL
 from bot.api.openapi import Routes
 from bot.api.params import json_body, path_id
 from bot.errors import InvalidPayload
-from bot.keys import DB, DESK, ON_CLOSE, SENDER
+from bot.keys import DB, DESK
 from bot.model import Part, TextPart
 from bot.workspace import conversations as ops
-from bot.workspace.shortcuts import render
+from bot.workspace.agent_work import AgentWork
 
 
 class AgentMessage(BaseModel):
@@ -61,21 +61,13 @@ async def send_message(request: web.Request) -> web.Response:
     if not parts and body.shortcut_id is None:
         raise InvalidPayload("send text, parts or a shortcut_id")
     key = request.headers.get("Idempotency-Key")
-    async with request.app[DB].write() as conn:
-        conv = await ops.get(conn, path_id(request, "conversation_id"), principal.space_id)
-        if body.shortcut_id is not None:
-            parts += await render(
-                conn, principal.space_id, body.shortcut_id, conv.contact_id, principal.user_id
-            )
-        message_id = await ops.queue_agent_message(
-            request.app[DB],
-            conn,
-            conv,
-            parts,
-            principal.user_id,
-            f"api:{principal.token_id}:{key}" if key else None,
-        )
-    request.app[SENDER].notify()
+    message_id = await _work(request).reply(
+        path_id(request, "conversation_id"),
+        principal.user_id,
+        parts,
+        f"api:{principal.token_id}:{key}" if key else None,
+        body.shortcut_id,
+    )
     return web.json_response(
         {"id": message_id, "status": "pending", "duplicate": message_id is None}, status=202
     )
@@ -89,11 +81,9 @@ async def send_message(request: web.Request) -> web.Response:
 )
 async def add_note(request: web.Request) -> web.Response:
     """A note for the other agents, listed with `?include=notes`."""
-    principal = request[PRINCIPAL]
     body = await json_body(request, Note)
-    async with request.app[DB].write() as conn:
-        conv = await ops.get(conn, path_id(request, "conversation_id"), principal.space_id)
-        note_id = await ops.add_note(request.app[DB], conn, conv, body.text, principal.user_id)
+    user_id = request[PRINCIPAL].user_id
+    note_id = await _work(request).note(path_id(request, "conversation_id"), user_id, body.text)
     return web.json_response({"id": note_id, "direction": "note"}, status=201)
 
 
@@ -106,17 +96,13 @@ async def add_note(request: web.Request) -> web.Response:
 async def assign(request: web.Request) -> web.Response:
     """To a user, a team (round robin inside it), or nobody (`{}` or `user_id: null`);
     the contact is assigned with it."""
-    principal = request[PRINCIPAL]
+    by = request[PRINCIPAL].user_id
     body = await json_body(request, Assignment)
-    async with request.app[DB].write() as conn:
-        conv = await ops.get(conn, path_id(request, "conversation_id"), principal.space_id)
-        if body.team_id is not None and "user_id" not in body.model_fields_set:
-            await ops.assign_team(conn, conv, body.team_id, principal.user_id)
-        else:
-            await ops.assign(conn, conv, body.user_id, principal.user_id, team_id=body.team_id)
-        await _tell_desk(request, conn, conv.id)
-        conv = await ops.get(conn, conv.id)
-    _wake_desk(request)
+    conversation_id = path_id(request, "conversation_id")
+    if body.team_id is not None and "user_id" not in body.model_fields_set:
+        _, conv = await _work(request).assign_team(conversation_id, body.team_id, by)
+    else:
+        conv = await _work(request).assign(conversation_id, body.user_id, by, body.team_id)
     return web.json_response(
         {
             "id": conv.id,
@@ -178,17 +164,13 @@ async def close(request: web.Request) -> web.Response:
     With the space's `csat_survey`, its question is asked in this conversation, which
     the contact's answer still reaches (the surveys extension's `ON_CLOSE` hook); closing
     again changes nothing."""
-    principal = request[PRINCIPAL]
-    async with request.app[DB].write() as conn:
-        conv = await ops.get(conn, path_id(request, "conversation_id"), principal.space_id)
-        closed = await ops.close(conn, conv.id)
-        if closed:
-            await _tell_desk(request, conn, conv.id)
-    if closed:
-        _wake_desk(request)
-        for hook in request.app[ON_CLOSE]:
-            await hook(request.app, conv.id)
-    return web.json_response({"id": conv.id, "status": "closed"})
+    conversation_id = path_id(request, "conversation_id")
+    await _work(request).close(conversation_id)
+    return web.json_response({"id": conversation_id, "status": "closed"})
+
+
+def _work(request: web.Request) -> AgentWork:
+    return AgentWork(request.app, request[PRINCIPAL].space_id)
 
 
 async def _tell_desk(request: web.Request, conn: AsyncConnection, conversation_id: int) -> None:

@@ -16,15 +16,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.errors import ChanCenterError, InvalidPayload, NotFound
-from bot.keys import DB, DESK, ON_CLOSE, SENDER
+from bot.keys import DB, DESK
 from bot.model import TextPart
 from bot.storage.tables import channels, contacts, conversations, shortcuts, users
 from bot.workspace import contacts as contact_ops
 from bot.workspace import conversations as ops
 from bot.workspace import members
+from bot.workspace.agent_work import AgentWork
 from bot.workspace.channel_admin import channel_command
 from bot.workspace.links import may_administer
-from bot.workspace.shortcuts import render
 from integrations.slack.people import HOW_TO_LINK, user_for
 from integrations.slack.safe import inline
 from surveys.engine import find_survey
@@ -46,16 +46,13 @@ class AgentActions:
         self.app = app
         self.client = client
         self.space_id = space_id
+        self.work = AgentWork(app, space_id)
 
     async def who(self, slack_user_id: str) -> int | None:
         return await user_for(self.app[DB], self.client, self.space_id, slack_user_id)
 
     async def claim(self, conversation_id: int, user_id: int) -> str:
-        async with self.app[DB].write() as conn:
-            await ops.get(conn, conversation_id, self.space_id)
-            changed = await ops.claim(conn, conversation_id, user_id)
-            await ops.desk_notice(conn, conversation_id)
-        self._wake()
+        changed = await self.work.claim(conversation_id, user_id)
         return f"You have conversation #{conversation_id}." if changed else "It is already yours."
 
     async def assign(self, conversation_id: int, target: str, by_user_id: int) -> str:
@@ -65,38 +62,24 @@ class AgentActions:
         user_id = await self.who(slack_id) if slack_id else None
         if slack_id and user_id is None:
             raise NotFound(f"<@{slack_id}> is not a user of this space yet.")
-        async with self.app[DB].write() as conn:
-            conversation = await ops.get(conn, conversation_id, self.space_id)
-            if user_id is not None:
-                await ops.assign(conn, conversation, user_id, by_user_id, take=True)
-            else:
+        if user_id is not None:
+            await self.work.assign(conversation_id, user_id, by_user_id, take=True)
+        else:
+            async with self.app[DB].read() as conn:
                 team_id = await members.team_named(conn, self.space_id, target.lstrip("@"))
-                if team_id is None:
-                    raise NotFound(f"no user or team {target!r}")
-                user_id = await ops.assign_team(conn, conversation, team_id, by_user_id)
-            await ops.desk_notice(conn, conversation_id)
-        self._wake()
+            if team_id is None:
+                raise NotFound(f"no user or team {target!r}")
+            user_id, _ = await self.work.assign_team(conversation_id, team_id, by_user_id)
         if user_id is None:
             return f"Nobody in {target} is online; #{conversation_id} waits in the team's queue."
         return f"Conversation #{conversation_id} is assigned."
 
     async def hand_back(self, conversation_id: int) -> str:
-        async with self.app[DB].write() as conn:
-            await ops.get(conn, conversation_id, self.space_id)
-            await ops.hand_back(conn, conversation_id)
-            await ops.desk_notice(conn, conversation_id)
-        self._wake()
+        await self.work.hand_back(conversation_id)
         return f"The bot answers #{conversation_id} again."
 
     async def close(self, conversation_id: int) -> str:
-        async with self.app[DB].write() as conn:
-            await ops.get(conn, conversation_id, self.space_id)
-            closed = await ops.close(conn, conversation_id)
-            await ops.desk_notice(conn, conversation_id)
-        self._wake()
-        if closed:  # closing it twice asks no second satisfaction survey
-            for hook in self.app[ON_CLOSE]:  # the satisfaction survey, when surveys run
-                await hook(self.app, conversation_id)
+        await self.work.close(conversation_id)
         return f"Closed #{conversation_id}."
 
     async def _survey(self, which: str, conversation_id: int) -> str:
@@ -129,22 +112,11 @@ class AgentActions:
 
     async def reply(self, conversation_id: int, user_id: int, text: str, key: str) -> None:
         """An agent's thread reply, to the contact; a waiting conversation becomes theirs."""
-        async with self.app[DB].write() as conn:
-            conversation = await ops.get(conn, conversation_id, self.space_id)
-            if conversation.handler != "agent" or conversation.assignee_id is None:
-                await ops.claim(conn, conversation_id, user_id)
-                await ops.desk_notice(conn, conversation_id)
-            await ops.queue_agent_message(
-                self.app[DB], conn, conversation, [TextPart(text=text)], user_id, key
-            )
-        self.app[SENDER].notify()
-        self._wake()
+        await self.work.reply(conversation_id, user_id, [TextPart(text=text)], key, claim=True)
 
     async def note(self, conversation_id: int, user_id: int, text: str, key: str) -> None:
         """A `note:` in the thread: kept on the conversation for the agents, never sent."""
-        async with self.app[DB].write() as conn:
-            conversation = await ops.get(conn, conversation_id, self.space_id)
-            await ops.add_note(self.app[DB], conn, conversation, text, user_id, key)
+        await self.work.note(conversation_id, user_id, text, key)
 
     async def command(self, text: str, slack_user_id: str) -> str:
         """`/chancenter ...`: the answer, shown only to the caller."""
@@ -224,10 +196,10 @@ class AgentActions:
         return f"Saved {key} = {value}."
 
     async def _shortcut(self, conversation_id: int, which: str, user_id: int) -> str:
-        async with self.app[DB].write() as conn:
-            conversation = await ops.get(conn, conversation_id, self.space_id)
-            mine = sa.or_(shortcuts.c.user_id.is_(None), shortcuts.c.user_id == user_id)
-            match = shortcuts.c.id == int(which) if which.isdigit() else shortcuts.c.name == which
+        mine = sa.or_(shortcuts.c.user_id.is_(None), shortcuts.c.user_id == user_id)
+        match = shortcuts.c.id == int(which) if which.isdigit() else shortcuts.c.name == which
+        async with self.app[DB].read() as conn:
+            await ops.get(conn, conversation_id, self.space_id)
             shortcut_id = (
                 await conn.execute(
                     sa.select(shortcuts.c.id)
@@ -235,11 +207,9 @@ class AgentActions:
                     .limit(1)
                 )
             ).scalar()
-            if shortcut_id is None:
-                raise NotFound(f"no shortcut {which!r}")
-            parts = await render(conn, self.space_id, shortcut_id, conversation.contact_id, user_id)
-            await ops.queue_agent_message(self.app[DB], conn, conversation, parts, user_id, None)
-        self.app[SENDER].notify()
+        if shortcut_id is None:
+            raise NotFound(f"no shortcut {which!r}")
+        await self.work.reply(conversation_id, user_id, [], shortcut_id=shortcut_id)
         return f"Sent {which} to the contact."
 
     def _wake(self) -> None:

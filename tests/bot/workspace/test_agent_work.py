@@ -1,0 +1,70 @@
+"""An agent's acts on a conversation (`bot.workspace.agent_work`), the one implementation
+behind the API, the Slack desk and the dashboard: a reply that claims, closing once, and
+another space's conversation out of reach."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from aiohttp.test_utils import TestClient
+from aiohttp.web import Application
+
+from bot.errors import NotFound
+from bot.keys import DB, ON_CLOSE
+from bot.model import TextPart
+from bot.storage.tables import conversations, messages
+from bot.workspace.agent_work import AgentWork
+from tests.bot.api.test_conversations import open_conversation, people  # noqa: F401
+from tests.conftest import eventually
+from tests.fakes.echo_channel import EchoChannel
+
+
+async def state(app: Application, conversation_id: int) -> Any:
+    async with app[DB].read() as conn:
+        query = sa.select(conversations).where(conversations.c.id == conversation_id)
+        return (await conn.execute(query)).one()
+
+
+async def test_a_reply_that_claims_takes_the_waiting_conversation_once(
+    client: TestClient,
+    app: Application,
+    echo: EchoChannel,
+    people: dict[str, Any],  # noqa: F811
+) -> None:
+    conversation_id = await open_conversation(client, app, echo)
+    assert (await state(app, conversation_id)).handler == "waiting"
+    work = AgentWork(app, (await state(app, conversation_id)).space_id)
+    bea = people["admin_id"]
+    first = await work.reply(conversation_id, bea, [TextPart(text="Bea here")], "k", claim=True)
+    again = await work.reply(conversation_id, bea, [TextPart(text="Bea here")], "k", claim=True)
+    assert first is not None and again is None  # the key makes a retry a no-op
+    row = await state(app, conversation_id)
+    assert (row.handler, row.assignee_id) == ("agent", bea)
+    await eventually(lambda: any(o.parts == (TextPart(text="Bea here"),) for o in echo.sent))
+    note = await work.note(conversation_id, bea, "VIP")
+    async with app[DB].read() as conn:
+        direction = (
+            await conn.execute(sa.select(messages.c.direction).where(messages.c.id == note))
+        ).scalar_one()
+    assert direction == "note"
+
+
+async def test_closing_twice_closes_once_and_other_spaces_are_out_of_reach(
+    client: TestClient, app: Application, echo: EchoChannel
+) -> None:
+    conversation_id = await open_conversation(client, app, echo)
+    space_id = (await state(app, conversation_id)).space_id
+    heard: list[int] = []
+
+    async def hook(_: Application, closed: int) -> None:
+        heard.append(closed)
+
+    app[ON_CLOSE].append(hook)
+    with pytest.raises(NotFound):
+        await AgentWork(app, space_id + 1).close(conversation_id)
+    assert await AgentWork(app, space_id).close(conversation_id) is True
+    assert await AgentWork(app, space_id).close(conversation_id) is False
+    assert heard == [conversation_id]
+    assert (await state(app, conversation_id)).status == "closed"
