@@ -90,6 +90,7 @@ class Gate:
         self, app_id: str, password: str, tenant: str | None, openid_url: str, login_url: str
     ) -> None:
         self._openid_url = openid_url
+        self._refreshing = asyncio.Lock()  # one fetch at a time: a cold start is no stampede
         self._auth: BotFrameworkAuthentication = BotFrameworkAuthenticationFactory.create(
             channel_service="",
             validate_authority=True,
@@ -125,15 +126,25 @@ class Gate:
             kid = jwt.get_unverified_header(header.partition(" ")[2]).get("kid")
         except jwt.PyJWTError as exc:
             raise WebhookRejected(f"the Authorization header holds no token: {exc}") from None
-        age = datetime.now() - metadata.last_updated
-        known = any(key.get("kid") == kid for key in metadata.keys)
-        if age < KEYS_MAX_AGE and (known or age < NEW_KEY_EVERY):
+        if _fresh(metadata, kid):
             return
-        try:
-            await asyncio.to_thread(_refresh, metadata)
-        except (requests.RequestException, ValueError, KeyError) as exc:
-            log.warning("botframework: signing keys unreachable", extra={"error": str(exc)})
-            raise Unavailable(f"the Bot Framework's signing keys are unreachable: {exc}") from None
+        async with self._refreshing:
+            if _fresh(metadata, kid):  # fetched while this request waited
+                return
+            try:
+                await asyncio.to_thread(_refresh, metadata)
+            except (requests.RequestException, ValueError, KeyError) as exc:
+                log.warning("botframework: signing keys unreachable", extra={"error": str(exc)})
+                raise Unavailable(
+                    f"the Bot Framework's signing keys are unreachable: {exc}"
+                ) from None
+
+
+def _fresh(metadata: Any, kid: str | None) -> bool:
+    """The keys are young enough, and hold this key id or were fetched just now."""
+    age = datetime.now() - metadata.last_updated
+    known = any(key.get("kid") == kid for key in metadata.keys)
+    return age < KEYS_MAX_AGE and (known or age < NEW_KEY_EVERY)
 
 
 def _refresh(metadata: Any) -> None:

@@ -96,3 +96,12 @@ async def test_a_slow_microsoft_does_not_stall_the_hub(
     finally:
         ticking.cancel()
     assert max(gaps) < 0.3, f"the event loop stalled for {max(gaps):.2f}s"
+
+
+async def test_a_cold_start_fetches_the_keys_once_however_many_requests_wait(
+    bf: FakeBotFramework,
+) -> None:
+    checker = gate(bf)
+    header = bf.sign(APP_ID, bf.service_url)
+    await asyncio.gather(*(checker.check(activity(bf), header) for _ in range(20)))
+    assert bf.metadata_fetches == 2  # the metadata and its keys, once
