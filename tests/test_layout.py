@@ -10,7 +10,7 @@ import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("bot", "channels", "integrations", "handlers", "surveys")
+PACKAGES = ("bot", "channels", "integrations", "handlers", "surveys", "dashboard")
 LONG = 450  # lines; the schema and the migrations are longer by nature
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import getpass
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -231,6 +232,30 @@ def _health_cells(info: channel_admin.ChannelInfo) -> list[str]:
     if failed is not None:
         cells.append(f"last send error {iso(failed.at)}: {failed.error}")
     return cells
+
+
+async def users_command(settings: Settings, args: argparse.Namespace) -> int:
+    if args.users_command == "set-password":
+        return await set_password(settings, args)
+    return await link(settings, args)
+
+
+async def set_password(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.workspace.passwords import set_password as store
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("New password: ")
+        if getpass.getpass("Again: ") != password:
+            raise ConfigError("the two passwords differ: nothing changed")
+    async with hub(settings) as app, app[DB].write() as conn:
+        user_id = await store(conn, args.email, password)
+    if args.json:
+        emit({"user_id": user_id, "email": args.email}, True)
+    else:
+        print(f"password set for {args.email}: sign in at /app/login")
+    return 0
 
 
 async def link(settings: Settings, args: argparse.Namespace) -> int:

@@ -133,6 +133,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     link.add_argument("--user", required=True, help="the user's email or id")
     common_flags(link)
+    password = users_sub.add_parser(
+        "set-password",
+        help="set a user's password for the dashboard (/app/login)",
+        description="Set a user's password for the dashboard at /app/login: asked twice, "
+        "never echoed; at least 10 characters. Stored as an argon2 hash.",
+    )
+    password.add_argument("email", help="the user's email")
+    password.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (one line), for scripts",
+    )
+    common_flags(password)
 
     contacts = commands.add_parser(
         "contacts",
@@ -321,7 +334,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
         "queue": cli_hub.dead_letters,
         "init": cli_hub.init,
         "channels": cli_hub.channels_command,
-        "users": cli_hub.link,
+        "users": cli_hub.users_command,
         "contacts": cli_hub.contacts,
     }[args.command]
     return asyncio.run(run(settings, args))

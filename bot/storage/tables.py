@@ -53,6 +53,7 @@ users = Table(
     Column("availability", String(16), nullable=False, server_default="offline"),
     Column("slack_user_id", String(64)),
     _created(),
+    Column("password_hash", String(200)),  # argon2, for the dashboard; unset: no login
 )
 
 organization_members = Table(
