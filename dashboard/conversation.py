@@ -18,21 +18,18 @@ from bot.keys import DB, SETTINGS
 from bot.model import TextPart
 from bot.storage.tables import (
     channels,
-    contact_tags,
     contacts,
     conversations,
-    field_definitions,
-    field_values,
     identities,
     messages,
     shortcuts,
     space_members,
-    tags,
     teams,
     users,
 )
 from bot.workspace import conversations as ops
 from bot.workspace.agent_work import AgentWork
+from bot.workspace.contacts import fields_of, shown, tags_of
 from dashboard.session import SPACE, VIEWER, page
 
 TRANSCRIPT = 200  # the newest messages shown
@@ -66,8 +63,8 @@ async def _transcript(conn: Any, request: web.Request, conversation_id: int) -> 
         )
     ).all()
     key = request.app[SETTINGS].signing_key()
-    shown = [{**message_json(r, key), "author": r.author} for r in reversed(rows)]
-    return {"conversation": conversation, "messages": shown}
+    listed = [{**message_json(r, key), "author": r.author} for r in reversed(rows)]
+    return {"conversation": conversation, "messages": listed}
 
 
 async def _contact(conn: Any, space_id: int, contact_id: int) -> dict[str, Any]:
@@ -77,29 +74,18 @@ async def _contact(conn: Any, space_id: int, contact_id: int) -> dict[str, Any]:
         .join(channels, channels.c.id == identities.c.channel_id)
         .where(identities.c.contact_id == contact_id)
     )
-    fields = await conn.execute(
-        sa.select(field_definitions.c.label, field_values.c.value)
-        .join(field_values, field_values.c.field_id == field_definitions.c.id)
-        .where(field_values.c.contact_id == contact_id)
-        .order_by(field_definitions.c.label)
-    )
-    tagged = await conn.execute(
-        sa.select(tags.c.name)
-        .join(contact_tags, contact_tags.c.tag_id == tags.c.id)
-        .where(contact_tags.c.contact_id == contact_id)
-        .order_by(tags.c.name)
-    )
     past = await conn.execute(
         sa.select(conversations.c.id, conversations.c.created_at, conversations.c.status)
         .where(conversations.c.contact_id == contact_id, conversations.c.space_id == space_id)
         .order_by(conversations.c.id.desc())
         .limit(20)
     )
+    values = await fields_of(conn, contact_id)
     return {
         "contact": contact,
         "identities": known.all(),
-        "fields": fields.all(),
-        "tags": tagged.scalars().all(),
+        "fields": [(key, shown(value)) for key, value in values.items()],
+        "tags": await tags_of(conn, contact_id),
         "past": past.all(),
     }
 
