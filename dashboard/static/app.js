@@ -12,3 +12,9 @@ document.addEventListener("change", (event) => {
   const select = event.target;
   if (select.id === "space-switch") select.form.submit();
 });
+// the newest messages in view: on opening a conversation and whenever it refreshes
+function toNewest() {
+  for (const list of document.querySelectorAll(".transcript")) list.scrollTop = list.scrollHeight;
+}
+document.addEventListener("DOMContentLoaded", toNewest);
+document.addEventListener("htmx:afterSwap", toNewest);

@@ -1,0 +1,116 @@
+"""The dashboard in headless Debian chromium (Playwright with `executable_path`), against the
+real hub: an agent signs in, a web-chat visitor's conversation arrives live, the agent
+answers and the visitor reads it, then assigns and closes it.
+
+With `CHANCENTER_SCREENSHOTS=DIR` the pages are also saved there (the README's pictures).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.scenarios.hub import HubProcess
+from tests.scenarios.test_browser import ARGS, CHROMIUM
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="needs Debian's chromium: apt-get install chromium"
+    ),
+]
+EMAIL, PASSWORD = "bea@example.com", "a long enough password"
+
+
+def chancenter(hub: HubProcess, *args: str, given: str | None = None) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        env=hub.env,
+        input=given,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture
+async def browser() -> Any:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        await launched.close()
+
+
+async def snap(page: Any, name: str) -> None:
+    where = os.environ.get("CHANCENTER_SCREENSHOTS")
+    if where:
+        await page.screenshot(path=str(Path(where) / f"{name}.png"), full_page=True)
+
+
+async def test_an_agent_answers_a_visitor_live_then_assigns_and_closes(
+    hub: HubProcess, browser: Any
+) -> None:
+    from playwright.async_api import expect
+
+    chancenter(hub, "init", "--admin-email", EMAIL, "--admin-name", "Bea")
+    chancenter(hub, "users", "set-password", EMAIL, "--password-stdin", given=PASSWORD + "\n")
+
+    agent = await (await browser.new_context(viewport={"width": 1100, "height": 800})).new_page()
+    dialogs: list[str] = []
+    agent.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    await agent.goto(f"{hub.url}/app/")
+    await expect(agent).to_have_title("Sign in · ChanCenter")
+    await snap(agent, "login")
+    await agent.get_by_label("Email").fill(EMAIL)
+    await agent.get_by_label("Password").fill(PASSWORD)
+    await agent.get_by_role("button", name="Sign in").click()
+    await expect(agent).to_have_title("Inbox · Default · ChanCenter")
+    await expect(agent.locator(".empty")).to_have_text("No conversations here.")
+
+    visitor = await (await browser.new_context()).new_page()
+    await visitor.goto(hub.url)
+    await visitor.locator(".launcher").click()
+    await visitor.locator("input[name=text]").fill("<b>Ana</b> wants a human")
+    await visitor.locator("input[name=text]").press("Enter")
+    await visitor.locator("input[name=text]").fill("talk to a human")
+    await visitor.locator("input[name=text]").press("Enter")
+
+    # no reload: the inbox hears of it
+    row = agent.locator(".conversation").first
+    await expect(row).to_be_visible(timeout=15_000)
+    await expect(row.locator(".state")).to_contain_text("waiting", timeout=15_000)
+    await snap(agent, "inbox")
+    await row.locator("a").click()
+    await expect(agent.locator(".transcript")).to_contain_text("<b>Ana</b> wants a human")
+    assert await agent.locator(".transcript b").count() == 0  # shown as text
+
+    await agent.get_by_label("Reply to").fill("Hi, Bea here. How can I help?")
+    await agent.get_by_role("button", name="Send").click()
+    await expect(agent.locator(".msg.out").last).to_contain_text("Hi, Bea here.")
+    await expect(visitor.locator(".msg.out").last).to_contain_text(
+        "Hi, Bea here. How can I help?", timeout=10_000
+    )
+    await expect(agent.get_by_label("Reply to")).to_have_value("")  # ready for the next one
+    await expect(agent.locator(".msg.out .status").last).to_contain_text("sent", timeout=10_000)
+    await snap(agent, "conversation")
+
+    await agent.get_by_label("Assign to").select_option(label="Bea")
+    await agent.get_by_role("button", name="Assign", exact=True).click()
+    await expect(agent.locator(".conversation-handler")).to_have_text("agent")
+    await agent.get_by_role("button", name="Close").click()
+    await expect(agent.locator(".conversation-status")).to_have_text("closed")
+
+    await agent.goto(f"{hub.url}/app/")
+    await agent.get_by_label("Status").select_option("closed")
+    await expect(agent.locator(".conversation")).to_have_count(1)
+    assert dialogs == []
