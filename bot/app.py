@@ -24,6 +24,7 @@ from bot.api import (
     ops,
     org,
     people,
+    reports,
     shortcuts,
     space,
     tokens,
@@ -94,6 +95,7 @@ RESOURCES = (
     views,
     shortcuts,
     outgoing_webhooks,
+    reports,
 )
 
 
