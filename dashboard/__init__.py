@@ -26,20 +26,32 @@ SECURITY = {
 
 
 def setup(app: web.Application) -> None:
-    from dashboard import conversation, inbox, session
+    from dashboard import conversation, inbox, reports, session
 
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=jinja2.select_autoescape(default=True),
+        filters={"duration": duration},
     )
     session.setup(app)
     app.router.add_get("/app", home)
     app.router.add_get("/app/", home)
     inbox.setup(app)
     conversation.setup(app)
+    reports.setup(app)
     app.router.add_static("/app/static/", HERE / "static", append_version=False)
     app.on_response_prepare.append(_secure)
+
+
+def duration(seconds: float | None) -> str:
+    """12 s, 4 min, 3.5 h, 2.1 d; a dash for no value."""
+    if seconds is None:
+        return "—"
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}".replace(".0 ", " ")
+    return f"{seconds:.0f} s"
 
 
 async def home(request: web.Request) -> web.StreamResponse:

@@ -18,3 +18,27 @@ function toNewest() {
 }
 document.addEventListener("DOMContentLoaded", toNewest);
 document.addEventListener("htmx:afterSwap", toNewest);
+// the Reports page's chart, from the JSON the server wrote beside it
+document.addEventListener("DOMContentLoaded", () => {
+  const canvas = document.getElementById("report-chart");
+  const data = document.getElementById("report-data");
+  if (!canvas || !data || !window.Chart) return;
+  const figures = JSON.parse(data.textContent);
+  new window.Chart(canvas, {
+    type: "bar",
+    data: {
+      labels: figures.labels,
+      datasets: [
+        { label: "Opened", data: figures.opened },
+        { label: "Closed", data: figures.closed },
+        { label: "Messages in", data: figures.in, type: "line", yAxisID: "messages" },
+        { label: "Messages out", data: figures.out, type: "line", yAxisID: "messages" },
+      ],
+    },
+    options: {
+      animation: false,
+      scales: { y: { beginAtZero: true, title: { display: true, text: "conversations" } },
+                messages: { position: "right", beginAtZero: true, title: { display: true, text: "messages" } } },
+    },
+  });
+});

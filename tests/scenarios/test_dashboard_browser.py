@@ -7,6 +7,7 @@ With `CHANCENTER_SCREENSHOTS=DIR` the pages are also saved there (the README's p
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.scenarios.hub import HubProcess
@@ -63,7 +65,9 @@ async def test_an_agent_answers_a_visitor_live_then_assigns_and_closes(
 ) -> None:
     from playwright.async_api import expect
 
-    chancenter(hub, "init", "--admin-email", EMAIL, "--admin-name", "Bea")
+    token = json.loads(
+        chancenter(hub, "init", "--admin-email", EMAIL, "--admin-name", "Bea", "--json")
+    )["token"]
     chancenter(hub, "users", "set-password", EMAIL, "--password-stdin", given=PASSWORD + "\n")
 
     agent = await (await browser.new_context(viewport={"width": 1100, "height": 800})).new_page()
@@ -115,4 +119,33 @@ async def test_an_agent_answers_a_visitor_live_then_assigns_and_closes(
     await agent.goto(f"{hub.url}/app/")
     await agent.get_by_label("Status").select_option("closed")
     await expect(agent.locator(".conversation")).to_have_count(1)
+
+    # reports: the chart's numbers are the API's
+    await agent.get_by_role("link", name="Reports").click()
+    await expect(agent).to_have_title("Reports · Default · ChanCenter")
+    chart = await agent.wait_for_function(
+        "() => window.Chart && Chart.getChart(document.getElementById('report-chart'))"
+    )
+    drawn = await agent.evaluate(
+        "() => Chart.getChart(document.getElementById('report-chart')).data.datasets"
+        ".map(d => [d.label, d.data.reduce((a, b) => a + b, 0)])"
+    )
+    assert chart is not None
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            f"{hub.url}/api/v1/reports/summary", headers={"Authorization": f"Bearer {token}"}
+        ) as resp,
+    ):
+        api = await resp.json()
+    totals = {key: sum(d[key] for d in api["days"]) for key in ("opened", "closed", "in", "out")}
+    assert dict(drawn) == {
+        "Opened": totals["opened"],
+        "Closed": totals["closed"],
+        "Messages in": totals["in"],
+        "Messages out": totals["out"],
+    }
+    assert totals["opened"] == totals["closed"] == 1 and totals["in"] >= 2
+    await expect(agent.locator("#total-opened")).to_have_text("1")
+    await snap(agent, "reports")
     assert dialogs == []
