@@ -308,3 +308,26 @@ def test_a_closed_pipe_ends_quietly(
     finally:
         os.close(write)
     assert result.stderr == "" and result.returncode == 141
+
+
+def test_set_password_from_stdin_and_what_it_refuses(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+    env = {"CHANCENTER_DATABASE_URL": url, "CHANCENTER_DATA_DIR": str(tmp_path)}
+    assert run("init", "--admin-email", "ana@example.com", env=env).returncode == 0
+
+    def set_password(email: str, password: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot", "users", "set-password", email, "--password-stdin"],
+            input=password + "\n",
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+            timeout=60,
+        )
+
+    done = set_password("ana@example.com", "a long enough password")
+    assert done.returncode == 0 and "sign in at /app/login" in done.stdout
+    short = set_password("ana@example.com", "short")
+    assert short.returncode != 0 and "at least 10 characters" in short.stderr
+    nobody = set_password("nobody@example.com", "a long enough password")
+    assert nobody.returncode != 0 and "users add" in nobody.stderr
