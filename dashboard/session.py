@@ -221,8 +221,10 @@ def page(role: str = "agent") -> Callable[[Handler], Handler]:
             if role != "agent" and RANK[space.role] < RANK[role]:
                 raise Forbidden(f"this page is for the space's {role}s")
             if request.method != "GET":
-                form = await request.post()
-                if not _csrf_ok(request, await get_session(request), form.get("csrf")):
+                given = None  # JSON and uploads carry it in the X-CSRF-Token header
+                if request.content_type == "application/x-www-form-urlencoded":
+                    given = (await request.post()).get("csrf")
+                if not _csrf_ok(request, await get_session(request), given):
                     raise Forbidden("the form expired: reload the page")
             request[VIEWER] = viewer
             request[SPACE] = space
