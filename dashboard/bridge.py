@@ -40,6 +40,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
     match.freeze()
     viewer, space = request[VIEWER], request[SPACE]
     request._match_info = match
+    request._cache.pop("match_info", None)  # read once already, for the dashboard's route
     request[PRINCIPAL] = Principal(SESSION_TOKEN, space.space_id, viewer.user_id, space.role)
     return await match.handler(request)
 

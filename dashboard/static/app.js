@@ -42,3 +42,91 @@ document.addEventListener("DOMContentLoaded", () => {
     },
   });
 });
+
+// Forms that speak the REST API (`/app/{space}/api/...`): fields named like
+// `filter.all.0.field` become nested JSON, empty ones are left out, numbers stay numbers,
+// a `data-json` field is parsed as JSON, and `data-yaml` sends that one field as YAML.
+function nest(target, path, value) {
+  const keys = path.split(".");
+  let here = target;
+  keys.forEach((key, i) => {
+    const last = i === keys.length - 1;
+    const nextIsIndex = !last && /^\d+$/.test(keys[i + 1]);
+    if (last) here[key] = value;
+    else here = here[key] ??= nextIsIndex ? [] : {};
+  });
+}
+function compact(value) {
+  if (Array.isArray(value)) return value.filter((v) => v !== undefined).map(compact);
+  if (value && typeof value === "object") {
+    for (const key of Object.keys(value)) value[key] = compact(value[key]);
+  }
+  return value;
+}
+htmx.defineExtension("api-json", {
+  onEvent(name, event) {
+    if (name !== "htmx:configRequest") return;
+    const form = event.detail.elt;
+    event.detail.headers["Content-Type"] = form.dataset.yaml ? "application/yaml" : "application/json";
+    // a `data-path` field fills its {name} in the URL instead of the body
+    for (const field of form.querySelectorAll ? form.querySelectorAll("[data-path]") : []) {
+      event.detail.path = event.detail.path.replace(`{${field.name}}`, encodeURIComponent(field.value));
+    }
+  },
+  encodeParameters(xhr, parameters, form) {
+    xhr.overrideMimeType("text/json");
+    if (form.dataset.yaml) return form.querySelector(`[name="${form.dataset.yaml}"]`).value;
+    const body = {};
+    parameters.forEach((value, key) => {
+      if (key === "csrf" || value === "") return;
+      const field = form.querySelector(`[name="${CSS.escape(key)}"]`);
+      if (field && field.dataset.path !== undefined) return;
+      let given = value;
+      if (field && field.type === "number") given = Number(value);
+      else if (field && field.type === "checkbox") given = true;
+      else if (field && field.dataset.json !== undefined) given = JSON.parse(value);
+      else if (field && field.dataset.list !== undefined) given = value.split(",").map((v) => v.trim()).filter(Boolean);
+      nest(body, key, given);
+    });
+    for (const box of form.querySelectorAll("input[type=checkbox][data-false]")) {
+      if (!box.checked) nest(body, box.name, false);
+    }
+    return JSON.stringify(compact(body));
+  },
+});
+// after an API form: say what went wrong, or refresh what it changed
+document.addEventListener("htmx:afterRequest", (event) => {
+  const form = event.detail.elt;
+  if (!form.matches || !form.matches("form[hx-ext~=api-json], button[hx-ext~=api-json]")) return;
+  const place = form.closest("section")?.querySelector(".form-result");
+  const xhr = event.detail.xhr;
+  if (event.detail.successful) {
+    if (form.tagName === "FORM") form.reset();
+    if (place) {
+      const answer = xhr.responseText ? JSON.parse(xhr.responseText) : {};
+      place.textContent = answer.token ? `Token (shown once): ${answer.token}` : "Saved.";
+      place.classList.remove("error");
+      if (answer.merge_id) undoButton(place, form, answer.merge_id);
+    }
+    const refresh = form.dataset.refresh;
+    if (refresh) htmx.trigger(refresh, "refresh");
+  } else if (place) {
+    let detail = xhr.statusText;
+    try { detail = JSON.parse(xhr.responseText).detail || detail; } catch (_) {}
+    place.textContent = detail;
+    place.classList.add("error");
+  }
+});
+
+function undoButton(place, form, mergeId) {
+  const undo = document.createElement("button");
+  undo.type = "button";
+  undo.textContent = "Undo the merge";
+  undo.setAttribute("hx-post", form.getAttribute("hx-post").replace(/contacts\/.*$/, `merges/${mergeId}/undo`));
+  undo.setAttribute("hx-ext", "api-json");
+  undo.setAttribute("hx-swap", "none");
+  undo.dataset.refresh = form.dataset.refresh;
+  place.textContent = "Merged. ";
+  place.append(undo);
+  htmx.process(undo);
+}
