@@ -26,7 +26,7 @@ SECURITY = {
 
 
 def setup(app: web.Application) -> None:
-    from dashboard import bridge, contacts, conversation, inbox, reports, session
+    from dashboard import bridge, contacts, conversation, inbox, reports, session, settings
 
     aiohttp_jinja2.setup(
         app,
@@ -41,6 +41,7 @@ def setup(app: web.Application) -> None:
     conversation.setup(app)
     reports.setup(app)
     contacts.setup(app)
+    settings.setup(app)
     bridge.setup(app)
     app.router.add_static("/app/static/", HERE / "static", append_version=False)
     app.on_response_prepare.append(_secure)
