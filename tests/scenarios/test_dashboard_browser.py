@@ -120,6 +120,19 @@ async def test_an_agent_answers_a_visitor_live_then_assigns_and_closes(
     await agent.get_by_label("Status").select_option("closed")
     await expect(agent.locator(".conversation")).to_have_count(1)
 
+    # a view of the contacts who speak English, and its count
+    await agent.get_by_role("link", name="Contacts").click()
+    await expect(agent).to_have_title("Contacts · Default · ChanCenter")
+    await expect(agent.locator("#contact-count")).to_have_text("1 contact")
+    await agent.get_by_label("Name", exact=True).fill("English speakers")
+    await agent.get_by_label("Filter").fill(
+        '{"all": [{"field": "language", "op": "starts_with", "value": "en"}]}'
+    )
+    await agent.get_by_role("button", name="Save view").click()
+    count = agent.locator('.view-count[data-view="English speakers"]')
+    await expect(count).to_have_text("1")
+    await snap(agent, "contacts")
+
     # reports: the chart's numbers are the API's
     await agent.get_by_role("link", name="Reports").click()
     await expect(agent).to_have_title("Reports · Default · ChanCenter")
@@ -148,4 +161,8 @@ async def test_an_agent_answers_a_visitor_live_then_assigns_and_closes(
     assert totals["opened"] == totals["closed"] == 1 and totals["in"] >= 2
     await expect(agent.locator("#total-opened")).to_have_text("1")
     await snap(agent, "reports")
+
+    await agent.get_by_role("link", name="Settings").click()
+    await expect(agent.get_by_role("heading", name="API tokens")).to_be_visible()
+    await snap(agent, "settings")
     assert dialogs == []
