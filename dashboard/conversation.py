@@ -20,6 +20,7 @@ from bot.storage.tables import (
     channels,
     contacts,
     conversations,
+    field_definitions,
     identities,
     messages,
     shortcuts,
@@ -81,10 +82,25 @@ async def _contact(conn: Any, space_id: int, contact_id: int) -> dict[str, Any]:
         .limit(20)
     )
     values = await fields_of(conn, contact_id)
+    defined = await conn.execute(
+        sa.select(field_definitions)
+        .where(field_definitions.c.space_id == space_id)
+        .order_by(field_definitions.c.key)
+    )
     return {
         "contact": contact,
         "identities": known.all(),
-        "fields": [(key, shown(value)) for key, value in values.items()],
+        "fields": [
+            {
+                "key": d.key,
+                "label": d.label or d.key,
+                "type": d.type,
+                "options": d.options or [],
+                "value": values.get(d.key),
+                "shown": shown(values.get(d.key)),
+            }
+            for d in defined
+        ],
         "tags": await tags_of(conn, contact_id),
         "past": past.all(),
     }

@@ -20,7 +20,9 @@ from aiohttp import web
 
 from bot.keys import DB
 from bot.model import parts_adapter, text_of
-from bot.storage.tables import channels, contacts, conversations, messages, teams, users
+from bot.storage.tables import channels, contacts, conversations, messages, teams, users, views
+from bot.workspace.contacts import field_defs
+from bot.workspace.filters import Group, compile_filter
 from dashboard.session import SPACE, VIEWER, page
 
 PAGE = 50
@@ -37,6 +39,7 @@ class Filters:
     assignee: str = "anyone"  # anyone | mine | unassigned
     team_id: int | None = None
     channel_id: str = ""
+    view_id: int | None = None  # the conversations of a saved view's contacts
 
     @classmethod
     def of(cls, query: Any) -> Filters:
@@ -44,13 +47,14 @@ class Filters:
             value = query.get(name, default)
             return value if value in allowed else default
 
-        team = query.get("team", "")
+        team, view = query.get("team", ""), query.get("view", "")
         return cls(
             status=pick("status", ("open", "closed", "all"), "open"),
             handler=pick("handler", ("", *HANDLERS), ""),
             assignee=pick("assignee", ("anyone", "mine", "unassigned"), "anyone"),
             team_id=int(team) if team.isdigit() and len(team) < 19 else None,
             channel_id=query.get("channel", "")[:32],
+            view_id=int(view) if view.isdigit() and len(view) < 19 else None,
         )
 
 
@@ -118,6 +122,19 @@ async def conversations_page(
         query = query.where(c.team_id == filters.team_id)
     if filters.channel_id:
         query = query.where(c.channel_id == filters.channel_id)
+    if filters.view_id is not None:
+        saved = (
+            await conn.execute(
+                sa.select(views.c.filter).where(
+                    views.c.id == filters.view_id,
+                    views.c.space_id == space_id,
+                    sa.or_(views.c.user_id.is_(None), views.c.user_id == viewer_id),
+                )
+            )
+        ).scalar()
+        if saved is not None:  # the contacts are joined: the view's filter applies to them
+            fields = await field_defs(conn, space_id)
+            query = query.where(compile_filter(Group.model_validate(saved), space_id, fields))
     rows = (await conn.execute(query)).all()
     return [
         {
@@ -146,6 +163,14 @@ async def _context(request: web.Request) -> dict[str, Any]:
                     sa.select(teams.c.id, teams.c.name)
                     .where(teams.c.space_id == space.space_id)
                     .order_by(teams.c.name)
+                )
+            ).all(),
+            "views": (
+                await conn.execute(
+                    sa.select(views.c.id, views.c.name)
+                    .where(views.c.space_id == space.space_id)
+                    .where(sa.or_(views.c.user_id.is_(None), views.c.user_id == viewer.user_id))
+                    .order_by(views.c.name)
                 )
             ).all(),
         }

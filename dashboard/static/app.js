@@ -8,6 +8,16 @@ document.addEventListener("htmx:afterRequest", (event) => {
   if (key) key.value = crypto.randomUUID(); // the next message is a new one, not a retry
   form.querySelector("textarea").focus();
 });
+// "/" in an empty reply box opens the shortcuts, rendered for the contact when sent
+document.addEventListener("input", (event) => {
+  const box = event.target;
+  const pick = document.getElementById("shortcut");
+  if (box.id === "reply-text" && box.value === "/" && pick) {
+    box.value = "";
+    pick.focus();
+    if (pick.showPicker) pick.showPicker();
+  }
+});
 document.addEventListener("change", (event) => {
   const select = event.target;
   if (select.id === "space-switch") select.form.submit();
@@ -101,7 +111,7 @@ document.addEventListener("htmx:afterRequest", (event) => {
   const place = form.closest("section")?.querySelector(".form-result");
   const xhr = event.detail.xhr;
   if (event.detail.successful) {
-    if (form.tagName === "FORM") form.reset();
+    if (form.tagName === "FORM" && form.dataset.keep === undefined) form.reset();
     if (place) {
       const answer = xhr.responseText ? JSON.parse(xhr.responseText) : {};
       place.textContent = answer.token ? `Token (shown once): ${answer.token}` : "Saved.";

@@ -8,7 +8,9 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
 
+from bot.keys import DB, DEFAULT_SPACE
 from bot.storage.tables import conversations, messages
+from bot.workspace import contacts as contact_ops
 from tests.channels.webchat.widget import Visitor, texts
 from tests.conftest import eventually
 from tests.dashboard.conftest import csrf_of, person, rows, space_url
@@ -97,3 +99,34 @@ async def test_changes_need_the_csrf_token_and_another_spaces_conversation_is_40
     (row,) = await rows(app, sa.select(conversations.c.status))
     assert row.status == "open"
     assert (await client.get(space_url(app, f"conversations/{conversation.id + 1}"))).status == 404
+
+
+async def test_the_contact_panel_edits_fields_and_the_inbox_filters_by_view(
+    client: TestClient, app: Application, webchat_channel: str, agent: int
+) -> None:
+    await visitor_wants_a_human(client, webchat_channel)
+    (conversation,) = await rows(app, sa.select(conversations.c.id, conversations.c.contact_id))
+    async with app[DB].write() as conn:
+        await contact_ops.create_field(conn, app[DEFAULT_SPACE], "seats", "Seats", "number", [])
+    url = space_url(app, f"conversations/{conversation.id}")
+    html = await (await client.get(url)).text()
+    assert 'id="field-seats"' in html and 'type="number"' in html
+    csrf = {"X-CSRF-Token": csrf_of(html)}
+    field = space_url(app, f"api/contacts/{conversation.contact_id}/fields/seats")
+    assert (await client.put(field, json={"value": 12}, headers=csrf)).status == 200
+    refused = await client.put(field, json={"value": "many"}, headers=csrf)
+    assert refused.status in (400, 422) and "seats" in (await refused.json())["detail"]
+    assert 'value="12"' in await (await client.get(url)).text()
+
+    many = {"name": "Big", "filter": {"all": [{"field": "fields.seats", "op": "gt", "value": 10}]}}
+    few = {"name": "Small", "filter": {"all": [{"field": "fields.seats", "op": "lt", "value": 10}]}}
+    big = await (
+        await client.post(space_url(app, "api/views"), json={**many, "shared": False}, headers=csrf)
+    ).json()
+    small = await (
+        await client.post(space_url(app, "api/views"), json={**few, "shared": False}, headers=csrf)
+    ).json()
+    shown = await (await client.get(space_url(app, f"inbox/list?view={big['id']}"))).text()
+    assert f'data-id="{conversation.id}"' in shown
+    hidden = await (await client.get(space_url(app, f"inbox/list?view={small['id']}"))).text()
+    assert f'data-id="{conversation.id}"' not in hidden
