@@ -162,6 +162,15 @@ async def test_an_agent_answers_a_visitor_live_then_assigns_and_closes(
     await expect(agent.locator("#total-opened")).to_have_text("1")
     await snap(agent, "reports")
 
+    # a phone's width: nothing wider than the screen
+    await agent.set_viewport_size({"width": 360, "height": 740})
+    for path in ("inbox", "contacts", "reports", "conversations/1"):
+        await agent.goto(f"{hub.url}/app/1/{path}")
+        wide = await agent.evaluate("() => document.documentElement.scrollWidth")
+        assert wide <= 360, f"{path} is {wide} px wide at 360"
+    await agent.set_viewport_size({"width": 1100, "height": 800})
+    await agent.goto(f"{hub.url}/app/1/reports")
+
     await agent.get_by_role("link", name="Settings").click()
     await expect(agent.get_by_role("heading", name="API tokens")).to_be_visible()
     await snap(agent, "settings")
