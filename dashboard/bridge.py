@@ -17,8 +17,6 @@ from bot.api.auth import PRINCIPAL, Principal
 from bot.errors import NotFound
 from dashboard.session import SPACE, VIEWER, page
 
-SESSION_TOKEN = 0  # a session, not a token: idempotency keys read `api:0:...`
-
 
 def setup(app: web.Application) -> None:
     app.router.add_route("*", "/app/{space}/api/{tail:.*}", forward)
@@ -41,7 +39,9 @@ async def forward(request: web.Request) -> web.StreamResponse:
     viewer, space = request[VIEWER], request[SPACE]
     request._match_info = match
     request._cache.pop("match_info", None)  # read once already, for the dashboard's route
-    request[PRINCIPAL] = Principal(SESSION_TOKEN, space.space_id, viewer.user_id, space.role)
+    # a session, not a token: its "token id" is the person's, negated, so idempotency keys
+    # (`api:{token}:{key}`) of two people never meet
+    request[PRINCIPAL] = Principal(-viewer.user_id, space.space_id, viewer.user_id, space.role)
     return await match.handler(request)
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,16 +16,18 @@ import aiohttp_jinja2
 import sqlalchemy as sa
 from aiohttp import web
 
-from bot.errors import ChanCenterError, InvalidPayload
+from bot.errors import ChanCenterError, Conflict, InvalidPayload
 from bot.keys import DB
 from bot.storage.tables import views
 from bot.workspace import contacts as contact_ops
 from bot.workspace.csv_io import import_csv
 from bot.workspace.filters import Group
-from dashboard.session import SPACE, VIEWER, page
+from dashboard.session import SPACE, VIEWER, number, page
 
+log = logging.getLogger(__name__)
 PAGE = 50
 LARGEST_CSV = 20_000_000  # bytes
+KEEP = 600.0  # seconds a finished import's report waits for its page
 IMPORTS = web.AppKey("dashboard_imports", dict)
 
 
@@ -38,6 +42,7 @@ class Import:
     updated: int = 0
     errors: list[str] = field(default_factory=list)
     finished: bool = False
+    ended: float = 0.0  # monotonic; a finished job nobody polls is dropped after a while
     task: asyncio.Task[None] | None = None
 
 
@@ -73,11 +78,11 @@ async def _listing(conn: Any, request: web.Request) -> dict[str, Any]:
     search = request.query.get("q", "")[:200] or None
     chosen = request.query.get("view", "")
     group = None
-    if chosen.isdigit() and len(chosen) < 19:
+    if (view_id := number(chosen)) is not None:
         row = (
             await conn.execute(
                 sa.select(views.c.filter).where(
-                    views.c.id == int(chosen),
+                    views.c.id == view_id,
                     views.c.space_id == space_id,
                     sa.or_(views.c.user_id.is_(None), views.c.user_id == request[VIEWER].user_id),
                 )
@@ -134,9 +139,14 @@ async def start_import(request: web.Request) -> web.Response:
     except UnicodeDecodeError:
         raise InvalidPayload("the CSV is not UTF-8: save it as CSV UTF-8") from None
     space_id = request[SPACE].space_id
+    jobs = request.app[IMPORTS]
+    for old in [k for k, j in jobs.items() if j.finished and time.monotonic() - j.ended > KEEP]:
+        del jobs[old]
+    if any(j.space_id == space_id and not j.finished for j in jobs.values()):
+        raise Conflict("an import is running in this space: wait for it to end")
     job = Import(space_id, rows=max(text.count("\n") - 1, 0))
     key = secrets.token_urlsafe(12)
-    request.app[IMPORTS][key] = job
+    jobs[key] = job
     job.task = asyncio.create_task(_run(request.app, job, text))
     return _progress(request, key, job)
 
@@ -150,9 +160,13 @@ async def _run(app: web.Application, job: Import, text: str) -> None:
         job.created, job.updated, job.errors = report.created, report.updated, report.errors
     except ChanCenterError as exc:
         job.errors = [str(exc)]
+    except Exception as exc:  # a broken file: the page says where it stopped, not "done"
+        log.exception("contact import failed", extra={"space": job.space_id})
+        job.errors = [f"the import stopped after about {job.done} rows: {exc}"]
     finally:
         job.done = job.rows if not job.errors else job.done
         job.finished = True
+        job.ended = time.monotonic()
 
 
 @page()

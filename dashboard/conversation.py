@@ -31,7 +31,7 @@ from bot.storage.tables import (
 from bot.workspace import conversations as ops
 from bot.workspace.agent_work import AgentWork
 from bot.workspace.contacts import fields_of, shown, tags_of
-from dashboard.session import SPACE, VIEWER, page
+from dashboard.session import SPACE, VIEWER, number, page
 
 TRANSCRIPT = 200  # the newest messages shown
 ONE = "/app/{space}/conversations/{conversation}"
@@ -45,10 +45,10 @@ def setup(app: web.Application) -> None:
 
 
 def _conversation_id(request: web.Request) -> int:
-    raw = request.match_info["conversation"]
-    if not raw.isdigit() or len(raw) > 18:
+    found = number(request.match_info["conversation"])
+    if found is None:
         raise web.HTTPNotFound()
-    return int(raw)
+    return found
 
 
 async def _transcript(conn: Any, request: web.Request, conversation_id: int) -> dict[str, Any]:
@@ -173,7 +173,7 @@ async def act_on(request: web.Request) -> web.StreamResponse:
     if act in ("reply", "note"):
         text = str(form.get("text", "")).strip()
         shortcut = str(form.get("shortcut", ""))
-        shortcut_id = int(shortcut) if shortcut.isdigit() and len(shortcut) < 19 else None
+        shortcut_id = number(shortcut)
         if not text and shortcut_id is None:
             raise InvalidPayload("write something first")
         if len(text) > 10_000:
@@ -200,7 +200,7 @@ async def act_on(request: web.Request) -> web.StreamResponse:
 async def _assign(work: AgentWork, conversation_id: int, by: int, to: str) -> None:
     """`user:ID`, `team:ID`, or `nobody`."""
     kind, _, raw = to.partition(":")
-    target = int(raw) if raw.isdigit() and len(raw) < 19 else None
+    target = number(raw)
     if kind == "user" and target is not None:
         await work.assign(conversation_id, target, by, take=True)
     elif kind == "team" and target is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +24,12 @@ from bot.model import parts_adapter, text_of
 from bot.storage.tables import channels, contacts, conversations, messages, teams, users, views
 from bot.workspace.contacts import field_defs
 from bot.workspace.filters import Group, compile_filter
-from dashboard.session import SPACE, VIEWER, page
+from dashboard.session import SPACE, VIEWER, number, page
 
 PAGE = 50
 POLL = 1.0  # seconds between looks for news, per open page
+PING = 15.0  # seconds of silence before a keep-alive comment
+LIFETIME = 3600.0  # seconds a stream lasts before the browser opens a new one
 HANDLERS = ("bot", "flow", "waiting", "agent")
 _m = messages.alias("latest")
 _out = messages.alias("replied")
@@ -52,9 +55,9 @@ class Filters:
             status=pick("status", ("open", "closed", "all"), "open"),
             handler=pick("handler", ("", *HANDLERS), ""),
             assignee=pick("assignee", ("anyone", "mine", "unassigned"), "anyone"),
-            team_id=int(team) if team.isdigit() and len(team) < 19 else None,
+            team_id=number(team),
             channel_id=query.get("channel", "")[:32],
-            view_id=int(view) if view.isdigit() and len(view) < 19 else None,
+            view_id=number(view),
         )
 
 
@@ -203,28 +206,38 @@ async def events(request: web.Request) -> web.StreamResponse:
     second, so a browser left open costs the database next to nothing."""
     space_id = request[SPACE].space_id
     watched = request.query.get("conversation", "")
-    conversation_id = int(watched) if watched.isdigit() and len(watched) < 19 else None
+    conversation_id = number(watched)
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
     )
     await response.prepare(request)
     last: tuple[Any, ...] | None = None
+    quiet = 0.0
+    started = time.monotonic()
     with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
-        while True:
+        # a closed tab is noticed here (aiohttp does not cancel handlers by default);
+        # after an hour the browser reconnects, so no stream outlives its page by much
+        while _open(request) and time.monotonic() - started < LIFETIME:
             async with request.app[DB].read() as conn:
                 now = await _marks(conn, space_id, conversation_id)
-            if last is not None and now != last:
-                if now[0] != last[0]:
-                    await response.write(b"event: inbox\ndata: changed\n\n")
-                if now[1:] != last[1:]:
-                    await response.write(
-                        f"event: conversation-{conversation_id}\ndata: changed\n\n".encode()
-                    )
-            elif last is None:
+            if last is not None and now[0] != last[0]:
+                await response.write(b"event: inbox\ndata: changed\n\n")
+            if last is not None and now[1:] != last[1:]:
+                await response.write(
+                    f"event: conversation-{conversation_id}\ndata: changed\n\n".encode()
+                )
+            if last is None or quiet >= PING:  # a comment keeps proxies from cutting it
                 await response.write(b": watching\n\n")
+                quiet = 0.0
             last = now
             await asyncio.sleep(POLL)
+            quiet += POLL
     return response
+
+
+def _open(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is not None and not transport.is_closing()
 
 
 async def _marks(conn: Any, space_id: int, conversation_id: int | None) -> tuple[Any, ...]:

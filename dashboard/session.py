@@ -9,6 +9,7 @@ at speed; a wrong email and a wrong password read the same.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -17,6 +18,7 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp_jinja2
 import sqlalchemy as sa
@@ -88,6 +90,8 @@ class Tries:
     def __init__(self, keep: int = 10_000) -> None:
         self._seen: OrderedDict[str, deque[float]] = OrderedDict()
         self._keep = keep
+        # argon2 takes 64 MiB and a core a check: a flood of sign-ins waits its turn
+        self.checking = asyncio.Semaphore(4)
 
     def blocked(self, *keys: str) -> float:
         """Seconds until another try is allowed (0: now)."""
@@ -100,6 +104,12 @@ class Tries:
             if times and len(times) >= ATTEMPTS:
                 wait = max(wait, WINDOW - (now - times[0]))
         return wait
+
+    def succeeded(self, *keys: str) -> None:
+        """A right password: its try is not held against the address or the email."""
+        for key in keys:
+            if times := self._seen.get(key):
+                times.pop()
 
     def failed(self, *keys: str) -> None:
         for key in keys:
@@ -132,11 +142,12 @@ async def login(request: web.Request) -> web.StreamResponse:
         minutes = int(wait // 60) + 1
         message = f"Too many attempts: try again in {minutes} minute{'s' * (minutes > 1)}."
         return _login_error(request, session, target, message, status=429)
-    async with request.app[DB].read() as conn:
+    tries.failed(*keys)  # counted before the check: tries sent at once are counted too
+    async with tries.checking, request.app[DB].read() as conn:
         user_id = await check_password(conn, email, password)
     if user_id is None:
-        tries.failed(*keys)
         return _login_error(request, session, target, "Wrong email or password.", status=401)
+    tries.succeeded(*keys)
     fresh = await new_session(request)  # a new session id: nothing from before carries over
     fresh["user_id"] = user_id
     fresh["csrf"] = secrets.token_urlsafe(32)
@@ -215,7 +226,7 @@ def page(role: str = "agent") -> Callable[[Handler], Handler]:
             viewer = await viewer_of(request)
             if viewer is None:
                 if request.method == "GET" and "HX-Request" not in request.headers:
-                    raise web.HTTPSeeOther(f"/app/login?next={request.path_qs}")
+                    raise web.HTTPSeeOther("/app/login?" + urlencode({"next": request.path_qs}))
                 raise web.HTTPUnauthorized(text="sign in again: /app/login")
             space = viewer.membership(_space_id(request))
             if role != "agent" and RANK[space.role] < RANK[role]:
@@ -239,7 +250,12 @@ RANK = {"agent": 1, "manager": 2, "admin": 3}
 
 
 def _space_id(request: web.Request) -> int:
-    raw = request.match_info.get("space", "")
-    if not raw.isdigit() or len(raw) > 18:
+    found = number(request.match_info.get("space", ""))
+    if found is None:
         raise NotFound("no such space")
-    return int(raw)
+    return found
+
+
+def number(raw: str) -> int | None:
+    """An id written in the URL: ASCII digits that fit a BIGINT ("²" is a digit too)."""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None

@@ -49,6 +49,8 @@ class Period:
             first = date.fromisoformat(start) if start else last - timedelta(days=29)
         except ValueError:
             raise InvalidPayload("dates are YYYY-MM-DD, e.g. 2026-12-01") from None
+        if last.year >= 9999:  # its next midnight is past the calendar
+            raise InvalidPayload("the range ends too far in the future")
         if first > last:
             raise InvalidPayload("the range starts after it ends")
         if (last - first).days >= LONGEST:

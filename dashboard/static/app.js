@@ -1,11 +1,21 @@
 // ChanCenter dashboard: the few behaviours htmx attributes do not cover (no inline
 // scripts: the pages' Content-Security-Policy allows only these files).
+function freshKey() {
+  // crypto.randomUUID exists only on https and localhost; this works on any origin
+  return Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
 document.addEventListener("htmx:afterRequest", (event) => {
   const form = event.detail.elt.closest ? event.detail.elt.closest("form.composer") : null;
-  if (!form || !event.detail.successful) return;
+  if (!form) return;
+  const place = form.querySelector(".form-result");
+  if (!event.detail.successful) {
+    if (place) place.textContent = problem(event.detail.xhr);
+    return;
+  }
+  if (place) place.textContent = "";
   form.reset();
   const key = form.querySelector("input[name=key]");
-  if (key) key.value = crypto.randomUUID(); // the next message is a new one, not a retry
+  if (key) key.value = freshKey(); // the next message is a new one, not a retry
   form.querySelector("textarea").focus();
 });
 // "/" in an empty reply box opens the shortcuts, rendered for the contact when sent
@@ -94,7 +104,7 @@ htmx.defineExtension("api-json", {
       let given = value;
       if (field && field.type === "number") given = Number(value);
       else if (field && field.type === "checkbox") given = true;
-      else if (field && field.dataset.json !== undefined) given = JSON.parse(value);
+      else if (field && field.dataset.json !== undefined) given = JSON.parse(value); // checked above
       else if (field && field.dataset.list !== undefined) given = value.split(",").map((v) => v.trim()).filter(Boolean);
       nest(body, key, given);
     });
@@ -121,10 +131,25 @@ document.addEventListener("htmx:afterRequest", (event) => {
     const refresh = form.dataset.refresh;
     if (refresh) htmx.trigger(refresh, "refresh");
   } else if (place) {
-    let detail = xhr.statusText;
-    try { detail = JSON.parse(xhr.responseText).detail || detail; } catch (_) {}
-    place.textContent = detail;
+    place.textContent = problem(xhr);
     place.classList.add("error");
+  }
+});
+function problem(xhr) {
+  try { return JSON.parse(xhr.responseText).detail || xhr.statusText; } catch (_) { return xhr.statusText; }
+}
+// a JSON field that is not JSON: said before anything is sent
+document.addEventListener("htmx:configRequest", (event) => {
+  const form = event.detail.elt;
+  if (!form.querySelectorAll) return;
+  for (const field of form.querySelectorAll("[data-json]")) {
+    if (!field.value.trim()) continue;
+    try { JSON.parse(field.value); } catch (error) {
+      event.preventDefault();
+      const place = form.closest("section")?.querySelector(".form-result");
+      if (place) { place.textContent = `${field.name}: not JSON (${error.message})`; place.classList.add("error"); }
+      return;
+    }
   }
 });
 

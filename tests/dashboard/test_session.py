@@ -3,6 +3,8 @@ cookie, wrong passwords, the rate limit, CSRF, other spaces, and where `next` ma
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
@@ -12,7 +14,7 @@ from bot.errors import NotFound, Unprocessable
 from bot.keys import DB, DEFAULT_SPACE
 from bot.storage.tables import users
 from bot.workspace.passwords import check_password, set_password
-from dashboard.session import ATTEMPTS
+from dashboard.session import ATTEMPTS, TRIES
 from tests.dashboard.conftest import PASSWORD, csrf_of, person, sign_in, space_url
 
 
@@ -97,3 +99,30 @@ async def test_only_ones_own_spaces_and_pages_of_the_dashboard(
     assert other.status == 404
     stranger = await client.get("/app/abc/inbox")
     assert stranger.status == 404
+
+
+async def test_tries_sent_at_once_are_counted_and_odd_ids_are_404(
+    client: TestClient, app: Application
+) -> None:
+    await person(app, "bea@example.com")
+    answers = await asyncio.gather(
+        *(sign_in(client, "bea@example.com", "wrong password") for _ in range(3 * ATTEMPTS))
+    )
+    codes = [a.status for a in answers]
+    assert codes.count(401) == ATTEMPTS and codes.count(429) == 2 * ATTEMPTS
+    await person(app, "ana@example.com", name="Ana")
+    client.session.cookie_jar.clear()
+    app[TRIES]._seen.clear()  # another address, in effect: the test client has only one
+    assert (await sign_in(client, "ana@example.com")).status == 303
+    assert (await client.get("/app/²/inbox")).status == 404  # a digit, but not a number
+    assert (await client.get(space_url(app, "inbox/list?team=²"))).status == 200
+
+
+async def test_signing_in_comes_back_to_the_page_asked_for_with_its_query(
+    client: TestClient, app: Application
+) -> None:
+    await person(app, "bea@example.com")
+    asked = space_url(app, "inbox?status=closed&handler=bot")
+    away = await client.get(asked, allow_redirects=False)
+    login = await client.get(away.headers["Location"])
+    assert 'value="/app/1/inbox?status=closed&amp;handler=bot"' in await login.text()
