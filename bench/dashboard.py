@@ -7,15 +7,17 @@ in SQL (`INSERT ... SELECT generate_series`, rows in time order as a live hub wr
 them), then `VACUUM ANALYZE`. Times the dashboard's own code: the inbox's first page
 (`dashboard.inbox.conversations_page`, target <= 50 ms) under a few filters, and
 `bot.workspace.reports.summary` for the last 365 and 30 days (year target <= 500 ms):
-median and p90 in ms of the runs after one warm-up, each run in its own `db.read()`.
+median and p90 in ms of the runs after one warm-up, each run in its own `db.read()`
+(a figure stops repeating after `--budget` seconds: a slow report still gets one run).
 
 Every statement's time is recorded; for a figure over its target, the statements that
 took most of its last run are run again under `EXPLAIN (ANALYZE, BUFFERS)` and their
-plans printed with each node's own time (`self`), the costliest marked `<<`.
+plans printed with each node's own and total ms (summed over loops and workers), then
+the node with the most time of its own and the costliest subplan of each.
 `--index "CREATE INDEX ..."` (repeatable) adds an index before `ANALYZE`, to try a fix.
 
     .venv/bin/python bench/dashboard.py [--conversations 100000] [--messages 1000000]
-                                        [--runs 20] [--report-runs 5]
+                                        [--runs 20] [--report-runs 5] [--budget 60]
                                         [--index "CREATE INDEX ..."] [--no-explain] [--json]
 """
 
@@ -183,12 +185,19 @@ def percentile(values: list[float], share: float) -> float:
 
 
 async def timed(
-    db: Database, statements: Statements, run: Callable[[Any], Awaitable[Any]], runs: int
+    db: Database,
+    statements: Statements,
+    run: Callable[[Any], Awaitable[Any]],
+    runs: int,
+    budget: float = math.inf,
 ) -> tuple[list[float], list[float], list[tuple[str, Any, float]]]:
     """ms of each run after one warm-up, ms of its statements (sent, run, rows fetched),
-    and the statements of the last run."""
+    and the statements of the last run; fewer runs once `budget` seconds have passed."""
     times, sql = [], []
+    deadline = time.monotonic() + budget
     for n in range(runs + 1):
+        if len(times) and time.monotonic() > deadline:
+            break
         async with db.read() as conn:
             statements.log.clear()
             started = time.perf_counter()
@@ -199,15 +208,35 @@ async def timed(
     return times, sql, list(statements.log)
 
 
-def walk(node: dict[str, Any], depth: int = 0) -> list[tuple[int, dict[str, Any], float]]:
-    """The plan's nodes, depth first, with each one's own time in ms (its total over its
-    loops less its children's; InitPlans and SubPlans count as children)."""
+SUBPLANS = ("InitPlan", "SubPlan")
+
+
+def walk(node: dict[str, Any], depth: int = 0) -> list[tuple[int, dict[str, Any], float, float]]:
+    """The plan's nodes, depth first, with each one's own and total ms, summed over its
+    loops and workers (own: less its children's, InitPlans and SubPlans included)."""
     children = node.get("Plans", [])
     total = node.get("Actual Total Time", 0.0) * node.get("Actual Loops", 1)
     own = total - sum(c.get("Actual Total Time", 0.0) * c.get("Actual Loops", 1) for c in children)
-    found = [(depth, node, max(0.0, own))]
+    found = [(depth, node, max(0.0, own), total)]
     for child in children:
         found += walk(child, depth + 1)
+    return found
+
+
+def culprits(nodes: list[tuple[int, dict[str, Any], float, float]]) -> list[str]:
+    """The node with the most time of its own (not one holding subplans: PostgreSQL does
+    not always count their time in it), and the costliest InitPlan or SubPlan, whole."""
+    plain = [
+        n
+        for n in nodes
+        if not any(c.get("Parent Relationship") in SUBPLANS for c in n[1].get("Plans", []))
+    ]
+    worst = max(plain or nodes, key=lambda n: n[2])
+    found = [f"slowest node {worst[2]:.0f} ms: {describe(worst[1])[:150]}"]
+    subplans = [n for n in nodes if n[1].get("Parent Relationship") in SUBPLANS]
+    if subplans:
+        heavy = max(subplans, key=lambda n: n[3])
+        found.append(f"costliest subplan, {heavy[3]:.0f} ms in all: {describe(heavy[1])[:150]}")
     return found
 
 
@@ -251,14 +280,16 @@ async def explain(db: Database, name: str, logged: list[tuple[str, Any, float]])
             )
         plan = (json.loads(found) if isinstance(found, str) else found)[0]
         nodes = walk(plan["Plan"])
-        worst = max(nodes, key=lambda n: n[2])
-        lines.append(f"\n{ms:.0f} ms: {' '.join(statement.split())}")
+        found = culprits(nodes)
+        text = " ".join(statement.split())
+        text = text if len(text) < 900 else f"{text[:450]} ... {text[-450:]}"
+        lines.append(f"\n{ms:.0f} ms: {text}")
         lines.append(f"  params: {str(list(params or ()))[:300]}")
         lines.append(f"  execution {plan['Execution Time']:.0f} ms, plan:")
-        for depth, node, own in nodes:
-            mark = "  <<" if node is worst[1] else ""
-            lines.append(f"  {'  ' * depth}-> [self {own:.1f} ms] {describe(node)}{mark}")
-        summary.append(f"{ms:7.0f} ms  slowest node {worst[2]:.0f} ms: {describe(worst[1])[:150]}")
+        for depth, node, own, total in nodes:
+            lines.append(f"  {'  ' * depth}-> [self {own:.1f}, total {total:.1f}] {describe(node)}")
+        summary.append(f"{ms:7.0f} ms: {' '.join(statement.split())[:100]}")
+        summary += [f"           {line}" for line in found]
     return [*lines, f"\n{name}, costliest statements:", *summary]
 
 
@@ -294,7 +325,7 @@ async def measure(url: str, args: argparse.Namespace) -> tuple[dict[str, Any], l
             ("report last 30 days", report_of(30), args.report_runs, YEAR_TARGET),
         ]
         for name, run, runs, target in jobs:
-            times, sql, logged = await timed(db, statements, run, runs)
+            times, sql, logged = await timed(db, statements, run, runs, args.budget)
             rows.append((name, times, sql, target))
             if percentile(times, 0.5) > target:
                 slow.append((name, logged))
@@ -317,11 +348,12 @@ async def measure(url: str, args: argparse.Namespace) -> tuple[dict[str, Any], l
         await db.close()
     print(
         f"open conversations {counts[0]:,} (waiting {counts[1]:,}, mine {counts[2]:,}); "
-        f"ms of {args.runs} inbox / {args.report_runs} report runs after a warm-up "
+        f"ms of {args.runs} inbox / {args.report_runs} report runs after a warm-up (fewer "
+        f"after {args.budget:.0f}s) "
         "(in SQL: its statements sent, run and fetched; the rest is Python)"
     )
     print(
-        f"{'query':<30} {'median':>8} {'p90':>8} {'min':>8} {'max':>8} {'in SQL':>8} "
+        f"{'query':<30} {'runs':>4} {'median':>8} {'p90':>8} {'min':>8} {'max':>8} {'in SQL':>8} "
         f"{'target':>7}  ok"
     )
     figures: dict[str, Any] = {}
@@ -329,8 +361,9 @@ async def measure(url: str, args: argparse.Namespace) -> tuple[dict[str, Any], l
         median, p90 = statistics.median(times), percentile(times, 0.9)
         ok = median <= target
         print(
-            f"{name:<30} {median:>8.1f} {p90:>8.1f} {min(times):>8.1f} {max(times):>8.1f} "
-            f"{statistics.median(sql):>8.1f} {target:>7.0f}  {'yes' if ok else 'NO'}"
+            f"{name:<30} {len(times):>4} {median:>8.1f} {p90:>8.1f} {min(times):>8.1f} "
+            f"{max(times):>8.1f} {statistics.median(sql):>8.1f} {target:>7.0f}  "
+            f"{'yes' if ok else 'NO'}"
         )
         key = "_".join(name.replace("=", " ").replace("(", "").replace(")", "").split())
         figures[f"{key}_ms_median"] = round(median, 1)
@@ -373,6 +406,9 @@ if __name__ == "__main__":
     parser.add_argument("--messages", type=int, default=1_000_000, help="about this many")
     parser.add_argument("--runs", type=int, default=20, help="timed runs of each inbox page")
     parser.add_argument("--report-runs", type=int, default=5, help="timed runs of each report")
+    parser.add_argument(
+        "--budget", type=float, default=60, help="seconds of runs per figure, then fewer runs"
+    )
     parser.add_argument(
         "--index", action="append", default=[], metavar="DDL", help="add before ANALYZE"
     )
