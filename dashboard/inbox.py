@@ -2,7 +2,7 @@
 handler, assignee, team and channel; the list refreshes itself when something happens
 (`/app/{space}/events`, server-sent events).
 
-One page is one indexed query: `ix_conversations_space_last_message` gives the order,
+One page is one indexed query: `ix_conversations_space_recent` gives the order,
 the preview and the unread count are correlated lookups on `ix_messages_conversation`
 for the 50 rows shown only.
 """
@@ -81,6 +81,7 @@ async def conversations_page(
     replied = (
         sa.select(sa.func.coalesce(sa.func.max(_out.c.id), 0))
         .where(_out.c.conversation_id == c.id, _out.c.direction == "out")
+        .correlate(conversations)  # two levels down: the page's row, not every conversation
         .scalar_subquery()
     )
     unread = (
@@ -109,7 +110,7 @@ async def conversations_page(
         .outerjoin(users, users.c.id == c.assignee_id)
         .outerjoin(teams, teams.c.id == c.team_id)
         .where(c.space_id == space_id)
-        .order_by(c.last_message_at.desc().nulls_last(), c.id.desc())
+        .order_by(c.last_message_at.desc(), c.id.desc())  # `ix_conversations_space_recent`
         .limit(PAGE)
     )
     closed = sa.or_(c.status == "closed", c.closed_at.is_not(None))

@@ -197,7 +197,10 @@ conversations = Table(
         "team_id", ForeignKey("teams.id", ondelete="SET NULL", name="fk_conversations_team")
     ),  # the queue while waiting
     Column("away_sent_at", DateTime(timezone=True)),
-    Index("ix_conversations_space_last_message", "space_id", "last_message_at"),
+    # the inbox walks it backwards (latest activity first); reports read ranges of days
+    Index("ix_conversations_space_recent", "space_id", "last_message_at", "id"),
+    Index("ix_conversations_space_created", "space_id", "created_at"),
+    Index("ix_conversations_space_closed", "space_id", "closed_at"),
     # a contact's history on one channel: broadcasts find where to write and who answered
     Index("ix_conversations_identity", "identity_id"),
     # at most one open conversation per identity: get-or-open relies on it
@@ -237,6 +240,7 @@ messages = Table(
     UniqueConstraint("channel_id", "external_id", name="uq_messages_channel_external"),
     Index("ix_messages_conversation", "conversation_id", "id"),
     Index("ix_messages_channel_status", "channel_id", "status", "id"),  # a channel's health
+    Index("ix_messages_space_created", "space_id", "created_at"),  # reports' ranges of days
 )
 
 outbox = Table(

@@ -163,16 +163,19 @@ def _opened_in(space_id: int, lo: datetime, hi: datetime) -> Any:
 
 
 def _first_responses(space_id: int, lo: datetime, hi: datetime, sqlite: bool) -> Any:
-    """Seconds from a conversation's opening to its first message from a person."""
+    """Seconds from a conversation's opening to its first message from a person: each
+    conversation's first such message found in one grouped pass over the range."""
     first = (
-        sa.select(sa.func.min(m.created_at))
-        .where(m.conversation_id == c.id, m.direction == "out", m.sender_type == "user")
-        .scalar_subquery()
+        sa.select(m.conversation_id, sa.func.min(m.created_at).label("at"))
+        .where(m.space_id == space_id, m.created_at >= lo)
+        .where(m.direction == "out", m.sender_type == "user")
+        .group_by(m.conversation_id)
+        .subquery()
     )
     return (
-        sa.select(_seconds(first, c.created_at, sqlite).label("value"))
+        sa.select(_seconds(first.c.at, c.created_at, sqlite).label("value"))
+        .join_from(conversations, first, first.c.conversation_id == c.id)
         .where(_opened_in(space_id, lo, hi))
-        .where(first.is_not(None))
     )
 
 

@@ -130,3 +130,29 @@ async def test_the_contact_panel_edits_fields_and_the_inbox_filters_by_view(
     assert f'data-id="{conversation.id}"' in shown
     hidden = await (await client.get(space_url(app, f"inbox/list?view={small['id']}"))).text()
     assert f'data-id="{conversation.id}"' not in hidden
+
+
+async def test_unread_counts_are_each_conversations_own(
+    client: TestClient, app: Application, webchat_channel: str, agent: int
+) -> None:
+    ana = await visitor_wants_a_human(client, webchat_channel)
+    await ana.say("still there?", "m3")  # waiting: nobody answers it
+    await visitor_wants_a_human(client, webchat_channel)  # later replies, in another one
+
+    async def badges() -> dict[str, str]:
+        html = await (await client.get(space_url(app, "inbox/list"))).text()
+        found = {}
+        for item in html.split('<li class="conversation')[1:]:
+            number = item.split('data-id="')[1].split('"')[0]
+            found[number] = (
+                item.split('class="badge"')[1].split(">")[1].split("<")[0]
+                if 'class="badge"' in item
+                else "0"
+            )
+        return found
+
+    assert await eventually(lambda: _is(badges, {"1": "1", "2": "0"}))
+
+
+async def _is(read: object, wanted: dict[str, str]) -> bool:
+    return await read() == wanted  # type: ignore[operator]
