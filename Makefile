@@ -35,6 +35,7 @@ bench: $(VENV)/.test-deps
 	$(BIN)/python bench/automations.py --json
 	$(BIN)/python bench/broadcasts.py --json
 	$(BIN)/python bench/webhooks_out.py --json
+	$(BIN)/python bench/dashboard.py --json
 
 clean:
 	rm -rf $(VENV) chancenter.db chancenter.db-wal chancenter.db-shm data
