@@ -85,7 +85,8 @@ def setup(app: web.Application) -> None:
 
 
 class Tries:
-    """Failed sign-ins by address and by email within the window (a bounded memory)."""
+    """Sign-in tries by address and by email within the window, a right password not held
+    against either (a bounded memory)."""
 
     def __init__(self, keep: int = 10_000) -> None:
         self._seen: OrderedDict[str, deque[float]] = OrderedDict()
@@ -111,7 +112,7 @@ class Tries:
             if times := self._seen.get(key):
                 times.pop()
 
-    def failed(self, *keys: str) -> None:
+    def tried(self, *keys: str) -> None:
         for key in keys:
             self._seen.setdefault(key, deque()).append(time.monotonic())
             self._seen.move_to_end(key)
@@ -142,7 +143,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         minutes = int(wait // 60) + 1
         message = f"Too many attempts: try again in {minutes} minute{'s' * (minutes > 1)}."
         return _login_error(request, session, target, message, status=429)
-    tries.failed(*keys)  # counted before the check: tries sent at once are counted too
+    tries.tried(*keys)  # counted before the check: tries sent at once are counted too
     async with tries.checking, request.app[DB].read() as conn:
         user_id = await check_password(conn, email, password)
     if user_id is None:
