@@ -149,8 +149,13 @@ async def login(request: web.Request) -> web.StreamResponse:
     if user_id is None:
         return _login_error(request, session, target, "Wrong email or password.", status=401)
     tries.succeeded(*keys)
+    async with request.app[DB].read() as conn:
+        hashed = (
+            await conn.execute(sa.select(users.c.password_hash).where(users.c.id == user_id))
+        ).scalar()
     fresh = await new_session(request)  # a new session id: nothing from before carries over
     fresh["user_id"] = user_id
+    fresh["password"] = _fingerprint(hashed)
     fresh["csrf"] = secrets.token_urlsafe(32)
     raise web.HTTPSeeOther(target)
 
@@ -168,6 +173,11 @@ async def logout(request: web.Request) -> web.StreamResponse:
     if _csrf_ok(request, session, (await request.post()).get("csrf")):
         session.invalidate()
     raise web.HTTPSeeOther("/app/login")
+
+
+def _fingerprint(hashed: str | None) -> str:
+    """Which password a session was made with, without keeping the hash in the cookie."""
+    return hashlib.sha256((hashed or "").encode()).hexdigest()[:16]
 
 
 def _next(target: str | None) -> str:
@@ -189,9 +199,15 @@ async def viewer_of(request: web.Request) -> Viewer | None:
     if not isinstance(user_id, int):
         return None
     async with request.app[DB].read() as conn:
-        name = (await conn.execute(sa.select(users.c.name).where(users.c.id == user_id))).scalar()
-        if name is None:
+        user = (
+            await conn.execute(
+                sa.select(users.c.name, users.c.password_hash).where(users.c.id == user_id)
+            )
+        ).first()
+        # a new password (`users set-password`) ends the sessions made with the old one
+        if user is None or session.get("password") != _fingerprint(user.password_hash):
             return None
+        name = user.name
         rows = await conn.execute(
             sa.select(
                 spaces.c.id,

@@ -126,3 +126,14 @@ async def test_signing_in_comes_back_to_the_page_asked_for_with_its_query(
     away = await client.get(asked, allow_redirects=False)
     login = await client.get(away.headers["Location"])
     assert 'value="/app/1/inbox?status=closed&amp;handler=bot"' in await login.text()
+
+
+async def test_a_new_password_ends_the_sessions_of_the_old_one(
+    client: TestClient, app: Application
+) -> None:
+    await person(app, "bea@example.com")
+    await sign_in(client, "bea@example.com")
+    assert (await client.get(space_url(app, "inbox"), allow_redirects=False)).status == 200
+    async with app[DB].write() as conn:
+        await set_password(conn, "bea@example.com", "another long password")
+    assert (await client.get(space_url(app, "inbox"), allow_redirects=False)).status == 303
