@@ -16,6 +16,7 @@ import aiohttp_jinja2
 import sqlalchemy as sa
 from aiohttp import web
 
+from bot.api.views import visible
 from bot.errors import ChanCenterError, Conflict, InvalidPayload
 from bot.keys import DB
 from bot.storage.tables import views
@@ -60,8 +61,7 @@ async def _views(conn: Any, request: web.Request) -> list[dict[str, Any]]:
     space_id, viewer = request[SPACE].space_id, request[VIEWER]
     rows = await conn.execute(
         sa.select(views)
-        .where(views.c.space_id == space_id)
-        .where(sa.or_(views.c.user_id.is_(None), views.c.user_id == viewer.user_id))
+        .where(views.c.space_id == space_id, visible(views, viewer.user_id))
         .order_by(views.c.name)
     )
     found = []
@@ -73,22 +73,25 @@ async def _views(conn: Any, request: web.Request) -> list[dict[str, Any]]:
     return found
 
 
+async def saved_filter(conn: Any, space_id: int, user_id: int, view_id: int | None) -> Group | None:
+    """The filter of a view this person sees (shared, or theirs); None for any other."""
+    if view_id is None:
+        return None
+    found = (
+        await conn.execute(
+            sa.select(views.c.filter).where(
+                views.c.id == view_id, views.c.space_id == space_id, visible(views, user_id)
+            )
+        )
+    ).scalar()
+    return Group.model_validate(found) if found is not None else None
+
+
 async def _listing(conn: Any, request: web.Request) -> dict[str, Any]:
     space_id = request[SPACE].space_id
     search = request.query.get("q", "")[:200] or None
     chosen = request.query.get("view", "")
-    group = None
-    if (view_id := number(chosen)) is not None:
-        row = (
-            await conn.execute(
-                sa.select(views.c.filter).where(
-                    views.c.id == view_id,
-                    views.c.space_id == space_id,
-                    sa.or_(views.c.user_id.is_(None), views.c.user_id == request[VIEWER].user_id),
-                )
-            )
-        ).first()
-        group = Group.model_validate(row.filter) if row else None
+    group = await saved_filter(conn, space_id, request[VIEWER].user_id, number(chosen))
     rows, total = await contact_ops.find(conn, space_id, group, search, PAGE, None, True)
     return {"contacts": rows, "total": total, "q": search or "", "view": chosen}
 

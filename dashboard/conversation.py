@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from bot.api.params import message_json
+from bot.api.views import visible
 from bot.errors import InvalidPayload
 from bot.keys import DB, SETTINGS
 from bot.model import TextPart
@@ -133,7 +134,7 @@ async def conversation_page(request: web.Request) -> dict[str, Any]:
             await conn.execute(
                 sa.select(shortcuts.c.id, shortcuts.c.name)
                 .where(shortcuts.c.space_id == space.space_id)
-                .where(sa.or_(shortcuts.c.user_id.is_(None), shortcuts.c.user_id == viewer.user_id))
+                .where(visible(shortcuts, viewer.user_id))
                 .order_by(shortcuts.c.name)
             )
         ).all()

@@ -19,11 +19,13 @@ import aiohttp_jinja2
 import sqlalchemy as sa
 from aiohttp import web
 
+from bot.api.views import visible
 from bot.keys import DB
 from bot.model import parts_adapter, text_of
 from bot.storage.tables import channels, contacts, conversations, messages, teams, users, views
 from bot.workspace.contacts import field_defs
-from bot.workspace.filters import Group, compile_filter
+from bot.workspace.filters import compile_filter
+from dashboard.contacts import saved_filter
 from dashboard.session import SPACE, VIEWER, number, page
 
 PAGE = 50
@@ -126,19 +128,10 @@ async def conversations_page(
         query = query.where(c.team_id == filters.team_id)
     if filters.channel_id:
         query = query.where(c.channel_id == filters.channel_id)
-    if filters.view_id is not None:
-        saved = (
-            await conn.execute(
-                sa.select(views.c.filter).where(
-                    views.c.id == filters.view_id,
-                    views.c.space_id == space_id,
-                    sa.or_(views.c.user_id.is_(None), views.c.user_id == viewer_id),
-                )
-            )
-        ).scalar()
-        if saved is not None:  # the contacts are joined: the view's filter applies to them
-            fields = await field_defs(conn, space_id)
-            query = query.where(compile_filter(Group.model_validate(saved), space_id, fields))
+    group = await saved_filter(conn, space_id, viewer_id, filters.view_id)
+    if group is not None:  # the contacts are joined: the view's filter applies to them
+        fields = await field_defs(conn, space_id)
+        query = query.where(compile_filter(group, space_id, fields))
     rows = (await conn.execute(query)).all()
     return [
         {
@@ -172,8 +165,7 @@ async def _context(request: web.Request) -> dict[str, Any]:
             "views": (
                 await conn.execute(
                     sa.select(views.c.id, views.c.name)
-                    .where(views.c.space_id == space.space_id)
-                    .where(sa.or_(views.c.user_id.is_(None), views.c.user_id == viewer.user_id))
+                    .where(views.c.space_id == space.space_id, visible(views, viewer.user_id))
                     .order_by(views.c.name)
                 )
             ).all(),

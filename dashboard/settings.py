@@ -92,10 +92,6 @@ def _space(request: web.Request) -> int:
     return request[SPACE].space_id
 
 
-def _viewer(request: web.Request) -> int:
-    return request[VIEWER].user_id
-
-
 @section("channels")
 async def _channels(_: Any, request: web.Request) -> dict[str, Any]:
     return {"items": await channel_admin.list_channels(request.app, _space(request))}

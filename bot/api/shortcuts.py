@@ -78,7 +78,7 @@ async def list_shortcuts(request: web.Request) -> web.Response:
             "quick_replies": r.quick_replies,
             "shared": r.user_id is None,
         },
-        where=visible(shortcuts, request[PRINCIPAL]),
+        where=visible(shortcuts, request[PRINCIPAL].user_id),
     )
 
 

@@ -39,7 +39,7 @@ async def list_views(request: web.Request) -> web.Response:
         request,
         views,
         lambda r: {"id": r.id, "name": r.name, "filter": r.filter, "shared": r.user_id is None},
-        where=visible(views, request[PRINCIPAL]),
+        where=visible(views, request[PRINCIPAL].user_id),
     )
 
 
@@ -102,7 +102,7 @@ async def owned(conn: Any, request: web.Request, table: sa.Table, what: str) -> 
         item_id,
         what,
         table.c.user_id,
-        where=visible(table, principal),
+        where=visible(table, principal.user_id),
     )
     if row.user_id is None:
         require(request, "manager")
@@ -117,9 +117,9 @@ async def delete_owned(request: web.Request, table: sa.Table, what: str) -> web.
     return web.Response(status=204)
 
 
-def visible(table: sa.Table, principal: Principal) -> Any:
-    """Shared with the space (no owner), or the caller's own."""
-    return sa.or_(table.c.user_id.is_(None), table.c.user_id == principal.user_id)
+def visible(table: sa.Table, user_id: int | None) -> Any:
+    """Shared with the space (no owner), or this person's own (views, shortcuts)."""
+    return sa.or_(table.c.user_id.is_(None), table.c.user_id == user_id)
 
 
 async def view_filter(conn: Any, principal: Principal, view_id: int) -> Group:
@@ -131,6 +131,6 @@ async def view_filter(conn: Any, principal: Principal, view_id: int) -> Group:
         view_id,
         "view",
         views.c.filter,
-        where=visible(views, principal),
+        where=visible(views, principal.user_id),
     )
     return Group.model_validate(row.filter)
