@@ -74,6 +74,7 @@ from bot.storage.tables import channels
 from bot.workspace.bootstrap import ensure_default_space
 from bot.workspace.crypto import Vault
 from bot.workspace.events import Topics
+from bot.workspace.report_days import DayBook
 from bot.workspace.space_bots import SpaceBots
 from channels.base import ChannelContext
 
@@ -208,9 +209,11 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    """The in-process consumers: the work queue, the sender and the webhook relay (unless
-    told not to work); extensions run their own (the flow clock, the Slack desk)."""
+    """The in-process consumers: the work queue, the sender, the webhook relay and the
+    reports' day book (unless told not to work); extensions run their own (the flow
+    clock, the Slack desk)."""
     works = app[SETTINGS].works
-    consumers = (app[QUEUE].run, app[SENDER].run, app[WEBHOOKS].run) if works else ()
+    book = DayBook(app[DB]).run
+    consumers = (app[QUEUE].run, app[SENDER].run, app[WEBHOOKS].run, book) if works else ()
     async with running(app[TOPICS].run, *consumers):
         yield

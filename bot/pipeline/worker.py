@@ -263,6 +263,9 @@ class Worker:
             values["bot_fallbacks"] = 0
         if ctx.assignee_id is not None:
             values["assignee_id"] = ctx.assignee_id
+        if ctx.assignee_id is not None or values.get("handler") in ("waiting", "agent"):
+            c = conversations.c  # people take part: remembered once, for the reports
+            values["handed_over_at"] = sa.func.coalesce(c.handed_over_at, at)
         if ctx.team_id is not None:
             values["team_id"] = ctx.team_id
         if ctx.away_sent:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -197,6 +198,10 @@ conversations = Table(
         "team_id", ForeignKey("teams.id", ondelete="SET NULL", name="fk_conversations_team")
     ),  # the queue while waiting
     Column("away_sent_at", DateTime(timezone=True)),
+    # set once, for the reports: when a person first took part (assigned, handed over or
+    # wrote), and when a person first wrote to the contact
+    Column("handed_over_at", DateTime(timezone=True)),
+    Column("first_reply_at", DateTime(timezone=True)),
     # the inbox walks it backwards (latest activity first); reports read ranges of days
     Index("ix_conversations_space_recent", "space_id", "last_message_at", "id"),
     Index("ix_conversations_space_created", "space_id", "created_at"),
@@ -241,6 +246,16 @@ messages = Table(
     Index("ix_messages_conversation", "conversation_id", "id"),
     Index("ix_messages_channel_status", "channel_id", "status", "id"),  # a channel's health
     Index("ix_messages_space_created", "space_id", "created_at"),  # reports' ranges of days
+    # reports per person: their messages in a range, read from the index alone
+    Index(
+        "ix_messages_people_out",
+        "space_id",
+        "created_at",
+        "sender_user_id",
+        "conversation_id",
+        sqlite_where=text("direction = 'out' AND sender_user_id IS NOT NULL"),
+        postgresql_where=text("direction = 'out' AND sender_user_id IS NOT NULL"),
+    ),
 )
 
 outbox = Table(
@@ -407,6 +422,27 @@ team_members = Table(
     metadata,
     Column("team_id", ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True),
     Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+# A space's messages per local day, channel and direction, for the days that have ended
+# (`bot.workspace.report_days`); `report_books` says how far, in which time zone.
+report_days = Table(
+    "report_days",
+    metadata,
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("channel_id", ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True),
+    Column("direction", String(4), primary_key=True),
+    Column("messages", Integer, nullable=False),
+)
+
+report_books = Table(
+    "report_books",
+    metadata,
+    Column("space_id", ForeignKey("spaces.id", ondelete="CASCADE"), primary_key=True),
+    Column("timezone", String(64), nullable=False),  # the days were cut in it
+    Column("through", Date),  # the last day counted; null: none yet
 )
 
 

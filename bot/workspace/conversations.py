@@ -343,6 +343,19 @@ async def _record(
             conversation_id=conversation_id, user_id=user_id, by_user_id=by_user_id
         )
     )
+    await people_took_part(conn, conversation_id)
+
+
+async def people_took_part(
+    conn: AsyncConnection, conversation_id: int, wrote: bool = False
+) -> None:
+    """Remember, once, when people first took part (assigned, handed over, or `wrote` to
+    the contact): the reports read handovers and first responses from the conversation."""
+    c, at = conversations.c, now()
+    values: dict[str, Any] = {"handed_over_at": sa.func.coalesce(c.handed_over_at, at)}
+    if wrote:
+        values["first_reply_at"] = sa.func.coalesce(c.first_reply_at, at)
+    await conn.execute(conversations.update().where(c.id == conversation_id).values(**values))
 
 
 async def add_note(
@@ -425,5 +438,8 @@ async def queue_agent_message(
                 next_attempt_at=at,
             )
         )
-        await we_wrote(conn, conversation.id, by_person=author.type == "user")
+        by_person = author.type == "user"
+        if by_person:
+            await people_took_part(conn, conversation.id, wrote=True)
+        await we_wrote(conn, conversation.id, by_person=by_person)
     return message_id

@@ -4,23 +4,27 @@
 Days are cut at the space's local midnights: the range becomes a small table of days with
 their UTC bounds, joined to the rows by `created_at`, so a day around a clock change has
 23 or 25 hours and nothing is counted on the wrong day, on SQLite as on PostgreSQL.
-Percentiles are read by rank (`ORDER BY ... LIMIT 1 OFFSET k`), which both databases do.
+Messages are counted per day once the day has ended (`bot.workspace.report_days`), and
+the conversations carry when people first took part and first wrote, so a year's report
+reads the conversations and a few thousand counts, not every message (PostgreSQL, a
+million messages: 3.1 s before, see `bench/dashboard.py`). Percentiles are the nearest
+rank: PostgreSQL's `percentile_disc`, SQLite's `ORDER BY ... LIMIT 1 OFFSET k`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.errors import InvalidPayload
 from bot.storage.tables import (
-    assignments,
     channels,
     conversations,
     flow_runs,
@@ -30,6 +34,7 @@ from bot.storage.tables import (
     teams,
     users,
 )
+from bot.workspace.report_days import Counts, counts, day_text, days_table, midnight
 
 LONGEST = 400  # days in one report
 c, m = conversations.c, messages.c
@@ -57,22 +62,12 @@ class Period:
             raise InvalidPayload(f"a report covers at most {LONGEST} days")
         return cls(first, last, ZoneInfo(tz))
 
-    def days(self) -> list[tuple[str, datetime, datetime]]:
-        """Each day with its UTC bounds (local midnight to local midnight)."""
-        found = []
-        day = self.start
-        while day <= self.end:
-            after = day + timedelta(days=1)
-            found.append((day.isoformat(), self._midnight(day), self._midnight(after)))
-            day = after
-        return found
+    def dates(self) -> list[date]:
+        return [self.start + timedelta(days=n) for n in range((self.end - self.start).days + 1)]
 
     @property
     def bounds(self) -> tuple[datetime, datetime]:
-        return self._midnight(self.start), self._midnight(self.end + timedelta(days=1))
-
-    def _midnight(self, day: date) -> datetime:
-        return datetime.combine(day, time(), self.tz).astimezone(UTC)
+        return midnight(self.start, self.tz), midnight(self.end + timedelta(days=1), self.tz)
 
 
 def today(tz: str) -> date:
@@ -96,65 +91,50 @@ async def summary(
     conn: AsyncConnection, space_id: int, period: Period, sqlite: bool
 ) -> dict[str, Any]:
     lo, hi = period.bounds
+    if not sqlite:  # the percentiles sort a year's conversations in memory, not on disk
+        await conn.execute(sa.text("SET LOCAL work_mem = '32MB'"))
+    moved = await counts(conn, space_id, period.start, period.end, period.tz)
     return {
         "start": period.start.isoformat(),
         "end": period.end.isoformat(),
         "timezone": period.tz.key,
-        "days": await _per_day(conn, space_id, period),
-        "first_response_seconds": await _spread(conn, _first_responses(space_id, lo, hi, sqlite)),
-        "resolution_seconds": await _spread(conn, _resolutions(space_id, lo, hi, sqlite)),
+        "days": await _per_day(conn, space_id, period, moved),
+        "first_response_seconds": await _spread(
+            conn, _first_responses(space_id, lo, hi, sqlite), sqlite
+        ),
+        "resolution_seconds": await _spread(conn, _resolutions(space_id, lo, hi, sqlite), sqlite),
         "handovers": await _count(conn, _handed_over(space_id, lo, hi)),
         "bot_only_resolutions": await _count(conn, _bot_only(space_id, lo, hi)),
         "csat": await _csat(conn, space_id, lo, hi),
-        "by_channel": await _by_channel(conn, space_id, lo, hi),
+        "by_channel": await _by_channel(conn, space_id, moved),
         "by_agent": await _by_agent(conn, space_id, lo, hi),
         "by_team": await _by_team(conn, space_id, lo, hi),
     }
 
 
-async def _per_day(conn: AsyncConnection, space_id: int, period: Period) -> list[dict[str, Any]]:
-    days = (
-        sa.values(
-            sa.column("day", sa.String),
-            sa.column("lo", sa.DateTime(timezone=True)),
-            sa.column("hi", sa.DateTime(timezone=True)),
-            name="days",
-        )
-        .data(period.days())
-        .cte("days")
-    )  # a CTE: SQLite names no columns of a derived table
+async def _per_day(
+    conn: AsyncConnection, space_id: int, period: Period, moved: Counts
+) -> list[dict[str, Any]]:
+    days = days_table(period.dates(), period.tz)
     d = days.c
 
-    def counted(column: Any, *where: Any) -> Any:
-        return sa.and_(column >= d.lo, column < d.hi, *where)
+    def per_day(column: Any) -> Any:
+        return (
+            sa.select(d.day, sa.func.count(c.id))
+            .select_from(days)
+            .join(conversations, sa.and_(c.space_id == space_id, column >= d.lo, column < d.hi))
+            .group_by(d.day)
+        )
 
-    opened = (
-        sa.select(d.day, sa.func.count(c.id))
-        .select_from(days)
-        .join(conversations, counted(c.created_at, c.space_id == space_id))
-        .group_by(d.day)
-    )
-    closed = (
-        sa.select(d.day, sa.func.count(c.id))
-        .select_from(days)
-        .join(conversations, counted(c.closed_at, c.space_id == space_id))
-        .group_by(d.day)
-    )
-    moved = (
-        sa.select(d.day, m.direction, sa.func.count(m.id))
-        .select_from(days)
-        .join(messages, counted(m.created_at, m.space_id == space_id, m.direction != "note"))
-        .group_by(d.day, m.direction)
-    )
     table = {
-        day: {"day": day, "opened": 0, "closed": 0, "in": 0, "out": 0} for day, *_ in period.days()
+        day.isoformat(): {"day": day.isoformat(), "opened": 0, "closed": 0, "in": 0, "out": 0}
+        for day in period.dates()
     }
-    for day, n in await conn.execute(opened):
-        table[day]["opened"] = n
-    for day, n in await conn.execute(closed):
-        table[day]["closed"] = n
-    for day, direction, n in await conn.execute(moved):
-        table[day][direction] = n
+    for name, column in (("opened", c.created_at), ("closed", c.closed_at)):
+        for day, n in await conn.execute(per_day(column)):
+            table[day_text(day)][name] = n
+    for day, _, direction, n in moved:
+        table[day][direction] += n
     return list(table.values())
 
 
@@ -163,44 +143,32 @@ def _opened_in(space_id: int, lo: datetime, hi: datetime) -> Any:
 
 
 def _first_responses(space_id: int, lo: datetime, hi: datetime, sqlite: bool) -> Any:
-    """Seconds from a conversation's opening to its first message from a person: each
-    conversation's first such message found in one grouped pass over the range."""
-    first = (
-        sa.select(m.conversation_id, sa.func.min(m.created_at).label("at"))
-        .where(m.space_id == space_id, m.created_at >= lo)
-        .where(m.direction == "out", m.sender_type == "user")
-        .group_by(m.conversation_id)
-        .subquery()
-    )
-    return (
-        sa.select(_seconds(first.c.at, c.created_at, sqlite).label("value"))
-        .join_from(conversations, first, first.c.conversation_id == c.id)
-        .where(_opened_in(space_id, lo, hi))
+    """From opening to a person's first message, for the conversations opened in range."""
+    return sa.select(_seconds(c.first_reply_at, c.created_at, sqlite).label("value")).where(
+        _opened_in(space_id, lo, hi), c.first_reply_at.is_not(None)
     )
 
 
 def _resolutions(space_id: int, lo: datetime, hi: datetime, sqlite: bool) -> Any:
-    """Seconds from opening to closing, for the conversations closed in the range."""
+    """From opening to closing, for the conversations closed in the range."""
     return sa.select(_seconds(c.closed_at, c.created_at, sqlite).label("value")).where(
-        c.space_id == space_id, c.closed_at >= lo, c.closed_at < hi
+        _closed_in(space_id, lo, hi)
     )
 
 
-def _person_took_part() -> Any:
-    wrote = sa.exists().where(
-        m.conversation_id == c.id, m.direction == "out", m.sender_type == "user"
-    )
-    assigned = sa.exists().where(assignments.c.conversation_id == c.id)
-    return sa.or_(wrote, assigned, c.handler.in_(("waiting", "agent")))
+def _closed_in(space_id: int, lo: datetime, hi: datetime) -> Any:
+    return sa.and_(c.space_id == space_id, c.closed_at >= lo, c.closed_at < hi)
 
 
 def _handed_over(space_id: int, lo: datetime, hi: datetime) -> Any:
-    return sa.select(sa.func.count()).where(_opened_in(space_id, lo, hi), _person_took_part())
+    return sa.select(sa.func.count()).where(
+        _opened_in(space_id, lo, hi), c.handed_over_at.is_not(None)
+    )
 
 
 def _bot_only(space_id: int, lo: datetime, hi: datetime) -> Any:
     return sa.select(sa.func.count()).where(
-        c.space_id == space_id, c.closed_at >= lo, c.closed_at < hi, ~_person_took_part()
+        _closed_in(space_id, lo, hi), c.handed_over_at.is_(None)
     )
 
 
@@ -208,21 +176,32 @@ async def _count(conn: AsyncConnection, query: Any) -> int:
     return int((await conn.execute(query)).scalar() or 0)
 
 
-async def _spread(conn: AsyncConnection, values: Any) -> dict[str, Any]:
-    """Count, median and 90th percentile (nearest rank) of a one-column query."""
+async def _spread(conn: AsyncConnection, values: Any, sqlite: bool) -> dict[str, Any]:
+    """Count, median and 90th percentile (nearest rank) of a one-column query: PostgreSQL
+    sorts once (`percentile_disc` is the nearest rank); SQLite reads the ranks."""
     inner = values.subquery()
-    n = int((await conn.execute(sa.select(sa.func.count()).select_from(inner))).scalar() or 0)
-    result: dict[str, Any] = {"count": n, "median": None, "p90": None}
-    for name, share in (("median", 0.5), ("p90", 0.9)):
-        if n:
-            rank = max(0, math.ceil(share * n) - 1)
-            value = (
-                await conn.execute(
-                    sa.select(inner.c.value).order_by(inner.c.value).limit(1).offset(rank)
+    if not sqlite:
+        shares = sa.literal([0.5, 0.9], ARRAY(sa.Float))
+        n, found = (
+            await conn.execute(
+                sa.select(
+                    sa.func.count(), sa.func.percentile_disc(shares).within_group(inner.c.value)
                 )
-            ).scalar()
-            result[name] = round(float(value), 1) if value is not None else None
-    return result
+            )
+        ).one()
+        return {"count": n, **_rounded(found or (None, None))}
+    n = int((await conn.execute(sa.select(sa.func.count()).select_from(inner))).scalar() or 0)
+    ranked = []
+    for share in (0.5, 0.9):
+        query = sa.select(inner.c.value).order_by(inner.c.value)
+        offset = max(0, math.ceil(share * n) - 1)
+        ranked.append((await conn.execute(query.limit(1).offset(offset))).scalar() if n else None)
+    return {"count": n, **_rounded(ranked)}
+
+
+def _rounded(values: Any) -> dict[str, float | None]:
+    median, p90 = (round(float(v), 1) if v is not None else None for v in values)
+    return {"median": median, "p90": p90}
 
 
 async def _csat(conn: AsyncConnection, space_id: int, lo: datetime, hi: datetime) -> dict[str, Any]:
@@ -263,23 +242,21 @@ def _rating_key(definition: Any) -> str | None:
     return None
 
 
-async def _by_channel(
-    conn: AsyncConnection, space_id: int, lo: datetime, hi: datetime
-) -> list[dict[str, Any]]:
-    rows = await conn.execute(
-        sa.select(channels.c.id, channels.c.name, channels.c.kind, m.direction, sa.func.count(m.id))
-        .join(messages, m.channel_id == channels.c.id)
-        .where(m.space_id == space_id, m.created_at >= lo, m.created_at < hi)
-        .where(m.direction != "note")
-        .group_by(channels.c.id, channels.c.name, channels.c.kind, m.direction)
-    )
-    table: dict[str, dict[str, Any]] = {}
-    for channel_id, name, kind, direction, n in rows:
-        entry = table.setdefault(
-            channel_id, {"channel_id": channel_id, "name": name, "kind": kind, "in": 0, "out": 0}
+async def _by_channel(conn: AsyncConnection, space_id: int, moved: Counts) -> list[dict[str, Any]]:
+    known = await conn.execute(
+        sa.select(channels.c.id, channels.c.name, channels.c.kind).where(
+            channels.c.space_id == space_id
         )
-        entry[direction] = n
-    return sorted(table.values(), key=lambda e: (-(e["in"] + e["out"]), e["name"]))
+    )
+    table = {
+        channel_id: {"channel_id": channel_id, "name": name, "kind": kind, "in": 0, "out": 0}
+        for channel_id, name, kind in known
+    }
+    for _, channel_id, direction, n in moved:
+        if channel_id in table:
+            table[channel_id][direction] += n
+    used = [e for e in table.values() if e["in"] or e["out"]]
+    return sorted(used, key=lambda e: (-(e["in"] + e["out"]), e["name"]))
 
 
 async def _by_agent(
@@ -289,14 +266,14 @@ async def _by_agent(
         sa.select(
             users.c.id,
             users.c.name,
-            sa.func.count(m.id),
+            sa.func.count(),
             sa.func.count(sa.distinct(m.conversation_id)),
         )
         .join(messages, m.sender_user_id == users.c.id)
         .where(m.space_id == space_id, m.created_at >= lo, m.created_at < hi)
-        .where(m.direction == "out")
+        .where(m.direction == "out", m.sender_user_id.is_not(None))  # ix_messages_people_out
         .group_by(users.c.id, users.c.name)
-        .order_by(sa.func.count(m.id).desc(), users.c.name)
+        .order_by(sa.func.count().desc(), users.c.name)
     )
     return [
         {"user_id": uid, "name": name, "messages_out": n, "conversations": convs}

@@ -34,14 +34,21 @@ async def test_a_reply_that_claims_takes_the_waiting_conversation_once(
     people: dict[str, Any],  # noqa: F811
 ) -> None:
     conversation_id = await open_conversation(client, app, echo)
-    assert (await state(app, conversation_id)).handler == "waiting"
-    work = AgentWork(app, (await state(app, conversation_id)).space_id)
+    waiting = await state(app, conversation_id)
+    assert waiting.handler == "waiting"
+    # the reports read these: people took part at the handover, nobody has written yet
+    assert waiting.handed_over_at is not None and waiting.first_reply_at is None
+    work = AgentWork(app, waiting.space_id)
     bea = people["admin_id"]
     first = await work.reply(conversation_id, bea, [TextPart(text="Bea here")], "k", claim=True)
     again = await work.reply(conversation_id, bea, [TextPart(text="Bea here")], "k", claim=True)
     assert first is not None and again is None  # the key makes a retry a no-op
     row = await state(app, conversation_id)
     assert (row.handler, row.assignee_id) == ("agent", bea)
+    assert row.handed_over_at == waiting.handed_over_at  # set once
+    assert row.first_reply_at is not None and row.first_reply_at >= row.handed_over_at
+    await work.reply(conversation_id, bea, [TextPart(text="More")], "k2")
+    assert (await state(app, conversation_id)).first_reply_at == row.first_reply_at
     await eventually(lambda: any(o.parts == (TextPart(text="Bea here"),) for o in echo.sent))
     note = await work.note(conversation_id, bea, "VIP")
     async with app[DB].read() as conn:

@@ -27,6 +27,7 @@ from bot.storage.tables import (
     teams,
 )
 from bot.workspace.bootstrap import user_by_email
+from bot.workspace.report_days import midnight
 from bot.workspace.reports import Period, summary
 from tests.conftest import add_channel
 
@@ -73,12 +74,19 @@ async def story(app: Application) -> dict[str, Any]:
             )
         ).scalar_one()
         made = []
-        for n, (opened, closed, team_id) in enumerate(
+        # as the hub records them: when people first took part, and first wrote
+        for n, (opened, closed, team_id, handed, replied) in enumerate(
             [
-                (at("2026-03-28", 23, 30), at("2026-03-29", 0, 30), None),  # person, 60 s
-                (at("2026-03-29", 0, 10), at("2026-03-29", 23, 50), None),  # bot only
-                (at("2026-03-29", 10), None, team),  # handed over to Sales, open
-                (at("2026-03-25", 10), None, None),  # before the range
+                (  # a person answered in 60 s
+                    at("2026-03-28", 23, 30),
+                    at("2026-03-29", 0, 30),
+                    None,
+                    at("2026-03-28", 23, 31),
+                    at("2026-03-28", 23, 31),
+                ),
+                (at("2026-03-29", 0, 10), at("2026-03-29", 23, 50), None, None, None),  # bot only
+                (at("2026-03-29", 10), None, team, at("2026-03-29", 10), None),  # to Sales, open
+                (at("2026-03-25", 10), None, None, None, None),  # before the range
             ]
         ):
             contact = (
@@ -109,6 +117,8 @@ async def story(app: Application) -> dict[str, Any]:
                             status="closed" if closed else "open",
                             team_id=team_id,
                             handler="waiting" if team_id else "bot",
+                            handed_over_at=handed,
+                            first_reply_at=replied,
                         )
                         .returning(conversations.c.id)
                     )
@@ -163,7 +173,12 @@ async def story(app: Application) -> dict[str, Any]:
 async def test_a_weekend_across_the_clock_change(app: Application) -> None:
     made = await story(app)
     period = Period(date(2026, 3, 28), date(2026, 3, 29), LISBON)
-    assert [hi - lo for _, lo, hi in period.days()] == [timedelta(hours=24), timedelta(hours=23)]
+    assert [
+        midnight(d + timedelta(days=1), LISBON) - midnight(d, LISBON) for d in period.dates()
+    ] == [
+        timedelta(hours=24),
+        timedelta(hours=23),
+    ]
     async with app[DB].read() as conn:
         found = await summary(conn, app[DEFAULT_SPACE], period, app[DB].is_sqlite)
     assert found["days"] == [
@@ -175,7 +190,7 @@ async def test_a_weekend_across_the_clock_change(app: Application) -> None:
     assert resolution["count"] == 2
     assert resolution["median"] == 3600.0  # 1 h; the other took 23 h 40 min less the lost hour
     assert resolution["p90"] == pytest.approx((23 * 60 + 40 - 60) * 60, abs=1)
-    assert found["handovers"] == 2  # a person wrote in one; the other was assigned
+    assert found["handovers"] == 2  # a person wrote in one; the other was handed to a team
     assert found["bot_only_resolutions"] == 1
     assert found["csat"] == {"survey": "csat", "average": 4.0, "count": 2}
     assert found["by_channel"] == [
