@@ -57,16 +57,31 @@ def days_table(days: Iterable[date], tz: ZoneInfo) -> Any:
     )
 
 
-def _counted(space_id: int, days: list[date], tz: ZoneInfo) -> Any:
-    """The space's messages (notes aside) per day, channel and direction, from `messages`."""
+def by_day(sqlite: bool, at: Any, days: list[date], tz: ZoneInfo, *keys: Any) -> Any:
+    """`SELECT day, *keys, count(*)` of `at`'s table's rows whose `at` falls in `days`,
+    grouped by the local day and `keys` (callers add their conditions): PostgreSQL reads
+    the day off each row in one pass of the range; SQLite, with no time zones, joins the
+    table of days."""
+    lo, hi = midnight(days[0], tz), midnight(days[-1] + timedelta(days=1), tz)
+    if not sqlite:
+        day = sa.cast(sa.func.timezone(tz.key, at), sa.Date).label("local_day")
+        return sa.select(day, *keys, sa.func.count()).where(at >= lo, at < hi).group_by(day, *keys)
     table = days_table(days, tz)
     d = table.c
     return (
-        sa.select(d.day, m.space_id, m.channel_id, m.direction, sa.func.count())
+        sa.select(d.day, *keys, sa.func.count())
         .select_from(table)
-        .join(messages, sa.and_(m.space_id == space_id, m.created_at >= d.lo, m.created_at < d.hi))
-        .where(m.direction != "note")
-        .group_by(d.day, m.space_id, m.channel_id, m.direction)
+        .join(at.table, sa.and_(at >= d.lo, at < d.hi))
+        .where(at >= lo, at < hi)
+        .group_by(d.day, *keys)
+    )
+
+
+def _counted(sqlite: bool, space_id: int, days: list[date], tz: ZoneInfo) -> Any:
+    """The space's messages (notes aside) per day, channel and direction."""
+    keys = (m.space_id, m.channel_id, m.direction)
+    return by_day(sqlite, m.created_at, days, tz, *keys).where(
+        m.space_id == space_id, m.direction != "note"
     )
 
 
@@ -94,7 +109,7 @@ async def counts(
         first = book + timedelta(days=1)
     if first <= last:
         live = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-        rows = await conn.execute(_counted(space_id, live, tz))
+        rows = await conn.execute(_counted(conn.dialect.name == "sqlite", space_id, live, tz))
         found += [(day_text(day), channel, direction, n) for day, _, channel, direction, n in rows]
     return found
 
@@ -196,7 +211,7 @@ class DayBook:
                 await conn.execute(
                     report_days.insert().from_select(
                         ["day", "space_id", "channel_id", "direction", "messages"],
-                        _counted(space_id, days, tz),
+                        _counted(self._db.is_sqlite, space_id, days, tz),
                     )
                 )
         return True
