@@ -67,3 +67,61 @@ async def test_one_open_conversation_per_identity(db: Database) -> None:
     with pytest.raises(IntegrityError):
         async with db.write() as conn:
             await conn.execute(insert, {"status": "open"})
+
+
+async def test_0015_finds_who_took_part_in_the_history(tmp_path: Path) -> None:
+    """Conversations from before 0015 get the times the hub now records as it goes: a
+    person's first message, the first assignment, or the handler a person holds."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    await asyncio.to_thread(upgrade, url, "0014")
+    old = Database(url)
+    try:
+        async with old.write() as conn:
+            for statement in (
+                "INSERT INTO organizations (id, name) VALUES (1, 'Acme')",
+                "INSERT INTO spaces (id, organization_id, name) VALUES (1, 1, 'Main')",
+                "INSERT INTO channels (id, space_id, kind, name, settings)"
+                " VALUES ('web', 1, 'webchat', 'Web', '{}')",
+                "INSERT INTO users (id, name, email) VALUES (7, 'Bea', 'bea@example.com')",
+                "INSERT INTO contacts (id, space_id, name) VALUES (1, 1, 'a'), (2, 1, 'b'),"
+                " (3, 1, 'c'), (4, 1, 'd')",
+                "INSERT INTO identities (id, contact_id, channel_id, external_id)"
+                " VALUES (1, 1, 'web', 'a'), (2, 2, 'web', 'b'), (3, 3, 'web', 'c'),"
+                " (4, 4, 'web', 'd')",
+                # wrote / assigned / waiting for a person / the bot's alone
+                "INSERT INTO conversations (id, space_id, contact_id, channel_id, identity_id,"
+                " handler, created_at, last_message_at) VALUES"
+                " (1, 1, 1, 'web', 1, 'agent', '2026-01-01 10:00:00', '2026-01-01 10:09:00'),"
+                " (2, 1, 2, 'web', 2, 'bot', '2026-01-01 10:00:00', NULL),"
+                " (3, 1, 3, 'web', 3, 'waiting', '2026-01-01 10:00:00', '2026-01-01 10:03:00'),"
+                " (4, 1, 4, 'web', 4, 'bot', '2026-01-01 10:00:00', NULL)",
+                "INSERT INTO messages (space_id, conversation_id, channel_id, direction, parts,"
+                " status, sender_type, sender_user_id, created_at) VALUES"
+                " (1, 1, 'web', 'out', '[]', 'sent', 'bot', NULL, '2026-01-01 10:01:00'),"
+                " (1, 1, 'web', 'note', '[]', 'internal', 'user', 7, '2026-01-01 10:02:00'),"
+                " (1, 1, 'web', 'out', '[]', 'sent', 'user', 7, '2026-01-01 10:05:00'),"
+                " (1, 1, 'web', 'out', '[]', 'sent', 'user', 7, '2026-01-01 10:09:00')",
+                "INSERT INTO assignments (conversation_id, user_id, created_at)"
+                " VALUES (2, 7, '2026-01-01 10:04:00')",
+            ):
+                await conn.execute(sa.text(statement))
+    finally:
+        await old.close()
+    await asyncio.to_thread(upgrade, url)
+    new = Database(url)
+    try:
+        async with new.read() as conn:
+            rows = await conn.execute(
+                sa.text("SELECT id, handed_over_at, first_reply_at FROM conversations ORDER BY id")
+            )
+            found = [
+                (i, str(h)[:16] if h else None, str(f)[:16] if f else None) for i, h, f in rows
+            ]
+    finally:
+        await new.close()
+    assert found == [
+        (1, "2026-01-01 10:05", "2026-01-01 10:05"),
+        (2, "2026-01-01 10:04", None),
+        (3, "2026-01-01 10:03", None),
+        (4, None, None),
+    ]
