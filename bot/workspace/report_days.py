@@ -41,7 +41,12 @@ def midnight(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(), tz).astimezone(UTC)
 
 
-def days_table(days: Iterable[date], tz: ZoneInfo) -> Any:
+def dates(first: date, last: date) -> list[date]:
+    """From `first` to `last`, both included."""
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def _days_table(days: Iterable[date], tz: ZoneInfo) -> Any:
     """The days with their UTC bounds, as a CTE (SQLite names no columns of a derived
     table); a day around a clock change has 23 or 25 hours."""
     rows = [(d, midnight(d, tz), midnight(d + timedelta(days=1), tz)) for d in days]
@@ -66,7 +71,7 @@ def by_day(sqlite: bool, at: Any, days: list[date], tz: ZoneInfo, *keys: Any) ->
     if not sqlite:
         day = sa.cast(sa.func.timezone(tz.key, at), sa.Date).label("local_day")
         return sa.select(day, *keys, sa.func.count()).where(at >= lo, at < hi).group_by(day, *keys)
-    table = days_table(days, tz)
+    table = _days_table(days, tz)
     d = table.c
     return (
         sa.select(d.day, *keys, sa.func.count())
@@ -86,7 +91,7 @@ def _counted(sqlite: bool, space_id: int, days: list[date], tz: ZoneInfo) -> Any
 
 
 async def counts(
-    conn: AsyncConnection, space_id: int, first: date, last: date, tz: ZoneInfo
+    conn: AsyncConnection, sqlite: bool, space_id: int, first: date, last: date, tz: ZoneInfo
 ) -> Counts:
     """Messages per day (ISO), channel and direction from `first` to `last` inclusive: the
     book's days, then the rest counted live."""
@@ -108,8 +113,7 @@ async def counts(
         found = [(day.isoformat(), channel, direction, n) for day, channel, direction, n in rows]
         first = book + timedelta(days=1)
     if first <= last:
-        live = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-        rows = await conn.execute(_counted(conn.dialect.name == "sqlite", space_id, live, tz))
+        rows = await conn.execute(_counted(sqlite, space_id, dates(first, last), tz))
         found += [(day_text(day), channel, direction, n) for day, _, channel, direction, n in rows]
     return found
 
@@ -156,9 +160,7 @@ class DayBook:
                     continue
                 through = start - timedelta(days=1)
             while through < last:
-                batch = [
-                    through + timedelta(n) for n in range(1, min(BATCH, (last - through).days) + 1)
-                ]
+                batch = dates(through + timedelta(1), min(through + timedelta(BATCH), last))
                 if not await self._advance(space_id, (tz.key, through), tz, batch[-1], batch):
                     break  # another hub is counting this space
                 through = batch[-1]
@@ -190,7 +192,7 @@ class DayBook:
         zone and last day; no time zone: no book yet)."""
         b = report_books.c
         cut, last = seen
-        async with self._db.write() as conn:
+        async with self._db.write(yielding=True) as conn:  # conversations go first
             if cut is None:
                 await conn.execute(
                     self._db.insert(report_books)

@@ -34,7 +34,7 @@ from bot.storage.tables import (
     teams,
     users,
 )
-from bot.workspace.report_days import Counts, by_day, counts, day_text, midnight
+from bot.workspace.report_days import Counts, by_day, counts, dates, day_text, midnight
 
 LONGEST = 400  # days in one report
 c, m = conversations.c, messages.c
@@ -63,7 +63,7 @@ class Period:
         return cls(first, last, ZoneInfo(tz))
 
     def dates(self) -> list[date]:
-        return [self.start + timedelta(days=n) for n in range((self.end - self.start).days + 1)]
+        return dates(self.start, self.end)
 
     @property
     def bounds(self) -> tuple[datetime, datetime]:
@@ -94,7 +94,7 @@ async def summary(
     if not sqlite:  # sort a year's conversations in memory; compiling the plans costs more
         local = sa.func.set_config  # SET LOCAL: for this report's transaction
         await conn.execute(sa.select(local("work_mem", "32MB", True), local("jit", "off", True)))
-    moved = await counts(conn, space_id, period.start, period.end, period.tz)
+    moved = await counts(conn, sqlite, space_id, period.start, period.end, period.tz)
     return {
         "start": period.start.isoformat(),
         "end": period.end.isoformat(),
