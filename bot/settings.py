@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AnyHttpUrl, Field, IPvAnyNetwork, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import ConfigError
 
@@ -61,9 +62,20 @@ class Settings(BaseSettings):
     read_timeout: float = Field(10.0, gt=0, le=300)
     # How many conversations the in-process worker handles at once.
     worker_concurrency: int = Field(16, ge=1)
+    # The reverse proxies in front of the hub (addresses or networks, comma-separated):
+    # behind them, a client's address is read from X-Forwarded-For (the dashboard's
+    # sign-in limit counts tries per address).
+    trusted_proxies: Annotated[tuple[IPvAnyNetwork, ...], NoDecode] = ()
     # serve also runs the work queue consumer and the sender: by default only without
     # Redis (the embedded mode); with Redis, `chancenter worker` processes do the work.
     work: bool | None = None
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return (
+            [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        )
 
     @property
     def works(self) -> bool:

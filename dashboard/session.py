@@ -3,8 +3,11 @@ CSRF token on every change, and each page's space checked against the viewer's.
 
 The cookie (aiohttp-session's `EncryptedCookieStorage`, Fernet under a key derived from
 the hub's secret key) is `HttpOnly`, `SameSite=Lax`, and `Secure` when the public URL is
-https. Sign-ins are limited per address and per email, so a password cannot be guessed
-at speed; a wrong email and a wrong password read the same.
+https. It carries a token whose hash names a row of `dashboard_sessions`: signing out
+deletes the row, so a copied cookie dies with it, "everywhere" deletes all of the
+person's rows, and so does a new password. Sign-ins are limited per address and per
+email, so a password cannot be guessed at speed; a wrong email and a wrong password
+read the same.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -28,9 +33,16 @@ from aiohttp_session import setup as setup_sessions
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from bot.api.auth import ceiling
+from bot.clock import now
 from bot.errors import Forbidden, NotFound
 from bot.keys import DB, SETTINGS
-from bot.storage.tables import organization_members, space_members, spaces, users
+from bot.storage.tables import (
+    dashboard_sessions,
+    organization_members,
+    space_members,
+    spaces,
+    users,
+)
 from bot.workspace.passwords import check_password
 
 COOKIE = "chancenter_session"
@@ -137,7 +149,8 @@ async def login(request: web.Request) -> web.StreamResponse:
     if not expected or not hmac.compare_digest(str(form.get("csrf", "")), expected):
         return _login_error(request, session, target, "The form expired: please sign in again.")
     tries = request.app[TRIES]
-    keys = (f"ip:{request.remote}", f"email:{email}")
+    address = client_address(request)
+    keys = (f"ip:{address}", f"email:{email}")
     wait = tries.blocked(*keys)
     if wait:
         minutes = int(wait // 60) + 1
@@ -149,15 +162,48 @@ async def login(request: web.Request) -> web.StreamResponse:
     if user_id is None:
         return _login_error(request, session, target, "Wrong email or password.", status=401)
     tries.succeeded(*keys)
-    async with request.app[DB].read() as conn:
-        hashed = (
-            await conn.execute(sa.select(users.c.password_hash).where(users.c.id == user_id))
-        ).scalar()
+    token, at = secrets.token_urlsafe(32), now()
+    async with request.app[DB].write() as conn:
+        await conn.execute(
+            dashboard_sessions.delete().where(
+                dashboard_sessions.c.user_id == user_id, dashboard_sessions.c.expires_at <= at
+            )
+        )
+        await conn.execute(
+            dashboard_sessions.insert().values(
+                id=_hashed(token),
+                user_id=user_id,
+                created_at=at,
+                expires_at=at + timedelta(hours=HOURS),
+                address=address[:64],
+                agent=request.headers.get("User-Agent", "")[:200],
+            )
+        )
     fresh = await new_session(request)  # a new session id: nothing from before carries over
-    fresh["user_id"] = user_id
-    fresh["password"] = _fingerprint(hashed)
+    fresh["token"] = token
     fresh["csrf"] = secrets.token_urlsafe(32)
     raise web.HTTPSeeOther(target)
+
+
+def client_address(request: web.Request) -> str:
+    """Who is signing in: the peer, or behind a trusted proxy the nearest address in
+    X-Forwarded-For that is not a proxy's (the ones before it, the client may have made
+    up). Without `CHANCENTER_TRUSTED_PROXIES` every try behind a proxy is the proxy's."""
+    trusted = request.app[SETTINGS].trusted_proxies
+    peer = request.remote or ""
+    if not _among(peer, trusted):
+        return peer
+    hops = ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")
+    hops = [hop.strip() for hop in hops if hop.strip()]
+    return next((hop for hop in reversed(hops) if not _among(hop, trusted)), peer)
+
+
+def _among(address: str, networks: tuple[Any, ...]) -> bool:
+    try:
+        found = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(found in network for network in networks)
 
 
 def _login_error(
@@ -169,15 +215,23 @@ def _login_error(
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
+    """End this session, or with `everywhere` every session of its person."""
     session = await get_session(request)
-    if _csrf_ok(request, session, (await request.post()).get("csrf")):
+    form = await request.post()
+    if _csrf_ok(request, session, form.get("csrf")):
+        ended = dashboard_sessions.c.id == _hashed(str(session.get("token", "")))
+        async with request.app[DB].write() as conn:
+            if form.get("everywhere"):
+                mine = sa.select(dashboard_sessions.c.user_id).where(ended).scalar_subquery()
+                ended = dashboard_sessions.c.user_id == mine
+            await conn.execute(dashboard_sessions.delete().where(ended))
         session.invalidate()
     raise web.HTTPSeeOther("/app/login")
 
 
-def _fingerprint(hashed: str | None) -> str:
-    """Which password a session was made with, without keeping the hash in the cookie."""
-    return hashlib.sha256((hashed or "").encode()).hexdigest()[:16]
+def _hashed(token: str) -> str:
+    """A session's row id: the database never holds what the cookie carries."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _next(target: str | None) -> str:
@@ -195,19 +249,21 @@ def _csrf_ok(request: web.Request, session: Any, given: Any) -> bool:
 
 async def viewer_of(request: web.Request) -> Viewer | None:
     session = await get_session(request)
-    user_id = session.get("user_id")
-    if not isinstance(user_id, int):
+    token = session.get("token")
+    if not isinstance(token, str):
         return None
+    s = dashboard_sessions.c
     async with request.app[DB].read() as conn:
         user = (
             await conn.execute(
-                sa.select(users.c.name, users.c.password_hash).where(users.c.id == user_id)
+                sa.select(users.c.id, users.c.name)
+                .join(dashboard_sessions, s.user_id == users.c.id)
+                .where(s.id == _hashed(token), s.expires_at > now())
             )
         ).first()
-        # a new password (`users set-password`) ends the sessions made with the old one
-        if user is None or session.get("password") != _fingerprint(user.password_hash):
+        if user is None:  # signed out, here or everywhere, or a new password
             return None
-        name = user.name
+        user_id, name = user.id, user.name
         rows = await conn.execute(
             sa.select(
                 spaces.c.id,

@@ -57,6 +57,19 @@ users = Table(
     Column("password_hash", String(200)),  # argon2, for the dashboard; unset: no login
 )
 
+# A signed-in browser of the dashboard: its cookie carries the token whose hash is the
+# id, so signing out (here, or everywhere) ends it even where the cookie was copied.
+dashboard_sessions = Table(
+    "dashboard_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # sha256 of the cookie's token
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    _created(),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("address", String(64)),  # where it signed in from, and with what
+    Column("agent", String(200)),
+)
+
 organization_members = Table(
     "organization_members",
     metadata,

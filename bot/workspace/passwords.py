@@ -15,7 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.errors import NotFound, Unprocessable
-from bot.storage.tables import users
+from bot.storage.tables import dashboard_sessions, users
 
 HASHER = PasswordHasher()
 SHORTEST = 10
@@ -37,6 +37,8 @@ async def set_password(conn: AsyncConnection, email: str, password: str) -> int:
     ).scalar()
     if user_id is None:
         raise NotFound(f"no user {email!r}: `chancenter users add {email} --name NAME` adds them")
+    # a new password signs the person out everywhere (an old one may have been stolen)
+    await conn.execute(dashboard_sessions.delete().where(dashboard_sessions.c.user_id == user_id))
     return int(user_id)
 
 

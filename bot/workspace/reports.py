@@ -1,14 +1,13 @@
 """A space's figures for a range of days in its time zone, computed in SQL (the REST API's
 `/api/v1/reports/summary` and the dashboard's Reports page read the same numbers).
 
-Days are cut at the space's local midnights: the range becomes a small table of days with
-their UTC bounds, joined to the rows by `created_at`, so a day around a clock change has
-23 or 25 hours and nothing is counted on the wrong day, on SQLite as on PostgreSQL.
-Messages are counted per day once the day has ended (`bot.workspace.report_days`), and
-the conversations carry when people first took part and first wrote, so a year's report
-reads the conversations and a few thousand counts, not every message (PostgreSQL, a
-million messages: 3.1 s before, see `bench/dashboard.py`). Percentiles are the nearest
-rank: PostgreSQL's `percentile_disc`, SQLite's `ORDER BY ... LIMIT 1 OFFSET k`.
+Days are cut at the space's local midnights (`report_days.by_day`), so a day around a
+clock change has 23 or 25 hours and nothing is counted on the wrong day. Messages are
+counted per day once the day has ended (`bot.workspace.report_days`) and conversations
+carry when people first took part and first wrote, so a year's report reads the year's
+conversations and a few thousand counts rather than every message (`bench/dashboard.py`).
+Percentiles are the nearest rank: PostgreSQL's `percentile_disc`, SQLite's
+`ORDER BY ... LIMIT 1 OFFSET k`.
 """
 
 from __future__ import annotations

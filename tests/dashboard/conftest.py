@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -29,13 +30,18 @@ async def person(app: Application, email: str, role: str = "agent", name: str = 
     return user_id
 
 
-async def sign_in(client: TestClient, email: str, password: str = PASSWORD) -> Any:
-    page = await client.get("/app/login")
+async def sign_in(
+    client: TestClient, email: str, password: str = PASSWORD, forwarded: str | None = None
+) -> Any:
+    """Sign in through the form; `forwarded`: as an X-Forwarded-For header says."""
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    page = await client.get("/app/login", headers=headers)
     csrf = CSRF.search(await page.text())
     assert csrf is not None
     return await client.post(
         "/app/login",
         data={"email": email, "password": password, "csrf": csrf[1], "next": "/app/"},
+        headers=headers,
         allow_redirects=False,
     )
 
@@ -52,6 +58,20 @@ async def agent(client: TestClient, app: Application) -> int:
     resp = await sign_in(client, "bea@example.com")
     assert resp.status == 303, await resp.text()
     return user_id
+
+
+@pytest.fixture
+async def browsers(client: TestClient) -> AsyncIterator[Callable[[], TestClient]]:
+    """More browsers on the same hub, each with its own cookies."""
+    made: list[TestClient] = []
+
+    def browser() -> TestClient:
+        made.append(TestClient(client.server))  # the hub's server, already started
+        return made[-1]
+
+    yield browser
+    for other in made:
+        await other.session.close()  # its own cookies only: the hub is the fixture's
 
 
 def space_url(app: Application, path: str) -> str:

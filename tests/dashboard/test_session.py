@@ -4,6 +4,7 @@ cookie, wrong passwords, the rate limit, CSRF, other spaces, and where `next` ma
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -12,10 +13,10 @@ from aiohttp.web import Application
 
 from bot.errors import NotFound, Unprocessable
 from bot.keys import DB, DEFAULT_SPACE
-from bot.storage.tables import users
+from bot.storage.tables import dashboard_sessions, users
 from bot.workspace.passwords import check_password, set_password
-from dashboard.session import ATTEMPTS, TRIES
-from tests.dashboard.conftest import PASSWORD, csrf_of, person, sign_in, space_url
+from dashboard.session import ATTEMPTS, COOKIE, TRIES
+from tests.dashboard.conftest import PASSWORD, csrf_of, person, rows, sign_in, space_url
 
 
 async def test_a_password_is_stored_as_argon2_and_checked(app: Application) -> None:
@@ -66,6 +67,16 @@ async def test_wrong_passwords_are_refused_alike_then_limited(
     limited = await sign_in(client, "bea@example.com")  # right, but too late
     assert limited.status == 429 and "Too many attempts" in await limited.text()
     assert (await client.get(space_url(app, "inbox"), allow_redirects=False)).status == 303
+
+
+async def test_made_up_forwarded_addresses_do_not_dodge_the_limit(
+    client: TestClient, app: Application
+) -> None:
+    """No trusted proxy is set: X-Forwarded-For is the client's word, not believed."""
+    for n in range(ATTEMPTS):
+        await sign_in(client, f"x{n}@example.com", "no", forwarded=f"203.0.113.{n}")
+    blocked = await sign_in(client, "y@example.com", "no", forwarded="192.0.2.44")
+    assert blocked.status == 429  # every try was counted against the peer's own address
 
 
 async def test_a_form_without_its_csrf_token_changes_nothing(
@@ -137,3 +148,45 @@ async def test_a_new_password_ends_the_sessions_of_the_old_one(
     async with app[DB].write() as conn:
         await set_password(conn, "bea@example.com", "another long password")
     assert (await client.get(space_url(app, "inbox"), allow_redirects=False)).status == 303
+
+
+async def test_signing_out_ends_the_session_even_where_its_cookie_was_copied(
+    client: TestClient, app: Application, browsers: Callable[[], TestClient]
+) -> None:
+    await person(app, "bea@example.com")
+    await sign_in(client, "bea@example.com")
+    cookie = client.session.cookie_jar.filter_cookies(client.make_url("/app/"))[COOKIE]
+    thief = browsers()  # replays the cookie from another program
+    stolen = {"Cookie": f"{COOKIE}={cookie.value}"}
+    inbox = space_url(app, "inbox")
+    assert (await thief.get(inbox, headers=stolen, allow_redirects=False)).status == 200
+    page = await client.get(inbox)
+    out = await client.post(
+        "/app/logout", data={"csrf": csrf_of(await page.text())}, allow_redirects=False
+    )
+    assert out.status == 303
+    assert (await thief.get(inbox, headers=stolen, allow_redirects=False)).status == 303
+    assert await rows(app, sa.select(dashboard_sessions)) == []
+
+
+async def test_signing_out_everywhere_ends_every_session_of_that_person_only(
+    app: Application, browsers: Callable[[], TestClient]
+) -> None:
+    await person(app, "bea@example.com")
+    await person(app, "ana@example.com", name="Ana")
+    inbox = space_url(app, "inbox")
+    laptop, phone, ana = browsers(), browsers(), browsers()
+    for browser, email in ((laptop, "bea"), (phone, "bea"), (ana, "ana")):
+        assert (await sign_in(browser, f"{email}@example.com")).status == 303
+    kept = await rows(app, sa.select(dashboard_sessions.c.address, dashboard_sessions.c.agent))
+    assert len(kept) == 3 and all(address and agent for address, agent in kept)
+    page = await laptop.get(inbox)
+    assert "Everywhere" in await page.text()
+    await laptop.post(
+        "/app/logout",
+        data={"csrf": csrf_of(await page.text()), "everywhere": "1"},
+        allow_redirects=False,
+    )
+    assert (await phone.get(inbox, allow_redirects=False)).status == 303
+    assert (await laptop.get(inbox, allow_redirects=False)).status == 303
+    assert (await ana.get(inbox, allow_redirects=False)).status == 200
