@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from aiohttp import web
 from pydantic import BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.api.auth import PRINCIPAL
 from bot.api.openapi import Routes
 from bot.api.params import json_body, path_id
 from bot.errors import InvalidPayload
-from bot.keys import DB, DESK
 from bot.model import Part, TextPart
-from bot.workspace import conversations as ops
 from bot.workspace.agent_work import AgentWork
 
 
@@ -127,20 +124,13 @@ async def assign_contact(request: web.Request) -> web.Response:
     given = body.model_fields_set
     if not given:
         raise InvalidPayload("give user_id (null: nobody), team_id, or both")
-    async with request.app[DB].write() as conn:
-        user_id, team_id, followed = await ops.assign_contact(
-            conn,
-            principal.space_id,
-            path_id(request, "contact_id"),
-            body.user_id,
-            body.team_id,
-            principal.user_id,
-            pick="user_id" not in given,
-        )
-        for conversation_id in followed:
-            await _tell_desk(request, conn, conversation_id)
-    if followed:
-        _wake_desk(request)
+    user_id, team_id, followed = await _work(request).assign_contact(
+        path_id(request, "contact_id"),
+        body.user_id,
+        body.team_id,
+        principal.user_id,
+        pick="user_id" not in given,
+    )
     return web.json_response(
         {
             "id": path_id(request, "contact_id"),
@@ -171,15 +161,3 @@ async def close(request: web.Request) -> web.Response:
 
 def _work(request: web.Request) -> AgentWork:
     return AgentWork(request.app, request[PRINCIPAL].space_id)
-
-
-async def _tell_desk(request: web.Request, conn: AsyncConnection, conversation_id: int) -> None:
-    """With an agent desk (Slack), its thread shows what the API changed."""
-    desk = request.app.get(DESK)
-    if desk is not None and desk.serves(request[PRINCIPAL].space_id):
-        await ops.desk_notice(conn, conversation_id)
-
-
-def _wake_desk(request: web.Request) -> None:
-    if (desk := request.app.get(DESK)) is not None:
-        desk.notify()

@@ -69,6 +69,27 @@ class AgentWork:
         self._wake()
         return user_id, after
 
+    async def assign_contact(
+        self,
+        contact_id: int,
+        user_id: int | None,
+        team_id: int | None,
+        by_user_id: int | None,
+        pick: bool = False,
+    ) -> tuple[int | None, int | None, list[int]]:
+        """The contact to a person (None: nobody) and a team (None: its own stays); with
+        `pick`, round robin in the team. Its open conversations follow: (assignee, team,
+        the conversations that followed)."""
+        async with self.app[DB].write() as conn:
+            found = await ops.assign_contact(
+                conn, self.space_id, contact_id, user_id, team_id, by_user_id, pick=pick
+            )
+            for conversation_id in found[2]:
+                await self._notice(conn, conversation_id)
+        if found[2]:
+            self._wake()
+        return found
+
     async def hand_back(self, conversation_id: int) -> None:
         """The bot answers again."""
         async with self.app[DB].write() as conn:

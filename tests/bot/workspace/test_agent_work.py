@@ -75,3 +75,21 @@ async def test_closing_twice_closes_once_and_other_spaces_are_out_of_reach(
     assert await AgentWork(app, space_id).close(conversation_id) is False
     assert heard == [conversation_id]
     assert (await state(app, conversation_id)).status == "closed"
+
+
+async def test_assigning_the_contact_takes_its_waiting_conversation(
+    client: TestClient,
+    app: Application,
+    echo: EchoChannel,
+    people: dict[str, Any],  # noqa: F811
+) -> None:
+    conversation_id = await open_conversation(client, app, echo)
+    row = await state(app, conversation_id)
+    work = AgentWork(app, row.space_id)
+    bea = people["admin_id"]
+    found = await work.assign_contact(row.contact_id, bea, None, bea)
+    assert found == (bea, None, [conversation_id])
+    after = await state(app, conversation_id)
+    assert (after.handler, after.assignee_id) == ("agent", bea)
+    with pytest.raises(NotFound):
+        await AgentWork(app, row.space_id + 1).assign_contact(row.contact_id, bea, None, bea)
