@@ -222,6 +222,7 @@ async def assign_team(
         conversations.update().where(conversations.c.id == conversation.id).values(**values)
     )
     await _record(conn, conversation.id, None, by_user_id)
+    await people_took_part(conn, conversation.id)  # the team's queue: people will answer
     await _contact_follows(conn, conversation.id)
     await _assigned(conn, conversation.id, None, team_id, depth)
     return None
@@ -343,7 +344,8 @@ async def _record(
             conversation_id=conversation_id, user_id=user_id, by_user_id=by_user_id
         )
     )
-    await people_took_part(conn, conversation_id)
+    if user_id is not None:
+        await people_took_part(conn, conversation_id)
 
 
 async def people_took_part(

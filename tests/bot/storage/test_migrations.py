@@ -88,7 +88,7 @@ async def test_0015_finds_who_took_part_in_the_history(tmp_path: Path) -> None:
                 "INSERT INTO identities (id, contact_id, channel_id, external_id)"
                 " VALUES (1, 1, 'web', 'a'), (2, 2, 'web', 'b'), (3, 3, 'web', 'c'),"
                 " (4, 4, 'web', 'd')",
-                # wrote / assigned / waiting for a person / the bot's alone
+                # wrote / assigned / waiting for a person / the bot's alone (unassigned)
                 "INSERT INTO conversations (id, space_id, contact_id, channel_id, identity_id,"
                 " handler, created_at, last_message_at) VALUES"
                 " (1, 1, 1, 'web', 1, 'agent', '2026-01-01 10:00:00', '2026-01-01 10:09:00'),"
@@ -102,7 +102,7 @@ async def test_0015_finds_who_took_part_in_the_history(tmp_path: Path) -> None:
                 " (1, 1, 'web', 'out', '[]', 'sent', 'user', 7, '2026-01-01 10:05:00'),"
                 " (1, 1, 'web', 'out', '[]', 'sent', 'user', 7, '2026-01-01 10:09:00')",
                 "INSERT INTO assignments (conversation_id, user_id, created_at)"
-                " VALUES (2, 7, '2026-01-01 10:04:00')",
+                " VALUES (2, 7, '2026-01-01 10:04:00'), (4, NULL, '2026-01-01 10:04:00')",
             ):
                 await conn.execute(sa.text(statement))
     finally:

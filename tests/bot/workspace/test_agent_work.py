@@ -17,6 +17,7 @@ from bot.model import TextPart
 from bot.storage.tables import conversations, messages
 from bot.workspace.agent_work import AgentWork
 from tests.bot.api.test_conversations import open_conversation, people  # noqa: F401
+from tests.bot.pipeline.test_webhooks import body, post
 from tests.conftest import eventually
 from tests.fakes.echo_channel import EchoChannel
 
@@ -93,3 +94,23 @@ async def test_assigning_the_contact_takes_its_waiting_conversation(
     assert (after.handler, after.assignee_id) == ("agent", bea)
     with pytest.raises(NotFound):
         await AgentWork(app, row.space_id + 1).assign_contact(row.contact_id, bea, None, bea)
+
+
+async def test_unassigning_a_bot_conversation_is_no_handover(
+    client: TestClient,
+    app: Application,
+    echo: EchoChannel,
+    people: dict[str, Any],  # noqa: F811
+) -> None:
+    """What the reports count as handed over: a person or a team's queue got it."""
+    await post(client, echo.id, body({"id": "1", "from": "u1", "text": "hello"}))
+    await eventually(lambda: len(echo.sent) >= 1)  # the bot answered
+    async with app[DB].read() as conn:
+        conversation_id = (await conn.execute(sa.select(conversations.c.id))).scalar_one()
+    row = await state(app, conversation_id)
+    assert (row.handler, row.handed_over_at) == ("bot", None)
+    work = AgentWork(app, row.space_id)
+    await work.assign(conversation_id, None, people["admin_id"])  # e.g. an automation's
+    assert (await state(app, conversation_id)).handed_over_at is None
+    await work.assign(conversation_id, people["admin_id"], people["admin_id"])
+    assert (await state(app, conversation_id)).handed_over_at is not None

@@ -17,8 +17,9 @@ depends_on = None
 
 PEOPLE = "direction = 'out' AND sender_user_id IS NOT NULL"
 
-# what the hub now writes as it happens, found in the history; a person who only held the
-# conversation (handler waiting/agent, no assignment on record) took part when it last moved
+# what the hub now writes as it happens, found in the history: the first assignment to a
+# person, or a person's first message; a conversation a person holds without either
+# (handler waiting/agent) took part when it last moved
 FIRST_REPLY = """
 UPDATE conversations SET first_reply_at = (
   SELECT min(m.created_at) FROM messages m
@@ -26,7 +27,8 @@ UPDATE conversations SET first_reply_at = (
 """
 HANDED_OVER = """
 UPDATE conversations SET handed_over_at = coalesce(
-  (SELECT min(a.created_at) FROM assignments a WHERE a.conversation_id = conversations.id),
+  (SELECT min(a.created_at) FROM assignments a
+   WHERE a.conversation_id = conversations.id AND a.user_id IS NOT NULL),
   first_reply_at,
   CASE WHEN handler IN ('waiting', 'agent') THEN coalesce(last_message_at, created_at) END)
 """
