@@ -237,7 +237,21 @@ def _health_cells(info: channel_admin.ChannelInfo) -> list[str]:
 async def users_command(settings: Settings, args: argparse.Namespace) -> int:
     if args.users_command == "set-password":
         return await set_password(settings, args)
+    if args.users_command == "sign-out":
+        return await sign_out(settings, args)
     return await link(settings, args)
+
+
+async def sign_out(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.workspace.passwords import sign_out as end
+
+    async with hub(settings) as app, app[DB].write() as conn:
+        ended = await end(conn, args.email)
+    if args.json:
+        emit({"email": args.email, "sessions_ended": ended}, True)
+    else:
+        print(f"{ended} dashboard session{'s' * (ended != 1)} of {args.email} ended")
+    return 0
 
 
 async def set_password(settings: Settings, args: argparse.Namespace) -> int:

@@ -146,6 +146,14 @@ def _parser() -> argparse.ArgumentParser:
         help="read the password from standard input (one line), for scripts",
     )
     common_flags(password)
+    sign_out = users_sub.add_parser(
+        "sign-out",
+        help="end every dashboard session of a user (a lost laptop)",
+        description="End every dashboard session of the user, on every device: they sign "
+        "in again with their password. To refuse the password too, set a new one.",
+    )
+    sign_out.add_argument("email", help="the user's email")
+    common_flags(sign_out)
 
     contacts = commands.add_parser(
         "contacts",

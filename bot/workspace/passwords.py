@@ -37,9 +37,23 @@ async def set_password(conn: AsyncConnection, email: str, password: str) -> int:
     ).scalar()
     if user_id is None:
         raise NotFound(f"no user {email!r}: `chancenter users add {email} --name NAME` adds them")
-    # a new password signs the person out everywhere (an old one may have been stolen)
-    await conn.execute(dashboard_sessions.delete().where(dashboard_sessions.c.user_id == user_id))
+    await sign_out(conn, email)  # the old password may have been stolen
     return int(user_id)
+
+
+async def sign_out(conn: AsyncConnection, email: str) -> int:
+    """End every dashboard session of the user with `email` (a lost laptop); how many."""
+    user_id = (
+        await conn.execute(
+            sa.select(users.c.id).where(sa.func.lower(users.c.email) == email.strip().lower())
+        )
+    ).scalar()
+    if user_id is None:
+        raise NotFound(f"no user {email!r}: `chancenter users list` shows who there is")
+    ended = await conn.execute(
+        dashboard_sessions.delete().where(dashboard_sessions.c.user_id == user_id)
+    )
+    return int(ended.rowcount or 0)
 
 
 async def check_password(conn: AsyncConnection, email: str, password: str) -> int | None:

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -331,3 +332,21 @@ def test_set_password_from_stdin_and_what_it_refuses(tmp_path: Path) -> None:
     assert short.returncode != 0 and "at least 10 characters" in short.stderr
     nobody = set_password("nobody@example.com", "a long enough password")
     assert nobody.returncode != 0 and "users add" in nobody.stderr
+
+
+def test_signing_a_user_out_everywhere(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+    env = {"CHANCENTER_DATABASE_URL": url, "CHANCENTER_DATA_DIR": str(tmp_path)}
+    assert run("init", "--admin-email", "ana@example.com", env=env).returncode == 0
+    with sqlite3.connect(tmp_path / "hub.db") as db:
+        db.execute(
+            "INSERT INTO dashboard_sessions (id, user_id, expires_at)"
+            " SELECT 'a' || id, id, '2099-01-01' FROM users UNION ALL"
+            " SELECT 'b' || id, id, '2099-01-01' FROM users"
+        )
+    done = run("users", "sign-out", "ANA@example.com", env=env)
+    assert done.returncode == 0 and "2 dashboard sessions of ANA@example.com ended" in done.stdout
+    with sqlite3.connect(tmp_path / "hub.db") as db:
+        assert db.execute("SELECT count(*) FROM dashboard_sessions").fetchone() == (0,)
+    nobody = run("users", "sign-out", "nobody@example.com", env=env)
+    assert nobody.returncode != 0 and "users list" in nobody.stderr
