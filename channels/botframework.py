@@ -6,10 +6,12 @@ single-tenant app), adds the channel (`chancenter channels add botframework --ap
 --app-password ...`) and pastes the URL it prints into the bot's messaging endpoint.
 
 In: each request carries a token the SDK checks (`channels.botframework_auth`), then
-its activity becomes events (`channels.botframework_activities`). Out: every message
-is sent proactively, from the conversation reference stored with the contact, by the
-SDK's connector client with the app's token, within Teams' limits a conversation
-(7 a second, 60 in 30 seconds, 1,800 an hour) and the app's (the `per_second` setting).
+its activity becomes events (`channels.botframework_activities`); a picture pasted into
+Teams is fetched for agents with the app's token, through the hub's `/media/` proxy.
+Out: every message is sent proactively, from the conversation reference stored with the
+contact, by the SDK's connector client with the app's token, within Teams' limits a
+conversation (7 a second, 60 in 30 seconds, 1,800 an hour) and the app's (the
+`per_second` setting).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from bot.delivery.ratelimit import paced, per_window
 from bot.errors import (
     ConfigError,
     InvalidPayload,
+    NotFound,
     PermanentFailure,
     RecipientBlocked,
     RetryLater,
@@ -38,13 +41,14 @@ from bot.errors import (
 )
 from bot.model import Event, Outbound, SentReceipt
 from bot.pipeline.untrusted import loads
-from channels.base import Channel, ChannelContext, parse_each, refuse_templates
+from channels.base import Channel, ChannelContext, Media, parse_each, refuse_templates
 from channels.botframework_activities import (
     CAPABILITIES,
     events_of,
     message_key,
     reference_of,
     render,
+    url_of,
 )
 from channels.botframework_auth import AppCredentials, Gate, fetch_token
 
@@ -144,6 +148,18 @@ class BotFrameworkChannel(Channel):
                 raise RetryLater(10.0, f"the Bot Framework is unreachable: {exc}") from None
         return SentReceipt(external_id=message_key(conversation, sent.id) if sent else None)
 
+    async def fetch_media(self, media_id: str) -> Media:
+        """A picture kept by Microsoft (`needs_token` chose its URL), with the app's token."""
+        url = url_of(media_id)
+        try:
+            token = await fetch_token(self._credentials, self._token_lock)
+        except ConfigError as exc:
+            raise PermanentFailure(str(exc)) from None
+        except Unavailable as exc:
+            raise RetryLater(30.0, str(exc)) from None
+        limit = self.ctx.settings.max_upload_bytes
+        return await asyncio.to_thread(_download, url, token, limit)
+
     async def close(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
@@ -160,6 +176,24 @@ class BotFrameworkChannel(Channel):
             client.config.connection.timeout = TIMEOUT
             self._clients[service_url] = client
         return client
+
+
+def _download(url: str, token: str, limit: int) -> Media:
+    """Blocking (`requests`, which trusts the same certificates as the SDK's calls)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        with requests.get(url, headers=headers, timeout=TIMEOUT, stream=True) as resp:
+            if resp.status_code == 404:
+                raise NotFound("Microsoft no longer keeps this file")
+            if resp.status_code != 200:
+                raise PermanentFailure(f"Microsoft refused the file ({resp.status_code})")
+            body = resp.raw.read(limit + 1, decode_content=True)
+            kind = resp.headers.get("Content-Type", "application/octet-stream")
+    except requests.RequestException as exc:
+        raise RetryLater(10.0, f"Microsoft's file store is unreachable: {exc}") from None
+    if len(body) > limit:
+        raise PermanentFailure(f"the file is larger than {limit:,} bytes")
+    return Media(body, kind)
 
 
 def credentials_of(given: BotFrameworkCredentials, login_url: str) -> AppCredentials:

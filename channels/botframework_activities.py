@@ -12,11 +12,13 @@ conversations' equal numbers do not.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import html
 import json
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from botbuilder.core import TurnContext
 from botbuilder.schema import (
@@ -29,6 +31,7 @@ from botbuilder.schema import (
     SuggestedActions,
 )
 
+from bot.errors import NotFound
 from bot.model import (
     ContactBlocked,
     ContactCardPart,
@@ -65,6 +68,7 @@ REACTIONS = {
 }
 HERO_CARD = "application/vnd.microsoft.card.hero"
 TEAMS_FILE = "application/vnd.microsoft.teams.file.download.info"
+TOKEN_HOSTS = (".asm.skype.com", ".trafficmanager.net", ".botframework.com")  # Microsoft's
 # Teams' markdown: what would format instead of showing (HTML too, which it also renders)
 _INLINE = re.compile(r"([\\`*_~#\[\]|])")
 _LIST_ITEM = re.compile(r"^(\s*)(?:([-+])|(\d+)\.)(?=\s)", re.MULTILINE)
@@ -131,7 +135,8 @@ def _message(activity: Activity) -> list[Event]:
             payload = json.dumps(value, sort_keys=True)
         return [Postback(external_id=key, sender=sender, payload=payload, title=text or None)]
     parts: list[Any] = [TextPart(text=text)] if text else []
-    parts.extend(part for a in activity.attachments or () if (part := _media(a)) is not None)
+    service = activity.service_url
+    parts.extend(p for a in activity.attachments or () if (p := _media(a, service)) is not None)
     if not parts:
         return []
     return [MessageReceived(external_id=key, sender=sender, parts=tuple(parts))]
@@ -150,22 +155,54 @@ def _without_mention(activity: Activity) -> str:
     return text
 
 
-def _media(attachment: Attachment) -> MediaPart | None:
+def _media(attachment: Attachment, service_url: str | None) -> MediaPart | None:
     """A file or picture the contact sent; cards, and Teams' HTML copy of the text (no
-    URL either), are not."""
+    URL either), are not. A picture pasted into Teams is kept by the connector, whose URL
+    wants the bot's token: it becomes a media id the hub's `/media/` proxy fetches."""
     kind = attachment.content_type or ""
     if kind == TEAMS_FILE and isinstance(attachment.content, dict):
         url = attachment.content.get("downloadUrl")  # pre-authenticated, for a while
         return MediaPart(type="file", url=url, name=attachment.name) if url else None
-    if not attachment.content_url:
+    url = attachment.content_url
+    if not url:
         return None
     major = kind.partition("/")[0]
+    kept = needs_token(url, service_url)
     return MediaPart(
         type=major if major in ("image", "audio", "video") else "file",  # type: ignore[arg-type]
-        url=attachment.content_url,
+        url=None if kept else url,
+        media_id=media_id_of(url) if kept else None,
         mime_type=kind or None,
         name=attachment.name,
     )
+
+
+def needs_token(url: str, service_url: str | None) -> bool:
+    """Whether `url` is Microsoft's store of the conversation's files (the connector, or
+    Teams' inline pictures at `*.asm.skype.com`): only such a URL is sent the bot's
+    token, never another host an activity names."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        return False
+    if service_url and url.startswith(service_url.rstrip("/") + "/"):
+        return True
+    return parts.hostname.endswith(TOKEN_HOSTS)
+
+
+def media_id_of(url: str) -> str:
+    return base64.urlsafe_b64encode(url.encode()).decode().rstrip("=")
+
+
+def url_of(media_id: str) -> str:
+    """The URL in a media id (the hub signed the path it came in)."""
+    padded = media_id + "=" * (-len(media_id) % 4)
+    try:
+        url = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        url = ""
+    if not url.startswith("https://"):
+        raise NotFound("no such file")
+    return url
 
 
 def _reactions(activity: Activity) -> list[Event]:

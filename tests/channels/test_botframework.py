@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
+from bot.delivery.media import media_path
 from bot.errors import ConfigError
-from bot.keys import DB, DEFAULT_SPACE
+from bot.keys import DB, DEFAULT_SPACE, SETTINGS
 from bot.model import Outbound, TextPart
 from bot.storage.tables import channels, identities, messages
 from bot.workspace.channel_admin import add_channel
@@ -29,6 +30,7 @@ from tests.fakes.botframework import (
 )
 
 MEGAN = "a:1personal-chat-with-megan-bowen"  # the builders' personal conversation
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 
 
 @pytest.fixture
@@ -214,6 +216,30 @@ async def test_a_reaction_names_our_message(
     assert (await inbound_parts(bf_hub))[-1] == [
         {"type": "reaction", "emoji": "❤️", "to_external_id": ours.external_id}
     ]
+
+
+async def test_a_pasted_picture_reaches_agents_through_the_media_proxy(
+    bf_hub: TestClient, bf: FakeBotFramework, channel: BotFrameworkChannel
+) -> None:
+    """Teams keeps a pasted picture at the connector, behind the bot's token; a picture
+    elsewhere stays a link, and the token is never sent there."""
+    bf.attachments["0-cus-d1-abc"] = ("image/png", PNG)
+    pasted = {"contentType": "image/png", "contentUrl": bf.attachment_url("0-cus-d1-abc")}
+    gone = {"contentType": "image/png", "contentUrl": bf.attachment_url("0-cus-d1-gone")}
+    public = {"contentType": "image/png", "contentUrl": "https://example.com/cat.png"}
+    await from_teams(bf_hub, bf, channel, text="look", attachments=[pasted, gone, public])
+    (parts,) = await inbound_parts(bf_hub)
+    text, kept, missing, linked = parts
+    assert text == {"type": "text", "text": "look"}
+    assert kept["type"] == "image" and kept["url"] is None and kept["media_id"]
+    assert linked["url"] == "https://example.com/cat.png" and linked["media_id"] is None
+    key = bf_hub.server.app[SETTINGS].signing_key()
+    got = await bf_hub.get(media_path(key, channel.id, kept["media_id"]))
+    assert got.status == 200 and got.content_type == "image/png"
+    assert await got.read() == PNG
+    assert (await bf_hub.get(media_path(key, channel.id, missing["media_id"]))).status == 404
+    forged = media_path(key, channel.id, kept["media_id"]).replace("sig=", "sig=x")
+    assert (await bf_hub.get(forged)).status == 403
 
 
 async def test_other_activity_types_are_200_and_dropped(

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from botbuilder.schema import Activity, ConversationReference
 
+from bot.errors import NotFound
 from bot.model import (
     ContactBlocked,
     MediaPart,
@@ -26,10 +27,13 @@ from channels.botframework_activities import (
     TEAMS_FILE,
     escape,
     events_of,
+    media_id_of,
     message_key,
+    needs_token,
     reference_of,
     render,
     sender_of,
+    url_of,
 )
 from tests.fakes.botframework import (
     conversation_update,
@@ -177,9 +181,10 @@ def test_a_mention_alone_makes_no_event() -> None:
 
 
 def test_an_image_becomes_a_media_part() -> None:
+    """A picture on a public host (as Web Chat sends them) stays a link."""
     image = {
         "contentType": "image/png",
-        "contentUrl": "https://smba.example.com/emea/v3/attachments/abc/views/original",
+        "contentUrl": "https://cdn.example.com/photos/photo.png",
         "name": "photo.png",
     }
     event = only_message(activity(text="look", attachments=[image]))
@@ -187,11 +192,39 @@ def test_an_image_becomes_a_media_part() -> None:
         TextPart(text="look"),
         MediaPart(
             type="image",
-            url="https://smba.example.com/emea/v3/attachments/abc/views/original",
+            url="https://cdn.example.com/photos/photo.png",
             mime_type="image/png",
             name="photo.png",
         ),
     )
+
+
+def test_a_picture_kept_by_microsoft_becomes_a_media_id_the_hub_fetches() -> None:
+    kept = "https://smba.trafficmanager.net/emea/v3/attachments/0-x/views/original"
+    image = {"contentType": "image/png", "contentUrl": kept}
+    (part,) = only_message(activity(text=None, attachments=[image])).parts
+    assert isinstance(part, MediaPart)
+    assert (part.url, part.media_id) == (None, media_id_of(kept))
+    assert url_of(media_id_of(kept)) == kept
+    with pytest.raises(NotFound):
+        url_of("%%%")
+
+
+@pytest.mark.parametrize(
+    ("url", "token"),
+    [
+        ("https://smba.trafficmanager.net/amer/v3/attachments/1/views/original", True),
+        ("https://us-api.asm.skype.com/v1/objects/0-wus-d1-1/views/imgo", True),
+        ("https://connector.example/bot/v3/attachments/1/views/original", True),  # its own
+        ("http://us-api.asm.skype.com/v1/objects/1/views/imgo", False),  # not https
+        ("https://smba.trafficmanager.net.evil.example/v3/attachments/1", False),
+        ("https://evilasm.skype.com/v1/objects/1", False),
+        ("https://connector.example/bot-not/v3/attachments/1", False),
+        ("https://example.com/cat.png?u=https://us-api.asm.skype.com/", False),
+    ],
+)
+def test_only_microsofts_stores_are_sent_the_bots_token(url: str, token: bool) -> None:
+    assert needs_token(url, "https://connector.example/bot/") is token
 
 
 def test_teams_html_copy_of_the_text_is_ignored() -> None:

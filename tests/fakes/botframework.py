@@ -106,6 +106,7 @@ class FakeBotFramework:
     token_requests: list[tuple[str, str]] = field(default_factory=list)  # tenant, client id
     issued: dict[str, str] = field(default_factory=dict)  # access token -> app id
     failures: list[tuple[int, str, int | None]] = field(default_factory=list)
+    attachments: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # id: type, bytes
     kid: str = "fake-bf-key-1"
     delay: float = 0.0  # seconds the login and key endpoints take: a slow Microsoft
     base: str = ""  # the URLs are set by start()
@@ -263,6 +264,7 @@ class FakeBotFramework:
         app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", self._discovery)
         app.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
         app.router.add_post("/connector/{tail:.*}", self._activity)
+        app.router.add_get("/connector/v3/attachments/{id}/views/{view}", self._attachment)
         return app
 
     async def _openid(self, request: web.Request) -> web.Response:
@@ -362,6 +364,19 @@ class FakeBotFramework:
         self.sent.append(Sent(unquote(match[1]), reply_to, activity, token, app_id, made))
         self._test_loop.call_soon_threadsafe(self._changed.set)
         return web.json_response({"id": made})
+
+    async def _attachment(self, request: web.Request) -> web.Response:
+        """A file a user pasted into Teams, kept by the connector: the bot's token only."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme != "Bearer" or token not in self.issued:
+            return _connector(401, "Unauthorized", DENIED)
+        found = self.attachments.get(request.match_info["id"])
+        if found is None:
+            return _connector(404, "NotFound", "The attachment was not found.")
+        return web.Response(body=found[1], content_type=found[0])
+
+    def attachment_url(self, attachment_id: str) -> str:
+        return f"{self.service_url.rstrip('/')}/v3/attachments/{attachment_id}/views/original"
 
 
 def _aad(status: int, error: str, code: int, description: str) -> web.Response:
