@@ -181,7 +181,7 @@ async def test_signing_out_everywhere_ends_every_session_of_that_person_only(
     kept = await rows(app, sa.select(dashboard_sessions.c.address, dashboard_sessions.c.agent))
     assert len(kept) == 3 and all(address and agent for address, agent in kept)
     page = await laptop.get(inbox)
-    assert "Everywhere" in await page.text()
+    assert "Sign out everywhere" in await page.text()
     await laptop.post(
         "/app/logout",
         data={"csrf": csrf_of(await page.text()), "everywhere": "1"},
