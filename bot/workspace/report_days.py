@@ -189,7 +189,18 @@ class DayBook:
         days: list[date],
     ) -> bool:
         """Count `days` and move the book to `through`, if it is still as `seen` (its time
-        zone and last day; no time zone: no book yet)."""
+        zone and last day; no time zone: no book yet). The counting is a read (ended days
+        no longer change); the write that keeps it is short (on SQLite the writer runs on
+        the event loop)."""
+        counted: list[dict[str, Any]] = []
+        if days:
+            async with self._db.read() as conn:
+                rows = await conn.execute(_counted(self._db.is_sqlite, space_id, days, tz))
+                counted = [
+                    {"day": date.fromisoformat(day_text(day)), "space_id": space_id}
+                    | {"channel_id": channel, "direction": direction, "messages": n}
+                    for day, _, channel, direction, n in rows
+                ]
         b = report_books.c
         cut, last = seen
         async with self._db.write(yielding=True) as conn:  # conversations go first
@@ -209,11 +220,6 @@ class DayBook:
                 return False
             if cut != tz.key:  # a new book: the old days were cut at other midnights
                 await conn.execute(report_days.delete().where(report_days.c.space_id == space_id))
-            if days:
-                await conn.execute(
-                    report_days.insert().from_select(
-                        ["day", "space_id", "channel_id", "direction", "messages"],
-                        _counted(self._db.is_sqlite, space_id, days, tz),
-                    )
-                )
+            if counted:
+                await conn.execute(report_days.insert(), counted)
         return True
