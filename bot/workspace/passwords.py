@@ -8,6 +8,7 @@ which emails have accounts.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -30,40 +31,41 @@ async def set_password(conn: AsyncConnection, email: str, password: str) -> int:
     user_id = (
         await conn.execute(
             users.update()
-            .where(sa.func.lower(users.c.email) == email.strip().lower())
+            .where(_email_is(email))
             .values(password_hash=hashed)
             .returning(users.c.id)
         )
     ).scalar()
     if user_id is None:
         raise NotFound(f"no user {email!r}: `chancenter users add {email} --name NAME` adds them")
-    await sign_out(conn, email)  # the old password may have been stolen
+    await _end_sessions(conn, user_id)  # the old password may have been stolen
     return int(user_id)
 
 
 async def sign_out(conn: AsyncConnection, email: str) -> int:
     """End every dashboard session of the user with `email` (a lost laptop); how many."""
-    user_id = (
-        await conn.execute(
-            sa.select(users.c.id).where(sa.func.lower(users.c.email) == email.strip().lower())
-        )
-    ).scalar()
+    user_id = (await conn.execute(sa.select(users.c.id).where(_email_is(email)))).scalar()
     if user_id is None:
         raise NotFound(f"no user {email!r}: `chancenter users list` shows who there is")
+    return await _end_sessions(conn, user_id)
+
+
+async def _end_sessions(conn: AsyncConnection, user_id: int) -> int:
     ended = await conn.execute(
         dashboard_sessions.delete().where(dashboard_sessions.c.user_id == user_id)
     )
     return int(ended.rowcount or 0)
 
 
+def _email_is(email: str) -> Any:
+    """Emails match whatever their case (the form, the CLI and the invitation differ)."""
+    return sa.func.lower(users.c.email) == email.strip().lower()
+
+
 async def check_password(conn: AsyncConnection, email: str, password: str) -> int | None:
     """The user's id when `password` is theirs, else None (whatever was wrong)."""
     row = (
-        await conn.execute(
-            sa.select(users.c.id, users.c.password_hash).where(
-                sa.func.lower(users.c.email) == email.strip().lower()
-            )
-        )
+        await conn.execute(sa.select(users.c.id, users.c.password_hash).where(_email_is(email)))
     ).first()
     hashed = row.password_hash if row is not None and row.password_hash else _NOBODY
     try:

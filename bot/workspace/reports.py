@@ -115,12 +115,13 @@ async def summary(
 async def _per_day(
     conn: AsyncConnection, space_id: int, period: Period, moved: Counts, sqlite: bool
 ) -> list[dict[str, Any]]:
+    days = period.dates()
     table = {
         day.isoformat(): {"day": day.isoformat(), "opened": 0, "closed": 0, "in": 0, "out": 0}
-        for day in period.dates()
+        for day in days
     }
     for name, at in (("opened", c.created_at), ("closed", c.closed_at)):
-        query = by_day(sqlite, at, period.dates(), period.tz).where(c.space_id == space_id)
+        query = by_day(sqlite, at, days, period.tz).where(c.space_id == space_id)
         for day, n in await conn.execute(query):
             table[day_text(day)][name] = n
     for day, _, direction, n in moved:
