@@ -36,8 +36,9 @@ async def say(
     """The contact writes; returns the texts they got back for it."""
     before = len(echo.sent)
     await post(client, echo.id, body({"id": str(next(ids)), "from": who, "text": text}))
-    await eventually(lambda: _drained(app))
-    await eventually(lambda: _sent(app))
+    # up to 15 s: under the whole suite's load the queue once took over 5 s to drain
+    await eventually(lambda: _drained(app), timeout=15)
+    await eventually(lambda: _sent(app), timeout=15)
     return [p.text for o in echo.sent[before:] for p in o.parts if hasattr(p, "text")]
 
 
